@@ -1,0 +1,23 @@
+//! Domain types shared by every chatgptd crate.
+//!
+//! - [`avro`]: the Avro codec (single-object encoding) and the store of known schemas.
+//! - [`records`]: one Rust struct per record type in `schemas/`.
+//! - [`topics`]: the model of `topics.yaml`.
+//! - [`trace`]: W3C trace context, carried in Kafka headers.
+
+pub mod avro;
+pub mod records;
+pub mod topics;
+pub mod trace;
+
+mod error;
+
+pub use error::Error;
+
+/// Milliseconds since the Unix epoch, the unit of every `*_ms` timestamp in the records.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,17 @@
+//! One Rust struct per Avro record type in `schemas/`. Field docs live in the `.avsc` files;
+//! the tests below check that every struct encodes with, and decodes from, its schema.
+
+mod agent;
+mod dead_letter;
+mod memory;
+mod ticket;
+mod workflow;
+
+pub use agent::AgentMessage;
+pub use dead_letter::DeadLetter;
+pub use memory::MemoryRecord;
+pub use ticket::{EnrichedTicket, Provenance, TicketEvent};
+pub use workflow::WorkflowStep;
+
+#[cfg(test)]
+mod tests;

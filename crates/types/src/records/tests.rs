@@ -1,0 +1,292 @@
+use std::collections::BTreeMap;
+
+use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
+use serde_bytes::ByteBuf;
+
+use super::*;
+use crate::Error;
+use crate::avro::{AvroRecord, Codec, SchemaStore};
+
+fn provenance() -> Provenance {
+    Provenance {
+        provider: "offline".into(),
+        model: "offline-1".into(),
+        prompt_version: "enrich.v1".into(),
+        request_id: Some("req_123".into()),
+        prompt_tokens: 120,
+        completion_tokens: 80,
+        total_tokens: 200,
+        finish_reason: "stop".into(),
+        cached: false,
+        source_topic: "tickets.events".into(),
+        source_partition: 2,
+        source_offset: 41,
+    }
+}
+
+pub(crate) fn ticket() -> TicketEvent {
+    TicketEvent {
+        event_id: "e1".into(),
+        source: "jira".into(),
+        delivery_id: "d1".into(),
+        event_type: "jira:issue_created".into(),
+        ticket_id: "10001".into(),
+        ticket_key: "PROJ-1".into(),
+        title: "Login fails".into(),
+        description: "Since this morning — ünïcode".into(),
+        priority: Some("High".into()),
+        status: None,
+        labels: vec!["auth".into()],
+        reporter: Some("alice".into()),
+        actor: None,
+        url: Some("https://example.atlassian.net/browse/PROJ-1".into()),
+        received_at_ms: 1_700_000_000_000,
+        raw_payload: "{}".into(),
+    }
+}
+
+fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(value: T) {
+    let codec = Codec::builtin();
+    let bytes = codec.encode(&value).unwrap();
+    assert_eq!(&bytes[..2], &[0xC3, 0x01]);
+    assert_eq!(codec.decode::<T>(&bytes).unwrap(), value);
+}
+
+#[test]
+fn every_record_type_round_trips() {
+    round_trip(ticket());
+    round_trip(EnrichedTicket {
+        event_id: "e1".into(),
+        source: "jira".into(),
+        ticket_id: "10001".into(),
+        ticket_key: "PROJ-1".into(),
+        title: "Login fails".into(),
+        url: None,
+        category: "access".into(),
+        suggested_priority: "high".into(),
+        sentiment: "negative".into(),
+        language: "en".into(),
+        summary: "User cannot log in".into(),
+        suggested_reply: "We are looking into it".into(),
+        labels: vec!["auth".into()],
+        confidence: 0.87,
+        related_tickets: vec!["PROJ-0".into()],
+        provenance: provenance(),
+        enriched_at_ms: 1_700_000_000_500,
+    });
+    round_trip(AgentMessage {
+        id: "m1".into(),
+        conversation_id: "c1".into(),
+        correlation_id: "m1".into(),
+        from: "user:bob".into(),
+        to: "wanderweave".into(),
+        kind: "request".into(),
+        body: "Plan a trip".into(),
+        reply_to: Some("inbox:m1".into()),
+        in_reply_to: None,
+        hop_count: 0,
+        token_budget: 4000,
+        path: vec![],
+        sent_at_ms: 1,
+        provenance: Some(provenance()),
+    });
+    round_trip(WorkflowStep {
+        run_id: "r1".into(),
+        workflow: "research".into(),
+        step_id: "plan".into(),
+        kind: "execute".into(),
+        agent: Some("atlas-sentinel".into()),
+        input_json: "{\"topic\":\"kafka\"}".into(),
+        attempt: 1,
+        requested_at_ms: 2,
+    });
+    round_trip(MemoryRecord {
+        id: "mem1".into(),
+        owner: "ticket:jira:10001".into(),
+        kind: "ticket".into(),
+        text: "Login fails".into(),
+        tags: vec!["auth".into()],
+        created_at_ms: 3,
+        source_topic: "tickets.events".into(),
+        source_partition: 0,
+        source_offset: 7,
+        attributes: BTreeMap::from([("ticket_key".into(), "PROJ-1".into())]),
+    });
+    round_trip(DeadLetter {
+        source_topic: "tickets.events".into(),
+        source_partition: 1,
+        source_offset: 99,
+        key: Some(b"jira:1".to_vec()),
+        value: Some(vec![0xC3, 0x01, 0xFF, 0x00]),
+        headers: BTreeMap::from([("traceparent".into(), ByteBuf::from(b"00-ab".to_vec()))]),
+        error_class: "decode".into(),
+        error_message: "bad".into(),
+        attempts: 1,
+        worker: "enrich".into(),
+        failed_at_ms: 4,
+        replay_count: 0,
+    });
+}
+
+#[test]
+fn another_avro_library_reads_our_single_object_encoding() {
+    let codec = Codec::builtin();
+    let bytes = codec.encode(&ticket()).unwrap();
+    let schema = &codec
+        .store()
+        .current(TicketEvent::SCHEMA_NAME)
+        .unwrap()
+        .schema;
+    // apache-avro's own spec implementation: it checks the marker and fingerprint itself.
+    let reader = apache_avro::GenericSingleObjectReader::builder()
+        .schema(schema.clone())
+        .build()
+        .unwrap();
+    let value = reader.read_value(&mut bytes.as_slice()).unwrap();
+    let decoded: TicketEvent = apache_avro::from_value(&value).unwrap();
+    assert_eq!(decoded, ticket());
+}
+
+#[test]
+fn a_record_written_with_an_earlier_version_gets_the_new_fields_defaults() {
+    let codec = Codec::builtin();
+    let v1 = codec
+        .store()
+        .all_versions()
+        .find(|s| s.name == TicketEvent::SCHEMA_NAME && !s.current)
+        .unwrap();
+    let old = Value::Record(vec![
+        ("event_id".into(), Value::String("e1".into())),
+        ("source".into(), Value::String("github".into())),
+        ("delivery_id".into(), Value::String("d1".into())),
+        ("event_type".into(), Value::String("issues.opened".into())),
+        ("ticket_id".into(), Value::String("42".into())),
+        ("ticket_key".into(), Value::String("o/r#42".into())),
+        ("title".into(), Value::String("t".into())),
+        ("description".into(), Value::String("d".into())),
+        ("priority".into(), Value::Union(0, Box::new(Value::Null))),
+        ("labels".into(), Value::Array(vec![])),
+        ("reporter".into(), Value::Union(0, Box::new(Value::Null))),
+        ("url".into(), Value::Union(0, Box::new(Value::Null))),
+        ("received_at_ms".into(), Value::TimestampMillis(5)),
+    ]);
+    let mut bytes = vec![0xC3, 0x01];
+    bytes.extend_from_slice(&v1.fingerprint);
+    let body = GenericDatumWriter::builder(&v1.schema)
+        .build()
+        .unwrap()
+        .write_value_to_vec(old);
+    bytes.extend_from_slice(&body.unwrap());
+
+    let decoded: TicketEvent = codec.decode(&bytes).unwrap();
+    assert_eq!(decoded.ticket_key, "o/r#42");
+    assert_eq!(decoded.status, None);
+    assert_eq!(decoded.actor, None);
+    assert_eq!(decoded.raw_payload, "");
+}
+
+#[test]
+fn unknown_fingerprint_wrong_type_and_trailing_bytes_are_errors() {
+    let codec = Codec::builtin();
+    let mut bytes = codec.encode(&ticket()).unwrap();
+
+    let mut unknown = bytes.clone();
+    unknown[2] ^= 0xFF;
+    assert!(matches!(
+        codec.decode::<TicketEvent>(&unknown),
+        Err(Error::UnknownSchema { .. })
+    ));
+
+    assert!(matches!(
+        codec.decode::<WorkflowStep>(&bytes),
+        Err(Error::WrongType { .. })
+    ));
+
+    bytes.push(0);
+    let err = codec.decode::<TicketEvent>(&bytes).unwrap_err();
+    assert!(matches!(err, Error::Malformed { .. }), "{err}");
+    assert_eq!(err.class(), "decode");
+}
+
+#[test]
+fn garbage_bodies_are_errors_never_panics() {
+    let codec = Codec::builtin();
+    let good = codec.encode(&ticket()).unwrap();
+    // Every truncation, and every single-byte corruption of the body.
+    for len in 0..good.len() {
+        let _ = codec.decode::<TicketEvent>(&good[..len]);
+        let _ = codec.decode_json(&good[..len]);
+    }
+    for i in 10..good.len() {
+        for flip in [0x01u8, 0x80, 0xFF] {
+            let mut bad = good.clone();
+            bad[i] ^= flip;
+            let _ = codec.decode::<TicketEvent>(&bad);
+        }
+    }
+    // A huge length prefix must not allocate gigabytes.
+    let mut huge = good[..10].to_vec();
+    huge.extend_from_slice(&[0xFE, 0xFF, 0xFF, 0xFF, 0x0F]);
+    assert!(codec.decode::<TicketEvent>(&huge).is_err());
+}
+
+#[test]
+fn json_in_and_out() {
+    let codec = Codec::builtin();
+    let json = serde_json::json!({
+        "event_id": "e1", "source": "github", "delivery_id": "d1", "event_type": "issues.opened",
+        "ticket_id": "42", "ticket_key": "o/r#42", "title": "Crash on start",
+        "labels": ["bug"], "priority": "high", "received_at_ms": 1700000000000i64
+    });
+    let bytes = codec.encode_json("chatgptd.TicketEvent", &json).unwrap();
+    let decoded: TicketEvent = codec.decode(&bytes).unwrap();
+    assert_eq!(decoded.priority.as_deref(), Some("high"));
+    assert_eq!(decoded.description, "", "defaulted");
+
+    let (name, back) = codec.decode_json(&bytes).unwrap();
+    assert_eq!(name, "chatgptd.TicketEvent");
+    assert_eq!(back["title"], "Crash on start");
+    assert_eq!(back["reporter"], serde_json::Value::Null);
+
+    let typo = serde_json::json!({"event_id": "e1", "titel": "x"});
+    let err = codec
+        .encode_json("chatgptd.TicketEvent", &typo)
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown field `titel`"), "{err}");
+
+    let missing = serde_json::json!({"event_id": "e1"});
+    let err = codec
+        .encode_json("chatgptd.TicketEvent", &missing)
+        .unwrap_err();
+    assert!(err.to_string().contains("missing field `source`"), "{err}");
+}
+
+#[test]
+fn dead_letter_bytes_print_as_text_or_hex() {
+    let codec = Codec::builtin();
+    let letter = DeadLetter {
+        source_topic: "t".into(),
+        source_partition: 0,
+        source_offset: 1,
+        key: Some(b"k".to_vec()),
+        value: Some(vec![0xC3, 0x01]),
+        headers: BTreeMap::new(),
+        error_class: "decode".into(),
+        error_message: "m".into(),
+        attempts: 1,
+        worker: "w".into(),
+        failed_at_ms: 0,
+        replay_count: 0,
+    };
+    let (_, json) = codec.decode_json(&codec.encode(&letter).unwrap()).unwrap();
+    assert_eq!(json["key"], "k");
+    assert_eq!(json["value"], "0xc301");
+}
+
+#[test]
+fn store_from_the_repository_directory_matches_builtin() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
+    let store = SchemaStore::from_dir(&dir).unwrap();
+    assert_eq!(store.current_schemas().len(), 7);
+}
