@@ -1,1 +1,6 @@
+//! Integration tests: the workers and the binary against real protocols on loopback.
+//!
+//! One test binary (faster to link than one per file); each module is one area.
 
+mod runtime;
+mod support;

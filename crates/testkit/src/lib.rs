@@ -1,0 +1,53 @@
+//! The test harness: real servers on 127.0.0.1, started per test, stopped on drop.
+//!
+//! - [`kafka`]: an in-process mock cluster and helpers to produce, consume and read committed
+//!   offsets through rdkafka.
+//! - [`tansu`]: a real Kafka-protocol broker process (tansu) on a free port.
+//! - [`wait_until`], [`free_port`], [`unique`]: small things every test needs.
+
+pub mod kafka;
+pub mod process;
+pub mod tansu;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound, then released: good enough for a test server).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A name no other test uses: `prefix-<random>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:016x}", rand::random::<u64>())
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if started.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Logs to the test output (captured unless the test fails). Call at the start of a test.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,212 @@
+//! `chatgptd topics apply|list`: make the cluster match `topics.yaml`, idempotently, and say
+//! how existing topics differ from it (never altering them: repartitioning moves keys).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatgptd_types::topics::{TopicSpec, TopicsFile};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::metadata::Metadata;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::Error;
+use crate::kafka::KafkaOptions;
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What happened to one declared topic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TopicState {
+    /// Created by this run.
+    Created,
+    /// Already there.
+    Exists,
+    /// Not there (`list` only).
+    Missing,
+    /// Creation failed.
+    Failed(String),
+}
+
+/// One declared topic and how the cluster's copy compares.
+#[derive(Debug, Clone)]
+pub struct TopicReport {
+    pub name: String,
+    pub state: TopicState,
+    /// Partitions in the cluster (0 when missing).
+    pub partitions: usize,
+    /// How the cluster's topic differs from topics.yaml, for people.
+    pub differences: Vec<String>,
+}
+
+struct Admin {
+    client: Arc<AdminClient<DefaultClientContext>>,
+}
+
+impl Admin {
+    fn new(kafka: &KafkaOptions) -> Result<Self, Error> {
+        let client = kafka
+            .base_config("admin")?
+            .create()
+            .map_err(Error::kafka("creating the admin client"))?;
+        Ok(Admin {
+            client: Arc::new(client),
+        })
+    }
+
+    async fn metadata(&self) -> Result<Metadata, Error> {
+        let client = self.client.clone();
+        tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, ADMIN_TIMEOUT))
+            .await
+            .map_err(|err| Error::ConsumerThread(err.to_string()))?
+            .map_err(Error::kafka("reading cluster metadata"))
+    }
+}
+
+/// Compares the cluster with `topics` without changing anything.
+pub async fn list(kafka: &KafkaOptions, topics: &TopicsFile) -> Result<Vec<TopicReport>, Error> {
+    let admin = Admin::new(kafka)?;
+    let metadata = admin.metadata().await?;
+    let mut reports = Vec::new();
+    for spec in &topics.topics {
+        reports.push(compare(&admin, &metadata, spec).await);
+    }
+    Ok(reports)
+}
+
+/// Creates the declared topics that are missing and reports on the others. Running it again
+/// changes nothing. A replication factor above the broker count is capped (a one-broker
+/// development cluster), and the cap is reported.
+pub async fn apply(kafka: &KafkaOptions, topics: &TopicsFile) -> Result<Vec<TopicReport>, Error> {
+    let admin = Admin::new(kafka)?;
+    let metadata = admin.metadata().await?;
+    let broker_count = metadata.brokers().len().max(1) as i32;
+
+    let mut reports = Vec::new();
+    let mut to_create: Vec<&TopicSpec> = Vec::new();
+    for spec in &topics.topics {
+        let report = compare(&admin, &metadata, spec).await;
+        if report.state == TopicState::Missing {
+            to_create.push(spec);
+        } else {
+            reports.push(report);
+        }
+    }
+    if to_create.is_empty() {
+        return Ok(reports);
+    }
+
+    let configs: Vec<Vec<(String, String)>> =
+        to_create.iter().map(|spec| spec.kafka_configs()).collect();
+    let new_topics: Vec<NewTopic<'_>> = to_create
+        .iter()
+        .zip(&configs)
+        .map(|(spec, configs)| {
+            let replication = spec.replication_factor.min(broker_count);
+            configs.iter().fold(
+                NewTopic::new(
+                    &spec.name,
+                    spec.partitions,
+                    TopicReplication::Fixed(replication),
+                ),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+    let results = admin
+        .client
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(Error::kafka("creating topics"))?;
+    for (spec, result) in to_create.iter().zip(results) {
+        let mut differences = Vec::new();
+        if spec.replication_factor > broker_count {
+            differences.push(format!(
+                "replication_factor {} capped to {broker_count}: the cluster has {broker_count} broker(s)",
+                spec.replication_factor
+            ));
+        }
+        let state = match result {
+            Ok(_) => TopicState::Created,
+            // Another `apply` got there first: still idempotent.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => TopicState::Exists,
+            Err((_, code)) => TopicState::Failed(code.to_string()),
+        };
+        let partitions = if matches!(state, TopicState::Failed(_)) {
+            0
+        } else {
+            spec.partitions as usize
+        };
+        reports.push(TopicReport {
+            name: spec.name.clone(),
+            state,
+            partitions,
+            differences,
+        });
+    }
+    reports.sort_by_key(|report| topics.topics.iter().position(|t| t.name == report.name));
+    Ok(reports)
+}
+
+async fn compare(admin: &Admin, metadata: &Metadata, spec: &TopicSpec) -> TopicReport {
+    let Some(topic) = metadata.topics().iter().find(|t| t.name() == spec.name) else {
+        return TopicReport {
+            name: spec.name.clone(),
+            state: TopicState::Missing,
+            partitions: 0,
+            differences: Vec::new(),
+        };
+    };
+    let mut differences = Vec::new();
+    let partitions = topic.partitions().len();
+    if partitions != spec.partitions as usize {
+        differences.push(format!(
+            "partitions: {partitions} in the cluster, {} declared",
+            spec.partitions
+        ));
+    }
+    if let Some(first) = topic.partitions().first() {
+        let replicas = first.replicas().len();
+        if replicas != spec.replication_factor as usize {
+            differences.push(format!(
+                "replication_factor: {replicas} in the cluster, {} declared",
+                spec.replication_factor
+            ));
+        }
+    }
+    differences.extend(config_differences(admin, spec).await);
+    TopicReport {
+        name: spec.name.clone(),
+        state: TopicState::Exists,
+        partitions,
+        differences,
+    }
+}
+
+async fn config_differences(admin: &Admin, spec: &TopicSpec) -> Vec<String> {
+    let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+    let resource = [ResourceSpecifier::Topic(&spec.name)];
+    let described = match admin.client.describe_configs(&resource, &options).await {
+        Ok(mut results) => match results.pop() {
+            Some(Ok(resource)) => resource,
+            Some(Err(code)) => return vec![format!("configs not readable: {code}")],
+            None => return vec!["configs not readable: empty answer".to_string()],
+        },
+        Err(err) => return vec![format!("configs not readable: {err}")],
+    };
+    let mut differences = Vec::new();
+    for (key, declared) in spec.kafka_configs() {
+        let actual = described.get(&key).and_then(|entry| entry.value.clone());
+        match actual {
+            Some(actual) if actual == declared => {}
+            Some(actual) => differences.push(format!(
+                "{key}: {actual} in the cluster, {declared} declared"
+            )),
+            None => differences.push(format!(
+                "{key}: not reported by the cluster, {declared} declared"
+            )),
+        }
+    }
+    differences
+}

@@ -1,0 +1,253 @@
+//! State shared by the polling thread, the rebalance callbacks and the record tasks.
+//!
+//! The polling thread admits records; record tasks complete them; rebalance callbacks (which
+//! librdkafka runs on the polling thread) drain partitions. One mutex guards it all: every
+//! critical section is a few map operations, and `store_offsets`, `pause` and `resume` are
+//! local librdkafka calls that do not wait on the network.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::context::RuntimeContext;
+use super::partition::{Admission, LaneKey, PartitionState};
+use crate::telemetry::metric;
+
+/// Topic and partition.
+pub(crate) type TopicPartition = (String, i32);
+
+/// A record that may start now, and what its task needs to report back.
+pub(crate) struct LaneStart {
+    pub partition: TopicPartition,
+    pub epoch: u64,
+    pub lane: LaneKey,
+    pub message: OwnedMessage,
+    pub cancel: CancellationToken,
+}
+
+struct Assigned {
+    state: PartitionState<OwnedMessage>,
+    /// Changes on every assignment, so a task from before a revoke cannot touch the state of
+    /// a later assignment of the same partition.
+    epoch: u64,
+    /// Cancelled when the partition is taken away before its records finish.
+    cancel: CancellationToken,
+    /// Set while draining: records polled now are not started.
+    revoking: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    partitions: HashMap<TopicPartition, Assigned>,
+    next_epoch: u64,
+    in_flight: usize,
+}
+
+/// See the module docs.
+pub(crate) struct Coordinator {
+    worker: String,
+    max_in_flight: usize,
+    inner: Mutex<Inner>,
+    /// Signalled whenever a record completes, so drains can wait for in-flight work.
+    completed: Condvar,
+}
+
+impl Coordinator {
+    pub fn new(worker: &str, max_in_flight: usize) -> Self {
+        Coordinator {
+            worker: worker.to_string(),
+            max_in_flight,
+            inner: Mutex::new(Inner::default()),
+            completed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than stopping would, so keep going with the data.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Partitions were assigned to this member.
+    pub fn assign(&self, partitions: &TopicPartitionList) {
+        let mut inner = self.lock();
+        for element in partitions.elements() {
+            inner.next_epoch += 1;
+            let epoch = inner.next_epoch;
+            let key = (element.topic().to_string(), element.partition());
+            inner.partitions.insert(
+                key,
+                Assigned {
+                    state: PartitionState::default(),
+                    epoch,
+                    cancel: CancellationToken::new(),
+                    revoking: false,
+                },
+            );
+        }
+    }
+
+    /// Partitions currently assigned.
+    pub fn assigned(&self) -> Vec<TopicPartition> {
+        self.lock().partitions.keys().cloned().collect()
+    }
+
+    /// Takes a polled record: returns it if it may start now; queues it behind its key
+    /// otherwise. Pauses the partition at its in-flight bound.
+    pub fn admit(
+        &self,
+        consumer: &BaseConsumer<RuntimeContext>,
+        message: OwnedMessage,
+    ) -> Option<LaneStart> {
+        let partition = (message.topic().to_string(), message.partition());
+        let offset = message.offset();
+        let lane = LaneKey::of(message.key(), offset);
+        let mut inner = self.lock();
+        let Some(assigned) = inner.partitions.get_mut(&partition) else {
+            debug!(topic = %partition.0, partition = partition.1, offset, "record for an unassigned partition dropped");
+            return None;
+        };
+        if assigned.revoking {
+            return None;
+        }
+        let admission = assigned.state.admit(offset, lane.clone(), message);
+        let start = match admission {
+            Admission::Start(message) => Some(LaneStart {
+                partition: partition.clone(),
+                epoch: assigned.epoch,
+                lane,
+                message,
+                cancel: assigned.cancel.clone(),
+            }),
+            Admission::Queued => None,
+            Admission::Duplicate => {
+                debug!(topic = %partition.0, partition = partition.1, offset, "record seen before, ignored");
+                return None;
+            }
+        };
+        if assigned.state.should_pause(self.max_in_flight) {
+            match consumer.pause(&single(&partition)) {
+                Ok(()) => {
+                    assigned.state.paused = true;
+                    debug!(topic = %partition.0, partition = partition.1, "partition paused at its in-flight bound");
+                }
+                Err(err) => {
+                    warn!(%err, topic = %partition.0, partition = partition.1, "could not pause partition")
+                }
+            }
+        }
+        inner.in_flight += 1;
+        self.report_gauges(&inner);
+        start
+    }
+
+    /// A record finished (outputs acknowledged, or dead-lettered). Stores the offset that is
+    /// now safe to commit and returns the next record of the same key, if one waits.
+    pub fn complete(
+        &self,
+        consumer: Option<&BaseConsumer<RuntimeContext>>,
+        partition: &TopicPartition,
+        epoch: u64,
+        offset: i64,
+        lane: &LaneKey,
+    ) -> Option<OwnedMessage> {
+        let mut inner = self.lock();
+        let Some(assigned) = inner.partitions.get_mut(partition) else {
+            return None;
+        };
+        if assigned.epoch != epoch {
+            return None;
+        }
+        let before = assigned.state.in_flight();
+        let (commit, next) = assigned.state.complete(offset, lane);
+        let completed = before - assigned.state.in_flight();
+        if let (Some(commit), Some(consumer)) = (commit, consumer) {
+            let mut list = TopicPartitionList::new();
+            // store_offsets stores exactly what it is given: the next offset to read.
+            if let Err(err) = list
+                .add_partition_offset(&partition.0, partition.1, Offset::Offset(commit))
+                .and_then(|()| consumer.store_offsets(&list))
+            {
+                warn!(%err, topic = %partition.0, partition = partition.1, commit, "could not store offset");
+            }
+        }
+        if assigned.state.should_resume(self.max_in_flight)
+            && !assigned.revoking
+            && let Some(consumer) = consumer
+        {
+            match consumer.resume(&single(partition)) {
+                Ok(()) => assigned.state.paused = false,
+                Err(err) => {
+                    warn!(%err, topic = %partition.0, partition = partition.1, "could not resume partition")
+                }
+            }
+        }
+        inner.in_flight -= completed;
+        self.report_gauges(&inner);
+        drop(inner);
+        self.completed.notify_all();
+        next.map(|(_, message)| message)
+    }
+
+    /// Stops starting records of `partitions`, waits up to `deadline` for their in-flight
+    /// records to finish (unless the assignment was lost, when waiting is pointless), then
+    /// cancels whatever still runs and forgets the partitions. Returns how many records were
+    /// abandoned; they were not committed and will be redelivered.
+    pub fn drain(&self, partitions: &[TopicPartition], deadline: Duration, lost: bool) -> usize {
+        let started = Instant::now();
+        let mut inner = self.lock();
+        for partition in partitions {
+            if let Some(assigned) = inner.partitions.get_mut(partition) {
+                assigned.revoking = true;
+            }
+        }
+        let pending = |inner: &Inner| -> usize {
+            partitions
+                .iter()
+                .filter_map(|p| inner.partitions.get(p))
+                .map(|assigned| assigned.state.in_flight())
+                .sum()
+        };
+        while !lost && pending(&inner) > 0 {
+            let Some(left) = deadline.checked_sub(started.elapsed()) else {
+                break;
+            };
+            inner = self
+                .completed
+                .wait_timeout(inner, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        let mut abandoned = 0;
+        for partition in partitions {
+            if let Some(assigned) = inner.partitions.remove(partition) {
+                assigned.cancel.cancel();
+                abandoned += assigned.state.in_flight();
+            }
+        }
+        inner.in_flight -= abandoned.min(inner.in_flight);
+        self.report_gauges(&inner);
+        abandoned
+    }
+
+    fn report_gauges(&self, inner: &Inner) {
+        let labels = [("worker", self.worker.clone())];
+        metrics::gauge!(metric::IN_FLIGHT, &labels).set(inner.in_flight as f64);
+        let paused = inner.partitions.values().filter(|a| a.state.paused).count();
+        metrics::gauge!(metric::PAUSED_PARTITIONS, &labels).set(paused as f64);
+    }
+}
+
+fn single(partition: &TopicPartition) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(&partition.0, partition.1);
+    list
+}

@@ -1,0 +1,279 @@
+//! Processing one record, with retries, until it is done or dead-lettered.
+
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
+
+use chatgptd_types::avro::Codec;
+use chatgptd_types::trace::TraceContext;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info_span, warn};
+
+use super::context::RuntimeContext;
+use super::coordinator::{Coordinator, LaneStart};
+use super::options::ConsumerOptions;
+use crate::dead_letter::{Failure, dead_letter_record};
+use crate::processor::{Incoming, ProcessError, Processor, RecordMeta};
+use crate::producer::Producer;
+use crate::telemetry::metric;
+
+/// How handling a record ended.
+enum Outcome {
+    /// Outputs acknowledged, or the record dead-lettered: its offset may be committed.
+    Done,
+    /// The partition was taken away (rebalance, shutdown): not done, will be redelivered.
+    Cancelled,
+}
+
+/// Everything a record task needs; one per consumer, shared by its tasks.
+pub(crate) struct RecordHandler<P: Processor> {
+    pub worker: String,
+    pub processor: P,
+    pub producer: Producer,
+    pub codec: Codec,
+    pub options: ConsumerOptions,
+    pub coordinator: Arc<Coordinator>,
+    /// Set once the consumer exists. Weak, so record tasks never keep a closed consumer alive.
+    pub consumer: OnceLock<Weak<BaseConsumer<RuntimeContext>>>,
+}
+
+impl<P: Processor> RecordHandler<P> {
+    /// Runs a key's lane: the record it starts with, then each record that queued behind it.
+    pub async fn run_lane(self: Arc<Self>, start: LaneStart) {
+        let LaneStart {
+            partition,
+            epoch,
+            lane,
+            message,
+            cancel,
+        } = start;
+        let mut next = Some(message);
+        while let Some(message) = next.take() {
+            let offset = message.offset();
+            let started = Instant::now();
+            if let Outcome::Cancelled = self.handle(&message, &cancel).await {
+                return;
+            }
+            metrics::histogram!(metric::PROCESSING_SECONDS, "worker" => self.worker.clone())
+                .record(started.elapsed().as_secs_f64());
+            let consumer = self.consumer.get().and_then(Weak::upgrade);
+            next = self
+                .coordinator
+                .complete(consumer.as_deref(), &partition, epoch, offset, &lane);
+        }
+    }
+
+    async fn handle(&self, message: &OwnedMessage, cancel: &CancellationToken) -> Outcome {
+        let meta = record_meta(message);
+        let span = info_span!(
+            "record",
+            worker = %self.worker,
+            topic = %meta.topic,
+            partition = meta.partition,
+            offset = meta.offset,
+            trace_id = %meta.trace.trace_id_hex(),
+        );
+        self.handle_in_span(message, meta, cancel)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_in_span(
+        &self,
+        message: &OwnedMessage,
+        meta: RecordMeta,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        metrics::counter!(metric::RECORDS_IN, "worker" => self.worker.clone(), "topic" => meta.topic.clone())
+            .increment(1);
+        let trace = meta.trace;
+        let payload = message.payload().unwrap_or_default();
+        let value = match self.codec.decode::<P::Input>(payload) {
+            Ok(value) => value,
+            Err(err) => {
+                self.count_error(err.class(), "decode");
+                let failure = Failure {
+                    class: err.class(),
+                    message: err.to_string(),
+                    attempts: 1,
+                };
+                return self.dead_letter(message, failure, &trace, cancel).await;
+            }
+        };
+        let mut incoming = Incoming { value, meta };
+        let max_attempts = self.options.max_attempts;
+        let mut last_error = ProcessError::retryable("none", "");
+        for attempt in 1..=max_attempts {
+            incoming.meta.attempt = attempt;
+            let result = tokio::select! {
+                _ = cancel.cancelled() => return Outcome::Cancelled,
+                result = tokio::time::timeout(self.options.process_timeout, self.try_once(&incoming)) => result,
+            };
+            let error = match result {
+                Ok(Ok(())) => return Outcome::Done,
+                Ok(Err(error)) => error,
+                Err(_elapsed) => ProcessError::retryable(
+                    "timeout",
+                    format!(
+                        "not done within process_timeout ({:?})",
+                        self.options.process_timeout
+                    ),
+                ),
+            };
+            self.count_error(
+                error.class,
+                if error.class == "produce" {
+                    "produce"
+                } else {
+                    "process"
+                },
+            );
+            if error.is_permanent() {
+                let failure = Failure {
+                    class: error.class,
+                    message: error.message,
+                    attempts: attempt,
+                };
+                return self.dead_letter(message, failure, &trace, cancel).await;
+            }
+            warn!(attempt, max_attempts, error = %error, "retryable error");
+            if attempt < max_attempts {
+                let delay = self.options.backoff.delay(attempt, error.retry_after);
+                tokio::select! {
+                    _ = cancel.cancelled() => return Outcome::Cancelled,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            last_error = error;
+        }
+        let failure = Failure {
+            class: "retries_exhausted",
+            message: format!("{}: {}", last_error.class, last_error.message),
+            attempts: max_attempts,
+        };
+        self.dead_letter(message, failure, &trace, cancel).await
+    }
+
+    /// One try: process, then produce the outputs and wait for every acknowledgement.
+    async fn try_once(&self, incoming: &Incoming<P::Input>) -> Result<(), ProcessError> {
+        let mut outputs = self.processor.process(incoming).await?;
+        let traceparent = incoming.meta.trace.to_header();
+        for output in &mut outputs {
+            if !output
+                .headers
+                .iter()
+                .any(|(name, _)| name == TraceContext::HEADER)
+            {
+                output.headers.push((
+                    TraceContext::HEADER.to_string(),
+                    traceparent.clone().into_bytes(),
+                ));
+            }
+        }
+        self.producer.send_all(&outputs).await.map_err(|err| {
+            ProcessError::retryable("produce", format!("output not acknowledged: {err}"))
+        })?;
+        for output in &outputs {
+            metrics::counter!(metric::RECORDS_OUT, "worker" => self.worker.clone(), "topic" => output.topic.clone())
+                .increment(1);
+        }
+        Ok(())
+    }
+
+    /// Sends the record to the dead-letter topic, retrying until the broker has it: only then
+    /// may its offset be committed, or the record would be lost.
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        failure: Failure,
+        trace: &TraceContext,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let topic = &self.options.dead_letter_topic;
+        let record =
+            match dead_letter_record(&self.codec, topic, &self.worker, message, &failure, trace) {
+                Ok(record) => record,
+                Err(err) => {
+                    // Only a broken build can fail to encode a DeadLetter; not committing keeps
+                    // the record, and the error is loud.
+                    error!(%err, "cannot encode the dead letter; the record stays uncommitted");
+                    cancel.cancelled().await;
+                    return Outcome::Cancelled;
+                }
+            };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = tokio::select! {
+                _ = cancel.cancelled() => return Outcome::Cancelled,
+                sent = self.producer.send(&record) => sent,
+            };
+            match sent {
+                Ok(_) => {
+                    warn!(error_class = failure.class, attempts = failure.attempts, error = %failure.message, dead_letter_topic = %topic, "record dead-lettered");
+                    metrics::counter!(
+                        metric::DEAD_LETTERS,
+                        "worker" => self.worker.clone(),
+                        "topic" => message.topic().to_string(),
+                        "error_class" => failure.class
+                    )
+                    .increment(1);
+                    return Outcome::Done;
+                }
+                Err(err) => {
+                    self.count_error("produce", "dead_letter");
+                    error!(%err, attempt, "dead-letter topic did not take the record; retrying");
+                    let delay = self.options.backoff.delay(attempt, None);
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Outcome::Cancelled,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn count_error(&self, class: &'static str, stage: &'static str) {
+        metrics::counter!(
+            metric::ERRORS,
+            "worker" => self.worker.clone(),
+            "error_class" => class,
+            "stage" => stage
+        )
+        .increment(1);
+    }
+}
+
+fn record_meta(message: &OwnedMessage) -> RecordMeta {
+    let headers: Vec<(String, Vec<u8>)> = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let parent = headers
+        .iter()
+        .find(|(name, _)| name == TraceContext::HEADER)
+        .and_then(|(_, value)| TraceContext::from_bytes(Some(value)));
+    RecordMeta {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        timestamp_ms: message.timestamp().to_millis(),
+        headers,
+        trace: parent
+            .map(|p| p.child())
+            .unwrap_or_else(TraceContext::new_root),
+        attempt: 1,
+    }
+}

@@ -1,0 +1,241 @@
+//! The consumer runtime: runs a [`Processor`] over a Kafka consumer group, at least once.
+//!
+//! ```text
+//!  polling thread ──admit──▶ Coordinator ──start──▶ record tasks (tokio) ──complete──▶ Coordinator
+//!   (BaseConsumer::poll,      per partition:        decode, process,                  store the
+//!    rebalance callbacks)     offsets + key lanes   produce, ack / DLQ                committable offset
+//! ```
+//!
+//! - A dedicated thread polls, so the consumer keeps polling however slow processing is, and
+//!   rebalance callbacks may block while in-flight records drain.
+//! - Records with the same key run in order; different keys run concurrently, up to
+//!   `max_in_flight_per_partition` per partition, beyond which the partition is paused.
+//! - An offset is stored only when its record and all earlier records of its partition are
+//!   done: outputs acknowledged by the broker, or the record dead-lettered.
+//! - On revoke and shutdown: no new records, in-flight ones get `drain_timeout`, then a
+//!   synchronous commit.
+
+mod context;
+mod coordinator;
+mod handler;
+mod options;
+pub mod partition;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use context::RuntimeContext;
+pub use options::ConsumerOptions;
+
+use self::context::commit_stored;
+use self::coordinator::Coordinator;
+use self::handler::RecordHandler;
+use crate::health::Readiness;
+use crate::kafka::{KafkaOptions, millis};
+use crate::processor::Processor;
+use crate::{Error, WorkerContext};
+
+/// How long one poll blocks; bounds how quickly the thread notices shutdown.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long to wait for cluster metadata when checking topics at start.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A processor bound to a consumer group: build with [`ConsumerRuntime::new`], then `run`.
+pub struct ConsumerRuntime<P: Processor> {
+    handler: Arc<RecordHandler<P>>,
+    kafka: KafkaOptions,
+    topics: Vec<String>,
+    readiness: Readiness,
+}
+
+impl<P: Processor> ConsumerRuntime<P> {
+    /// Binds `processor` to `topics`. `worker` names the worker kind in logs, metrics and the
+    /// default group id.
+    pub fn new(
+        worker: &str,
+        context: &WorkerContext,
+        mut options: ConsumerOptions,
+        topics: Vec<String>,
+        processor: P,
+    ) -> Result<Self, Error> {
+        options.validate()?;
+        if options.group_id.is_empty() {
+            options.group_id = format!("chatgptd-{worker}");
+        }
+        if let Some(warning) = options.poll_interval_warning() {
+            warn!(worker, "{warning}");
+        }
+        let coordinator = Arc::new(Coordinator::new(
+            worker,
+            options.max_in_flight_per_partition,
+        ));
+        let handler = Arc::new(RecordHandler {
+            worker: worker.to_string(),
+            processor,
+            producer: context.producer.clone(),
+            codec: context.codec.clone(),
+            options,
+            coordinator,
+            consumer: OnceLock::new(),
+        });
+        let readiness = context.health.register(format!("consumer:{worker}"));
+        Ok(ConsumerRuntime {
+            handler,
+            kafka: context.kafka.clone(),
+            topics,
+            readiness,
+        })
+    }
+
+    /// The librdkafka config: defaults, the user's properties, then what at-least-once needs.
+    fn consumer_config(&self) -> Result<ClientConfig, Error> {
+        let options = &self.handler.options;
+        let mut config = ClientConfig::new();
+        config.set("auto.offset.reset", "earliest");
+        for (key, value) in self.kafka.base_config(&self.handler.worker)?.config_map() {
+            config.set(key, value);
+        }
+        for (key, value) in &options.properties {
+            config.set(key, value);
+        }
+        config
+            .set("group.id", &options.group_id)
+            // Offsets are stored by the runtime, only for completed prefixes; librdkafka
+            // commits what is stored in the background and we commit synchronously on revoke.
+            .set("enable.auto.offset.store", "false")
+            .set("enable.auto.commit", "true")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", millis(options.session_timeout))
+            .set("max.poll.interval.ms", millis(options.max_poll_interval));
+        Ok(config)
+    }
+
+    /// Consumes until `shutdown` is cancelled, then drains and commits.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let worker = self.handler.worker.clone();
+        let context = RuntimeContext {
+            worker: worker.clone(),
+            coordinator: self.handler.coordinator.clone(),
+            drain_timeout: self.handler.options.drain_timeout,
+            readiness: self.readiness.clone(),
+        };
+        let consumer: BaseConsumer<RuntimeContext> = self
+            .consumer_config()?
+            .create_with_context(context)
+            .map_err(Error::kafka("creating the consumer"))?;
+        let consumer = Arc::new(consumer);
+        let _ = self.handler.consumer.set(Arc::downgrade(&consumer));
+
+        let checked = consumer.clone();
+        let topics = self.topics.clone();
+        let brokers = self.kafka.brokers.clone();
+        tokio::task::spawn_blocking(move || check_topics_exist(&checked, &topics, &brokers))
+            .await
+            .map_err(|err| Error::ConsumerThread(err.to_string()))??;
+
+        let topic_refs: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topic_refs)
+            .map_err(Error::kafka("subscribing"))?;
+        info!(worker, group = %self.handler.options.group_id, topics = ?self.topics, "consumer started");
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Handle::current();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let thread_stop = stop.clone();
+        let handler = self.handler.clone();
+        let readiness = self.readiness.clone();
+        std::thread::Builder::new()
+            .name(format!("poll-{worker}"))
+            .spawn(move || {
+                poll_loop(&consumer, &handler, &runtime, &thread_stop);
+                shut_down(consumer, &handler, &readiness);
+                let _ = done_tx.send(());
+            })
+            .map_err(Error::Io)?;
+
+        shutdown.cancelled().await;
+        info!(worker, "shutting down: draining in-flight records");
+        stop.store(true, Ordering::SeqCst);
+        done_rx
+            .await
+            .map_err(|_| Error::ConsumerThread("the polling thread panicked".into()))?;
+        info!(worker, "consumer stopped");
+        Ok(())
+    }
+}
+
+fn poll_loop<P: Processor>(
+    consumer: &BaseConsumer<RuntimeContext>,
+    handler: &Arc<RecordHandler<P>>,
+    runtime: &tokio::runtime::Handle,
+    stop: &AtomicBool,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.poll(POLL_INTERVAL) {
+            None => {}
+            Some(Ok(message)) => {
+                if let Some(start) = handler.coordinator.admit(consumer, message.detach()) {
+                    runtime.spawn(handler.clone().run_lane(start));
+                }
+            }
+            Some(Err(err)) => warn!(worker = %handler.worker, %err, "consumer error"),
+        }
+    }
+}
+
+/// Drains every partition, commits, and closes the consumer (which leaves the group).
+fn shut_down<P: Processor>(
+    consumer: Arc<BaseConsumer<RuntimeContext>>,
+    handler: &RecordHandler<P>,
+    readiness: &Readiness,
+) {
+    readiness.set(false, "shutting down");
+    // No new records: the poll loop has stopped, and paused partitions fetch nothing.
+    if let Ok(assignment) = consumer.assignment() {
+        let _ = consumer.pause(&assignment);
+    }
+    let partitions = handler.coordinator.assigned();
+    let abandoned = handler
+        .coordinator
+        .drain(&partitions, handler.options.drain_timeout, false);
+    if abandoned > 0 {
+        warn!(worker = %handler.worker, abandoned, "drain deadline passed: unfinished records will be redelivered");
+    }
+    commit_stored(&consumer, &handler.worker);
+    // Record tasks only hold weak references, so this is the last one: dropping closes the
+    // consumer, which runs the final (now empty) revoke and leaves the group.
+    drop(consumer);
+}
+
+fn check_topics_exist(
+    consumer: &BaseConsumer<RuntimeContext>,
+    topics: &[String],
+    brokers: &str,
+) -> Result<(), Error> {
+    let metadata = consumer
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .map_err(Error::kafka(format!(
+            "reading cluster metadata from {brokers}"
+        )))?;
+    let existing: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+    let missing: Vec<&str> = topics
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !existing.contains(t))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MissingTopics {
+            brokers: brokers.to_string(),
+            missing: missing.join(", "),
+        })
+    }
+}

@@ -1,0 +1,160 @@
+//! What a worker plugs into the runtime: a [`Processor`] turns one decoded record into
+//! output records, or says why it cannot.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chatgptd_types::avro::{AvroRecord, Codec};
+use chatgptd_types::trace::TraceContext;
+
+/// A worker's logic for one record. The runtime decodes the input, calls `process` (again, on
+/// a retryable error), produces the returned outputs and waits for the broker to acknowledge
+/// them, and only then counts the record as done.
+///
+/// `process` may be called more than once for the same record (a retry, or a redelivery after
+/// a crash): side effects must be idempotent.
+pub trait Processor: Send + Sync + 'static {
+    /// The Avro record type this processor consumes.
+    type Input: AvroRecord;
+
+    /// Processes one record.
+    fn process(
+        &self,
+        record: &Incoming<Self::Input>,
+    ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send;
+}
+
+/// A decoded record and where it came from.
+#[derive(Debug, Clone)]
+pub struct Incoming<T> {
+    /// The decoded value.
+    pub value: T,
+    /// Topic, partition, offset, key, headers.
+    pub meta: RecordMeta,
+}
+
+/// Where a record came from, and how often it has been tried.
+#[derive(Debug, Clone)]
+pub struct RecordMeta {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    /// The producer's timestamp, if any.
+    pub timestamp_ms: Option<i64>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// This processing's span: a child of the record's `traceparent`, or a new trace.
+    pub trace: TraceContext,
+    /// 1 on the first try.
+    pub attempt: u32,
+}
+
+impl RecordMeta {
+    /// The first header with this name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The key as text, or empty.
+    pub fn key_str(&self) -> &str {
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .unwrap_or("")
+    }
+}
+
+/// A record to produce. The runtime adds a `traceparent` header when the processor set none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRecord {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl OutputRecord {
+    /// An Avro-encoded output. Encoding fails only if the value does not fit its schema, a
+    /// bug that retrying cannot fix, so it is a permanent error.
+    pub fn avro<T: AvroRecord>(
+        codec: &Codec,
+        topic: impl Into<String>,
+        key: impl Into<Vec<u8>>,
+        value: &T,
+    ) -> Result<Self, ProcessError> {
+        let payload = codec
+            .encode(value)
+            .map_err(|err| ProcessError::permanent("encode", err.to_string()))?;
+        Ok(OutputRecord {
+            topic: topic.into(),
+            key: Some(key.into()),
+            payload,
+            headers: Vec::new(),
+        })
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Transient (timeouts, 5xx, 429, a store that is down): retried with backoff.
+    Retryable,
+    /// The record itself is the problem: dead-lettered at once.
+    Permanent,
+}
+
+/// Why a record could not be processed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{class}: {message}")]
+pub struct ProcessError {
+    pub kind: ErrorKind,
+    /// A short bounded label (`validation`, `model_refusal`, `http_4xx`...) for metrics and
+    /// dead-letter headers. Never ids or free text.
+    pub class: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The earliest the next try may start (a `Retry-After` from an API).
+    pub retry_after: Option<Duration>,
+}
+
+impl ProcessError {
+    /// A transient failure.
+    pub fn retryable(class: &'static str, message: impl Into<String>) -> Self {
+        ProcessError {
+            kind: ErrorKind::Retryable,
+            class,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A failure that retrying cannot fix.
+    pub fn permanent(class: &'static str, message: impl Into<String>) -> Self {
+        ProcessError {
+            kind: ErrorKind::Permanent,
+            class,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Asks the next try to wait at least this long.
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
+    /// True if retrying cannot help.
+    pub fn is_permanent(&self) -> bool {
+        self.kind == ErrorKind::Permanent
+    }
+}

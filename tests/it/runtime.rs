@@ -1,0 +1,647 @@
+//! The consumer runtime against real Kafka protocol: librdkafka's mock cluster, and tansu.
+//!
+//! Each scenario is written once against [`TestCluster`] and run on both brokers.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chatgptd_runtime::ProcessError;
+use chatgptd_runtime::dead_letter::header as dlq;
+use chatgptd_testkit::kafka::{
+    MockKafka, TestCluster, committed, consume, header, produce, producer,
+};
+use chatgptd_testkit::tansu::{Storage, Tansu};
+use chatgptd_testkit::{init_logging, unique, wait_until};
+use chatgptd_types::avro::Codec;
+use chatgptd_types::records::{DeadLetter, WorkflowStep};
+use chatgptd_types::trace::TraceContext;
+use rdkafka::Message;
+use tokio::sync::watch;
+
+use crate::support::{FnProcessor, echo, start, step, test_options};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn decode_step(message: &rdkafka::message::OwnedMessage) -> WorkflowStep {
+    Codec::builtin().decode(message.payload().unwrap()).unwrap()
+}
+
+/// Outputs appear as records complete, but the committed offset never passes a record that
+/// is still being processed: if offsets were stored as records arrive, or as later records
+/// finish, the committed offset would move past the gated record and this test fails.
+async fn commits_only_after_processing(cluster: &impl TestCluster) {
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    cluster.create_topic(&input, 1).await;
+    cluster.create_topic(&output, 1).await;
+    let (gate_tx, gate) = watch::channel(false);
+    let out = output.clone();
+    let processor = FnProcessor::new(move |incoming| {
+        let mut gate = gate.clone();
+        let out = out.clone();
+        async move {
+            if incoming.value.step_id == "gated" {
+                gate.wait_for(|open| *open).await.unwrap();
+            }
+            Ok(vec![echo(&out, &incoming)])
+        }
+    });
+    let running = start(
+        &cluster.brokers(),
+        "commits",
+        test_options(&group),
+        &input,
+        processor,
+    );
+
+    let brokers = cluster.brokers();
+    let producer = producer(&brokers);
+    let parent = TraceContext::new_root();
+    for i in 0..10 {
+        let step_id = if i == 3 { "gated" } else { "plain" };
+        let traceparent = parent.to_header();
+        produce(
+            &producer,
+            &input,
+            Some(0),
+            Some(format!("run-{i}").as_bytes()),
+            &step(&format!("run-{i}"), step_id),
+            &[(TraceContext::HEADER, traceparent.as_bytes())],
+        )
+        .await;
+    }
+
+    let outputs = tokio::task::spawn_blocking({
+        let (brokers, output) = (brokers.clone(), output.clone());
+        move || consume(&brokers, &output, 9, WAIT)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        outputs.len(),
+        9,
+        "every record but the gated one is processed"
+    );
+    for message in &outputs {
+        let traceparent =
+            TraceContext::parse(&header(message, TraceContext::HEADER).unwrap()).unwrap();
+        assert_eq!(
+            traceparent.trace_id, parent.trace_id,
+            "outputs continue the input's trace"
+        );
+        assert_ne!(traceparent.span_id, parent.span_id);
+    }
+    // Several auto-commit intervals pass; the gated record (offset 3) holds the commit.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let offsets = committed(&brokers, &group, &input, 1);
+    assert!(
+        offsets.get(&0).is_none_or(|offset| *offset <= 3),
+        "committed past unfinished work: {offsets:?}"
+    );
+
+    gate_tx.send(true).unwrap();
+    wait_until(WAIT, "the commit to reach the end", || {
+        let offsets = committed(&brokers, &group, &input, 1);
+        async move { (offsets.get(&0) == Some(&10)).then_some(()) }
+    })
+    .await;
+    running.stop().await.unwrap();
+}
+
+/// Same-key records are processed one after another, in offset order, while different keys
+/// run concurrently within one partition.
+async fn per_key_order_with_concurrency(cluster: &impl TestCluster) {
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    cluster.create_topic(&input, 1).await;
+    cluster.create_topic(&output, 1).await;
+    let started: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let running_now = Arc::new(AtomicUsize::new(0));
+    let most_at_once = Arc::new(AtomicUsize::new(0));
+    let processor = FnProcessor::new({
+        let (started, running_now, most_at_once, out) = (
+            started.clone(),
+            running_now.clone(),
+            most_at_once.clone(),
+            output.clone(),
+        );
+        move |incoming| {
+            let (started, running_now, most_at_once, out) = (
+                started.clone(),
+                running_now.clone(),
+                most_at_once.clone(),
+                out.clone(),
+            );
+            async move {
+                let now = running_now.fetch_add(1, Ordering::SeqCst) + 1;
+                most_at_once.fetch_max(now, Ordering::SeqCst);
+                let seq: u32 = incoming.value.step_id.parse().unwrap();
+                started
+                    .lock()
+                    .unwrap()
+                    .push((incoming.value.run_id.clone(), seq));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                running_now.fetch_sub(1, Ordering::SeqCst);
+                Ok(vec![echo(&out, &incoming)])
+            }
+        }
+    });
+    let running = start(
+        &cluster.brokers(),
+        "order",
+        test_options(&group),
+        &input,
+        processor,
+    );
+    let producer = producer(&cluster.brokers());
+    for seq in 0..10 {
+        for key in 0..10 {
+            let run = format!("key-{key}");
+            produce(
+                &producer,
+                &input,
+                Some(0),
+                Some(run.as_bytes()),
+                &step(&run, &seq.to_string()),
+                &[],
+            )
+            .await;
+        }
+    }
+    wait_until(WAIT, "100 records processed", || {
+        let count = started.lock().unwrap().len();
+        async move { (count >= 100).then_some(()) }
+    })
+    .await;
+    let mut by_key: HashMap<String, Vec<u32>> = HashMap::new();
+    for (key, seq) in started.lock().unwrap().iter() {
+        by_key.entry(key.clone()).or_default().push(*seq);
+    }
+    for (key, seqs) in &by_key {
+        assert_eq!(seqs, &(0..10).collect::<Vec<_>>(), "order of {key}");
+    }
+    let most = most_at_once.load(Ordering::SeqCst);
+    assert!(
+        most >= 5,
+        "keys should run concurrently in one partition, at most {most} did"
+    );
+    running.stop().await.unwrap();
+}
+
+/// Undecodable bytes, a record of another schema, a permanent processing error and a record
+/// whose retries run out all go to the dead-letter topic with their headers, and the records
+/// after them are processed.
+async fn poison_records_are_dead_lettered(cluster: &impl TestCluster) {
+    let (input, output, dead, group) =
+        (unique("in"), unique("out"), unique("dlq"), unique("group"));
+    for topic in [&input, &output, &dead] {
+        cluster.create_topic(topic, 1).await;
+    }
+    let tries = Arc::new(AtomicUsize::new(0));
+    let processor = FnProcessor::new({
+        let (out, tries) = (output.clone(), tries.clone());
+        move |incoming| {
+            let (out, tries) = (out.clone(), tries.clone());
+            async move {
+                match incoming.value.step_id.as_str() {
+                    "invalid" => Err(ProcessError::permanent(
+                        "validation",
+                        "step_id is not allowed",
+                    )),
+                    "flaky" => {
+                        tries.fetch_add(1, Ordering::SeqCst);
+                        Err(ProcessError::retryable(
+                            "model_timeout",
+                            "the model did not answer",
+                        ))
+                    }
+                    _ => Ok(vec![echo(&out, &incoming)]),
+                }
+            }
+        }
+    });
+    let mut options = test_options(&group);
+    options.dead_letter_topic = dead.clone();
+    let running = start(&cluster.brokers(), "poison", options, &input, processor);
+
+    let codec = Codec::builtin();
+    let ticket = codec.encode(&sample_ticket()).unwrap();
+    let records: Vec<(&str, Vec<u8>)> = vec![
+        ("good-0", step("good-0", "plain")),
+        ("garbage", b"\xC3\x01 not avro at all".to_vec()),
+        ("invalid", step("invalid", "invalid")),
+        ("flaky", step("flaky", "flaky")),
+        ("ticket", ticket),
+        ("good-5", step("good-5", "plain")),
+    ];
+    let producer = producer(&cluster.brokers());
+    for (key, payload) in &records {
+        produce(
+            &producer,
+            &input,
+            Some(0),
+            Some(key.as_bytes()),
+            payload,
+            &[("origin", b"test")],
+        )
+        .await;
+    }
+
+    let brokers = cluster.brokers();
+    let letters = tokio::task::spawn_blocking({
+        let (brokers, dead) = (brokers.clone(), dead.clone());
+        move || consume(&brokers, &dead, 4, WAIT)
+    })
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 4);
+    let mut by_offset = BTreeMap::new();
+    for message in &letters {
+        assert_eq!(
+            header(message, dlq::SOURCE_TOPIC).as_deref(),
+            Some(input.as_str())
+        );
+        assert_eq!(header(message, dlq::SOURCE_PARTITION).as_deref(), Some("0"));
+        assert!(!header(message, dlq::ERROR_MESSAGE).unwrap().is_empty());
+        assert_eq!(header(message, dlq::WORKER).as_deref(), Some("poison"));
+        let offset: i64 = header(message, dlq::SOURCE_OFFSET)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let letter: DeadLetter = codec.decode(message.payload().unwrap()).unwrap();
+        assert_eq!(letter.source_offset, offset);
+        assert_eq!(
+            letter.value.as_deref(),
+            Some(records[offset as usize].1.as_slice()),
+            "original bytes kept"
+        );
+        assert_eq!(letter.headers["origin"].as_ref(), b"test");
+        by_offset.insert(
+            offset,
+            (
+                header(message, dlq::ERROR_CLASS).unwrap(),
+                header(message, dlq::ATTEMPTS).unwrap(),
+            ),
+        );
+    }
+    let expected: BTreeMap<i64, (String, String)> = [
+        (1, ("unknown_schema".to_string(), "1".to_string())),
+        (2, ("validation".to_string(), "1".to_string())),
+        (3, ("retries_exhausted".to_string(), "3".to_string())),
+        (4, ("unknown_schema".to_string(), "1".to_string())),
+    ]
+    .into();
+    assert_eq!(by_offset, expected);
+    assert_eq!(
+        tries.load(Ordering::SeqCst),
+        3,
+        "max_attempts tries, no more"
+    );
+
+    let outputs = consume(&brokers, &output, 2, WAIT);
+    let runs: HashSet<String> = outputs.iter().map(|m| decode_step(m).run_id).collect();
+    assert_eq!(
+        runs,
+        HashSet::from(["good-0".to_string(), "good-5".to_string()])
+    );
+    wait_until(WAIT, "the commit to pass the dead letters", || {
+        let offsets = committed(&brokers, &group, &input, 1);
+        async move { (offsets.get(&0) == Some(&6)).then_some(()) }
+    })
+    .await;
+    running.stop().await.unwrap();
+}
+
+fn sample_ticket() -> chatgptd_types::records::TicketEvent {
+    chatgptd_types::records::TicketEvent {
+        event_id: "e".into(),
+        source: "github".into(),
+        delivery_id: "d".into(),
+        event_type: "issues.opened".into(),
+        ticket_id: "1".into(),
+        ticket_key: "o/r#1".into(),
+        title: "t".into(),
+        description: String::new(),
+        priority: None,
+        status: None,
+        labels: vec![],
+        reporter: None,
+        actor: None,
+        url: None,
+        received_at_ms: 0,
+        raw_payload: String::new(),
+    }
+}
+
+/// Two members of one group split the partitions; every record is processed and committed.
+async fn rebalance_between_two_consumers(cluster: &impl TestCluster) {
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    cluster.create_topic(&input, 4).await;
+    cluster.create_topic(&output, 1).await;
+    let seen: Arc<Mutex<HashMap<&'static str, HashSet<String>>>> = Arc::default();
+    let member = |name: &'static str| {
+        let (seen, out) = (seen.clone(), output.clone());
+        FnProcessor::new(move |incoming| {
+            let (seen, out) = (seen.clone(), out.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                seen.lock()
+                    .unwrap()
+                    .entry(name)
+                    .or_default()
+                    .insert(incoming.value.run_id.clone());
+                Ok(vec![echo(&out, &incoming)])
+            }
+        })
+    };
+    let brokers = cluster.brokers();
+    let first = start(
+        &brokers,
+        "member-a",
+        test_options(&group),
+        &input,
+        member("a"),
+    );
+    let producer = producer(&brokers);
+    for i in 0..100 {
+        let run = format!("run-{i}");
+        produce(
+            &producer,
+            &input,
+            None,
+            Some(run.as_bytes()),
+            &step(&run, "s"),
+            &[],
+        )
+        .await;
+    }
+    wait_until(WAIT, "the first member to process", || {
+        let done = seen.lock().unwrap().get("a").map_or(0, HashSet::len);
+        async move { (done > 0).then_some(()) }
+    })
+    .await;
+
+    let second = start(
+        &brokers,
+        "member-b",
+        test_options(&group),
+        &input,
+        member("b"),
+    );
+    wait_until(WAIT, "the second member to join", || {
+        let ready = second.health.snapshot().0;
+        async move { ready.then_some(()) }
+    })
+    .await;
+    for i in 100..200 {
+        let run = format!("run-{i}");
+        produce(
+            &producer,
+            &input,
+            None,
+            Some(run.as_bytes()),
+            &step(&run, "s"),
+            &[],
+        )
+        .await;
+    }
+    wait_until(WAIT, "all 200 records processed", || {
+        let all: HashSet<String> = seen.lock().unwrap().values().flatten().cloned().collect();
+        async move { (all.len() == 200).then_some(()) }
+    })
+    .await;
+    assert!(
+        seen.lock().unwrap().get("b").is_some_and(|s| !s.is_empty()),
+        "the second member got partitions"
+    );
+    wait_until(WAIT, "every partition committed to its end", || {
+        let offsets = committed(&brokers, &group, &input, 4);
+        async move { (offsets.values().sum::<i64>() == 200).then_some(()) }
+    })
+    .await;
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}
+
+/// A shutdown waits for in-flight records and commits them.
+async fn shutdown_drains_and_commits(cluster: &impl TestCluster) {
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    cluster.create_topic(&input, 1).await;
+    cluster.create_topic(&output, 1).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let processor = FnProcessor::new({
+        let (started, out) = (started.clone(), output.clone());
+        move |incoming| {
+            let (started, out) = (started.clone(), out.clone());
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                Ok(vec![echo(&out, &incoming)])
+            }
+        }
+    });
+    let brokers = cluster.brokers();
+    let running = start(&brokers, "drain", test_options(&group), &input, processor);
+    let producer = producer(&brokers);
+    for i in 0..5 {
+        let run = format!("run-{i}");
+        produce(
+            &producer,
+            &input,
+            Some(0),
+            Some(run.as_bytes()),
+            &step(&run, "s"),
+            &[],
+        )
+        .await;
+    }
+    wait_until(WAIT, "5 records in flight", || {
+        let n = started.load(Ordering::SeqCst);
+        async move { (n == 5).then_some(()) }
+    })
+    .await;
+    running.stop().await.unwrap();
+    assert_eq!(
+        committed(&brokers, &group, &input, 1).get(&0),
+        Some(&5),
+        "in-flight records finished and committed"
+    );
+    assert_eq!(consume(&brokers, &output, 5, WAIT).len(), 5);
+}
+
+/// A partition at its in-flight bound is paused: no more records are taken until some finish.
+async fn backpressure_bounds_in_flight_records(cluster: &impl TestCluster) {
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    cluster.create_topic(&input, 1).await;
+    cluster.create_topic(&output, 1).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let (gate_tx, gate) = watch::channel(false);
+    let processor = FnProcessor::new({
+        let (started, out) = (started.clone(), output.clone());
+        move |incoming| {
+            let (started, out, mut gate) = (started.clone(), out.clone(), gate.clone());
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                gate.wait_for(|open| *open).await.unwrap();
+                Ok(vec![echo(&out, &incoming)])
+            }
+        }
+    });
+    let mut options = test_options(&group);
+    options.max_in_flight_per_partition = 8;
+    let brokers = cluster.brokers();
+    let running = start(&brokers, "backpressure", options, &input, processor);
+    let producer = producer(&brokers);
+    for i in 0..200 {
+        let run = format!("run-{i}");
+        produce(
+            &producer,
+            &input,
+            Some(0),
+            Some(run.as_bytes()),
+            &step(&run, "s"),
+            &[],
+        )
+        .await;
+    }
+    wait_until(WAIT, "the bound to fill", || {
+        let n = started.load(Ordering::SeqCst);
+        async move { (n >= 8).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        8,
+        "no record beyond the bound is taken"
+    );
+    gate_tx.send(true).unwrap();
+    wait_until(WAIT, "all 200 committed", || {
+        let offsets = committed(&brokers, &group, &input, 1);
+        async move { (offsets.get(&0) == Some(&200)).then_some(()) }
+    })
+    .await;
+    assert_eq!(started.load(Ordering::SeqCst), 200);
+    running.stop().await.unwrap();
+}
+
+/// A worker whose topics do not exist refuses to start and says how to fix it.
+async fn missing_topics_are_refused(cluster: &impl TestCluster) {
+    let processor = FnProcessor::new(|_| async { Ok(vec![]) });
+    let running = start(
+        &cluster.brokers(),
+        "missing",
+        test_options(&unique("group")),
+        &unique("nope"),
+        processor,
+    );
+    let err = running.handle.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("topics missing") && err.contains("chatgptd topics apply"),
+        "{err}"
+    );
+}
+
+macro_rules! on_both_brokers {
+    ($($scenario:ident),* $(,)?) => {
+        mod mock {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    super::init_logging();
+                    super::$scenario(&super::MockKafka::start()).await;
+                }
+            )*
+        }
+        mod tansu {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    super::init_logging();
+                    super::$scenario(&super::Tansu::start(super::Storage::Memory).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_brokers!(
+    commits_only_after_processing,
+    per_key_order_with_concurrency,
+    poison_records_are_dead_lettered,
+    rebalance_between_two_consumers,
+    shutdown_drains_and_commits,
+    backpressure_bounds_in_flight_records,
+    missing_topics_are_refused,
+);
+
+/// A tansu restart (SQLite storage) while a worker runs loses nothing: every record produced
+/// before and after is processed and committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tansu_restart_loses_nothing() {
+    init_logging();
+    let mut tansu = Tansu::start(Storage::Sqlite).await;
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    tansu.create_topic(&input, 2).await;
+    tansu.create_topic(&output, 1).await;
+    let seen: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let processor = FnProcessor::new({
+        let (seen, out) = (seen.clone(), output.clone());
+        move |incoming| {
+            let (seen, out) = (seen.clone(), out.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                seen.lock().unwrap().insert(incoming.value.run_id.clone());
+                Ok(vec![echo(&out, &incoming)])
+            }
+        }
+    });
+    let brokers = tansu.brokers();
+    let running = start(&brokers, "restart", test_options(&group), &input, processor);
+    {
+        let producer = producer(&brokers);
+        for i in 0..50 {
+            let run = format!("run-{i}");
+            produce(
+                &producer,
+                &input,
+                None,
+                Some(run.as_bytes()),
+                &step(&run, "s"),
+                &[],
+            )
+            .await;
+        }
+    }
+    tansu.restart().await;
+    {
+        let producer = producer(&brokers);
+        for i in 50..100 {
+            let run = format!("run-{i}");
+            produce(
+                &producer,
+                &input,
+                None,
+                Some(run.as_bytes()),
+                &step(&run, "s"),
+                &[],
+            )
+            .await;
+        }
+    }
+    wait_until(
+        Duration::from_secs(90),
+        "all 100 records processed across the restart",
+        || {
+            let n = seen.lock().unwrap().len();
+            async move { (n == 100).then_some(()) }
+        },
+    )
+    .await;
+    wait_until(WAIT, "all committed", || {
+        let offsets = committed(&brokers, &group, &input, 2);
+        async move { (offsets.values().sum::<i64>() == 100).then_some(()) }
+    })
+    .await;
+    running.stop().await.unwrap();
+}
