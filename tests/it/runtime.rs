@@ -525,6 +525,67 @@ async fn backpressure_bounds_in_flight_records(cluster: &impl TestCluster) {
     running.stop().await.unwrap();
 }
 
+/// A dependency that is down (here: six tries in a row, twice `max_attempts`) is waited
+/// out, not dead-lettered, and the record's offset is not committed meanwhile.
+async fn an_outage_is_waited_out_not_dead_lettered(cluster: &impl TestCluster) {
+    let (input, output, dead, group) =
+        (unique("in"), unique("out"), unique("dlq"), unique("group"));
+    for topic in [&input, &output, &dead] {
+        cluster.create_topic(topic, 1).await;
+    }
+    let tries = Arc::new(AtomicUsize::new(0));
+    let processor = FnProcessor::new({
+        let (out, tries) = (output.clone(), tries.clone());
+        move |incoming| {
+            let (out, tries) = (out.clone(), tries.clone());
+            async move {
+                if tries.fetch_add(1, Ordering::SeqCst) < 6 {
+                    return Err(ProcessError::unavailable(
+                        "memory_unavailable",
+                        "redis: connection refused",
+                    ));
+                }
+                Ok(vec![echo(&out, &incoming)])
+            }
+        }
+    });
+    let mut options = test_options(&group);
+    options.dead_letter_topic = dead.clone();
+    let brokers = cluster.brokers();
+    let running = start(&brokers, "outage", options, &input, processor);
+    let producer = producer(&brokers);
+    produce(
+        &producer,
+        &input,
+        Some(0),
+        Some(b"run"),
+        &step("run", "s"),
+        &[],
+    )
+    .await;
+    wait_until(WAIT, "the third failed try", || {
+        let n = tries.load(Ordering::SeqCst);
+        async move { (n >= 3).then_some(()) }
+    })
+    .await;
+    assert!(
+        committed(&brokers, &group, &input, 1)
+            .get(&0)
+            .is_none_or(|offset| *offset == 0)
+    );
+    assert_eq!(
+        consume(&brokers, &output, 1, WAIT).len(),
+        1,
+        "processed once the dependency is back"
+    );
+    assert_eq!(tries.load(Ordering::SeqCst), 7);
+    assert!(
+        consume(&brokers, &dead, 1, Duration::from_secs(2)).is_empty(),
+        "nothing dead-lettered"
+    );
+    running.stop().await.unwrap();
+}
+
 /// A worker whose topics do not exist refuses to start and says how to fix it.
 async fn missing_topics_are_refused(cluster: &impl TestCluster) {
     let processor = FnProcessor::new(|_| async { Ok(vec![]) });
@@ -573,10 +634,11 @@ on_both_brokers!(
     shutdown_drains_and_commits,
     backpressure_bounds_in_flight_records,
     missing_topics_are_refused,
+    an_outage_is_waited_out_not_dead_lettered,
 );
 
-/// A tansu restart (SQLite storage) while a worker runs loses nothing: every record produced
-/// before and after is processed and committed.
+/// A tansu restart (SQLite storage) while records are in flight loses nothing: every record
+/// produced before and after is processed, its output is in the topic, and all is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tansu_restart_loses_nothing() {
     init_logging();
@@ -585,49 +647,57 @@ async fn tansu_restart_loses_nothing() {
     tansu.create_topic(&input, 2).await;
     tansu.create_topic(&output, 1).await;
     let seen: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let started = Arc::new(AtomicUsize::new(0));
+    let (gate_tx, gate) = watch::channel(false);
     let processor = FnProcessor::new({
-        let (seen, out) = (seen.clone(), output.clone());
+        let (seen, out, started) = (seen.clone(), output.clone(), started.clone());
         move |incoming| {
-            let (seen, out) = (seen.clone(), out.clone());
+            let (seen, out, mut gate, started) =
+                (seen.clone(), out.clone(), gate.clone(), started.clone());
             async move {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                started.fetch_add(1, Ordering::SeqCst);
+                gate.wait_for(|open| *open).await.unwrap();
                 seen.lock().unwrap().insert(incoming.value.run_id.clone());
                 Ok(vec![echo(&out, &incoming)])
             }
         }
     });
     let brokers = tansu.brokers();
-    let running = start(&brokers, "restart", test_options(&group), &input, processor);
-    {
-        let producer = producer(&brokers);
-        for i in 0..50 {
-            let run = format!("run-{i}");
-            produce(
-                &producer,
-                &input,
-                None,
-                Some(run.as_bytes()),
-                &step(&run, "s"),
-                &[],
-            )
-            .await;
-        }
+    let mut options = test_options(&group);
+    options.process_timeout = Duration::from_secs(60);
+    let running = start(&brokers, "restart", options, &input, processor);
+    let producer = producer(&brokers);
+    for i in 0..50 {
+        let run = format!("run-{i}");
+        produce(
+            &producer,
+            &input,
+            None,
+            Some(run.as_bytes()),
+            &step(&run, "s"),
+            &[],
+        )
+        .await;
     }
+    wait_until(WAIT, "records in flight", || {
+        let n = started.load(Ordering::SeqCst);
+        async move { (n >= 10).then_some(()) }
+    })
+    .await;
+
     tansu.restart().await;
-    {
-        let producer = producer(&brokers);
-        for i in 50..100 {
-            let run = format!("run-{i}");
-            produce(
-                &producer,
-                &input,
-                None,
-                Some(run.as_bytes()),
-                &step(&run, "s"),
-                &[],
-            )
-            .await;
-        }
+    gate_tx.send(true).unwrap();
+    for i in 50..100 {
+        let run = format!("run-{i}");
+        produce(
+            &producer,
+            &input,
+            None,
+            Some(run.as_bytes()),
+            &step(&run, "s"),
+            &[],
+        )
+        .await;
     }
     wait_until(
         Duration::from_secs(90),
@@ -643,5 +713,8 @@ async fn tansu_restart_loses_nothing() {
         async move { (offsets.values().sum::<i64>() == 100).then_some(()) }
     })
     .await;
+    let outputs = consume(&brokers, &output, 100, WAIT);
+    let runs: HashSet<String> = outputs.iter().map(|m| decode_step(m).run_id).collect();
+    assert_eq!(runs.len(), 100, "every output survived the restart");
     running.stop().await.unwrap();
 }

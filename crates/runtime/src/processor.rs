@@ -103,11 +103,16 @@ impl OutputRecord {
     }
 }
 
-/// Whether trying again can help.
+/// Whether trying again can help, and how often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Transient (timeouts, 5xx, 429, a store that is down): retried with backoff.
+    /// Transient (timeouts, 5xx, 429): retried with backoff up to `max_attempts`, then
+    /// dead-lettered.
     Retryable,
+    /// A dependency is down (the broker does not acknowledge, Redis is unreachable): retried
+    /// with backoff for as long as it takes, never dead-lettered, because the record is fine.
+    /// Its offset is not stored meanwhile, so nothing is skipped.
+    Unavailable,
     /// The record itself is the problem: dead-lettered at once.
     Permanent,
 }
@@ -131,6 +136,16 @@ impl ProcessError {
     pub fn retryable(class: &'static str, message: impl Into<String>) -> Self {
         ProcessError {
             kind: ErrorKind::Retryable,
+            class,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A dependency is down: retry until it is back.
+    pub fn unavailable(class: &'static str, message: impl Into<String>) -> Self {
+        ProcessError {
+            kind: ErrorKind::Unavailable,
             class,
             message: message.into(),
             retry_after: None,

@@ -14,7 +14,7 @@ use super::context::RuntimeContext;
 use super::coordinator::{Coordinator, LaneStart};
 use super::options::ConsumerOptions;
 use crate::dead_letter::{Failure, dead_letter_record};
-use crate::processor::{Incoming, ProcessError, Processor, RecordMeta};
+use crate::processor::{ErrorKind, Incoming, ProcessError, Processor, RecordMeta};
 use crate::producer::Producer;
 use crate::telemetry::metric;
 
@@ -103,9 +103,12 @@ impl<P: Processor> RecordHandler<P> {
         };
         let mut incoming = Incoming { value, meta };
         let max_attempts = self.options.max_attempts;
-        let mut last_error = ProcessError::retryable("none", "");
-        for attempt in 1..=max_attempts {
-            incoming.meta.attempt = attempt;
+        // Tries that failed for a reason that counts toward max_attempts.
+        let mut failures = 0;
+        // Consecutive tries that found a dependency down; they never count.
+        let mut outage = 0;
+        let last_error = loop {
+            incoming.meta.attempt = failures + 1;
             let result = tokio::select! {
                 _ = cancel.cancelled() => return Outcome::Cancelled,
                 result = tokio::time::timeout(self.options.process_timeout, self.try_once(&incoming)) => result,
@@ -129,24 +132,35 @@ impl<P: Processor> RecordHandler<P> {
                     "process"
                 },
             );
-            if error.is_permanent() {
-                let failure = Failure {
-                    class: error.class,
-                    message: error.message,
-                    attempts: attempt,
-                };
-                return self.dead_letter(message, failure, &trace, cancel).await;
-            }
-            warn!(attempt, max_attempts, error = %error, "retryable error");
-            if attempt < max_attempts {
-                let delay = self.options.backoff.delay(attempt, error.retry_after);
-                tokio::select! {
-                    _ = cancel.cancelled() => return Outcome::Cancelled,
-                    _ = tokio::time::sleep(delay) => {}
+            let delay = match error.kind {
+                ErrorKind::Permanent => {
+                    let failure = Failure {
+                        class: error.class,
+                        message: error.message,
+                        attempts: failures + 1,
+                    };
+                    return self.dead_letter(message, failure, &trace, cancel).await;
                 }
+                ErrorKind::Unavailable => {
+                    outage += 1;
+                    warn!(outage, error = %error, "dependency unavailable; retrying until it is back");
+                    self.options.backoff.delay(outage, error.retry_after)
+                }
+                ErrorKind::Retryable => {
+                    failures += 1;
+                    outage = 0;
+                    if failures >= max_attempts {
+                        break error;
+                    }
+                    warn!(attempt = failures, max_attempts, error = %error, "retryable error");
+                    self.options.backoff.delay(failures, error.retry_after)
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return Outcome::Cancelled,
+                _ = tokio::time::sleep(delay) => {}
             }
-            last_error = error;
-        }
+        };
         let failure = Failure {
             class: "retries_exhausted",
             message: format!("{}: {}", last_error.class, last_error.message),
