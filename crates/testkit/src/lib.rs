@@ -3,10 +3,16 @@
 //! - [`kafka`]: an in-process mock cluster and helpers to produce, consume and read committed
 //!   offsets through rdkafka.
 //! - [`tansu`]: a real Kafka-protocol broker process (tansu) on a free port.
+//! - [`redis`]: a real `redis-server` on a free port, which can be stopped and restarted.
+//! - [`fake_openai`]: an OpenAI-compatible server that behaves like the real one.
 //! - [`wait_until`], [`free_port`], [`unique`]: small things every test needs.
 
+pub mod fake_openai;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod process;
+pub mod redis;
+#[cfg(feature = "kafka")]
 pub mod tansu;
 
 use std::future::Future;

@@ -1,0 +1,1 @@
+//! Placeholder: the model client (issue 4).

@@ -1,0 +1,1 @@
+//! Placeholder: the fake OpenAI-compatible server (issue 4).

@@ -1,0 +1,1 @@
+//! Placeholder: the redis-server harness (issue 3).
