@@ -2,5 +2,6 @@
 //!
 //! One test binary (faster to link than one per file); each module is one area.
 
+mod cli;
 mod runtime;
 mod support;

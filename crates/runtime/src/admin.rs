@@ -1,6 +1,7 @@
 //! `chatgptd topics apply|list`: make the cluster match `topics.yaml`, idempotently, and say
 //! how existing topics differ from it (never altering them: repartitioning moves keys).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use crate::Error;
 use crate::kafka::KafkaOptions;
 
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Short: brokers that do not implement DescribeConfigs never answer it.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What happened to one declared topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,11 +70,12 @@ impl Admin {
 pub async fn list(kafka: &KafkaOptions, topics: &TopicsFile) -> Result<Vec<TopicReport>, Error> {
     let admin = Admin::new(kafka)?;
     let metadata = admin.metadata().await?;
-    let mut reports = Vec::new();
-    for spec in &topics.topics {
-        reports.push(compare(&admin, &metadata, spec).await);
-    }
-    Ok(reports)
+    let configs = admin.topic_configs(&metadata, topics).await;
+    Ok(topics
+        .topics
+        .iter()
+        .map(|spec| compare(&metadata, &configs, spec))
+        .collect())
 }
 
 /// Creates the declared topics that are missing and reports on the others. Running it again
@@ -82,10 +86,11 @@ pub async fn apply(kafka: &KafkaOptions, topics: &TopicsFile) -> Result<Vec<Topi
     let metadata = admin.metadata().await?;
     let broker_count = metadata.brokers().len().max(1) as i32;
 
+    let configs = admin.topic_configs(&metadata, topics).await;
     let mut reports = Vec::new();
     let mut to_create: Vec<&TopicSpec> = Vec::new();
     for spec in &topics.topics {
-        let report = compare(&admin, &metadata, spec).await;
+        let report = compare(&metadata, &configs, spec);
         if report.state == TopicState::Missing {
             to_create.push(spec);
         } else {
@@ -149,7 +154,47 @@ pub async fn apply(kafka: &KafkaOptions, topics: &TopicsFile) -> Result<Vec<Topi
     Ok(reports)
 }
 
-async fn compare(admin: &Admin, metadata: &Metadata, spec: &TopicSpec) -> TopicReport {
+/// The described configs of the declared topics that exist, or why they could not be read.
+type TopicConfigs = Result<HashMap<String, HashMap<String, String>>, String>;
+
+impl Admin {
+    /// One DescribeConfigs request for every declared topic that exists. Some brokers (the
+    /// embedded one among them) do not implement it; that is reported once per topic.
+    async fn topic_configs(&self, metadata: &Metadata, topics: &TopicsFile) -> TopicConfigs {
+        let existing: Vec<&str> = topics
+            .topics
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|name| metadata.topics().iter().any(|t| t.name() == *name))
+            .collect();
+        if existing.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let resources: Vec<ResourceSpecifier<'_>> = existing
+            .iter()
+            .map(|name| ResourceSpecifier::Topic(name))
+            .collect();
+        let options = AdminOptions::new().request_timeout(Some(DESCRIBE_TIMEOUT));
+        let results = self
+            .client
+            .describe_configs(&resources, &options)
+            .await
+            .map_err(|err| err.to_string())?;
+        let mut configs = HashMap::new();
+        for (name, result) in existing.iter().zip(results) {
+            let resource = result.map_err(|code| code.to_string())?;
+            let values = resource
+                .entries
+                .iter()
+                .filter_map(|entry| entry.value.clone().map(|value| (entry.name.clone(), value)))
+                .collect();
+            configs.insert(name.to_string(), values);
+        }
+        Ok(configs)
+    }
+}
+
+fn compare(metadata: &Metadata, configs: &TopicConfigs, spec: &TopicSpec) -> TopicReport {
     let Some(topic) = metadata.topics().iter().find(|t| t.name() == spec.name) else {
         return TopicReport {
             name: spec.name.clone(),
@@ -175,38 +220,29 @@ async fn compare(admin: &Admin, metadata: &Metadata, spec: &TopicSpec) -> TopicR
             ));
         }
     }
-    differences.extend(config_differences(admin, spec).await);
+    match configs {
+        Err(reason) => differences.push(format!(
+            "topic configs not readable from this broker: {reason}"
+        )),
+        Ok(configs) => {
+            let described = configs.get(&spec.name);
+            for (key, declared) in spec.kafka_configs() {
+                match described.and_then(|values| values.get(&key)) {
+                    Some(actual) if *actual == declared => {}
+                    Some(actual) => differences.push(format!(
+                        "{key}: {actual} in the cluster, {declared} declared"
+                    )),
+                    None => differences.push(format!(
+                        "{key}: not reported by the cluster, {declared} declared"
+                    )),
+                }
+            }
+        }
+    }
     TopicReport {
         name: spec.name.clone(),
         state: TopicState::Exists,
         partitions,
         differences,
     }
-}
-
-async fn config_differences(admin: &Admin, spec: &TopicSpec) -> Vec<String> {
-    let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
-    let resource = [ResourceSpecifier::Topic(&spec.name)];
-    let described = match admin.client.describe_configs(&resource, &options).await {
-        Ok(mut results) => match results.pop() {
-            Some(Ok(resource)) => resource,
-            Some(Err(code)) => return vec![format!("configs not readable: {code}")],
-            None => return vec!["configs not readable: empty answer".to_string()],
-        },
-        Err(err) => return vec![format!("configs not readable: {err}")],
-    };
-    let mut differences = Vec::new();
-    for (key, declared) in spec.kafka_configs() {
-        let actual = described.get(&key).and_then(|entry| entry.value.clone());
-        match actual {
-            Some(actual) if actual == declared => {}
-            Some(actual) => differences.push(format!(
-                "{key}: {actual} in the cluster, {declared} declared"
-            )),
-            None => differences.push(format!(
-                "{key}: not reported by the cluster, {declared} declared"
-            )),
-        }
-    }
-    differences
 }

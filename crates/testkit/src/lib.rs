@@ -47,6 +47,19 @@ where
     }
 }
 
+/// An HTTP client for tests (reqwest needs a TLS crypto provider installed once, even for
+/// plain-HTTP loopback calls).
+pub fn http_client() -> reqwest::Client {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
 /// Logs to the test output (captured unless the test fails). Call at the start of a test.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()

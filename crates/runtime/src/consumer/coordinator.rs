@@ -160,9 +160,7 @@ impl Coordinator {
         lane: &LaneKey,
     ) -> Option<OwnedMessage> {
         let mut inner = self.lock();
-        let Some(assigned) = inner.partitions.get_mut(partition) else {
-            return None;
-        };
+        let assigned = inner.partitions.get_mut(partition)?;
         if assigned.epoch != epoch {
             return None;
         }

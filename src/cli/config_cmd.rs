@@ -1,0 +1,107 @@
+//! `chatgptd config check`: validate everything a deployment reads before it runs.
+
+use std::process::ExitCode;
+
+use chatgptd_types::avro::SchemaStore;
+use clap::Subcommand;
+
+use crate::config::Loaded;
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration, topics.yaml and the Avro schemas; exit non-zero with a
+    /// readable list of problems.
+    #[command(
+        after_help = "Examples:\n  chatgptd config check\n  chatgptd config check --config prod.toml --show"
+    )]
+    Check {
+        /// Also print the effective configuration (secrets are never in it: only the names of
+        /// the environment variables that hold them)
+        #[arg(long)]
+        show: bool,
+    },
+}
+
+pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
+    let ConfigCommand::Check { show } = command;
+    let config = &loaded.config;
+    let mut problems: Vec<String> = Vec::new();
+    let source = loaded
+        .file
+        .as_ref()
+        .map_or("defaults and environment".to_string(), |f| {
+            f.display().to_string()
+        });
+    println!("config: {source}");
+
+    for (worker, options) in config.workers.all() {
+        if let Err(err) = options.validate() {
+            problems.push(format!("workers.{worker}: {err}"));
+        }
+        if let Some(warning) = options.poll_interval_warning() {
+            println!("  warning: workers.{worker}: {warning}");
+        }
+    }
+
+    let store = match SchemaStore::builtin() {
+        Ok(store) => Some(store),
+        Err(err) => {
+            problems.push(format!("built-in schemas: {err}"));
+            None
+        }
+    };
+    if !config.schemas_dir.as_os_str().is_empty() {
+        match SchemaStore::from_dir(&config.schemas_dir) {
+            Ok(on_disk) => {
+                let versions = on_disk.all_versions().count();
+                println!(
+                    "schemas: {} ({versions} versions)",
+                    config.schemas_dir.display()
+                );
+                if let Some(builtin) = &store {
+                    for schema in on_disk.current_schemas() {
+                        let same = builtin
+                            .current(&schema.name)
+                            .is_some_and(|b| b.fingerprint == schema.fingerprint);
+                        if !same {
+                            problems.push(format!(
+                                "{}: {} differs from the schema compiled into this binary; rebuild, or deploy the matching schemas",
+                                schema.file, schema.name
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(err) => problems.push(format!("schemas: {err}")),
+        }
+    } else if let Some(store) = &store {
+        println!(
+            "schemas: built in ({} record types)",
+            store.current_schemas().len()
+        );
+    }
+
+    match config.topics() {
+        Ok(topics) => {
+            println!("topics: {} declared", topics.topics.len());
+            if let Some(store) = &store {
+                problems.extend(topics.check_schemas(store));
+            }
+        }
+        Err(err) => problems.push(err.to_string()),
+    }
+
+    if show {
+        println!("\n# effective configuration\n{}", config.to_toml());
+    }
+    if problems.is_empty() {
+        println!("ok");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{} problem(s):", problems.len());
+        for problem in &problems {
+            eprintln!("  - {problem}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}

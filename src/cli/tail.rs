@@ -1,0 +1,201 @@
+//! `chatgptd tail`: print a topic's records, decoded, as they arrive.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chatgptd_types::avro::Codec;
+use clap::{Args, ValueEnum};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::stack::{KafkaMode, resolve_brokers};
+
+const EXAMPLES: &str = "\
+Examples:
+  chatgptd tail tickets.enriched                       # new records, as they arrive
+  chatgptd tail chatgptd.deadletter --from-beginning   # everything, dead letters decoded twice
+  chatgptd tail workflows.steps --format json --max 10 # JSON lines, for jq";
+
+/// Arguments of `chatgptd tail`.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct TailArgs {
+    /// Topic to read
+    pub topic: String,
+
+    /// Start at the beginning of the topic instead of its end
+    #[arg(long)]
+    pub from_beginning: bool,
+
+    /// Stop after this many records
+    #[arg(long)]
+    pub max: Option<usize>,
+
+    /// Stop when nothing arrived for this long, e.g. 5s [default: follow until Ctrl-C]
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<humantime::Duration>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = TailFormat::Pretty)]
+    pub format: TailFormat,
+}
+
+/// How records are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TailFormat {
+    /// A header line, then the value as indented JSON.
+    Pretty,
+    /// One JSON object per line: topic, partition, offset, key, headers, schema, value.
+    Json,
+}
+
+pub async fn run(config: Config, args: TailArgs) -> anyhow::Result<ExitCode> {
+    let kafka = resolve_brokers(&config, KafkaMode::ConfiguredOrRunning)?;
+    let mut client = kafka.base_config("tail")?;
+    client.set("enable.auto.commit", "false").set(
+        "group.id",
+        format!("chatgptd-tail-{}", uuid::Uuid::new_v4()),
+    );
+    let consumer: BaseConsumer = client.create().context("creating the consumer")?;
+    let stop = CancellationToken::new();
+    let ctrl_c = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        ctrl_c.cancel();
+    });
+    tokio::task::spawn_blocking(move || follow(consumer, &args, &stop))
+        .await
+        .context("tail thread")?
+}
+
+fn follow(
+    consumer: BaseConsumer,
+    args: &TailArgs,
+    stop: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let metadata = consumer
+        .fetch_metadata(Some(&args.topic), Duration::from_secs(10))
+        .with_context(|| format!("reading metadata of {}", args.topic))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    if partitions == 0 {
+        anyhow::bail!("topic {} does not exist", args.topic);
+    }
+    let start = if args.from_beginning {
+        Offset::Beginning
+    } else {
+        Offset::End
+    };
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions as i32 {
+        assignment.add_partition_offset(&args.topic, partition, start)?;
+    }
+    consumer.assign(&assignment)?;
+
+    let codec = Codec::builtin();
+    let mut printed = 0;
+    let mut last = Instant::now();
+    while !stop.is_cancelled() && args.max.is_none_or(|max| printed < max) {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                print_record(&codec, &message.detach(), args.format);
+                printed += 1;
+                last = Instant::now();
+            }
+            Some(Err(err)) => eprintln!("warning: {err}"),
+            None => {
+                if args.idle_timeout.is_some_and(|idle| last.elapsed() > *idle) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A record as JSON: where it is, its key and headers, and its decoded value (or why not).
+pub fn record_json(codec: &Codec, message: &OwnedMessage) -> Value {
+    let headers: serde_json::Map<String, Value> = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        Value::String(String::from_utf8_lossy(h.value.unwrap_or_default()).into()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (schema, value) = decode(codec, message.payload().unwrap_or_default());
+    json!({
+        "topic": message.topic(),
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "timestamp_ms": message.timestamp().to_millis(),
+        "key": message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        "headers": headers,
+        "schema": schema,
+        "value": value,
+    })
+}
+
+/// Decodes a value; a dead letter's inner value is decoded too, when it is ours.
+fn decode(codec: &Codec, payload: &[u8]) -> (Value, Value) {
+    match codec.decode_json(payload) {
+        Ok((schema, mut value)) => {
+            if schema == "chatgptd.DeadLetter"
+                && let Some(inner) = dead_letter_inner(codec, payload)
+            {
+                value["value"] = inner;
+            }
+            (Value::String(schema), value)
+        }
+        Err(err) => (
+            Value::Null,
+            json!({"undecodable": err.to_string(), "bytes": String::from_utf8_lossy(payload)}),
+        ),
+    }
+}
+
+fn dead_letter_inner(codec: &Codec, payload: &[u8]) -> Option<Value> {
+    let letter: chatgptd_types::records::DeadLetter = codec.decode(payload).ok()?;
+    let (schema, value) = codec.decode_json(letter.value.as_deref()?).ok()?;
+    Some(json!({"schema": schema, "value": value}))
+}
+
+fn print_record(codec: &Codec, message: &OwnedMessage, format: TailFormat) {
+    let record = record_json(codec, message);
+    match format {
+        TailFormat::Json => println!("{record}"),
+        TailFormat::Pretty => {
+            let key = record["key"].as_str().unwrap_or("-");
+            let schema = record["schema"].as_str().unwrap_or("undecodable");
+            println!(
+                "── {}[{}]@{}  key={key}  {schema}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            );
+            if let Some(headers) = record["headers"].as_object() {
+                for (name, value) in headers {
+                    println!("   {name}: {}", value.as_str().unwrap_or(""));
+                }
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&record["value"]).unwrap_or_default()
+            );
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `chatgptd up`: the whole system in one process.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::discovery::{self, EmbeddedInfo};
+use crate::stack::{KafkaMode, Stack, Task, run_tasks};
+
+const EXAMPLES: &str = "\
+Examples:
+  chatgptd up                                   # embedded broker, memory and model
+  chatgptd up --http-listen 127.0.0.1:0         # any free HTTP port
+  chatgptd up --brokers kafka:9092              # the same workers against a real cluster
+  chatgptd up --data-dir /var/lib/chatgptd      # keep memory elsewhere";
+
+/// Arguments of `chatgptd up`.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct UpArgs {}
+
+pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let stack = Stack::start(config, KafkaMode::EmbeddedUnlessConfigured).await?;
+    let listener = tokio::net::TcpListener::bind(stack.config.http.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (use --http-listen 127.0.0.1:0 for any free port)",
+                stack.config.http.listen
+            )
+        })?;
+    let http_addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
+
+    let router = crate::http::base_router(&stack.health);
+    let mut tasks: Vec<(String, Task)> = Vec::new();
+    let http_shutdown = shutdown.clone();
+    tasks.push((
+        "http".to_string(),
+        Box::pin(async move {
+            chatgptd_runtime::http::serve(listener, router, http_shutdown)
+                .await
+                .context("http server")
+        }),
+    ));
+
+    let brokers = stack.context.kafka.brokers.clone();
+    let data_dir = stack.config.data_dir.clone();
+    let info = EmbeddedInfo {
+        brokers: brokers.clone(),
+        http: format!("http://{http_addr}"),
+        pid: std::process::id(),
+    };
+    discovery::write(&data_dir, &info).context("writing embedded.json to the data directory")?;
+    print_banner(&stack, &info);
+
+    let result = run_tasks(tasks, shutdown).await;
+    discovery::remove(&data_dir);
+    stack
+        .context
+        .producer
+        .flush(std::time::Duration::from_secs(5))
+        .await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+fn print_banner(stack: &Stack, info: &EmbeddedInfo) {
+    let kafka_note = if stack.is_embedded() {
+        "embedded broker, topics from topics.yaml"
+    } else {
+        "configured"
+    };
+    println!("chatgptd is up");
+    println!("  kafka   {}  ({kafka_note})", info.brokers);
+    println!("  http    {}  (/healthz /readyz /metrics)", info.http);
+    println!("  data    {}", stack.config.data_dir.display());
+    println!();
+    println!("In another terminal:");
+    println!(
+        "  chatgptd tail tickets.enriched --data-dir {}",
+        stack.config.data_dir.display()
+    );
+    println!("  kcat -b {} -L", info.brokers);
+    println!("Ctrl-C stops (drains in-flight work); a second Ctrl-C exits at once.");
+}

@@ -1,0 +1,269 @@
+//! The configuration: one TOML file, then `CHATGPTD_*` environment variables, then flags, in
+//! rising precedence. Every section is the `Options` of the part it configures; every field is
+//! documented where it is declared. An unknown key is an error naming the key and its source.
+//!
+//! Environment variables use `__` between levels: `CHATGPTD_KAFKA__BROKERS=host:9092` sets
+//! `kafka.brokers`. Secrets never live here: fields such as `model.api_key_env` name the
+//! environment variable that holds them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chatgptd_runtime::{ConsumerOptions, KafkaOptions};
+use chatgptd_types::topics::TopicsFile;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "chatgptd.toml";
+
+/// Everything chatgptd can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded stack keeps its files: the SQLite memory, the search index, and
+    /// `embedded.json`, through which `produce`/`tail` find a running `chatgptd up`.
+    pub data_dir: PathBuf,
+
+    /// The topics file; empty means the `topics.yaml` compiled into the binary.
+    pub topics_file: PathBuf,
+
+    /// A directory of `.avsc` schemas for `config check` to validate against the ones compiled
+    /// into the binary; empty skips that comparison.
+    pub schemas_dir: PathBuf,
+
+    /// Kafka connection. Empty `brokers` makes `chatgptd up` start its embedded broker.
+    pub kafka: KafkaOptions,
+
+    /// The HTTP server: webhooks, the API, `/metrics`, `/healthz`, `/readyz`.
+    pub http: HttpOptions,
+
+    /// Logging.
+    pub log: LogOptions,
+
+    /// Per-worker consumer settings.
+    pub workers: WorkersOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            topics_file: PathBuf::new(),
+            schemas_dir: PathBuf::new(),
+            kafka: KafkaOptions::default(),
+            http: HttpOptions::default(),
+            log: LogOptions::default(),
+            workers: WorkersOptions::default(),
+        }
+    }
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpOptions {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogOptions {
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `info,chatgptd_runtime=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            format: LogFormat::Text,
+            filter: "info,librdkafka=warn,rdkafka=warn".to_string(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Consumer settings of each worker kind (`[workers.<kind>]`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersOptions {
+    /// The dead-letter replayer (`chatgptd dlq replay`).
+    pub dlq_replay: ConsumerOptions,
+}
+
+impl WorkersOptions {
+    /// Every worker's consumer settings, by config section name.
+    pub fn all(&self) -> Vec<(&'static str, &ConsumerOptions)> {
+        vec![("dlq_replay", &self.dlq_replay)]
+    }
+}
+
+/// Values given on the command line; they win over the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub brokers: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub http_listen: Option<SocketAddr>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// Where the configuration came from, for messages.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Loads the configuration: defaults, the file (`path`, or `chatgptd.toml` if present), the
+/// environment, then `overrides`.
+pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Box<figment::Error>> {
+    let file = match path {
+        Some(path) => Some(path.to_path_buf()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+    };
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(file) = &file {
+        if !file.exists() {
+            let message = format!("config file {} does not exist", file.display());
+            return Err(Box::new(figment::Error::from(message)));
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    // CHATGPTD_CONFIG names the file; it is not a setting.
+    figment = figment.merge(Env::prefixed("CHATGPTD_").split("__").ignore(&["config"]));
+    if let Some(brokers) = &overrides.brokers {
+        figment = figment.merge(Serialized::default("kafka.brokers", brokers));
+    }
+    if let Some(data_dir) = &overrides.data_dir {
+        figment = figment.merge(Serialized::default("data_dir", data_dir));
+    }
+    if let Some(listen) = &overrides.http_listen {
+        figment = figment.merge(Serialized::default("http.listen", listen));
+    }
+    if let Some(format) = &overrides.log_format {
+        figment = figment.merge(Serialized::default("log.format", format));
+    }
+    let config: Config = figment.extract().map_err(Box::new)?;
+    Ok(Loaded { config, file })
+}
+
+impl Config {
+    /// The topics file in effect.
+    pub fn topics(&self) -> Result<TopicsFile, chatgptd_types::Error> {
+        if self.topics_file.as_os_str().is_empty() {
+            Ok(TopicsFile::builtin())
+        } else {
+            TopicsFile::load(&self.topics_file)
+        }
+    }
+
+    /// The configuration as TOML, secrets excluded by construction (only env var names are
+    /// ever in it). For `config check --show`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot render: {err}"))
+    }
+}
+
+/// All errors of a figment extraction, one per line, each naming its key and source.
+pub fn describe_error(error: &figment::Error) -> String {
+    error
+        .clone()
+        .into_iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "data_dir = \"from-file\"\n[kafka]\nbrokers = \"file:9092\"\n",
+            )?;
+            jail.set_env("CHATGPTD_KAFKA__BROKERS", "env:9092");
+            let loaded = load(Some(Path::new("c.toml")), &Overrides::default()).unwrap();
+            assert_eq!(loaded.config.kafka.brokers, "env:9092");
+            assert_eq!(loaded.config.data_dir, PathBuf::from("from-file"));
+
+            let flags = Overrides {
+                brokers: Some("flag:9092".into()),
+                ..Default::default()
+            };
+            let loaded = load(Some(Path::new("c.toml")), &flags).unwrap();
+            assert_eq!(loaded.config.kafka.brokers, "flag:9092");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[kafka]\nbrokerz = \"x\"\n")?;
+            let err = load(Some(Path::new("c.toml")), &Overrides::default()).unwrap_err();
+            let text = describe_error(&err);
+            assert!(
+                text.contains("brokerz") && text.contains("c.toml"),
+                "{text}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_environment_key_is_an_error_too() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CHATGPTD_KAFKA__BROKERZ", "x");
+            let err = load(None, &Overrides::default()).unwrap_err();
+            assert!(describe_error(&err).contains("brokerz"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_default_file_is_optional_and_defaults_apply() {
+        Jail::expect_with(|_| {
+            let loaded = load(None, &Overrides::default()).unwrap();
+            assert!(loaded.file.is_none());
+            assert_eq!(loaded.config, Config::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        Jail::expect_with(|_| {
+            let err = load(Some(Path::new("nope.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("nope.toml"));
+            Ok(())
+        });
+    }
+}

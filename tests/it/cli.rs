@@ -1,0 +1,337 @@
+//! The `chatgptd` binary as a person uses it: `up`, then `produce`, `tail`, `dlq replay` and
+//! the HTTP endpoints from "another terminal", then a signal.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use chatgptd_testkit::{http_client, wait_until};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn chatgptd() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chatgptd"));
+    // The tests' own environment must not leak configuration in.
+    command.env_remove("CHATGPTD_CONFIG").env_remove("RUST_LOG");
+    command
+}
+
+/// Runs a chatgptd tool against the `up` in `data_dir`.
+fn tool(data_dir: &Path, args: &[&str]) -> Output {
+    chatgptd()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run chatgptd")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A `chatgptd up` child process, stopped with SIGTERM on drop.
+struct Up {
+    child: Child,
+    data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Up {
+    async fn start() -> Up {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let child = chatgptd()
+            .args(["up", "--http-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chatgptd up");
+        let up = Up {
+            child,
+            data_dir,
+            _dir: dir,
+        };
+        wait_until(WAIT, "embedded.json", || {
+            let exists = up.data_dir.join("embedded.json").exists();
+            async move { exists.then_some(()) }
+        })
+        .await;
+        up
+    }
+
+    fn info(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.data_dir.join("embedded.json")).unwrap())
+            .unwrap()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn wait_exit(&mut self) -> i32 {
+        wait_until(WAIT, "chatgptd up to exit", || {
+            let status = self.child.try_wait().unwrap();
+            async move { status.map(|s| s.code().unwrap_or(-1)) }
+        })
+        .await
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
+    let mut up = Up::start().await;
+    let http = up.info()["http"].as_str().unwrap().to_string();
+    let client = http_client();
+    let health = client.get(format!("{http}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    wait_until(WAIT, "/readyz to say ready", || {
+        let request = client.get(format!("{http}/readyz")).send();
+        async move {
+            let response = request.await.ok()?;
+            let body: Value = response.json().await.ok()?;
+            (body["ready"] == true).then_some(())
+        }
+    })
+    .await;
+    let metrics = client.get(format!("{http}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+
+    up.signal("-TERM");
+    assert_eq!(up.wait_exit().await, 0, "a graceful stop exits 0");
+    assert!(
+        !up.data_dir.join("embedded.json").exists(),
+        "discovery file removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
+    let up = Up::start().await;
+    let data_dir = up.data_dir.clone();
+
+    let produced = tool(
+        &data_dir,
+        &[
+            "produce",
+            "workflows.steps",
+            "--value",
+            r#"{"run_id":"r1","workflow":"research","step_id":"start"}"#,
+        ],
+    );
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    assert!(stdout(&produced).starts_with("produced workflows.steps["));
+
+    let typo = tool(
+        &data_dir,
+        &[
+            "produce",
+            "workflows.steps",
+            "--value",
+            r#"{"run_id":"r1","wrkflow":"x"}"#,
+        ],
+    );
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("unknown field `wrkflow`"));
+
+    let tailed = tool(
+        &data_dir,
+        &[
+            "tail",
+            "workflows.steps",
+            "--from-beginning",
+            "--max",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    let record: Value = serde_json::from_str(stdout(&tailed).lines().next().unwrap()).unwrap();
+    assert_eq!(record["schema"], "chatgptd.WorkflowStep");
+    assert_eq!(record["value"]["workflow"], "research");
+    assert_eq!(record["key"], "r1");
+    assert!(
+        record["headers"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .starts_with("00-")
+    );
+
+    // A dead letter for the steps topic: the replayer sends its bytes back there, once.
+    let letter = r#"{"source_topic":"workflows.steps","source_partition":0,"source_offset":0,"key":"replayed-key","value":"raw bytes","error_class":"validation","error_message":"bad step","attempts":1,"worker":"test"}"#;
+    assert!(
+        tool(
+            &data_dir,
+            &["produce", "chatgptd.deadletter", "--value", letter]
+        )
+        .status
+        .success()
+    );
+
+    let dry = tool(&data_dir, &["dlq", "replay", "--dry-run"]);
+    assert!(stdout(&dry).contains("1 would replay"), "{}", stdout(&dry));
+    let replayed = tool(&data_dir, &["dlq", "replay", "--error-class", "validation"]);
+    assert!(
+        stdout(&replayed).contains("1 replayed"),
+        "{}",
+        stdout(&replayed)
+    );
+    let again = tool(&data_dir, &["dlq", "replay"]);
+    assert!(
+        stdout(&again).contains("0 replayed"),
+        "a second run replays nothing: {}",
+        stdout(&again)
+    );
+
+    let tailed = tool(
+        &data_dir,
+        &[
+            "tail",
+            "workflows.steps",
+            "--from-beginning",
+            "--max",
+            "2",
+            "--format",
+            "json",
+        ],
+    );
+    let records: Vec<Value> = stdout(&tailed)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let replay = records
+        .iter()
+        .find(|r| r["key"] == "replayed-key")
+        .expect("the replayed record");
+    assert_eq!(
+        replay["value"]["bytes"], "raw bytes",
+        "the original bytes, undecodable as before"
+    );
+    assert_eq!(replay["headers"]["dlq.replay.count"], "1");
+}
+
+#[test]
+fn config_check_names_bad_keys_and_bad_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("chatgptd.toml");
+    std::fs::write(&config, "[kafka]\nbrokerz = \"x\"\n").unwrap();
+    let output = chatgptd()
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("brokerz") && stderr.contains("chatgptd.toml"),
+        "{stderr}"
+    );
+
+    let topics = dir.path().join("topics.yaml");
+    std::fs::write(&topics, "topics:\n  - name: t\n    partitions: 1\n    replication_factor: 1\n    retention: 1d\n    cleanup_policy: delete\n    key: k\n    value_schema: chatgptd.Nope\n").unwrap();
+    std::fs::write(
+        &config,
+        format!("topics_file = {:?}\n", topics.display().to_string()),
+    )
+    .unwrap();
+    let output = chatgptd()
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("chatgptd.Nope"));
+
+    std::fs::write(
+        &config,
+        "[workers.dlq_replay]\ndrain_timeout = \"1m\"\nsession_timeout = \"30s\"\n",
+    )
+    .unwrap();
+    let output = chatgptd()
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("drain_timeout"));
+
+    // Without --config, ./chatgptd.toml is read: the invalid one, then a valid one.
+    let output = chatgptd()
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    std::fs::write(&config, "data_dir = \"elsewhere\"\n").unwrap();
+    let output = chatgptd()
+        .args(["config", "check", "--show"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout(&output).contains("data_dir = \"elsewhere\""));
+}
+
+#[test]
+fn tools_without_brokers_say_how_to_get_some() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tool(dir.path(), &["tail", "tickets.events"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--brokers") && stderr.contains("chatgptd up"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    for command in [
+        vec!["--help"],
+        vec!["up", "--help"],
+        vec!["topics", "apply", "--help"],
+        vec!["topics", "list", "--help"],
+        vec!["config", "check", "--help"],
+        vec!["produce", "--help"],
+        vec!["tail", "--help"],
+        vec!["dlq", "replay", "--help"],
+    ] {
+        let output = chatgptd().args(&command).output().unwrap();
+        assert!(output.status.success(), "{command:?}");
+        assert!(
+            stdout(&output).contains("Examples:"),
+            "{command:?} has no examples"
+        );
+    }
+}
