@@ -11,16 +11,46 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+mod codec;
 mod error;
 mod options;
+mod redis;
+mod sqlite;
 
+pub use crate::redis::RedisMemory;
+pub use crate::sqlite::SqliteMemory;
 pub use error::Error;
 pub use options::MemoryOptions;
+
+/// Opens the configured backend: Redis when `options.redis_url` is set (checked with a PING,
+/// so a start with Redis down fails with [`Error::Unavailable`] naming the URL without
+/// credentials), else SQLite at `options.sqlite_path` or `<data_dir>/memory.db` (creating
+/// the directory).
+pub async fn open(options: &MemoryOptions, data_dir: &Path) -> Result<Arc<dyn Memory>, Error> {
+    if !options.redis_url.is_empty() {
+        return Ok(Arc::new(RedisMemory::connect(options).await?));
+    }
+    let path = if options.sqlite_path.as_os_str().is_empty() {
+        data_dir.join("memory.db")
+    } else {
+        options.sqlite_path.clone()
+    };
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|err| Error::Backend(format!("creating {}: {err}", dir.display())))?;
+    }
+    Ok(Arc::new(
+        SqliteMemory::open(&path, &options.namespace).await?,
+    ))
+}
 
 /// One entry of an owner's conversation history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,29 +96,51 @@ pub struct HistoryLimits {
 pub trait Memory: Send + Sync + Debug + 'static {
     /// Appends `entry` to `owner`'s history unless an entry with its id is already there,
     /// then trims the history to `limits.cap` newest entries. Returns whether it appended.
-    async fn append_history(&self, owner: &str, entry: &HistoryEntry, limits: HistoryLimits) -> Result<bool, Error>;
+    ///
+    /// The ids of the newest `2 x cap` appends are remembered, so the redelivery of an entry
+    /// trimmed not long ago is ignored too (it must not come back as the newest entry); an id
+    /// older than that is appended again. A `cap` of 0 keeps nothing and returns `false`.
+    /// Every append sets the expiry of the whole history to `limits.ttl` (`None`: none).
+    async fn append_history(
+        &self,
+        owner: &str,
+        entry: &HistoryEntry,
+        limits: HistoryLimits,
+    ) -> Result<bool, Error>;
 
     /// The newest `limit` entries of `owner`'s history, oldest first.
     async fn history(&self, owner: &str, limit: usize) -> Result<Vec<HistoryEntry>, Error>;
 
     /// Stores `state` as `owner`'s latest state if its version is greater than the stored
-    /// one. Returns whether it was stored.
-    async fn put_state(&self, owner: &str, state: &StateEntry, ttl: Option<Duration>) -> Result<bool, Error>;
+    /// one (an expired state counts as absent). Returns whether it was stored. The stored
+    /// state expires after `ttl` (`None`: never).
+    async fn put_state(
+        &self,
+        owner: &str,
+        state: &StateEntry,
+        ttl: Option<Duration>,
+    ) -> Result<bool, Error>;
 
     /// `owner`'s latest state.
     async fn state(&self, owner: &str) -> Result<Option<StateEntry>, Error>;
 
     /// Sets `key` to `value` only if it is absent (or expired). Returns whether it set it.
     /// The building block of idempotency and deduplication keys.
-    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, Error>;
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, Error>;
 
-    /// Sets `key` to `value`, replacing what was there.
+    /// Sets `key` to `value`, replacing what was there and its expiry.
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Error>;
 
     /// The value of `key`, if present and not expired.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error>;
 
-    /// Removes `key` (no error if absent).
+    /// Removes the value at `key` (no error if absent). Values, counters and join sets are
+    /// separate key spaces: this does not touch a counter or set of the same name.
     async fn delete(&self, key: &str) -> Result<(), Error>;
 
     /// Adds `by` to the counter at `key` (created at 0) and returns the new value. Atomic

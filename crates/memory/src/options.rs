@@ -68,7 +68,10 @@ impl Default for MemoryOptions {
 impl MemoryOptions {
     /// The expiry for memory of `kind`.
     pub fn ttl_for(&self, kind: &str) -> Duration {
-        self.ttl_by_kind.get(kind).copied().unwrap_or(self.default_ttl)
+        self.ttl_by_kind
+            .get(kind)
+            .copied()
+            .unwrap_or(self.default_ttl)
     }
 }
 
@@ -78,13 +81,20 @@ mod ttl_map {
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(map: &BTreeMap<String, Duration>, s: S) -> Result<S::Ok, S::Error> {
-        let text: BTreeMap<&String, String> =
-            map.iter().map(|(k, v)| (k, humantime::format_duration(*v).to_string())).collect();
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<String, Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let text: BTreeMap<&String, String> = map
+            .iter()
+            .map(|(k, v)| (k, humantime::format_duration(*v).to_string()))
+            .collect();
         text.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Duration>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
         let text = BTreeMap::<String, String>::deserialize(d)?;
         text.into_iter()
             .map(|(k, v)| {

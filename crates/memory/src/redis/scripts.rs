@@ -1,0 +1,123 @@
+//! The Lua scripts behind the read-modify-write operations. Redis runs a script to completion
+//! before it serves any other command, so each script is one atomic step across every
+//! replica: two workers appending the same redelivered entry, or racing on a state version,
+//! cannot interleave between the check and the write.
+//!
+//! Expiries travel as `ARGV` milliseconds, `0` meaning "none". Numbers that must stay exact
+//! (versions, counters) travel and return as decimal strings: Lua numbers are doubles and would
+//! round values above 2^53.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Appends a history entry unless its id is remembered, then trims.
+///
+/// KEYS[1]: the entries (list of JSON, oldest first). KEYS[2]: the remembered ids (sorted set,
+/// score = insertion sequence). ARGV: id, entry JSON, cap, id window, ttl ms.
+///
+/// The id set remembers the last `window` (= 2 x cap) ids while the list keeps the last `cap`
+/// entries, so a redelivery of an entry trimmed not long ago is still recognised and ignored
+/// instead of coming back as the newest entry. Returns 1 when appended, 0 for a duplicate.
+pub(super) static APPEND_HISTORY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local id, entry = ARGV[1], ARGV[2]
+local cap, window, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('ZSCORE', KEYS[2], id) then
+  return 0
+end
+local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local seq = 1
+if newest[2] then
+  seq = tonumber(newest[2]) + 1
+end
+redis.call('ZADD', KEYS[2], seq, id)
+redis.call('RPUSH', KEYS[1], entry)
+redis.call('LTRIM', KEYS[1], -cap, -1)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', seq - window)
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+end
+return 1
+",
+    )
+});
+
+/// Stores a state if its version is greater than the stored one.
+///
+/// KEYS[1]: the state (hash with `version` and `value`). ARGV: version (decimal), value JSON,
+/// ttl ms. Returns 1 when stored, 0 when the stored version is not lower.
+pub(super) static PUT_STATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+-- Compares two canonical decimal integers exactly (no doubles): -1, 0 or 1.
+local function compare(a, b)
+  local a_negative, b_negative = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
+  if a_negative ~= b_negative then
+    return a_negative and -1 or 1
+  end
+  local a_digits = a_negative and a:sub(2) or a
+  local b_digits = b_negative and b:sub(2) or b
+  local order = 0
+  if #a_digits ~= #b_digits then
+    order = #a_digits < #b_digits and -1 or 1
+  elseif a_digits ~= b_digits then
+    order = a_digits < b_digits and -1 or 1
+  end
+  return a_negative and -order or order
+end
+
+local version, value, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local stored = redis.call('HGET', KEYS[1], 'version')
+if stored and compare(version, stored) <= 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'version', version, 'value', value)
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return 1
+",
+    )
+});
+
+/// Adds to a counter, setting the expiry only when this call created it.
+///
+/// KEYS[1]: the counter. ARGV: increment, ttl ms. Returns the new value as a string.
+pub(super) static INCR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local created = redis.call('EXISTS', KEYS[1]) == 0
+redis.call('INCRBY', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if created and ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return redis.call('GET', KEYS[1])
+",
+    )
+});
+
+/// Adds a member to a join set, setting the expiry only when this call created it.
+///
+/// KEYS[1]: the set. ARGV: member, ttl ms. Returns the set's size.
+pub(super) static JOIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local created = redis.call('EXISTS', KEYS[1]) == 0
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if created and ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return redis.call('SCARD', KEYS[1])
+",
+    )
+});

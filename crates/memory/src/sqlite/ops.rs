@@ -1,0 +1,282 @@
+//! The operations, as blocking functions on the connection. Each is one statement or one
+//! `BEGIN IMMEDIATE` transaction, so it is atomic against other connections to the file (the
+//! immediate lock is taken before the first read, so two writers never both read and then
+//! race to write). Keys and owners arrive already namespaced; `now_ms` is epoch milliseconds.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// `expires_at_ms` is unset or in the future.
+const LIVE: &str = "(expires_at_ms IS NULL OR expires_at_ms > ?2)";
+
+/// Appends the entry unless its id is remembered; keeps the newest `cap` entries and the ids
+/// of the newest `2 x cap`. Returns whether it appended.
+pub(super) fn append_history(
+    connection: &mut Connection,
+    owner: &str,
+    id: &str,
+    entry_json: &str,
+    cap: i64,
+    expires_at_ms: Option<i64>,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let owner_row: Option<(i64, Option<i64>)> = tx
+        .query_row(
+            "SELECT last_seq, expires_at_ms FROM history_owners WHERE owner = ?1",
+            params![owner],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let last_seq = match owner_row {
+        Some((_, Some(expires))) if expires <= now_ms => {
+            // The whole history expired: it starts over.
+            tx.execute("DELETE FROM history WHERE owner = ?1", params![owner])?;
+            0
+        }
+        Some((last_seq, _)) => last_seq,
+        None => 0,
+    };
+    let known = tx
+        .query_row(
+            "SELECT 1 FROM history WHERE owner = ?1 AND id = ?2",
+            params![owner, id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if known {
+        tx.commit()?;
+        return Ok(false);
+    }
+
+    let seq = last_seq + 1;
+    tx.execute(
+        "INSERT INTO history (owner, id, seq, entry) VALUES (?1, ?2, ?3, ?4)",
+        params![owner, id, seq, entry_json],
+    )?;
+    tx.execute(
+        "INSERT INTO history_owners (owner, last_seq, expires_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (owner) DO UPDATE
+         SET last_seq = excluded.last_seq, expires_at_ms = excluded.expires_at_ms",
+        params![owner, seq, expires_at_ms],
+    )?;
+    // Sequence numbers are contiguous (only the oldest ever leave), so the newest `cap` are
+    // exactly those above `seq - cap`.
+    tx.execute(
+        "UPDATE history SET entry = NULL WHERE owner = ?1 AND seq <= ?2 AND entry IS NOT NULL",
+        params![owner, seq - cap],
+    )?;
+    tx.execute(
+        "DELETE FROM history WHERE owner = ?1 AND seq <= ?2",
+        params![owner, seq - cap.saturating_mul(2)],
+    )?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// The newest `limit` entries (JSON), oldest first.
+pub(super) fn history(
+    connection: &Connection,
+    owner: &str,
+    limit: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT h.entry FROM history h JOIN history_owners o ON o.owner = h.owner
+         WHERE h.owner = ?1 AND h.entry IS NOT NULL
+           AND (o.expires_at_ms IS NULL OR o.expires_at_ms > ?2)
+         ORDER BY h.seq DESC LIMIT ?3",
+    )?;
+    let mut entries = statement
+        .query_map(params![owner, now_ms, limit], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    entries.reverse();
+    Ok(entries)
+}
+
+/// Stores the state if its version is greater than the stored one (or the stored one
+/// expired). One upsert statement: atomic by itself.
+pub(super) fn put_state(
+    connection: &Connection,
+    owner: &str,
+    version: i64,
+    value_json: &str,
+    expires_at_ms: Option<i64>,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    let changed = connection.execute(
+        "INSERT INTO state (owner, version, value, expires_at_ms) VALUES (?1, ?3, ?4, ?5)
+         ON CONFLICT (owner) DO UPDATE
+         SET version = excluded.version, value = excluded.value,
+             expires_at_ms = excluded.expires_at_ms
+         WHERE state.version < excluded.version
+            OR (state.expires_at_ms IS NOT NULL AND state.expires_at_ms <= ?2)",
+        params![owner, now_ms, version, value_json, expires_at_ms],
+    )?;
+    Ok(changed == 1)
+}
+
+/// The live state: version and value JSON.
+pub(super) fn state(
+    connection: &Connection,
+    owner: &str,
+    now_ms: i64,
+) -> rusqlite::Result<Option<(i64, String)>> {
+    connection
+        .query_row(
+            &format!("SELECT version, value FROM state WHERE owner = ?1 AND {LIVE}"),
+            params![owner, now_ms],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+}
+
+/// Sets the value if the key is absent or expired. Returns whether it set it.
+pub(super) fn put_if_absent(
+    connection: &Connection,
+    key: &str,
+    value: &[u8],
+    expires_at_ms: Option<i64>,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    let changed = connection.execute(
+        "INSERT INTO kv (key, value, expires_at_ms) VALUES (?1, ?3, ?4)
+         ON CONFLICT (key) DO UPDATE
+         SET value = excluded.value, expires_at_ms = excluded.expires_at_ms
+         WHERE kv.expires_at_ms IS NOT NULL AND kv.expires_at_ms <= ?2",
+        params![key, now_ms, value, expires_at_ms],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Sets the value, replacing what was there (and its expiry).
+pub(super) fn put(
+    connection: &Connection,
+    key: &str,
+    value: &[u8],
+    expires_at_ms: Option<i64>,
+) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO kv (key, value, expires_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE
+         SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
+        params![key, value, expires_at_ms],
+    )?;
+    Ok(())
+}
+
+/// The live value of the key.
+pub(super) fn get(
+    connection: &Connection,
+    key: &str,
+    now_ms: i64,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    connection
+        .query_row(
+            &format!("SELECT value FROM kv WHERE key = ?1 AND {LIVE}"),
+            params![key, now_ms],
+            |row| row.get(0),
+        )
+        .optional()
+}
+
+/// Removes the key.
+pub(super) fn delete(connection: &Connection, key: &str) -> rusqlite::Result<()> {
+    connection.execute("DELETE FROM kv WHERE key = ?1", params![key])?;
+    Ok(())
+}
+
+/// Adds `by` to the counter (created at 0 with `expires_at_ms`, also when the old one
+/// expired). Returns the new value; overflow is an error, as in Redis.
+pub(super) fn incr(
+    connection: &mut Connection,
+    key: &str,
+    by: i64,
+    expires_at_ms: Option<i64>,
+    now_ms: i64,
+) -> rusqlite::Result<i64> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let live: Option<(i64, Option<i64>)> = tx
+        .query_row(
+            &format!("SELECT value, expires_at_ms FROM counters WHERE key = ?1 AND {LIVE}"),
+            params![key, now_ms],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let (value, expires_at_ms) = match live {
+        Some((value, expires)) => {
+            let sum = value.checked_add(by).ok_or_else(|| {
+                rusqlite::Error::ToSqlConversionFailure(
+                    format!("counter {key}: {value} + {by} would overflow").into(),
+                )
+            })?;
+            (sum, expires)
+        }
+        None => (by, expires_at_ms),
+    };
+    tx.execute(
+        "INSERT INTO counters (key, value, expires_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE
+         SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
+        params![key, value, expires_at_ms],
+    )?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// Adds the member to the set (created with `expires_at_ms`, also when the old one expired).
+/// Returns the set's size.
+pub(super) fn join(
+    connection: &mut Connection,
+    key: &str,
+    member: &str,
+    expires_at_ms: Option<i64>,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let expired = tx
+        .query_row(
+            "SELECT 1 FROM join_sets
+             WHERE key = ?1 AND expires_at_ms IS NOT NULL AND expires_at_ms <= ?2",
+            params![key, now_ms],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if expired {
+        tx.execute("DELETE FROM join_members WHERE key = ?1", params![key])?;
+        tx.execute("DELETE FROM join_sets WHERE key = ?1", params![key])?;
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO join_sets (key, expires_at_ms) VALUES (?1, ?2)",
+        params![key, expires_at_ms],
+    )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO join_members (key, member) VALUES (?1, ?2)",
+        params![key, member],
+    )?;
+    let size: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM join_members WHERE key = ?1",
+        params![key],
+        |row| row.get(0),
+    )?;
+    tx.commit()?;
+    // A count is never negative.
+    Ok(usize::try_from(size).unwrap_or(0))
+}
+
+/// The members of the live set, sorted (byte order, as Rust sorts strings).
+pub(super) fn join_members(
+    connection: &Connection,
+    key: &str,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT m.member FROM join_members m JOIN join_sets s ON s.key = m.key
+         WHERE m.key = ?1 AND (s.expires_at_ms IS NULL OR s.expires_at_ms > ?2)
+         ORDER BY m.member",
+    )?;
+    statement
+        .query_map(params![key, now_ms], |row| row.get(0))?
+        .collect()
+}

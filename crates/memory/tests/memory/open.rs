@@ -1,0 +1,94 @@
+//! `open` with Redis: a start with Redis unreachable fails clearly, without leaking secrets.
+
+use std::time::{Duration, Instant};
+
+use chatgptd_memory::{Memory, MemoryOptions, RedisMemory};
+use chatgptd_testkit::redis::RedisServer;
+
+#[tokio::test]
+async fn redis_down_at_start_is_unavailable_naming_the_address_not_the_password() {
+    let port = chatgptd_testkit::free_port();
+    let options = MemoryOptions {
+        redis_url: format!("redis://worker:s3cret-pw@127.0.0.1:{port}/2"),
+        connect_timeout: Duration::from_millis(500),
+        response_timeout: Duration::from_millis(500),
+        ..MemoryOptions::default()
+    };
+    let started = Instant::now();
+    let err = chatgptd_memory::open(&options, &std::env::temp_dir())
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(err.is_unavailable(), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("redis://127.0.0.1:{port}/2")),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret-pw"), "{message}");
+    assert!(!message.contains("worker"), "{message}");
+}
+
+#[tokio::test]
+async fn open_with_a_redis_url_uses_redis() {
+    let server = RedisServer::start().await;
+    let options = MemoryOptions {
+        redis_url: server.url(),
+        ..MemoryOptions::default()
+    };
+    let memory = chatgptd_memory::open(&options, &std::env::temp_dir())
+        .await
+        .unwrap();
+    assert_eq!(memory.backend(), "redis");
+    memory.ping().await.unwrap();
+}
+
+/// The password comes from the variable named by `redis_password_env`. Tests cannot set
+/// variables (no unsafe code), so this uses one cargo sets for every test process.
+#[tokio::test]
+async fn the_password_comes_from_the_named_environment_variable() {
+    let password = std::env::var("CARGO_PKG_NAME").expect("cargo sets CARGO_PKG_NAME for tests");
+    let server = RedisServer::start().await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(&password)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    let without = MemoryOptions {
+        redis_url: server.url(),
+        ..MemoryOptions::default()
+    };
+    let err = RedisMemory::connect(&without).await.unwrap_err();
+    assert!(
+        !err.is_unavailable(),
+        "a missing password is a configuration error: {err}"
+    );
+
+    let with = MemoryOptions {
+        redis_password_env: "CARGO_PKG_NAME".to_string(),
+        ..without.clone()
+    };
+    let memory = RedisMemory::connect(&with).await.unwrap();
+    memory.put("k", b"v", None).await.unwrap();
+    assert!(!format!("{memory:?}").contains(&password));
+
+    let unset = MemoryOptions {
+        redis_password_env: "CHATGPTD_TEST_SURELY_UNSET_VARIABLE".to_string(),
+        ..without
+    };
+    let err = RedisMemory::connect(&unset).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("CHATGPTD_TEST_SURELY_UNSET_VARIABLE"),
+        "{err}"
+    );
+}

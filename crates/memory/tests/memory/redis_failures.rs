@@ -1,0 +1,160 @@
+//! Redis failing: going away and coming back (calls fail fast as unavailable, and the same
+//! `RedisMemory` works again once Redis is back), not answering, and answering with errors
+//! that retrying does not fix.
+
+use std::time::{Duration, Instant};
+
+use chatgptd_memory::{HistoryLimits, Memory, MemoryOptions, RedisMemory};
+use chatgptd_testkit::redis::RedisServer;
+use chatgptd_testkit::wait_until;
+
+use crate::fixture::entry;
+
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+fn options(server: &RedisServer) -> MemoryOptions {
+    MemoryOptions {
+        redis_url: server.url(),
+        pool_size: 3,
+        connect_timeout: TIMEOUT,
+        response_timeout: TIMEOUT,
+        ..MemoryOptions::default()
+    }
+}
+
+/// Waits until `memory` answers again, or fails the test after 10 s.
+async fn wait_for_recovery(memory: &RedisMemory) {
+    wait_until(
+        Duration::from_secs(10),
+        "redis memory to work again",
+        || async { memory.put("probe", b"ok", None).await.ok() },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_redis_is_unavailable_fast_and_a_restarted_one_works_again() {
+    chatgptd_testkit::init_logging();
+    let mut server = RedisServer::start().await;
+    let memory = RedisMemory::connect(&options(&server)).await.unwrap();
+    memory.put("before", b"v", None).await.unwrap();
+
+    server.stop();
+    // More calls than connections, so every connection of the pool sees the outage, and
+    // every kind of call: plain commands and scripts.
+    for round in 0..3 {
+        let started = Instant::now();
+        let errors = [
+            memory.get("before").await.unwrap_err(),
+            memory.ping().await.unwrap_err(),
+            memory.incr("count", 1, None).await.unwrap_err(),
+            memory
+                .append_history("owner", &entry("a"), HistoryLimits { cap: 5, ttl: None })
+                .await
+                .unwrap_err(),
+        ];
+        for err in &errors {
+            assert!(err.is_unavailable(), "round {round}: {err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("127.0.0.1:{}", server.port())),
+                "{err}"
+            );
+        }
+        // Four calls, each bounded by the connect timeout (refused connections fail at once).
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < 4 * TIMEOUT,
+            "round {round}: four failing calls took {elapsed:?}"
+        );
+    }
+
+    server.restart().await;
+    wait_for_recovery(&memory).await;
+    // Every connection of the pool recovered, and scripts are reloaded into the new server.
+    for _ in 0..3 {
+        memory.ping().await.unwrap();
+    }
+    assert_eq!(memory.incr("count", 2, None).await.unwrap(), 2);
+    let limits = HistoryLimits { cap: 5, ttl: None };
+    assert!(
+        memory
+            .append_history("owner", &entry("a"), limits)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !memory
+            .append_history("owner", &entry("a"), limits)
+            .await
+            .unwrap()
+    );
+    // The restarted server is empty (no persistence in tests).
+    assert_eq!(memory.get("before").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_does_not_answer_is_unavailable_after_the_response_timeout() {
+    let server = RedisServer::start().await;
+    let memory = RedisMemory::connect(&options(&server)).await.unwrap();
+    memory.put("key", b"v", None).await.unwrap();
+
+    // CLIENT PAUSE holds every client's commands (the admin's too) for 1.5 s: Redis is up
+    // but silent.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let err = memory.get("key").await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(
+        elapsed >= TIMEOUT / 2,
+        "failed before the timeout: {elapsed:?}: {err}"
+    );
+    assert!(
+        elapsed < 2 * TIMEOUT + Duration::from_millis(200),
+        "took {elapsed:?}"
+    );
+
+    wait_for_recovery(&memory).await;
+    assert_eq!(memory.get("key").await.unwrap(), Some(b"v".to_vec()));
+}
+
+#[tokio::test]
+async fn errors_retrying_does_not_fix_are_backend_errors() {
+    let server = RedisServer::start().await;
+    let memory = RedisMemory::connect(&options(&server)).await.unwrap();
+
+    // Another application wrote a list where we keep a value, and garbage where we keep
+    // history.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut other = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg("chatgptd:kv:taken")
+        .arg("x")
+        .query_async(&mut other)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg("chatgptd:history:{owner}")
+        .arg("not json")
+        .query_async(&mut other)
+        .await
+        .unwrap();
+
+    let err = memory.get("taken").await.unwrap_err();
+    assert!(!err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    let err = memory.history("owner", 10).await.unwrap_err();
+    assert!(!err.is_unavailable(), "{err}");
+    // The connection is fine after errors.
+    memory.ping().await.unwrap();
+}
