@@ -1,1 +1,290 @@
-fn main() {}
+//! Runtime throughput, against raw rdkafka in the same run. `cargo bench --bench runtime`.
+//!
+//! 1. A pass-through processor (decode, re-encode, produce, wait for the ack, store the
+//!    offset) vs a hand-written rdkafka loop that consumes and produces the same records
+//!    without acknowledgement tracking: what at-least-once bookkeeping costs.
+//! 2. A processor that sleeps 100 ms, one partition, 1,000 distinct keys: the runtime keeps
+//!    `max_in_flight_per_partition` records in flight, so it should approach bound / 0.1 s.
+//!
+//! Figures are printed, the ratio last. `BENCH_RECORDS` scales scenario 1 (default 20000).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chatgptd_runtime::embedded::EmbeddedKafka;
+use chatgptd_runtime::{
+    ConsumerOptions, ConsumerRuntime, Health, Incoming, KafkaOptions, OutputRecord, ProcessError,
+    Processor, WorkerContext,
+};
+use chatgptd_types::avro::Codec;
+use chatgptd_types::records::WorkflowStep;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{ClientConfig, Message};
+use tokio_util::sync::CancellationToken;
+
+/// Re-encodes each step to `output`, or sleeps first.
+struct PassThrough {
+    output: String,
+    sleep: Option<Duration>,
+    codec: Codec,
+}
+
+impl Processor for PassThrough {
+    type Input = WorkflowStep;
+
+    fn process(
+        &self,
+        record: &Incoming<WorkflowStep>,
+    ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send {
+        let output = OutputRecord::avro(
+            &self.codec,
+            &self.output,
+            record.value.run_id.clone(),
+            &record.value,
+        );
+        let sleep = self.sleep;
+        async move {
+            if let Some(sleep) = sleep {
+                tokio::time::sleep(sleep).await;
+            }
+            Ok(vec![output?])
+        }
+    }
+}
+
+fn step(i: usize, keys: usize) -> (String, Vec<u8>) {
+    let run_id = format!("run-{}", i % keys);
+    let step = WorkflowStep {
+        run_id: run_id.clone(),
+        workflow: "bench".into(),
+        step_id: format!("step-{i}"),
+        kind: "execute".into(),
+        agent: Some("atlas-sentinel".into()),
+        input_json: r#"{"topic":"throughput","detail":"a small but realistic input"}"#.into(),
+        attempt: 1,
+        requested_at_ms: 0,
+    };
+    (run_id, Codec::builtin().encode(&step).unwrap())
+}
+
+async fn fill(brokers: &str, topic: &str, records: usize, keys: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let mut pending = Vec::with_capacity(records);
+    for i in 0..records {
+        let (key, payload) = step(i, keys);
+        pending.push(
+            producer
+                .send_result(FutureRecord::to(topic).key(&key).payload(&payload))
+                .unwrap(),
+        );
+    }
+    for delivery in pending {
+        delivery.await.unwrap().unwrap();
+    }
+}
+
+fn end_offset_sum(brokers: &str, topic: &str, partitions: i32) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .map(|(_, high)| high)
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+async fn wait_for_outputs(brokers: &str, topic: &str, partitions: i32, expected: i64) {
+    loop {
+        let (brokers, topic) = (brokers.to_string(), topic.to_string());
+        let done =
+            tokio::task::spawn_blocking(move || end_offset_sum(&brokers, &topic, partitions))
+                .await
+                .unwrap();
+        if done >= expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The baseline: consume everything, produce each payload, flush. No ack tracking, no
+/// offsets stored, no decoding.
+fn raw_consume_produce(brokers: &str, input: &str, output: &str, records: usize) -> Duration {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("raw-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    let producer: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[input]).unwrap();
+    // Joining the group is not part of the measurement.
+    let first = loop {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            break message.detach();
+        }
+    };
+    let started = Instant::now();
+    let send = |message: &rdkafka::message::OwnedMessage| {
+        let mut record = rdkafka::producer::BaseRecord::to(output)
+            .key(message.key().unwrap_or_default())
+            .payload(message.payload().unwrap_or_default());
+        while let Err((err, returned)) = producer.send(record) {
+            assert!(matches!(
+                err,
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull
+                )
+            ));
+            producer.poll(Duration::from_millis(1));
+            record = returned;
+        }
+    };
+    send(&first);
+    let mut consumed = 1;
+    while consumed < records {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            send(&message.detach());
+            consumed += 1;
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    started.elapsed()
+}
+
+async fn through_runtime(
+    kafka: &KafkaOptions,
+    input: &str,
+    output: &str,
+    partitions: i32,
+    records: usize,
+    sleep: Option<Duration>,
+    max_in_flight: usize,
+) -> Duration {
+    let health = Health::default();
+    let context = WorkerContext::new(kafka, &health).unwrap();
+    let options = ConsumerOptions {
+        group_id: format!("bench-{}", uuid::Uuid::new_v4()),
+        max_in_flight_per_partition: max_in_flight,
+        ..ConsumerOptions::default()
+    };
+    let processor = PassThrough {
+        output: output.to_string(),
+        sleep,
+        codec: Codec::builtin(),
+    };
+    let runtime = ConsumerRuntime::new(
+        "bench",
+        &context,
+        options,
+        vec![input.to_string()],
+        processor,
+    )
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(runtime.run(shutdown.clone()));
+    // Joining the group (the mock cluster waits 3 s before the first rebalance) is not part
+    // of the measurement: time starts with the first output.
+    wait_for_outputs(&kafka.brokers, output, 1, 1).await;
+    let started = Instant::now();
+    wait_for_outputs(&kafka.brokers, output, partitions, records as i64).await;
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    elapsed
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let records: usize = std::env::var("BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let kafka_cluster = EmbeddedKafka::start(1).unwrap();
+    let brokers = kafka_cluster.bootstrap_servers().to_string();
+    let kafka = KafkaOptions::with_brokers(&brokers);
+    let partitions = 6;
+    for topic in ["in", "out-raw", "out-runtime"] {
+        kafka_cluster.create_topic(topic, partitions, 1).unwrap();
+    }
+    println!("# runtime throughput (embedded broker, {partitions} partitions, {records} records)");
+    fill(&brokers, "in", records, records).await;
+
+    let raw = tokio::task::spawn_blocking({
+        let brokers = brokers.clone();
+        move || raw_consume_produce(&brokers, "in", "out-raw", records)
+    })
+    .await
+    .unwrap();
+    let raw_rate = records as f64 / raw.as_secs_f64();
+    println!(
+        "raw rdkafka consume-then-produce: {raw_rate:>9.0} records/s ({:.2} s)",
+        raw.as_secs_f64()
+    );
+
+    // The first output is excluded from the runtime's clock, one record less to count.
+    let runtime = through_runtime(&kafka, "in", "out-runtime", partitions, records, None, 64).await;
+    let runtime_rate = (records - 1) as f64 / runtime.as_secs_f64();
+    println!(
+        "runtime, pass-through processor:  {runtime_rate:>9.0} records/s ({:.2} s)",
+        runtime.as_secs_f64()
+    );
+
+    println!();
+    let slow_records = 3_000;
+    let bound = 64;
+    println!(
+        "# slow processor: 100 ms per record, 1 partition, 1000 keys, {slow_records} records, bound {bound}"
+    );
+    kafka_cluster.create_topic("slow-in", 1, 1).unwrap();
+    kafka_cluster.create_topic("slow-out", 1, 1).unwrap();
+    fill(&brokers, "slow-in", slow_records, 1000).await;
+    let slow = through_runtime(
+        &kafka,
+        "slow-in",
+        "slow-out",
+        1,
+        slow_records,
+        Some(Duration::from_millis(100)),
+        bound,
+    )
+    .await;
+    let slow_rate = (slow_records - 1) as f64 / slow.as_secs_f64();
+    let ideal = bound as f64 / 0.1;
+    println!(
+        "runtime:                          {slow_rate:>9.0} records/s ({:.2} s)",
+        slow.as_secs_f64()
+    );
+    println!(
+        "ideal (bound / 0.1 s):            {ideal:>9.0} records/s; one at a time would be 10/s"
+    );
+
+    println!();
+    println!(
+        "ratio runtime / raw rdkafka:      {:>9.3}",
+        runtime_rate / raw_rate
+    );
+    println!(
+        "ratio slow processor / ideal:     {:>9.3}",
+        slow_rate / ideal
+    );
+}
