@@ -718,3 +718,120 @@ async fn tansu_restart_loses_nothing() {
     assert_eq!(runs.len(), 100, "every output survived the restart");
     running.stop().await.unwrap();
 }
+
+/// A processor that keeps its own positions, and does not need per-key order.
+struct Positioned {
+    start: i64,
+    seen: Arc<Mutex<Vec<i64>>>,
+    running: Arc<AtomicUsize>,
+    most_at_once: Arc<AtomicUsize>,
+    revoked: Arc<AtomicUsize>,
+}
+
+impl chatgptd_runtime::Processor for Positioned {
+    type Input = WorkflowStep;
+
+    fn process(
+        &self,
+        record: &chatgptd_runtime::Incoming<WorkflowStep>,
+    ) -> impl std::future::Future<Output = Result<Vec<chatgptd_runtime::OutputRecord>, ProcessError>>
+    + Send {
+        let (seen, running, most) = (
+            self.seen.clone(),
+            self.running.clone(),
+            self.most_at_once.clone(),
+        );
+        let offset = record.meta.offset;
+        async move {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            seen.lock().unwrap().push(offset);
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(vec![])
+        }
+    }
+
+    fn ordered_by_key(&self) -> bool {
+        false
+    }
+
+    fn start_offsets(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Vec<Option<chatgptd_runtime::StartAt>> {
+        partitions
+            .iter()
+            .map(|_| Some(chatgptd_runtime::StartAt::Offset(self.start)))
+            .collect()
+    }
+
+    fn partitions_revoked(&self, partitions: &[(String, i32)]) {
+        self.revoked.fetch_add(partitions.len(), Ordering::SeqCst);
+    }
+}
+
+/// A processor's own start offset wins over the group's, and without per-key order records
+/// of one key run concurrently; the revoke hook runs at shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processor_positions_and_unordered_lanes() {
+    init_logging();
+    let kafka = MockKafka::start();
+    let (input, group) = (unique("in"), unique("group"));
+    kafka.create_topic(&input, 1);
+    let producer = producer(&kafka.brokers());
+    for i in 0..20 {
+        produce(
+            &producer,
+            &input,
+            Some(0),
+            Some(b"one-key"),
+            &step("one-key", &i.to_string()),
+            &[],
+        )
+        .await;
+    }
+    let processor = Positioned {
+        start: 5,
+        seen: Arc::default(),
+        running: Arc::default(),
+        most_at_once: Arc::default(),
+        revoked: Arc::default(),
+    };
+    let (seen, most, revoked) = (
+        processor.seen.clone(),
+        processor.most_at_once.clone(),
+        processor.revoked.clone(),
+    );
+    let health = chatgptd_runtime::Health::default();
+    let context = chatgptd_runtime::WorkerContext::new(&kafka.options(), &health).unwrap();
+    let runtime = chatgptd_runtime::ConsumerRuntime::new(
+        "positions",
+        &context,
+        test_options(&group),
+        vec![input.clone()],
+        processor,
+    )
+    .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(runtime.run(shutdown.clone()));
+    wait_until(WAIT, "15 records", || {
+        let n = seen.lock().unwrap().len();
+        async move { (n == 15).then_some(()) }
+    })
+    .await;
+    let mut offsets = seen.lock().unwrap().clone();
+    offsets.sort();
+    assert_eq!(
+        offsets,
+        (5..20).collect::<Vec<_>>(),
+        "started at the processor's offset"
+    );
+    assert!(
+        most.load(Ordering::SeqCst) > 1,
+        "same-key records ran concurrently"
+    );
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(revoked.load(Ordering::SeqCst), 1);
+}

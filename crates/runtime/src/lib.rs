@@ -27,7 +27,9 @@ pub use consumer::{ConsumerOptions, ConsumerRuntime};
 pub use error::Error;
 pub use health::Health;
 pub use kafka::KafkaOptions;
-pub use processor::{ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta};
+pub use processor::{
+    ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, StartAt,
+};
 pub use producer::Producer;
 
 use chatgptd_types::avro::Codec;

@@ -22,6 +22,36 @@ pub trait Processor: Send + Sync + 'static {
         &self,
         record: &Incoming<Self::Input>,
     ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send;
+
+    /// Whether records with the same key must be processed one after another, in offset
+    /// order (the default). A processor whose result does not depend on order (an index
+    /// keyed by record id) returns false, and every record runs in a lane of its own.
+    fn ordered_by_key(&self) -> bool {
+        true
+    }
+
+    /// Where to start reading partitions just assigned to this member, for a processor that
+    /// keeps its own positions (the indexer keeps them in its index commits). `None` for a
+    /// partition means: from the group's committed offset. Runs on the polling thread during
+    /// the rebalance, so it must be quick.
+    fn start_offsets(&self, partitions: &[(String, i32)]) -> Vec<Option<StartAt>> {
+        vec![None; partitions.len()]
+    }
+
+    /// Partitions were taken away, after their in-flight records drained (or were
+    /// abandoned). Runs on the polling thread during the rebalance.
+    fn partitions_revoked(&self, partitions: &[(String, i32)]) {
+        let _ = partitions;
+    }
+}
+
+/// A start position chosen by the processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The first record still in the partition.
+    Beginning,
+    /// This offset.
+    Offset(i64),
 }
 
 /// A decoded record and where it came from.

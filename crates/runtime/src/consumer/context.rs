@@ -7,14 +7,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::{ClientContext, TopicPartitionList};
-use tracing::{info, warn};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{error, info, warn};
 
 use super::coordinator::{Coordinator, TopicPartition};
 use crate::health::Readiness;
+use crate::processor::StartAt;
 use crate::telemetry::{self, metric};
+
+/// What the processor has to say about partitions coming and going.
+pub(crate) trait PartitionHooks: Send + Sync {
+    fn start_offsets(&self, partitions: &[TopicPartition]) -> Vec<Option<StartAt>>;
+    fn partitions_revoked(&self, partitions: &[TopicPartition]);
+}
 
 /// The consumer's context: bridges rebalances to the [`Coordinator`].
 pub struct RuntimeContext {
@@ -22,6 +32,27 @@ pub struct RuntimeContext {
     pub(crate) coordinator: Arc<Coordinator>,
     pub(crate) drain_timeout: Duration,
     pub(crate) readiness: Readiness,
+    pub(crate) hooks: Arc<dyn PartitionHooks>,
+}
+
+impl RuntimeContext {
+    /// Applies the processor's own start positions to an assignment before it takes effect.
+    fn apply_start_offsets(&self, assignment: &mut TopicPartitionList) {
+        let partitions = partitions_of(assignment);
+        let starts = self.hooks.start_offsets(&partitions);
+        for ((topic, partition), start) in partitions.iter().zip(starts) {
+            let offset = match start {
+                None => continue,
+                Some(StartAt::Beginning) => Offset::Beginning,
+                Some(StartAt::Offset(offset)) => Offset::Offset(offset),
+            };
+            if let Err(err) = assignment.set_partition_offset(topic, *partition, offset) {
+                warn!(worker = %self.worker, %err, topic, partition, "could not set the start offset");
+            } else {
+                info!(worker = %self.worker, topic, partition, ?offset, "starting where the processor left off");
+            }
+        }
+    }
 }
 
 impl ClientContext for RuntimeContext {
@@ -35,6 +66,58 @@ impl ClientContext for RuntimeContext {
 }
 
 impl ConsumerContext for RuntimeContext {
+    /// rdkafka's default, plus the processor's start offsets written into the assignment
+    /// before it is applied (the only moment they can be, without a seek that races the
+    /// first fetch).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.apply_start_offsets(partitions);
+                let assigned = if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                };
+                if let Err(err) = assigned {
+                    error!(worker = %self.worker, %err, "could not apply the assignment");
+                }
+                self.post_rebalance(consumer, &Rebalance::Assign(partitions));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.pre_rebalance(consumer, &Rebalance::Revoke(partitions));
+                let revoked = if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(err) = revoked {
+                    error!(worker = %self.worker, %err, "could not apply the revocation");
+                }
+            }
+            other => {
+                let code: RDKafkaErrorCode = other.into();
+                error!(worker = %self.worker, error = %code, "rebalance error; dropping the assignment");
+                let dropped = if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(err) = dropped {
+                    error!(worker = %self.worker, %err, "could not drop the assignment");
+                }
+            }
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(revoked) = rebalance else {
             return;
@@ -46,9 +129,13 @@ impl ConsumerContext for RuntimeContext {
         metrics::counter!(metric::REBALANCES, "worker" => self.worker.clone(), "kind" => "revoke")
             .increment(1);
         let lost = consumer.assignment_lost();
-        let abandoned = self
+        let drained = self
             .coordinator
             .drain(&partitions, self.drain_timeout, lost);
+        let abandoned = drained.abandoned;
+        if !drained.partitions.is_empty() {
+            self.hooks.partitions_revoked(&drained.partitions);
+        }
         if lost {
             warn!(worker = %self.worker, partitions = partitions.len(), abandoned, "assignment lost: in-flight records abandoned, not committed");
             return;

@@ -22,6 +22,15 @@ use crate::telemetry::metric;
 /// Topic and partition.
 pub(crate) type TopicPartition = (String, i32);
 
+/// What a drain did.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    /// The partitions that were held, now forgotten.
+    pub partitions: Vec<TopicPartition>,
+    /// Records not finished in time: not committed, to be redelivered.
+    pub abandoned: usize,
+}
+
 /// A record that may start now, and what its task needs to report back.
 pub(crate) struct LaneStart {
     pub partition: TopicPartition,
@@ -53,16 +62,19 @@ struct Inner {
 pub(crate) struct Coordinator {
     worker: String,
     max_in_flight: usize,
+    /// Same-key records wait for each other; false gives every record a lane of its own.
+    ordered_by_key: bool,
     inner: Mutex<Inner>,
     /// Signalled whenever a record completes, so drains can wait for in-flight work.
     completed: Condvar,
 }
 
 impl Coordinator {
-    pub fn new(worker: &str, max_in_flight: usize) -> Self {
+    pub fn new(worker: &str, max_in_flight: usize, ordered_by_key: bool) -> Self {
         Coordinator {
             worker: worker.to_string(),
             max_in_flight,
+            ordered_by_key,
             inner: Mutex::new(Inner::default()),
             completed: Condvar::new(),
         }
@@ -109,7 +121,12 @@ impl Coordinator {
     ) -> Option<LaneStart> {
         let partition = (message.topic().to_string(), message.partition());
         let offset = message.offset();
-        let lane = LaneKey::of(message.key(), offset);
+        let key = if self.ordered_by_key {
+            message.key()
+        } else {
+            None
+        };
+        let lane = LaneKey::of(key, offset);
         let mut inner = self.lock();
         let Some(assigned) = inner.partitions.get_mut(&partition) else {
             debug!(topic = %partition.0, partition = partition.1, offset, "record for an unassigned partition dropped");
@@ -193,9 +210,10 @@ impl Coordinator {
 
     /// Stops starting records of `partitions`, waits up to `deadline` for their in-flight
     /// records to finish (unless the assignment was lost, when waiting is pointless), then
-    /// cancels whatever still runs and forgets the partitions. Returns how many records were
-    /// abandoned; they were not committed and will be redelivered.
-    pub fn drain(&self, partitions: &[TopicPartition], deadline: Duration, lost: bool) -> usize {
+    /// cancels whatever still runs and forgets the partitions. Returns the partitions it held
+    /// (a final revoke at close names partitions already drained) and how many records were
+    /// abandoned; those were not committed and will be redelivered.
+    pub fn drain(&self, partitions: &[TopicPartition], deadline: Duration, lost: bool) -> Drained {
         let started = Instant::now();
         let mut inner = self.lock();
         for partition in partitions {
@@ -220,16 +238,17 @@ impl Coordinator {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
         }
-        let mut abandoned = 0;
+        let mut drained = Drained::default();
         for partition in partitions {
             if let Some(assigned) = inner.partitions.remove(partition) {
                 assigned.cancel.cancel();
-                abandoned += assigned.state.in_flight();
+                drained.abandoned += assigned.state.in_flight();
+                drained.partitions.push(partition.clone());
             }
         }
-        inner.in_flight -= abandoned.min(inner.in_flight);
+        inner.in_flight -= drained.abandoned.min(inner.in_flight);
         self.report_gauges(&inner);
-        abandoned
+        drained
     }
 
     fn report_gauges(&self, inner: &Inner) {

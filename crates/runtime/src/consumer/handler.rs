@@ -10,11 +10,11 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info_span, warn};
 
-use super::context::RuntimeContext;
+use super::context::{PartitionHooks, RuntimeContext};
 use super::coordinator::{Coordinator, LaneStart};
 use super::options::ConsumerOptions;
 use crate::dead_letter::{Failure, dead_letter_record};
-use crate::processor::{ErrorKind, Incoming, ProcessError, Processor, RecordMeta};
+use crate::processor::{ErrorKind, Incoming, ProcessError, Processor, RecordMeta, StartAt};
 use crate::producer::Producer;
 use crate::telemetry::metric;
 
@@ -256,6 +256,22 @@ impl<P: Processor> RecordHandler<P> {
             "stage" => stage
         )
         .increment(1);
+    }
+}
+
+impl<P: Processor> PartitionHooks for RecordHandler<P> {
+    fn start_offsets(&self, partitions: &[(String, i32)]) -> Vec<Option<StartAt>> {
+        let starts = self.processor.start_offsets(partitions);
+        // A processor answering for the wrong number of partitions gets the default.
+        if starts.len() == partitions.len() {
+            starts
+        } else {
+            vec![None; partitions.len()]
+        }
+    }
+
+    fn partitions_revoked(&self, partitions: &[(String, i32)]) {
+        self.processor.partitions_revoked(partitions);
     }
 }
 

@@ -74,6 +74,7 @@ impl<P: Processor> ConsumerRuntime<P> {
         let coordinator = Arc::new(Coordinator::new(
             worker,
             options.max_in_flight_per_partition,
+            processor.ordered_by_key(),
         ));
         let handler = Arc::new(RecordHandler {
             worker: worker.to_string(),
@@ -124,6 +125,7 @@ impl<P: Processor> ConsumerRuntime<P> {
             coordinator: self.handler.coordinator.clone(),
             drain_timeout: self.handler.options.drain_timeout,
             readiness: self.readiness.clone(),
+            hooks: self.handler.clone(),
         };
         let consumer: BaseConsumer<RuntimeContext> = self
             .consumer_config()?
@@ -202,9 +204,11 @@ fn shut_down<P: Processor>(
         let _ = consumer.pause(&assignment);
     }
     let partitions = handler.coordinator.assigned();
-    let abandoned = handler
+    let drained = handler
         .coordinator
         .drain(&partitions, handler.options.drain_timeout, false);
+    handler.processor.partitions_revoked(&drained.partitions);
+    let abandoned = drained.abandoned;
     if abandoned > 0 {
         warn!(worker = %handler.worker, abandoned, "drain deadline passed: unfinished records will be redelivered");
     }
