@@ -197,6 +197,8 @@ pub fn describe_error(error: &figment::Error) -> String {
         .join("\n")
 }
 
+// figment's Jail API dictates closures returning its (large) error type.
+#[allow(clippy::result_large_err)]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,1 +1,56 @@
-//! Placeholder: the model client (issue 4).
+//! Model calls: one client for every worker that thinks.
+//!
+//! [`ModelClient::chat`] sends a [`ChatRequest`] to an OpenAI-compatible endpoint (OpenAI,
+//! Azure OpenAI, vLLM, Ollama, llama.cpp server, LiteLLM) or answers it with the deterministic
+//! [`offline`] model, and returns a [`ChatReply`] that carries its
+//! [`Provenance`](chatgptd_types::records::Provenance).
+//!
+//! A call goes through these layers, each configured from [`ModelOptions`]:
+//!
+//! 1. the result cache (memory backend): a hit costs nothing;
+//! 2. per attempt: the concurrency cap, then the RPM/TPM limiter ([`limiter`]), in-process or
+//!    shared by every replica through Redis;
+//! 3. the HTTP attempt with its timeout;
+//! 4. retry classification ([`retry`]): 408, 409, 429 and 5xx, timeouts and refused
+//!    connections are retried with backoff, honouring `retry-after`; the limiter adapts to the
+//!    provider's `x-ratelimit-*` headers;
+//! 5. reply checks: refusal, `length`, `content_filter`, and schema validation with a bounded
+//!    number of repair attempts.
+//!
+//! Errors say what a worker should do with the record: [`Error::disposition`].
+
+mod cache;
+mod call;
+mod check;
+mod client;
+mod error;
+pub mod limiter;
+pub mod metric;
+pub mod offline;
+mod openai;
+mod options;
+mod request;
+mod resolve;
+pub mod retry;
+mod tokens;
+mod validate;
+
+pub use check::CheckReport;
+pub use client::ModelClient;
+pub use error::{Disposition, Error};
+pub use options::{
+    LimitOptions, MaxTokensParameter, ModelOptions, Price, ProviderKind, RetryOptions,
+};
+pub use request::{ChatMessage, ChatReply, ChatRequest, ResponseSchema, Role, Usage};
+pub use tokens::estimate_prompt_tokens;
+
+/// Installs rustls' ring crypto provider for the process, once. reqwest is built without a
+/// provider of its own, so a client cannot be built before this runs; [`ModelClient::new`]
+/// calls it, and so can anything else that builds a reqwest client (benches, tests).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error means another provider is already installed, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -1,0 +1,180 @@
+//! Why a model call failed, and what a worker should do about it.
+
+/// What a worker should do with the record whose model call failed. Workers map it onto
+/// their runtime's error kinds (`Retry` → retryable with a bounded number of attempts, then
+/// dead-lettered; `Unavailable` → retried without limit; `Permanent` → dead-lettered now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Transient: another try later will probably work.
+    Retry,
+    /// A dependency is out (the provider cannot be reached, the quota is spent, the cache
+    /// backend is down). The record is fine: retry for as long as it takes and dead-letter
+    /// nothing, so an outage stalls the pipeline instead of emptying it into the DLQ.
+    Unavailable,
+    /// The record (or its prompt) is the problem: retrying pays for the same answer again.
+    Permanent,
+}
+
+/// Errors of the model client. Every variant has a bounded [`class`](Error::class) for
+/// metrics and a [`disposition`](Error::disposition) for workers.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The model declined to answer (`message.refusal`).
+    #[error("the model refused: {0}")]
+    Refusal(String),
+
+    /// The reply was cut off at the completion budget (`finish_reason: length`).
+    #[error("the reply was cut off at the completion token limit")]
+    Length,
+
+    /// The provider withheld the reply (`finish_reason: content_filter`).
+    #[error("the reply was withheld by the provider's content filter")]
+    ContentFilter,
+
+    /// The reply did not match the requested schema, after every repair attempt.
+    #[error("the reply did not match the schema after {attempts} attempts: {detail}")]
+    InvalidOutput { attempts: u32, detail: String },
+
+    /// The account's quota or credit is spent (429 `insufficient_quota`); not retried.
+    #[error("the provider's quota is exhausted: {0}")]
+    InsufficientQuota(String),
+
+    /// Still rate limited (429) when the attempts ran out.
+    #[error("rate limited after {attempts} attempts: {message}")]
+    RateLimited { attempts: u32, message: String },
+
+    /// A 4xx the request itself causes (400 bad request, 401, 403, 404 unknown model, ...).
+    #[error("HTTP {status}: {message}")]
+    Http4xx { status: u16, message: String },
+
+    /// A 5xx (or 409 conflict) still failing when the attempts ran out.
+    #[error("HTTP {status} after {attempts} attempts: {message}")]
+    ServerError {
+        status: u16,
+        attempts: u32,
+        message: String,
+    },
+
+    /// No reply within `request_timeout` (or a 408), on every attempt.
+    #[error("timed out after {attempts} attempts")]
+    Timeout { attempts: u32 },
+
+    /// A 2xx whose body is not a chat completion.
+    #[error("malformed reply: {0}")]
+    Malformed(String),
+
+    /// The provider (or the shared limiter's Redis) cannot be reached.
+    #[error("model provider unavailable: {0}")]
+    Unavailable(String),
+
+    /// The result cache's memory backend failed.
+    #[error("model cache: {0}")]
+    Cache(#[source] chatgptd_memory::Error),
+
+    /// The configuration (or a request's schema) cannot work.
+    #[error("model configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// A bounded label for metrics and logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Error::Refusal(_) => "model_refusal",
+            Error::Length => "model_length",
+            Error::ContentFilter => "model_content_filter",
+            Error::InvalidOutput { .. } => "model_invalid_output",
+            Error::InsufficientQuota(_) => "model_quota",
+            Error::RateLimited { .. } => "model_rate_limited",
+            Error::Http4xx { .. } => "model_http_4xx",
+            Error::ServerError { status: 409, .. } => "model_conflict",
+            Error::ServerError { .. } => "model_5xx",
+            Error::Timeout { .. } => "model_timeout",
+            Error::Malformed(_) => "model_malformed",
+            Error::Unavailable(_) => "model_unavailable",
+            Error::Cache(err) if err.is_unavailable() => "model_cache_unavailable",
+            Error::Cache(_) => "model_cache",
+            Error::Config(_) => "model_config",
+        }
+    }
+
+    /// What a worker should do with the record:
+    ///
+    /// - `Permanent`: refusal, `length`, content filter, invalid output after repairs, other
+    ///   4xx, configuration. The same prompt gets the same answer: dead-letter it.
+    /// - `Retry`: 429 or 5xx after the client's own retries, timeout, malformed reply. The
+    ///   provider is struggling; the worker's bounded retries may get through.
+    /// - `Unavailable`: refused connection, `insufficient_quota`, the cache backend or the
+    ///   shared limiter down. Nothing is wrong with the record; dead-lettering would throw
+    ///   every record away during an outage, so the worker waits instead.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            Error::Refusal(_)
+            | Error::Length
+            | Error::ContentFilter
+            | Error::InvalidOutput { .. }
+            | Error::Http4xx { .. }
+            | Error::Config(_) => Disposition::Permanent,
+            Error::RateLimited { .. }
+            | Error::ServerError { .. }
+            | Error::Timeout { .. }
+            | Error::Malformed(_) => Disposition::Retry,
+            Error::InsufficientQuota(_) | Error::Unavailable(_) => Disposition::Unavailable,
+            Error::Cache(err) if err.is_unavailable() => Disposition::Unavailable,
+            // A corrupt value or a wrong type at a key: transient as far as we can tell.
+            Error::Cache(_) => Disposition::Retry,
+        }
+    }
+
+    /// The same error, counting `attempts` when it is one that retries exhaust.
+    pub(crate) fn after_attempts(self, attempts: u32) -> Error {
+        match self {
+            Error::RateLimited { message, .. } => Error::RateLimited { attempts, message },
+            Error::ServerError {
+                status, message, ..
+            } => Error::ServerError {
+                status,
+                attempts,
+                message,
+            },
+            Error::Timeout { .. } => Error::Timeout { attempts },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_and_outages_stall_instead_of_dead_lettering() {
+        assert_eq!(
+            Error::InsufficientQuota("x".into()).disposition(),
+            Disposition::Unavailable
+        );
+        assert_eq!(
+            Error::Unavailable("refused".into()).disposition(),
+            Disposition::Unavailable
+        );
+        let down = Error::Cache(chatgptd_memory::Error::Unavailable("down".into()));
+        assert_eq!(down.disposition(), Disposition::Unavailable);
+        assert_eq!(down.class(), "model_cache_unavailable");
+    }
+
+    #[test]
+    fn content_problems_are_permanent_and_provider_trouble_retries() {
+        assert_eq!(Error::Length.disposition(), Disposition::Permanent);
+        assert_eq!(Error::Refusal("no".into()).class(), "model_refusal");
+        let server = Error::ServerError {
+            status: 503,
+            attempts: 4,
+            message: String::new(),
+        };
+        assert_eq!(server.disposition(), Disposition::Retry);
+        assert_eq!(
+            Error::Timeout { attempts: 1 }.after_attempts(3).to_string(),
+            "timed out after 3 attempts"
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The `offline` provider: a deterministic local model for the embedded stack and demos. It
+//! uses no network, answers the same input with the same output, and answers every schema
+//! the workers ask for with plausible content derived from the input:
+//!
+//! - enums: keyword classification for category-, priority-, sentiment- and language-like
+//!   fields (`refund, invoice` → billing; `outage, down, urgent` → high or critical; ...);
+//! - strings by field name: an extractive summary, a templated polite draft naming the
+//!   ticket, a language guess, the title, an explanation of the signals found;
+//! - numbers: a confidence from 0.5 to 0.9 by the number of signals; arrays of labels: the
+//!   top keywords; booleans: false; objects: recursively, every declared property.
+//!
+//! Without a schema it answers with a short templated text quoting the question.
+
+mod lexicon;
+mod schema;
+mod text;
+
+use sha2::{Digest, Sha256};
+
+use crate::request::{ChatRequest, Role};
+pub use text::Analysis;
+
+/// The provider name in provenance.
+pub const PROVIDER: &str = "offline";
+
+/// The model name in provenance.
+pub const MODEL: &str = "offline-1";
+
+/// The offline model's answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfflineAnswer {
+    pub content: String,
+    /// A stable id derived from the request, so logs can correlate repeated answers.
+    pub request_id: String,
+}
+
+/// Answers `request`.
+pub fn answer(request: &ChatRequest) -> OfflineAnswer {
+    let question = question(request);
+    let analysis = Analysis::of(question);
+    let content = match &request.response_schema {
+        Some(schema) => {
+            let value = schema::generate(&schema.schema, &schema.schema, &schema.name, &analysis);
+            value.to_string()
+        }
+        None => format!(
+            "(offline model, no network used) You asked: \"{}\". In short: {}",
+            text::truncate_words(question, 200),
+            analysis.summary(200),
+        ),
+    };
+    let mut hasher = Sha256::new();
+    for message in &request.messages {
+        hasher.update(message.content.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hex::encode(hasher.finalize());
+    OfflineAnswer {
+        content,
+        request_id: format!("offline-{}", &digest[..16]),
+    }
+}
+
+/// The text the answer is about: the last user message (system prompts hold instructions,
+/// whose words would skew the keyword heuristics), or all text when there is none.
+fn question(request: &ChatRequest) -> &str {
+    request
+        .messages
+        .iter()
+        .rev()
+        .find(|message| message.role == Role::User)
+        .or(request.messages.last())
+        .map_or("", |message| message.content.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::ChatMessage;
+    use serde_json::json;
+
+    #[test]
+    fn deterministic_and_quotes_the_question() {
+        let request = ChatRequest::new(
+            "v1",
+            vec![
+                ChatMessage::system("Be brief."),
+                ChatMessage::user("Why is the sky blue?"),
+            ],
+        );
+        let first = answer(&request);
+        assert_eq!(first, answer(&request));
+        assert!(
+            first.content.contains("Why is the sky blue?"),
+            "{}",
+            first.content
+        );
+        assert!(first.request_id.starts_with("offline-"));
+    }
+
+    #[test]
+    fn answers_schemas_from_the_user_message() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"category": {"type": "string", "enum": ["bug", "billing", "access"]}},
+            "required": ["category"],
+            "additionalProperties": false
+        });
+        let request = ChatRequest::new(
+            "v1",
+            vec![
+                ChatMessage::system("Classify as bug, billing or access."),
+                ChatMessage::user("I cannot login, my password reset email never arrives"),
+            ],
+        )
+        .with_schema("triage", schema);
+        let content = answer(&request).content;
+        let value: serde_json::Value = serde_json::from_str(&content).unwrap();
+        assert_eq!(value, json!({"category": "access"}));
+    }
+}
