@@ -722,7 +722,7 @@ async fn tansu_restart_loses_nothing() {
 /// A processor that keeps its own positions, and does not need per-key order.
 struct Positioned {
     start: i64,
-    seen: Arc<Mutex<Vec<i64>>>,
+    seen: Arc<Mutex<Vec<(i64, Option<i64>)>>>,
     running: Arc<AtomicUsize>,
     most_at_once: Arc<AtomicUsize>,
     revoked: Arc<AtomicUsize>,
@@ -741,12 +741,12 @@ impl chatgptd_runtime::Processor for Positioned {
             self.running.clone(),
             self.most_at_once.clone(),
         );
-        let offset = record.meta.offset;
+        let (offset, previous) = (record.meta.offset, record.meta.previous_offset);
         async move {
             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
             most.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
-            seen.lock().unwrap().push(offset);
+            seen.lock().unwrap().push((offset, previous));
             running.fetch_sub(1, Ordering::SeqCst);
             Ok(vec![])
         }
@@ -822,10 +822,11 @@ async fn processor_positions_and_unordered_lanes() {
     .await;
     let mut offsets = seen.lock().unwrap().clone();
     offsets.sort();
+    let expected: Vec<(i64, Option<i64>)> =
+        (5..20).map(|o| (o, (o > 5).then_some(o - 1))).collect();
     assert_eq!(
-        offsets,
-        (5..20).collect::<Vec<_>>(),
-        "started at the processor's offset"
+        offsets, expected,
+        "started at the processor's offset, each linked to the one before"
     );
     assert!(
         most.load(Ordering::SeqCst) > 1,

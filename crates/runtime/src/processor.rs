@@ -77,6 +77,10 @@ pub struct RecordMeta {
     pub trace: TraceContext,
     /// 1 on the first try.
     pub attempt: u32,
+    /// The offset of the record taken before this one from the same partition since the
+    /// partition was assigned (`None` for the first). Offsets can have gaps; following these
+    /// links tells a processor that keeps its own positions which records it has all of.
+    pub previous_offset: Option<i64>,
 }
 
 impl RecordMeta {

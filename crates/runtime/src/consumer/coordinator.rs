@@ -31,17 +31,26 @@ pub(crate) struct Drained {
     pub abandoned: usize,
 }
 
+/// A record taken from the partition, and the record taken before it.
+pub(crate) struct Admitted {
+    pub message: OwnedMessage,
+    /// The offset of the record admitted just before this one in the same partition since
+    /// the assignment (`None` for the first). Offsets are not contiguous (compaction,
+    /// transaction markers); this link is what lets a processor know it has everything.
+    pub previous_offset: Option<i64>,
+}
+
 /// A record that may start now, and what its task needs to report back.
 pub(crate) struct LaneStart {
     pub partition: TopicPartition,
     pub epoch: u64,
     pub lane: LaneKey,
-    pub message: OwnedMessage,
+    pub admitted: Admitted,
     pub cancel: CancellationToken,
 }
 
 struct Assigned {
-    state: PartitionState<OwnedMessage>,
+    state: PartitionState<Admitted>,
     /// Changes on every assignment, so a task from before a revoke cannot touch the state of
     /// a later assignment of the same partition.
     epoch: u64,
@@ -135,13 +144,21 @@ impl Coordinator {
         if assigned.revoking {
             return None;
         }
-        let admission = assigned.state.admit(offset, lane.clone(), message);
+        let previous_offset = assigned.state.last_admitted();
+        let admission = assigned.state.admit(
+            offset,
+            lane.clone(),
+            Admitted {
+                message,
+                previous_offset,
+            },
+        );
         let start = match admission {
-            Admission::Start(message) => Some(LaneStart {
+            Admission::Start(admitted) => Some(LaneStart {
                 partition: partition.clone(),
                 epoch: assigned.epoch,
                 lane,
-                message,
+                admitted,
                 cancel: assigned.cancel.clone(),
             }),
             Admission::Queued => None,
@@ -175,7 +192,7 @@ impl Coordinator {
         epoch: u64,
         offset: i64,
         lane: &LaneKey,
-    ) -> Option<OwnedMessage> {
+    ) -> Option<Admitted> {
         let mut inner = self.lock();
         let assigned = inner.partitions.get_mut(partition)?;
         if assigned.epoch != epoch {
@@ -205,7 +222,7 @@ impl Coordinator {
         self.report_gauges(&inner);
         drop(inner);
         self.completed.notify_all();
-        next.map(|(_, message)| message)
+        next.map(|(_, admitted)| admitted)
     }
 
     /// Stops starting records of `partitions`, waits up to `deadline` for their in-flight

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info_span, warn};
 
 use super::context::{PartitionHooks, RuntimeContext};
-use super::coordinator::{Coordinator, LaneStart};
+use super::coordinator::{Admitted, Coordinator, LaneStart};
 use super::options::ConsumerOptions;
 use crate::dead_letter::{Failure, dead_letter_record};
 use crate::processor::{ErrorKind, Incoming, ProcessError, Processor, RecordMeta, StartAt};
@@ -45,14 +45,18 @@ impl<P: Processor> RecordHandler<P> {
             partition,
             epoch,
             lane,
-            message,
+            admitted,
             cancel,
         } = start;
-        let mut next = Some(message);
-        while let Some(message) = next.take() {
+        let mut next = Some(admitted);
+        while let Some(Admitted {
+            message,
+            previous_offset,
+        }) = next.take()
+        {
             let offset = message.offset();
             let started = Instant::now();
-            if let Outcome::Cancelled = self.handle(&message, &cancel).await {
+            if let Outcome::Cancelled = self.handle(&message, previous_offset, &cancel).await {
                 return;
             }
             metrics::histogram!(metric::PROCESSING_SECONDS, "worker" => self.worker.clone())
@@ -64,8 +68,13 @@ impl<P: Processor> RecordHandler<P> {
         }
     }
 
-    async fn handle(&self, message: &OwnedMessage, cancel: &CancellationToken) -> Outcome {
-        let meta = record_meta(message);
+    async fn handle(
+        &self,
+        message: &OwnedMessage,
+        previous_offset: Option<i64>,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let meta = record_meta(message, previous_offset);
         let span = info_span!(
             "record",
             worker = %self.worker,
@@ -275,7 +284,7 @@ impl<P: Processor> PartitionHooks for RecordHandler<P> {
     }
 }
 
-fn record_meta(message: &OwnedMessage) -> RecordMeta {
+fn record_meta(message: &OwnedMessage, previous_offset: Option<i64>) -> RecordMeta {
     let headers: Vec<(String, Vec<u8>)> = message
         .headers()
         .map(|headers| {
@@ -305,5 +314,6 @@ fn record_meta(message: &OwnedMessage) -> RecordMeta {
             .map(|p| p.child())
             .unwrap_or_else(TraceContext::new_root),
         attempt: 1,
+        previous_offset,
     }
 }

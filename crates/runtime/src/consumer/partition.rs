@@ -74,6 +74,11 @@ impl<R> PartitionState<R> {
         self.in_flight
     }
 
+    /// The last record admitted since the assignment.
+    pub fn last_admitted(&self) -> Option<i64> {
+        self.last_admitted
+    }
+
     /// The offset fetching continues from: one past the last record admitted.
     pub fn next_offset(&self) -> Option<i64> {
         self.last_admitted.map(|last| last + 1)
