@@ -38,6 +38,13 @@ pub trait Processor: Send + Sync + 'static {
         vec![None; partitions.len()]
     }
 
+    /// A record was dead-lettered (it failed to decode or to process) and counts as done.
+    /// A processor that keeps its own positions learns here about records that never
+    /// reached `process`.
+    fn dead_lettered(&self, meta: &RecordMeta) {
+        let _ = meta;
+    }
+
     /// Partitions were taken away, after their in-flight records drained (or were
     /// abandoned). Runs on the polling thread during the rebalance.
     fn partitions_revoked(&self, partitions: &[(String, i32)]) {

@@ -107,7 +107,7 @@ impl<P: Processor> RecordHandler<P> {
                     message: err.to_string(),
                     attempts: 1,
                 };
-                return self.dead_letter(message, failure, &trace, cancel).await;
+                return self.dead_letter(message, &meta, failure, &trace, cancel).await;
             }
         };
         let mut incoming = Incoming { value, meta };
@@ -148,7 +148,9 @@ impl<P: Processor> RecordHandler<P> {
                         message: error.message,
                         attempts: failures + 1,
                     };
-                    return self.dead_letter(message, failure, &trace, cancel).await;
+                    return self
+                        .dead_letter(message, &incoming.meta, failure, &trace, cancel)
+                        .await;
                 }
                 ErrorKind::Unavailable => {
                     outage += 1;
@@ -175,7 +177,8 @@ impl<P: Processor> RecordHandler<P> {
             message: format!("{}: {}", last_error.class, last_error.message),
             attempts: max_attempts,
         };
-        self.dead_letter(message, failure, &trace, cancel).await
+        self.dead_letter(message, &incoming.meta, failure, &trace, cancel)
+            .await
     }
 
     /// One try: process, then produce the outputs and wait for every acknowledgement.
@@ -209,6 +212,7 @@ impl<P: Processor> RecordHandler<P> {
     async fn dead_letter(
         &self,
         message: &OwnedMessage,
+        meta: &RecordMeta,
         failure: Failure,
         trace: &TraceContext,
         cancel: &CancellationToken,
@@ -242,6 +246,7 @@ impl<P: Processor> RecordHandler<P> {
                         "error_class" => failure.class
                     )
                     .increment(1);
+                    self.processor.dead_lettered(meta);
                     return Outcome::Done;
                 }
                 Err(err) => {

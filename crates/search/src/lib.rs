@@ -1,0 +1,38 @@
+//! The memory search index.
+//!
+//! Every MemoryRecord on the memory topic becomes a document in a Tantivy index: id, owner,
+//! kind, text, tags, time. The index is sharded by memory-topic partition, one Tantivy index
+//! per partition under `<index dir>/<topic>/<partition>/`, so indexer replicas split the
+//! partitions between them like any consumer group, and a search merges the shards.
+//!
+//! - [`ShardSet`] is the writing side, used by the indexer worker. A record's document is
+//!   acknowledged (and its Kafka offset stored) only once an index commit includes it. Each
+//!   commit carries, in its payload, the position from which the partition must be read again
+//!   ([`Positions`]); that payload, not the consumer group's offset, is where the indexer
+//!   resumes, so a crash between the index commit and the offset commit neither loses nor
+//!   re-adds anything. Documents are upserted by id besides, so reading a record twice is
+//!   harmless.
+//! - [`SearchService`] is the reading side: BM25 ranking, owner/kind/time filters, highlighted
+//!   snippets, pagination across shards. A query syntax error reports its position.
+//! - [`retrieve`] picks the most relevant memory for a prompt, within a token budget.
+
+mod chain;
+mod error;
+mod query;
+pub mod retrieve;
+mod schema;
+mod search;
+mod shard;
+mod shards;
+
+pub use chain::Positions;
+pub use error::Error;
+pub use query::{SearchQuery, parse_since};
+pub use schema::Hit;
+pub use search::{SearchResults, SearchService};
+pub use shards::{IndexerOptions, ShardSet};
+
+/// The directory of one topic's shards under an index root.
+pub fn topic_dir(index_root: &std::path::Path, topic: &str) -> std::path::PathBuf {
+    index_root.join(topic)
+}

@@ -1,0 +1,193 @@
+//! What a search asks for, and turning it into a Tantivy query.
+
+use std::ops::Bound;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{Index, Term};
+
+use crate::Error;
+use crate::schema::Fields;
+
+/// The most results one page may ask for.
+pub const MAX_LIMIT: usize = 100;
+
+/// A search: free text in Tantivy's query syntax, filters, a page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchQuery {
+    /// Query text: words, `"phrases"`, `+required`, `-excluded`, `tag:x`, `a OR b`. Empty
+    /// lists the newest records that pass the filters.
+    pub q: String,
+    /// Only records of this owner (`agent:wanderweave`, `ticket:jira:10001`, `run:...`).
+    pub owner: Option<String>,
+    /// Only records of these kinds (any of them).
+    pub kinds: Vec<String>,
+    /// Only records created at or after this time (epoch milliseconds).
+    pub since_ms: Option<i64>,
+    /// Results per page (at most 100; 0 means 10).
+    pub limit: usize,
+    /// Results to skip.
+    pub offset: usize,
+}
+
+impl SearchQuery {
+    /// A query for `q` with no filters, first page.
+    pub fn text(q: impl Into<String>) -> Self {
+        SearchQuery {
+            q: q.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The page size in effect.
+    pub fn page_size(&self) -> usize {
+        match self.limit {
+            0 => 10,
+            limit => limit.min(MAX_LIMIT),
+        }
+    }
+
+    /// Checks the query text's syntax, reporting the position of the first problem.
+    pub fn check_syntax(&self) -> Result<(), Error> {
+        let (_, errors) = tantivy::query_grammar::parse_query_lenient(&self.q);
+        match errors.into_iter().next() {
+            Some(error) => Err(Error::Syntax {
+                position: error.pos,
+                message: error.message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The text part alone (what snippets highlight), or `None` for a listing.
+    pub(crate) fn text_query(
+        &self,
+        index: &Index,
+        fields: &Fields,
+    ) -> Result<Option<Box<dyn Query>>, Error> {
+        if self.q.trim().is_empty() {
+            return Ok(None);
+        }
+        self.check_syntax()?;
+        let parser = QueryParser::for_index(index, vec![fields.text]);
+        parser
+            .parse_query(&self.q)
+            .map(Some)
+            .map_err(|err| Error::Query(err.to_string()))
+    }
+
+    /// The full query: text (or everything) and the filters.
+    pub(crate) fn full_query(&self, text: Option<&dyn Query>, fields: &Fields) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
+            Occur::Must,
+            text.map(|q| q.box_clone())
+                .unwrap_or_else(|| Box::new(AllQuery)),
+        )];
+        if let Some(owner) = &self.owner {
+            let term = Term::from_field_text(fields.owner, owner);
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+        }
+        if !self.kinds.is_empty() {
+            let any_kind: Vec<(Occur, Box<dyn Query>)> = self
+                .kinds
+                .iter()
+                .map(|kind| {
+                    let term = Term::from_field_text(fields.kind, kind);
+                    (
+                        Occur::Should,
+                        Box::new(TermQuery::new(term, IndexRecordOption::Basic)) as Box<dyn Query>,
+                    )
+                })
+                .collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(any_kind))));
+        }
+        if let Some(since) = self.since_ms {
+            let range = RangeQuery::new(
+                Bound::Included(Term::from_field_i64(fields.created_at_ms, since)),
+                Bound::Unbounded,
+            );
+            clauses.push((Occur::Must, Box::new(range)));
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+}
+
+/// Parses a `since` value: a duration back from `now_ms` (`7d`, `12h`), an RFC 3339 time
+/// (`2026-11-01T00:00:00Z`), or epoch milliseconds.
+pub fn parse_since(value: &str, now_ms: i64) -> Result<i64, Error> {
+    let value = value.trim();
+    if let Ok(ms) = value.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(duration) = humantime::parse_duration(value) {
+        return Ok(now_ms
+            - duration
+                .min(Duration::from_secs(100 * 365 * 86_400))
+                .as_millis() as i64);
+    }
+    if let Ok(time) = humantime::parse_rfc3339_weak(value) {
+        let ms = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        return Ok(ms);
+    }
+    Err(Error::Query(format!(
+        "since `{value}` is neither a duration (7d), an RFC 3339 time nor epoch milliseconds"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let query = SearchQuery::text("login AND (password");
+        match query.check_syntax() {
+            Err(Error::Syntax { position, .. }) => {
+                assert!(position > 0 && position <= 19, "{position}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            SearchQuery::text("login \"reset password\" -spam")
+                .check_syntax()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn since_accepts_durations_times_and_milliseconds() {
+        let now = 1_000_000_000_000;
+        assert_eq!(parse_since("1h", now).unwrap(), now - 3_600_000);
+        assert_eq!(
+            parse_since("1700000000000", now).unwrap(),
+            1_700_000_000_000
+        );
+        assert_eq!(
+            parse_since("2023-11-14T22:13:20Z", now).unwrap(),
+            1_700_000_000_000
+        );
+        assert!(parse_since("yesterday-ish", now).is_err());
+    }
+
+    #[test]
+    fn page_size_is_bounded() {
+        assert_eq!(SearchQuery::default().page_size(), 10);
+        assert_eq!(
+            SearchQuery {
+                limit: 1000,
+                ..Default::default()
+            }
+            .page_size(),
+            MAX_LIMIT
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! One partition's index, on the writing side.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use chatgptd_types::records::MemoryRecord;
+use tantivy::{Index, IndexWriter, Term, directory::MmapDirectory};
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::Error;
+use crate::chain::{Chain, Positions};
+use crate::schema::Fields;
+
+/// A partition's shard: a Tantivy index and its writer.
+///
+/// Adding returns a commit generation; [`Shard::committed`] resolves once a commit of that
+/// generation (or a later one) is durable. A document added while a commit is being prepared
+/// is given the next generation even if the commit happens to include it: waiting one commit
+/// too long is harmless, acknowledging an uncommitted document is not.
+pub(crate) struct Shard {
+    topic: String,
+    partition: i32,
+    fields: Fields,
+    /// Adds share it; a commit takes it alone.
+    writer: RwLock<IndexWriter>,
+    state: Mutex<ShardState>,
+    /// The last committed generation.
+    committed: watch::Sender<u64>,
+    /// Documents added since the last commit, to commit early under load.
+    uncommitted: AtomicUsize,
+    /// Where reading resumed when the shard was opened.
+    start: Option<i64>,
+}
+
+struct ShardState {
+    chain: Chain,
+    /// The generation documents added now will be committed in.
+    pending_generation: u64,
+    /// Something was added (or a position moved) since the last commit.
+    dirty: bool,
+}
+
+impl Shard {
+    /// Opens the shard in `dir`, creating it if needed, and reads its commit payload.
+    pub fn open(
+        dir: &Path,
+        topic: &str,
+        partition: i32,
+        writer_memory_bytes: usize,
+    ) -> Result<Shard, Error> {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| Error::Index(format!("{}: {err}", dir.display())))?;
+        let directory = MmapDirectory::open(dir).map_err(|err| Error::Index(err.to_string()))?;
+        let (schema, _) = Fields::schema();
+        let index = Index::open_or_create(directory, schema)?;
+        let fields = Fields::of(&index.schema())?;
+        let start = index
+            .load_metas()?
+            .payload
+            .and_then(|payload| serde_json::from_str::<Positions>(&payload).ok())
+            .filter(|positions| positions.topic == topic && positions.partition == partition)
+            .map(|positions| positions.next_offset);
+        let writer = index.writer_with_num_threads(1, writer_memory_bytes)?;
+        Ok(Shard {
+            topic: topic.to_string(),
+            partition,
+            fields,
+            writer: RwLock::new(writer),
+            state: Mutex::new(ShardState {
+                chain: Chain::new(start),
+                pending_generation: 1,
+                dirty: false,
+            }),
+            committed: watch::Sender::new(0),
+            uncommitted: AtomicUsize::new(0),
+            start,
+        })
+    }
+
+    /// Where the last commit says reading must resume (`None`: nothing committed).
+    pub fn start(&self) -> Option<i64> {
+        self.start
+    }
+
+    /// Adds (or replaces, by id) the document of a record. Returns its commit generation.
+    /// Blocking: Tantivy may wait for its indexing thread.
+    pub fn add(
+        &self,
+        record: &MemoryRecord,
+        offset: i64,
+        previous: Option<i64>,
+    ) -> Result<u64, Error> {
+        let source = format!("{}/{}@{offset}", self.topic, self.partition);
+        let document = self.fields.document(record, &source);
+        {
+            let writer = self.writer.read().unwrap_or_else(|p| p.into_inner());
+            writer.delete_term(Term::from_field_text(self.fields.id, &record.id));
+            writer.add_document(document)?;
+        }
+        self.uncommitted.fetch_add(1, Ordering::Relaxed);
+        Ok(self.advance(offset, previous))
+    }
+
+    /// Records that a record was handled without a document (it was dead-lettered), so the
+    /// committed position can move past it.
+    pub fn skip(&self, offset: i64, previous: Option<i64>) -> u64 {
+        self.advance(offset, previous)
+    }
+
+    fn advance(&self, offset: i64, previous: Option<i64>) -> u64 {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.chain.add(offset, previous);
+        state.dirty = true;
+        state.pending_generation
+    }
+
+    /// Documents added since the last commit.
+    pub fn uncommitted(&self) -> usize {
+        self.uncommitted.load(Ordering::Relaxed)
+    }
+
+    /// Commits what was added, with the resume position as payload. Blocking (fsync).
+    /// Returns the generation committed, or `None` if there was nothing to commit.
+    pub fn commit(&self) -> Result<Option<u64>, Error> {
+        let (generation, positions) = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if !state.dirty {
+                return Ok(None);
+            }
+            state.dirty = false;
+            let generation = state.pending_generation;
+            state.pending_generation += 1;
+            let positions = state.chain.next_offset().map(|next_offset| Positions {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                next_offset,
+            });
+            (generation, positions)
+        };
+        let result = {
+            let mut writer = self.writer.write().unwrap_or_else(|p| p.into_inner());
+            self.uncommitted.store(0, Ordering::Relaxed);
+            let mut prepared = writer.prepare_commit()?;
+            if let Some(positions) = &positions {
+                prepared.set_payload(&serde_json::to_string(positions).unwrap_or_default());
+            }
+            prepared.commit()
+        };
+        if let Err(err) = result {
+            // The adds stay in the writer; the next commit includes them.
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).dirty = true;
+            return Err(err.into());
+        }
+        debug!(partition = self.partition, generation, next_offset = ?positions.map(|p| p.next_offset), "index committed");
+        self.committed.send_replace(generation);
+        Ok(Some(generation))
+    }
+
+    /// Waits until `generation` is committed. False if it never will be (the shard closed).
+    pub async fn committed(&self, generation: u64) -> bool {
+        let mut committed = self.committed.subscribe();
+        committed.wait_for(|done| *done >= generation).await.is_ok()
+    }
+}

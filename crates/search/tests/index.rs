@@ -1,0 +1,278 @@
+//! The search index on disk: commits, positions, upserts, sharded search.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chatgptd_search::retrieve::{self, Retrieval};
+use chatgptd_search::{Error, IndexerOptions, SearchQuery, SearchService, ShardSet};
+use chatgptd_types::records::MemoryRecord;
+use tokio_util::sync::CancellationToken;
+
+const TOPIC: &str = "memory.records";
+
+fn record(id: &str, owner: &str, kind: &str, text: &str, created_at_ms: i64) -> MemoryRecord {
+    MemoryRecord {
+        id: id.into(),
+        owner: owner.into(),
+        kind: kind.into(),
+        text: text.into(),
+        tags: vec!["support".into()],
+        created_at_ms,
+        source_topic: "tickets.events".into(),
+        source_partition: 0,
+        source_offset: 0,
+        attributes: BTreeMap::from([("ticket_key".into(), id.to_uppercase())]),
+    }
+}
+
+fn options() -> IndexerOptions {
+    IndexerOptions {
+        commit_interval: Duration::from_millis(50),
+        ..IndexerOptions::default()
+    }
+}
+
+/// Indexes records into `partition` of `shards`, one after another, with their links.
+async fn index_all(
+    shards: &std::sync::Arc<ShardSet>,
+    partition: i32,
+    records: Vec<(i64, MemoryRecord)>,
+) {
+    let mut previous = None;
+    for (offset, record) in records {
+        shards
+            .index(partition, record, offset, previous)
+            .await
+            .unwrap();
+        previous = Some(offset);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_documents_are_searchable_across_shards_with_filters_and_snippets() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = ShardSet::new(dir.path(), TOPIC, options());
+    let stop = CancellationToken::new();
+    let committer = tokio::spawn(shards.clone().run_committer(stop.clone().cancelled_owned()));
+    assert_eq!(
+        shards.open(0).unwrap(),
+        None,
+        "a new shard reads from the beginning"
+    );
+    assert_eq!(shards.open(1).unwrap(), None);
+
+    index_all(
+        &shards,
+        0,
+        vec![
+            (
+                0,
+                record(
+                    "t1",
+                    "ticket:jira:1",
+                    "ticket",
+                    "Login fails after password reset on the SSO page",
+                    1_000,
+                ),
+            ),
+            (
+                1,
+                record(
+                    "t2",
+                    "ticket:jira:2",
+                    "ticket",
+                    "Invoice charged twice, refund requested",
+                    2_000,
+                ),
+            ),
+        ],
+    )
+    .await;
+    index_all(
+        &shards,
+        1,
+        vec![
+            (
+                0,
+                record(
+                    "t3",
+                    "ticket:jira:3",
+                    "enrichment",
+                    "Category access: user cannot login with SSO",
+                    3_000,
+                ),
+            ),
+            (
+                1,
+                record(
+                    "m1",
+                    "agent:wanderweave",
+                    "message",
+                    "Plan a login-free weekend in Lisbon",
+                    4_000,
+                ),
+            ),
+        ],
+    )
+    .await;
+
+    let service = SearchService::new(&dir.path().join(TOPIC));
+    let results = service.search(&SearchQuery::text("login sso")).unwrap();
+    assert_eq!(results.shards, 2);
+    assert_eq!(results.total, 3, "t1, t3 and m1 mention login");
+    let ids: Vec<&str> = results.hits.iter().map(|h| h.id.as_str()).collect();
+    assert!(
+        ids[..2].contains(&"t1") && ids[..2].contains(&"t3"),
+        "both SSO logins rank first: {ids:?}"
+    );
+    assert!(
+        results.hits[0].snippet.contains("<b>"),
+        "{}",
+        results.hits[0].snippet
+    );
+
+    let tickets_only = SearchQuery {
+        kinds: vec!["ticket".into()],
+        ..SearchQuery::text("login")
+    };
+    let results = service.search(&tickets_only).unwrap();
+    assert_eq!(
+        results
+            .hits
+            .iter()
+            .map(|h| h.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["t1"]
+    );
+
+    let by_owner = SearchQuery {
+        owner: Some("agent:wanderweave".into()),
+        ..SearchQuery::default()
+    };
+    assert_eq!(service.search(&by_owner).unwrap().hits[0].id, "m1");
+
+    let recent = SearchQuery {
+        since_ms: Some(2_500),
+        ..SearchQuery::default()
+    };
+    let results = service.search(&recent).unwrap();
+    assert_eq!(
+        results
+            .hits
+            .iter()
+            .map(|h| h.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["m1", "t3"],
+        "newest first"
+    );
+
+    let page_two = SearchQuery {
+        limit: 2,
+        offset: 2,
+        ..SearchQuery::default()
+    };
+    let results = service.search(&page_two).unwrap();
+    assert_eq!((results.total, results.hits.len()), (4, 2));
+    assert_eq!(
+        results
+            .hits
+            .iter()
+            .map(|h| h.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["t2", "t1"]
+    );
+
+    match service.search(&SearchQuery::text("login AND (sso")) {
+        Err(Error::Syntax { position, .. }) => assert!(position > 0),
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    assert!(
+        service
+            .search(&SearchQuery::text("nofield:x"))
+            .unwrap_err()
+            .is_bad_request()
+    );
+
+    let context = retrieve::relevant(
+        &service,
+        "Customer says: can't login (SSO) since the password reset!",
+        &Retrieval {
+            max_hits: 2,
+            max_tokens: 20,
+            exclude_owner: Some("ticket:jira:1".into()),
+            kinds: vec![],
+            owner: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(context.len(), 2, "{context:?}");
+    assert!(context.iter().all(|hit| hit.owner != "ticket:jira:1"));
+    let tokens: usize = context
+        .iter()
+        .map(|h| retrieve::estimate_tokens(&h.text))
+        .sum();
+    assert!(tokens <= 20, "within the budget: {tokens}");
+
+    // The first hit's 11 tokens fit in 14; the second is cut to the 3 left.
+    let tight = Retrieval {
+        max_hits: 2,
+        max_tokens: 14,
+        exclude_owner: Some("ticket:jira:1".into()),
+        kinds: vec![],
+        owner: None,
+    };
+    let context = retrieve::relevant(&service, "login with sso", &tight).unwrap();
+    assert_eq!(context.len(), 2);
+    assert!(
+        context[1].text.ends_with('…') && context[1].text.chars().count() == 3 * 4 + 1,
+        "{:?}",
+        context[1].text
+    );
+
+    stop.cancel();
+    committer.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_carry_the_resume_position_and_redelivery_does_not_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let shards = ShardSet::new(dir.path(), TOPIC, options());
+        let stop = CancellationToken::new();
+        let committer = tokio::spawn(shards.clone().run_committer(stop.clone().cancelled_owned()));
+        shards.open(3).unwrap();
+        // Offsets 10, 11, 13 (12 does not exist) arrive out of order.
+        let (a, b, c) = (
+            record("a", "o", "k", "alpha", 1),
+            record("b", "o", "k", "beta", 2),
+            record("c", "o", "k", "gamma", 3),
+        );
+        let s1 = shards.clone();
+        let first = tokio::spawn(async move { s1.index(3, c, 13, Some(11)).await });
+        shards.index(3, a, 10, None).await.unwrap();
+        shards.index(3, b, 11, Some(10)).await.unwrap();
+        first.await.unwrap().unwrap();
+        stop.cancel();
+        committer.await.unwrap();
+        shards.close(3);
+    }
+    // Reopened (a restart): the commit says where to resume.
+    let shards = ShardSet::new(dir.path(), TOPIC, options());
+    assert_eq!(shards.open(3).unwrap(), Some(14));
+
+    // A redelivered record replaces its document instead of adding a second one.
+    let stop = CancellationToken::new();
+    let committer = tokio::spawn(shards.clone().run_committer(stop.clone().cancelled_owned()));
+    shards
+        .index(3, record("b", "o", "k", "beta, redelivered", 2), 11, None)
+        .await
+        .unwrap();
+    let service = SearchService::new(&dir.path().join(TOPIC));
+    let all = service.search(&SearchQuery::default()).unwrap();
+    assert_eq!(all.total, 3);
+    let beta = service.search(&SearchQuery::text("beta")).unwrap();
+    assert_eq!(beta.total, 1);
+    assert_eq!(beta.hits[0].text, "beta, redelivered");
+    stop.cancel();
+    committer.await.unwrap();
+}
