@@ -9,8 +9,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use chatgptd_memory::MemoryOptions;
+use chatgptd_model::ModelOptions;
 use chatgptd_runtime::{ConsumerOptions, KafkaOptions};
 use chatgptd_types::topics::TopicsFile;
+use chatgptd_worker_indexer::IndexerWorkerOptions;
+use chatgptd_worker_memory::MemoryWriterOptions;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -33,8 +37,19 @@ pub struct Config {
     /// into the binary; empty skips that comparison.
     pub schemas_dir: PathBuf,
 
+    /// The search index root; empty means `<data_dir>/index`. The indexer writes one shard
+    /// per memory-topic partition under `<index_dir>/<topic>/<partition>`.
+    pub index_dir: PathBuf,
+
     /// Kafka connection. Empty `brokers` makes `chatgptd up` start its embedded broker.
     pub kafka: KafkaOptions,
+
+    /// The memory backend: Redis when `redis_url` is set, else SQLite in the data directory.
+    pub memory: MemoryOptions,
+
+    /// The model provider: OpenAI-compatible when a base URL or API key is configured, else
+    /// the built-in offline model.
+    pub model: ModelOptions,
 
     /// The HTTP server: webhooks, the API, `/metrics`, `/healthz`, `/readyz`.
     pub http: HttpOptions,
@@ -42,8 +57,14 @@ pub struct Config {
     /// Logging.
     pub log: LogOptions,
 
-    /// Per-worker consumer settings.
-    pub workers: WorkersOptions,
+    /// The memory writer (`chatgptd worker memory`).
+    pub memory_writer: MemoryWriterOptions,
+
+    /// The indexer (`chatgptd worker indexer`).
+    pub indexer: IndexerWorkerOptions,
+
+    /// The dead-letter replayer's consumer (`chatgptd dlq replay`).
+    pub dlq_replay: ConsumerOptions,
 }
 
 impl Default for Config {
@@ -52,10 +73,15 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             topics_file: PathBuf::new(),
             schemas_dir: PathBuf::new(),
+            index_dir: PathBuf::new(),
             kafka: KafkaOptions::default(),
+            memory: MemoryOptions::default(),
+            model: ModelOptions::default(),
             http: HttpOptions::default(),
             log: LogOptions::default(),
-            workers: WorkersOptions::default(),
+            memory_writer: MemoryWriterOptions::default(),
+            indexer: IndexerWorkerOptions::default(),
+            dlq_replay: ConsumerOptions::default(),
         }
     }
 }
@@ -103,21 +129,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// Consumer settings of each worker kind (`[workers.<kind>]`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WorkersOptions {
-    /// The dead-letter replayer (`chatgptd dlq replay`).
-    pub dlq_replay: ConsumerOptions,
-}
-
-impl WorkersOptions {
-    /// Every worker's consumer settings, by config section name.
-    pub fn all(&self) -> Vec<(&'static str, &ConsumerOptions)> {
-        vec![("dlq_replay", &self.dlq_replay)]
-    }
 }
 
 /// Values given on the command line; they win over the file and the environment.
@@ -171,6 +182,24 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Box<fi
 }
 
 impl Config {
+    /// Every worker's consumer settings, by config section, for validation.
+    pub fn consumers(&self) -> Vec<(&'static str, &ConsumerOptions)> {
+        vec![
+            ("memory_writer.consumer", &self.memory_writer.consumer),
+            ("indexer.consumer", &self.indexer.consumer),
+            ("dlq_replay", &self.dlq_replay),
+        ]
+    }
+
+    /// The search index root in effect.
+    pub fn index_root(&self) -> PathBuf {
+        if self.index_dir.as_os_str().is_empty() {
+            self.data_dir.join("index")
+        } else {
+            self.index_dir.clone()
+        }
+    }
+
     /// The topics file in effect.
     pub fn topics(&self) -> Result<TopicsFile, chatgptd_types::Error> {
         if self.topics_file.as_os_str().is_empty() {

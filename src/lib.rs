@@ -3,9 +3,10 @@
 //! workers into one process ([`stack`]). The workers themselves live in `workers/`, the shared
 //! machinery in `crates/`. Start with `docs/ARCHITECTURE.md`.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod discovery;
-pub mod http;
 pub mod logging;
 pub mod stack;
+pub mod workers;

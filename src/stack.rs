@@ -5,7 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
+use chatgptd_memory::Memory;
+use chatgptd_model::ModelClient;
 use chatgptd_runtime::embedded::EmbeddedKafka;
 use chatgptd_runtime::{Health, KafkaOptions, WorkerContext};
 use tokio::task::JoinSet;
@@ -37,6 +41,26 @@ pub struct Stack {
     pub health: Health,
     /// The embedded broker, when this process runs one; dropped last.
     pub embedded: Option<EmbeddedKafka>,
+}
+
+/// Opens the memory backend (Redis if configured, else SQLite in the data directory) and
+/// reports it on `/readyz`.
+pub async fn open_memory(config: &Config, health: &Health) -> anyhow::Result<Arc<dyn Memory>> {
+    let memory = chatgptd_memory::open(&config.memory, &config.data_dir)
+        .await
+        .context("opening the memory backend")?;
+    health
+        .register(format!("memory:{}", memory.backend()))
+        .set(true, "open");
+    Ok(memory)
+}
+
+/// The model client: the configured OpenAI-compatible provider, or the offline model when
+/// neither a base URL nor an API key is configured. Replies are cached in `memory`.
+pub async fn model_client(config: &Config, memory: Arc<dyn Memory>) -> anyhow::Result<ModelClient> {
+    ModelClient::new(&config.model, Some(memory))
+        .await
+        .context("creating the model client")
 }
 
 impl Stack {

@@ -34,12 +34,12 @@ pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
         });
     println!("config: {source}");
 
-    for (worker, options) in config.workers.all() {
+    for (section, options) in config.consumers() {
         if let Err(err) = options.validate() {
-            problems.push(format!("workers.{worker}: {err}"));
+            problems.push(format!("{section}: {err}"));
         }
         if let Some(warning) = options.poll_interval_warning() {
-            println!("  warning: workers.{worker}: {warning}");
+            println!("  warning: {section}: {warning}");
         }
     }
 

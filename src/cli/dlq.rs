@@ -59,7 +59,7 @@ pub async fn run(config: Config, command: DlqCommand) -> anyhow::Result<ExitCode
         },
         dry_run: args.dry_run,
         max_replays: args.max_replays,
-        consumer: config.workers.dlq_replay.clone(),
+        consumer: config.dlq_replay.clone(),
         idle_timeout: Duration::from_secs(30),
     };
     let shutdown = CancellationToken::new();

@@ -2,10 +2,13 @@
 
 mod config_cmd;
 mod dlq;
+mod index;
 mod produce;
+mod search;
 mod tail;
 mod topics;
 mod up;
+mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +65,13 @@ pub enum Command {
     /// Run everything in one process: an embedded Kafka-protocol broker (unless brokers are
     /// configured), embedded memory, the offline model, every worker and the HTTP API.
     Up(up::UpArgs),
+    /// Run one kind of worker against real Kafka (and Redis); run several to scale out.
+    Worker(worker::WorkerArgs),
+    /// Search the memory index.
+    Search(search::SearchArgs),
+    /// Maintain the search index.
+    #[command(subcommand)]
+    Index(index::IndexCommand),
     /// Create or inspect the topics declared in topics.yaml.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
@@ -80,7 +90,10 @@ pub enum Command {
 impl Command {
     /// Commands whose stdout is their output log only warnings by default.
     fn is_tool(&self) -> bool {
-        !matches!(self, Command::Up(_))
+        !matches!(
+            self,
+            Command::Up(_) | Command::Worker(_) | Command::Index(_)
+        )
     }
 }
 
@@ -105,6 +118,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     crate::logging::init(&loaded.config.log, cli.command.is_tool());
     match cli.command {
         Command::Up(args) => up::run(loaded.config, args).await,
+        Command::Worker(args) => worker::run(loaded.config, args).await,
+        Command::Search(args) => search::run(loaded.config, args).await,
+        Command::Index(command) => index::run(loaded.config, command).await,
         Command::Topics(command) => topics::run(loaded.config, command).await,
         Command::Config(command) => config_cmd::run(loaded, command),
         Command::Produce(args) => produce::run(loaded.config, args).await,

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::discovery::{self, EmbeddedInfo};
 use crate::stack::{KafkaMode, Stack, Task, run_tasks};
+use crate::workers::{self, Services, WorkerKind};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -38,7 +39,8 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
 
-    let router = crate::http::base_router(&stack.health);
+    let services = Services::open(&stack, &WorkerKind::ALL).await?;
+    let router = crate::api::router(&stack.health, &services);
     let mut tasks: Vec<(String, Task)> = Vec::new();
     let http_shutdown = shutdown.clone();
     tasks.push((
@@ -49,6 +51,10 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
                 .context("http server")
         }),
     ));
+
+    for kind in WorkerKind::ALL {
+        tasks.push(workers::build(kind, &stack, &services, shutdown.clone())?);
+    }
 
     let brokers = stack.context.kafka.brokers.clone();
     let data_dir = stack.config.data_dir.clone();
@@ -78,8 +84,19 @@ fn print_banner(stack: &Stack, info: &EmbeddedInfo) {
     };
     println!("chatgptd is up");
     println!("  kafka   {}  ({kafka_note})", info.brokers);
-    println!("  http    {}  (/healthz /readyz /metrics)", info.http);
+    println!(
+        "  http    {}  (/search /healthz /readyz /metrics)",
+        info.http
+    );
     println!("  data    {}", stack.config.data_dir.display());
+    let memory = if stack.config.memory.redis_url.is_empty() {
+        "sqlite (in the data directory)"
+    } else {
+        "redis"
+    };
+    println!("  memory  {memory}");
+    let workers: Vec<&str> = WorkerKind::ALL.iter().map(|k| k.name()).collect();
+    println!("  workers {}", workers.join(", "));
     println!();
     println!("In another terminal:");
     println!(

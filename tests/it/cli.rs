@@ -270,7 +270,7 @@ fn config_check_names_bad_keys_and_bad_topics() {
 
     std::fs::write(
         &config,
-        "[workers.dlq_replay]\ndrain_timeout = \"1m\"\nsession_timeout = \"30s\"\n",
+        "[dlq_replay]\ndrain_timeout = \"1m\"\nsession_timeout = \"30s\"\n",
     )
     .unwrap();
     let output = chatgptd()

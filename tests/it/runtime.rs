@@ -719,10 +719,13 @@ async fn tansu_restart_loses_nothing() {
     running.stop().await.unwrap();
 }
 
+/// Offsets a processor saw, each with the offset of the record before it.
+type SeenLinks = Arc<Mutex<Vec<(i64, Option<i64>)>>>;
+
 /// A processor that keeps its own positions, and does not need per-key order.
 struct Positioned {
     start: i64,
-    seen: Arc<Mutex<Vec<(i64, Option<i64>)>>>,
+    seen: SeenLinks,
     running: Arc<AtomicUsize>,
     most_at_once: Arc<AtomicUsize>,
     revoked: Arc<AtomicUsize>,

@@ -1,7 +1,7 @@
 //! One partition's index, on the writing side.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use chatgptd_types::records::MemoryRecord;
@@ -32,6 +32,8 @@ pub(crate) struct Shard {
     uncommitted: AtomicUsize,
     /// Where reading resumed when the shard was opened.
     start: Option<i64>,
+    /// The position in the last commit's payload (-1: none yet).
+    committed_position: AtomicI64,
 }
 
 struct ShardState {
@@ -76,6 +78,7 @@ impl Shard {
             committed: watch::Sender::new(0),
             uncommitted: AtomicUsize::new(0),
             start,
+            committed_position: AtomicI64::new(start.unwrap_or(-1)),
         })
     }
 
@@ -116,6 +119,11 @@ impl Shard {
         state.pending_generation
     }
 
+    /// Every record before this offset is in a commit (`None`: nothing committed).
+    pub fn committed_position(&self) -> Option<i64> {
+        Some(self.committed_position.load(Ordering::SeqCst)).filter(|p| *p >= 0)
+    }
+
     /// Documents added since the last commit.
     pub fn uncommitted(&self) -> usize {
         self.uncommitted.load(Ordering::Relaxed)
@@ -153,7 +161,11 @@ impl Shard {
             self.state.lock().unwrap_or_else(|p| p.into_inner()).dirty = true;
             return Err(err.into());
         }
-        debug!(partition = self.partition, generation, next_offset = ?positions.map(|p| p.next_offset), "index committed");
+        debug!(partition = self.partition, generation, next_offset = ?positions.as_ref().map(|p| p.next_offset), "index committed");
+        if let Some(positions) = &positions {
+            self.committed_position
+                .store(positions.next_offset, Ordering::SeqCst);
+        }
         self.committed.send_replace(generation);
         Ok(Some(generation))
     }

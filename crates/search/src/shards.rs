@@ -17,9 +17,6 @@ use crate::shard::Shard;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IndexerOptions {
-    /// Where the shards live; empty means `<data_dir>/index`.
-    pub dir: PathBuf,
-
     /// How often pending documents are committed. A record is acknowledged (and its offset
     /// stored) only after the commit that includes it, so this is the indexing latency.
     #[serde(with = "humantime_serde")]
@@ -35,7 +32,6 @@ pub struct IndexerOptions {
 impl Default for IndexerOptions {
     fn default() -> Self {
         IndexerOptions {
-            dir: PathBuf::new(),
             commit_interval: Duration::from_millis(500),
             max_uncommitted_docs: 10_000,
             writer_memory_bytes: 32 * 1024 * 1024,
@@ -140,6 +136,14 @@ impl ShardSet {
         if let Some(shard) = self.lock().get(&partition) {
             shard.skip(offset, previous);
         }
+    }
+
+    /// The committed position of every open shard, by partition.
+    pub fn committed_positions(&self) -> HashMap<i32, Option<i64>> {
+        self.lock()
+            .iter()
+            .map(|(partition, shard)| (*partition, shard.committed_position()))
+            .collect()
     }
 
     /// Commits every shard with pending documents. Blocking.

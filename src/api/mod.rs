@@ -1,0 +1,35 @@
+//! The HTTP API of a process: observability routes, plus the routes of the workers it runs.
+
+mod search;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chatgptd_runtime::Health;
+use serde_json::json;
+
+use crate::workers::Services;
+
+/// The routes every process serves (`/healthz`, `/readyz`, `/metrics`) and those of its
+/// services (`/search` where there is an index).
+pub fn router(health: &Health, services: &Services) -> Router {
+    let mut router = chatgptd_runtime::http::router(
+        health.clone(),
+        chatgptd_runtime::telemetry::install_prometheus(),
+    );
+    if let Some(search) = &services.search {
+        router = router.merge(search::router(Arc::clone(search)));
+    }
+    router
+}
+
+/// A JSON error response: `{"error": ..., ...extra}`.
+pub(crate) fn error(status: StatusCode, message: &str, extra: serde_json::Value) -> Response {
+    let mut body = json!({"error": message});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,102 @@
+//! `chatgptd search`: query the memory index from the command line.
+
+use std::process::ExitCode;
+
+use chatgptd_search::{SearchQuery, SearchService, parse_since};
+use clap::{Args, ValueEnum};
+
+use crate::config::Config;
+
+const EXAMPLES: &str = r#"Examples:
+  chatgptd search "login sso"                         # best matches first, with snippets
+  chatgptd search "refund" --kind ticket,enrichment --since 7d
+  chatgptd search "" --owner agent:wanderweave --limit 20   # an owner's newest memory
+  chatgptd search '"reset password" -spam' --format json
+
+Query syntax: words (any), "phrases", +required, -excluded, tag:x, a AND b, a OR b."#;
+
+/// Arguments of `chatgptd search`.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct SearchArgs {
+    /// The query (empty lists the newest records that pass the filters)
+    pub query: String,
+    /// Only records of this owner (agent:<id>, ticket:<source>:<id>, run:<id>)
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only records of these kinds (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
+    /// Only records since: a duration back (7d), an RFC 3339 time, or epoch milliseconds
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Results per page
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// Results to skip
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = SearchFormat::Text)]
+    pub format: SearchFormat,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchFormat {
+    /// One block per hit, snippets highlighted with **.
+    Text,
+    /// The results as JSON, as GET /search returns them.
+    Json,
+}
+
+pub async fn run(config: Config, args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, chatgptd_types::now_ms()))
+        .transpose()?;
+    let query = SearchQuery {
+        q: args.query,
+        owner: args.owner,
+        kinds: args.kind,
+        since_ms,
+        limit: args.limit,
+        offset: args.offset,
+    };
+    let dir = chatgptd_search::topic_dir(&config.index_root(), &config.indexer.topic);
+    let service = SearchService::new(&dir);
+    let results = match tokio::task::spawn_blocking(move || service.search(&query)).await? {
+        Ok(results) => results,
+        Err(chatgptd_search::Error::Syntax { position, message }) => {
+            eprintln!("error: query syntax error at position {position}: {message}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    match args.format {
+        SearchFormat::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        SearchFormat::Text => {
+            println!(
+                "{} match(es) in {} shard(s) under {}",
+                results.total,
+                results.shards,
+                dir.display()
+            );
+            for (rank, hit) in results.hits.iter().enumerate() {
+                let snippet = hit.snippet.replace("<b>", "**").replace("</b>", "**");
+                println!(
+                    "\n{}. [{}] {}  owner={}  score={:.2}  {}",
+                    results.offset + rank + 1,
+                    hit.kind,
+                    hit.id,
+                    hit.owner,
+                    hit.score,
+                    hit.source
+                );
+                println!("   {snippet}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,104 @@
+//! The worker kinds a process can run, built from the configuration. `chatgptd up` runs them
+//! all; `chatgptd worker <kind>` runs one.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chatgptd_memory::Memory;
+use chatgptd_search::SearchService;
+use chatgptd_worker_indexer::IndexerService;
+use clap::ValueEnum;
+use tokio_util::sync::CancellationToken;
+
+use crate::stack::{Stack, Task};
+
+/// A kind of worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkerKind {
+    /// MemoryRecords into conversation history and latest state (Redis or SQLite).
+    Memory,
+    /// MemoryRecords into the search index; serves GET /search.
+    Indexer,
+}
+
+impl WorkerKind {
+    /// Every kind, in the order `up` starts them.
+    pub const ALL: [WorkerKind; 2] = [WorkerKind::Memory, WorkerKind::Indexer];
+
+    /// The name used in logs, metrics and `chatgptd worker <name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerKind::Memory => "memory",
+            WorkerKind::Indexer => "indexer",
+        }
+    }
+
+    fn needs_memory(self) -> bool {
+        matches!(self, WorkerKind::Memory)
+    }
+
+    fn reads_index(self) -> bool {
+        matches!(self, WorkerKind::Indexer)
+    }
+}
+
+/// What the workers of a process share beyond Kafka, opened once.
+#[derive(Clone, Default)]
+pub struct Services {
+    /// The memory backend, if a worker of this process needs it.
+    pub memory: Option<Arc<dyn Memory>>,
+    /// Search over the index, if this process has one to serve.
+    pub search: Option<Arc<SearchService>>,
+}
+
+impl Services {
+    /// Opens what `kinds` need.
+    pub async fn open(stack: &Stack, kinds: &[WorkerKind]) -> anyhow::Result<Services> {
+        let memory = if kinds.iter().any(|k| k.needs_memory()) {
+            Some(crate::stack::open_memory(&stack.config, &stack.health).await?)
+        } else {
+            None
+        };
+        let search = kinds.iter().any(|k| k.reads_index()).then(|| {
+            let topic = &stack.config.indexer.topic;
+            Arc::new(SearchService::new(&chatgptd_search::topic_dir(
+                &stack.config.index_root(),
+                topic,
+            )))
+        });
+        Ok(Services { memory, search })
+    }
+
+    fn memory(&self) -> anyhow::Result<Arc<dyn Memory>> {
+        self.memory
+            .clone()
+            .context("the memory backend was not opened")
+    }
+}
+
+/// Builds one worker as a task that runs until `shutdown`.
+pub fn build(
+    kind: WorkerKind,
+    stack: &Stack,
+    services: &Services,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(String, Task)> {
+    let config = &stack.config;
+    let context = &stack.context;
+    let task: Task = match kind {
+        WorkerKind::Memory => {
+            let runtime = chatgptd_worker_memory::consumer(
+                &config.memory_writer,
+                &config.memory,
+                context,
+                services.memory()?,
+            )?;
+            Box::pin(async move { runtime.run(shutdown).await.context("memory writer") })
+        }
+        WorkerKind::Indexer => {
+            let service = IndexerService::new(&config.indexer, &config.index_root(), context)?;
+            Box::pin(async move { service.run(shutdown).await.context("indexer") })
+        }
+    };
+    Ok((kind.name().to_string(), task))
+}

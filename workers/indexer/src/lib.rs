@@ -1,0 +1,167 @@
+//! The indexer: MemoryRecords into the search index.
+//!
+//! Each partition of the memory topic has its own shard (see `chatgptd-search`). A record is
+//! done, and its offset stored, only after an index commit includes it; each commit records
+//! in its payload where the partition must be read again, and that, not the consumer group's
+//! offset, is where a member resumes a partition it is assigned. The index is committed
+//! first and offsets stored after, so a crash in between re-reads nothing and loses nothing.
+//!
+//! Replicas split the partitions like any consumer group; a partition whose shard is new to
+//! a member (another replica indexed it before, on another disk) is read from its beginning.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use chatgptd_runtime::{
+    ConsumerOptions, ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, RecordMeta,
+    StartAt, WorkerContext,
+};
+use chatgptd_search::{IndexerOptions, ShardSet};
+use chatgptd_types::records::MemoryRecord;
+use chatgptd_types::topics::names;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+
+/// How the indexer consumes and writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexerWorkerOptions {
+    /// The memory topic.
+    pub topic: String,
+    /// Consumer settings (group `chatgptd-indexer` by default). Records wait for the next
+    /// index commit, so many are in flight at once: the default bound is high.
+    pub consumer: ConsumerOptions,
+    /// Index location and commit cadence.
+    pub index: IndexerOptions,
+}
+
+impl Default for IndexerWorkerOptions {
+    fn default() -> Self {
+        IndexerWorkerOptions {
+            topic: names::MEMORY_RECORDS.to_string(),
+            consumer: ConsumerOptions {
+                max_in_flight_per_partition: 4096,
+                ..ConsumerOptions::default()
+            },
+            index: IndexerOptions::default(),
+        }
+    }
+}
+
+/// Indexes MemoryRecords into the shards of the partitions this member holds.
+#[derive(Debug)]
+pub struct Indexer {
+    shards: Arc<ShardSet>,
+}
+
+impl Processor for Indexer {
+    type Input = MemoryRecord;
+
+    fn process(
+        &self,
+        record: &Incoming<MemoryRecord>,
+    ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send {
+        let (partition, offset, previous) = (
+            record.meta.partition,
+            record.meta.offset,
+            record.meta.previous_offset,
+        );
+        let value = record.value.clone();
+        async move {
+            self.shards
+                .index(partition, value, offset, previous)
+                .await
+                .map_err(|err| match err {
+                    // The shard could not be opened at assignment: wait, never dead-letter.
+                    chatgptd_search::Error::NotOpen(_) => {
+                        ProcessError::unavailable("index_not_open", err.to_string())
+                    }
+                    other => ProcessError::retryable("index", other.to_string()),
+                })?;
+            Ok(Vec::new())
+        }
+    }
+
+    /// Order does not matter: documents are upserted by id.
+    fn ordered_by_key(&self) -> bool {
+        false
+    }
+
+    fn start_offsets(&self, partitions: &[(String, i32)]) -> Vec<Option<StartAt>> {
+        partitions
+            .iter()
+            .map(|(topic, partition)| match self.shards.open(*partition) {
+                Ok(Some(next_offset)) => Some(StartAt::Offset(next_offset)),
+                Ok(None) => Some(StartAt::Beginning),
+                Err(err) => {
+                    // Records of this partition will wait (unavailable) rather than be lost.
+                    error!(%topic, partition, %err, "cannot open the index shard");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn dead_lettered(&self, meta: &RecordMeta) {
+        self.shards
+            .skip(meta.partition, meta.offset, meta.previous_offset);
+    }
+
+    fn partitions_revoked(&self, partitions: &[(String, i32)]) {
+        for (_, partition) in partitions {
+            self.shards.close(*partition);
+        }
+    }
+}
+
+/// The indexer worker: the consumer and the loop that commits the shards.
+pub struct IndexerService {
+    runtime: ConsumerRuntime<Indexer>,
+    shards: Arc<ShardSet>,
+}
+
+impl IndexerService {
+    /// An indexer writing under `index_root` (`<data_dir>/index` unless configured).
+    pub fn new(
+        options: &IndexerWorkerOptions,
+        index_root: &Path,
+        context: &WorkerContext,
+    ) -> Result<Self, chatgptd_runtime::Error> {
+        let shards = ShardSet::new(index_root, &options.topic, options.index.clone());
+        let indexer = Indexer {
+            shards: shards.clone(),
+        };
+        let runtime = ConsumerRuntime::new(
+            "indexer",
+            context,
+            options.consumer.clone(),
+            vec![options.topic.clone()],
+            indexer,
+        )?;
+        Ok(IndexerService { runtime, shards })
+    }
+
+    /// The shards this indexer writes (their committed positions tell how far it got).
+    pub fn shards(&self) -> Arc<ShardSet> {
+        self.shards.clone()
+    }
+
+    /// Indexes until `shutdown`. The committer outlives the consumer: records being drained
+    /// at shutdown are waiting for a commit.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
+        let committer_stop = CancellationToken::new();
+        let committer = tokio::spawn(
+            self.shards
+                .clone()
+                .run_committer(committer_stop.clone().cancelled_owned()),
+        );
+        let result = self.runtime.run(shutdown).await;
+        committer_stop.cancel();
+        let _ = committer.await;
+        let shards = self.shards.clone();
+        let _ = tokio::task::spawn_blocking(move || shards.commit_all()).await;
+        result
+    }
+}

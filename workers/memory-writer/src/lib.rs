@@ -1,0 +1,144 @@
+//! The memory writer: every MemoryRecord on the memory topic is appended to its owner's
+//! conversation history (ordered, capped) and becomes the owner's latest state, in the memory
+//! backend, with a TTL by kind.
+//!
+//! Both writes are idempotent: the history entry's id is the record's id, and the state's
+//! version is the record's offset (an owner's records share a partition, so offsets order
+//! them). A redelivered record therefore changes nothing. While the backend is unreachable
+//! the record is retried without limit and no offset is stored: nothing is lost or skipped.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chatgptd_memory::{HistoryEntry, HistoryLimits, Memory, MemoryOptions, StateEntry};
+use chatgptd_runtime::{
+    ConsumerOptions, ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor,
+    WorkerContext,
+};
+use chatgptd_types::records::MemoryRecord;
+use chatgptd_types::topics::names;
+use serde::{Deserialize, Serialize};
+
+/// The longest text kept in an owner's latest state; the history keeps the whole text.
+const STATE_TEXT_CHARS: usize = 2_000;
+
+/// How the memory writer consumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryWriterOptions {
+    /// The memory topic.
+    pub topic: String,
+    /// Consumer settings (group `chatgptd-memory` by default).
+    pub consumer: ConsumerOptions,
+}
+
+impl Default for MemoryWriterOptions {
+    fn default() -> Self {
+        MemoryWriterOptions {
+            topic: names::MEMORY_RECORDS.to_string(),
+            consumer: ConsumerOptions::default(),
+        }
+    }
+}
+
+/// Writes MemoryRecords to the memory backend.
+#[derive(Debug)]
+pub struct MemoryWriter {
+    memory: Arc<dyn Memory>,
+    limits: MemoryOptions,
+}
+
+impl MemoryWriter {
+    /// A writer into `memory`, capping and expiring by `limits`.
+    pub fn new(memory: Arc<dyn Memory>, limits: MemoryOptions) -> Self {
+        MemoryWriter { memory, limits }
+    }
+
+    async fn write(&self, record: &MemoryRecord, offset: i64) -> Result<(), ProcessError> {
+        let ttl = Some(self.limits.ttl_for(&record.kind));
+        let mut attributes = record.attributes.clone();
+        attributes.insert("kind".to_string(), record.kind.clone());
+        let entry = HistoryEntry {
+            id: record.id.clone(),
+            role: role_of(&record.kind).to_string(),
+            text: record.text.clone(),
+            at_ms: record.created_at_ms,
+            attributes,
+        };
+        let limits = HistoryLimits {
+            cap: self.limits.history_cap,
+            ttl,
+        };
+        self.memory
+            .append_history(&record.owner, &entry, limits)
+            .await
+            .map_err(memory_error)?;
+        let state = StateEntry {
+            version: offset,
+            value: serde_json::json!({
+                "id": record.id,
+                "kind": record.kind,
+                "text": record.text.chars().take(STATE_TEXT_CHARS).collect::<String>(),
+                "tags": record.tags,
+                "attributes": record.attributes,
+                "created_at_ms": record.created_at_ms,
+                "source": format!("{}/{}@{}", record.source_topic, record.source_partition, record.source_offset),
+            }),
+        };
+        self.memory
+            .put_state(&record.owner, &state, ttl)
+            .await
+            .map_err(memory_error)?;
+        Ok(())
+    }
+}
+
+/// The conversational role of a memory kind.
+fn role_of(kind: &str) -> &'static str {
+    match kind {
+        "message" | "ticket" => "user",
+        "reply" | "enrichment" | "step_result" => "assistant",
+        "decision" => "system",
+        _ => "event",
+    }
+}
+
+fn memory_error(err: chatgptd_memory::Error) -> ProcessError {
+    if err.is_unavailable() {
+        ProcessError::unavailable("memory_unavailable", err.to_string())
+    } else {
+        ProcessError::retryable("memory_error", err.to_string())
+    }
+}
+
+impl Processor for MemoryWriter {
+    type Input = MemoryRecord;
+
+    fn process(
+        &self,
+        record: &Incoming<MemoryRecord>,
+    ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send {
+        let offset = record.meta.offset;
+        async move {
+            self.write(&record.value, offset).await?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// The memory writer on its consumer group (`chatgptd worker memory`).
+pub fn consumer(
+    options: &MemoryWriterOptions,
+    limits: &MemoryOptions,
+    context: &WorkerContext,
+    memory: Arc<dyn Memory>,
+) -> Result<ConsumerRuntime<MemoryWriter>, chatgptd_runtime::Error> {
+    let writer = MemoryWriter::new(memory, limits.clone());
+    ConsumerRuntime::new(
+        "memory",
+        context,
+        options.consumer.clone(),
+        vec![options.topic.clone()],
+        writer,
+    )
+}
