@@ -1,0 +1,106 @@
+//! The two declaration files every agent file refers to: the action catalogue
+//! (`agents/actions.yaml`) and the fleets (`agents/fleets.yaml`).
+
+use serde::{Deserialize, Serialize};
+
+/// `agents/actions.yaml`: every action an agent may be allowed to take.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsFile {
+    /// The catalogue. An agent's `actions` may only name actions listed here.
+    pub actions: Vec<ActionSpec>,
+}
+
+/// One catalogued action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    /// The action's id, `snake_case`, as agents list it and as a model's tool call names it,
+    /// e.g. `reply`, `modify_access`.
+    pub id: String,
+
+    /// What the action does, for people reading the registry and for the tool description
+    /// the agent worker gives the model.
+    pub description: String,
+
+    /// How much harm a wrong or malicious use can do: `low` (stays inside chatgptd),
+    /// `medium` (visible outside chatgptd, easy to undo) or `high` (changes access,
+    /// spends money, or is hard to undo). Experimental agents may not hold `high` actions.
+    pub risk: Risk,
+
+    /// Whether a person must approve each use before it takes effect. Every `high` action
+    /// must set this; `medium` ones may. Experimental agents need approval for every
+    /// `medium` action as well, whatever this says.
+    #[serde(default)]
+    pub approval: bool,
+}
+
+/// How much harm a wrong use of an action can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    /// Stays inside chatgptd: answering, messaging other agents, reading memory.
+    Low,
+    /// Visible outside chatgptd but easy to undo: a ticket comment, a new ticket.
+    Medium,
+    /// Changes access, spends money, or cannot easily be undone.
+    High,
+}
+
+impl Risk {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+        }
+    }
+}
+
+/// `agents/fleets.yaml`: the fleets agents belong to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetsFile {
+    /// The declared fleets. Every agent belongs to exactly one of them.
+    pub fleets: Vec<FleetSpec>,
+}
+
+/// One declared fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSpec {
+    /// The fleet's id, kebab-case (`travel-commerce`): what a broadcast's recipient
+    /// `fleet:<id>` names, and what URLs use.
+    pub id: String,
+
+    /// The display name (`Travel & Commerce`). Agent files name their fleet by this name
+    /// or by the id; lookups ignore case.
+    pub name: String,
+
+    /// What the fleet is for.
+    pub description: String,
+}
+
+impl FleetSpec {
+    /// Whether `name` names this fleet: its id or its display name, ignoring case.
+    pub fn is_named(&self, name: &str) -> bool {
+        let name = name.trim();
+        self.id.eq_ignore_ascii_case(name) || self.name.eq_ignore_ascii_case(name)
+    }
+}
+
+/// One fleet as `chatgptd agents list` and `GET /agents` summarise it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FleetSummary {
+    /// The fleet's id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// What the fleet is for.
+    pub description: String,
+    /// The ids of every agent of the fleet, enabled or not, sorted.
+    pub agents: Vec<String>,
+    /// How many of them are enabled.
+    pub enabled: usize,
+}
