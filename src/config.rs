@@ -13,6 +13,7 @@ use chatgptd_memory::MemoryOptions;
 use chatgptd_model::ModelOptions;
 use chatgptd_runtime::{ConsumerOptions, KafkaOptions};
 use chatgptd_types::topics::TopicsFile;
+use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_indexer::IndexerWorkerOptions;
 use chatgptd_worker_memory::MemoryWriterOptions;
 use figment::Figment;
@@ -63,6 +64,9 @@ pub struct Config {
     /// The indexer (`chatgptd worker indexer`).
     pub indexer: IndexerWorkerOptions,
 
+    /// The enrichment worker (`chatgptd worker enrich`).
+    pub enrich: EnrichOptions,
+
     /// The dead-letter replayer's consumer (`chatgptd dlq replay`).
     pub dlq_replay: ConsumerOptions,
 }
@@ -81,6 +85,7 @@ impl Default for Config {
             log: LogOptions::default(),
             memory_writer: MemoryWriterOptions::default(),
             indexer: IndexerWorkerOptions::default(),
+            enrich: EnrichOptions::default(),
             dlq_replay: ConsumerOptions::default(),
         }
     }
@@ -187,6 +192,7 @@ impl Config {
         vec![
             ("memory_writer.consumer", &self.memory_writer.consumer),
             ("indexer.consumer", &self.indexer.consumer),
+            ("enrich.consumer", &self.enrich.consumer),
             ("dlq_replay", &self.dlq_replay),
         ]
     }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chatgptd_memory::Memory;
+use chatgptd_model::ModelClient;
 use chatgptd_search::SearchService;
+use chatgptd_worker_enrich::Related;
 use chatgptd_worker_indexer::IndexerService;
 use clap::ValueEnum;
 use tokio_util::sync::CancellationToken;
@@ -19,22 +21,30 @@ pub enum WorkerKind {
     Memory,
     /// MemoryRecords into the search index; serves GET /search.
     Indexer,
+    /// TicketEvents through the model into EnrichedTickets.
+    Enrich,
 }
 
 impl WorkerKind {
     /// Every kind, in the order `up` starts them.
-    pub const ALL: [WorkerKind; 2] = [WorkerKind::Memory, WorkerKind::Indexer];
+    pub const ALL: [WorkerKind; 3] = [WorkerKind::Memory, WorkerKind::Indexer, WorkerKind::Enrich];
 
     /// The name used in logs, metrics and `chatgptd worker <name>`.
     pub fn name(self) -> &'static str {
         match self {
             WorkerKind::Memory => "memory",
             WorkerKind::Indexer => "indexer",
+            WorkerKind::Enrich => "enrich",
         }
     }
 
+    /// Memory backs the model's result cache as well as memory proper.
     fn needs_memory(self) -> bool {
-        matches!(self, WorkerKind::Memory)
+        matches!(self, WorkerKind::Memory | WorkerKind::Enrich)
+    }
+
+    fn needs_model(self) -> bool {
+        matches!(self, WorkerKind::Enrich)
     }
 
     fn reads_index(self) -> bool {
@@ -49,6 +59,8 @@ pub struct Services {
     pub memory: Option<Arc<dyn Memory>>,
     /// Search over the index, if this process has one to serve.
     pub search: Option<Arc<SearchService>>,
+    /// The model client, if a worker of this process thinks.
+    pub model: Option<ModelClient>,
 }
 
 impl Services {
@@ -66,13 +78,58 @@ impl Services {
                 topic,
             )))
         });
-        Ok(Services { memory, search })
+        let model = match (&memory, kinds.iter().any(|k| k.needs_model())) {
+            (Some(memory), true) => {
+                Some(crate::stack::model_client(&stack.config, memory.clone()).await?)
+            }
+            _ => None,
+        };
+        Ok(Services {
+            memory,
+            search,
+            model,
+        })
     }
 
     fn memory(&self) -> anyhow::Result<Arc<dyn Memory>> {
         self.memory
             .clone()
             .context("the memory backend was not opened")
+    }
+
+    fn model(&self) -> anyhow::Result<ModelClient> {
+        self.model
+            .clone()
+            .context("the model client was not created")
+    }
+
+    /// Where the enrichment worker finds related tickets: an indexer's `/search` when
+    /// configured, else this process's index (its own, or one in the data directory).
+    fn related(&self, stack: &Stack) -> Related {
+        let url = &stack.config.enrich.search_url;
+        if !url.is_empty() {
+            chatgptd_model::install_crypto_provider();
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build();
+            return match client {
+                Ok(client) => Related::Remote {
+                    client,
+                    base_url: url.clone(),
+                },
+                Err(_) => Related::None,
+            };
+        }
+        if let Some(search) = &self.search {
+            return Related::Local(search.clone());
+        }
+        let dir =
+            chatgptd_search::topic_dir(&stack.config.index_root(), &stack.config.indexer.topic);
+        if dir.exists() {
+            Related::Local(Arc::new(SearchService::new(&dir)))
+        } else {
+            Related::None
+        }
     }
 }
 
@@ -98,6 +155,16 @@ pub fn build(
         WorkerKind::Indexer => {
             let service = IndexerService::new(&config.indexer, &config.index_root(), context)?;
             Box::pin(async move { service.run(shutdown).await.context("indexer") })
+        }
+        WorkerKind::Enrich => {
+            let runtime = chatgptd_worker_enrich::consumer(
+                &config.enrich,
+                context,
+                services.model()?,
+                services.related(stack),
+            )
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+            Box::pin(async move { runtime.run(shutdown).await.context("enrichment worker") })
         }
     };
     Ok((kind.name().to_string(), task))

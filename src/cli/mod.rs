@@ -3,6 +3,7 @@
 mod config_cmd;
 mod dlq;
 mod index;
+mod model;
 mod produce;
 mod search;
 mod tail;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Maintain the search index.
     #[command(subcommand)]
     Index(index::IndexCommand),
+    /// Check the model provider.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Create or inspect the topics declared in topics.yaml.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
@@ -121,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker::run(loaded.config, args).await,
         Command::Search(args) => search::run(loaded.config, args).await,
         Command::Index(command) => index::run(loaded.config, command).await,
+        Command::Model(command) => model::run(loaded.config, command).await,
         Command::Topics(command) => topics::run(loaded.config, command).await,
         Command::Config(command) => config_cmd::run(loaded, command),
         Command::Produce(args) => produce::run(loaded.config, args).await,

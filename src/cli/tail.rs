@@ -192,10 +192,60 @@ fn print_record(codec: &Codec, message: &OwnedMessage, format: TailFormat) {
                     println!("   {name}: {}", value.as_str().unwrap_or(""));
                 }
             }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&record["value"]).unwrap_or_default()
-            );
+            match readable(schema, &record["value"]) {
+                Some(text) => println!("{text}"),
+                None => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&record["value"]).unwrap_or_default()
+                ),
+            }
         }
+    }
+}
+
+/// A compact view of the records people watch most; `None` prints the JSON.
+fn readable(schema: &str, value: &Value) -> Option<String> {
+    let text = |field: &str| value[field].as_str().unwrap_or("-").to_string();
+    match schema {
+        "chatgptd.EnrichedTicket" => {
+            let list = |field: &str| {
+                let items: Vec<&str> = value[field]
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                Some(if items.is_empty() {
+                    "-".to_string()
+                } else {
+                    items.join(", ")
+                })
+            };
+            let provenance = &value["provenance"];
+            Some(format!(
+                "{key}  {title}\n  category {category} · priority {priority} · sentiment {sentiment} · language {language} · confidence {confidence:.2}\n  labels   {labels}\n  related  {related}\n  summary  {summary}\n  reply    {reply}\n  by       {provider}/{model} {prompt} ({tokens} tokens{cached}, request {request})",
+                key = text("ticket_key"),
+                title = text("title"),
+                category = text("category"),
+                priority = text("suggested_priority"),
+                sentiment = text("sentiment"),
+                language = text("language"),
+                confidence = value["confidence"].as_f64().unwrap_or(0.0),
+                labels = list("labels")?,
+                related = list("related_tickets")?,
+                summary = text("summary"),
+                reply = text("suggested_reply").replace('\n', "\n           "),
+                provider = provenance["provider"].as_str().unwrap_or("-"),
+                model = provenance["model"].as_str().unwrap_or("-"),
+                prompt = provenance["prompt_version"].as_str().unwrap_or("-"),
+                tokens = provenance["total_tokens"].as_i64().unwrap_or(0),
+                cached = if provenance["cached"] == true {
+                    ", cached"
+                } else {
+                    ""
+                },
+                request = provenance["request_id"].as_str().unwrap_or("-"),
+            ))
+        }
+        _ => None,
     }
 }

@@ -3,5 +3,6 @@
 //! One test binary (faster to link than one per file); each module is one area.
 
 mod cli;
+mod memory;
 mod runtime;
 mod support;

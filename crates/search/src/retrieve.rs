@@ -82,9 +82,28 @@ pub fn relevant(
         ..SearchQuery::default()
     };
     let results = service.search(&query)?;
+    Ok(select(results.hits, retrieval))
+}
+
+/// The search query `relevant` runs for `text` (for a remote index's `/search`), or `None`
+/// when the text has no content words.
+pub fn query_for(text: &str, retrieval: &Retrieval) -> Option<SearchQuery> {
+    let q = keyword_query(text);
+    (!q.is_empty() && retrieval.max_hits > 0 && retrieval.max_tokens > 0).then(|| SearchQuery {
+        q,
+        owner: retrieval.owner.clone(),
+        kinds: retrieval.kinds.clone(),
+        limit: (retrieval.max_hits * 3).min(crate::query::MAX_LIMIT),
+        ..SearchQuery::default()
+    })
+}
+
+/// Picks hits (best first) for a prompt: the excluded owner left out, at most `max_hits`,
+/// texts cut so that together they stay within `max_tokens`.
+pub fn select(hits: Vec<Hit>, retrieval: &Retrieval) -> Vec<Hit> {
     let mut budget = retrieval.max_tokens;
     let mut chosen = Vec::new();
-    for mut hit in results.hits {
+    for mut hit in hits {
         if retrieval.exclude_owner.as_deref() == Some(hit.owner.as_str()) {
             continue;
         }
@@ -99,7 +118,7 @@ pub fn relevant(
         budget = budget.saturating_sub(tokens.min(budget));
         chosen.push(hit);
     }
-    Ok(chosen)
+    chosen
 }
 
 #[cfg(test)]

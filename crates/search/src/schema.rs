@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chatgptd_types::records::MemoryRecord;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TantivyDocument,
     TextFieldIndexing, TextOptions, Value,
@@ -121,7 +121,7 @@ impl Fields {
 }
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
     pub id: String,
     pub owner: String,

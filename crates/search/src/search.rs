@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::Query;
 use tantivy::snippet::SnippetGenerator;
@@ -18,7 +18,7 @@ use crate::schema::{Fields, Hit};
 const SNIPPET_CHARS: usize = 240;
 
 /// A page of results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchResults {
     /// Matches across all shards.
     pub total: usize,
