@@ -8,6 +8,7 @@
 //! - [`wait_until`], [`free_port`], [`unique`]: small things every test needs.
 
 pub mod fake_openai;
+pub mod fake_trackers;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod process;

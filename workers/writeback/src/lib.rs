@@ -1,0 +1,110 @@
+//! The write-back worker (`chatgptd worker writeback`): each [`EnrichedTicket`] on
+//! `tickets.enriched` becomes one triage comment on the ticket it came from, plus labels.
+//!
+//! - **Jira** (REST v3): a comment as an ADF document, labels through an issue edit.
+//! - **ServiceNow** (Table API): a `work_notes` entry on the incident.
+//! - **GitHub**: an issue comment and labels.
+//!
+//! # What is posted
+//!
+//! An internal triage note: category, suggested priority, sentiment, language, confidence,
+//! labels, related tickets, the summary, and a footer with the model, prompt version and
+//! request id. Customer-visible replies are drafted, not posted, unless the source's
+//! `post_replies` says otherwise:
+//!
+//! | source | `post_replies = false` (default) | `post_replies = true` |
+//! |---|---|---|
+//! | Jira | the note with the reply marked DRAFT, flagged internal for Service Management | the reply, then the note |
+//! | ServiceNow | the note with the DRAFT reply in `work_notes` (private) | the note in `work_notes`, the reply in `comments` |
+//! | GitHub (public) | the note only, no reply | the reply, then the note |
+//!
+//! # One comment per ticket and prompt version
+//!
+//! A record may be processed more than once: redelivered after a rebalance, retried after
+//! an error, or replayed after a crash that came after posting but before the offset was
+//! committed. Each write is identified by `<source>:<ticket>:<prompt_version>`, and goes
+//! through these steps:
+//!
+//! 1. **Memory**: `writeback:<source>:<ticket>:<prompt_version>` present → done before;
+//!    acknowledge without calling the tracker.
+//! 2. **Look before posting**: list the ticket's comments on the tracker and search them
+//!    for the marker `chatgptd:<source>:<ticket>:<prompt_version>`, which every comment we
+//!    post carries (Jira: a final grey paragraph `[chatgptd:...]`; ServiceNow: a final line
+//!    `[chatgptd:...]`; GitHub: an HTML comment `<!-- chatgptd:... -->`). Found → an
+//!    earlier try posted it and did not get to step 4; do not post again.
+//! 3. **Post** the comment (unless found), then add the labels (idempotent by nature, so
+//!    they are added on every try that gets here).
+//! 4. **Remember**: put the memory key (`done_ttl`, 90 days by default). Only then does
+//!    `process` return, and only then does the runtime store the offset.
+//!
+//! A crash (or a failed memory write, or a failed label call) between 3 and 4 leaves the
+//! comment on the tracker and no memory key: the next try finds the marker in step 2. A crash
+//! before 3 posted nothing. What remains is two tries of one record running at once: the
+//! runtime runs a key's records one after another on the one member that owns the
+//! partition, so only a record abandoned in flight at a rebalance (past `drain_timeout`)
+//! and redelivered to another member before it finishes could post twice. How each tracker
+//! is searched is in its module (`jira`, `servicenow`, `github`).
+//!
+//! # Errors
+//!
+//! See `http.rs` for the table. In short: 429 (and 503 or GitHub's 403 with `Retry-After`) is
+//! retried after the tracker's wait; 5xx, timeouts and connection errors are retried; both
+//! are dead-lettered once `consumer.max_attempts` runs out. 401 stalls the worker (a bad
+//! credential is every record's problem); 403, 404, 400 and other 4xx dead-letter the record
+//! at once, with the tracker's answer in the message. An unreachable memory backend stalls
+//! the worker. A source that is disabled or has no credential is skipped, not an error.
+//!
+//! [`EnrichedTicket`]: chatgptd_types::records::EnrichedTicket
+
+mod error;
+mod github;
+mod http;
+mod jira;
+pub mod metric;
+mod note;
+mod options;
+mod secret;
+mod servicenow;
+mod source;
+mod tracker;
+mod writeback;
+
+use std::sync::Arc;
+
+use chatgptd_memory::Memory;
+use chatgptd_runtime::{ConsumerRuntime, WorkerContext};
+
+pub use error::Error;
+pub use options::{GitHubOptions, JiraOptions, ServiceNowOptions, WritebackOptions};
+pub use secret::{Credentials, Secret};
+pub use writeback::Writeback;
+
+/// The worker's name: in logs and metrics, and its default consumer group
+/// (`chatgptd-writeback`).
+pub const WORKER_NAME: &str = "writeback";
+
+/// The consumer runtime of `chatgptd worker writeback`: [`Writeback`] (credentials from the
+/// environment) over `options.topic`.
+pub fn consumer(
+    options: &WritebackOptions,
+    context: &WorkerContext,
+    memory: Arc<dyn Memory>,
+) -> Result<ConsumerRuntime<Writeback>, Error> {
+    consumer_with(options, context, Writeback::new(options, memory)?)
+}
+
+/// The consumer runtime over `options.topic` for a given [`Writeback`] (tests build theirs
+/// with [`Writeback::with_credentials`]).
+pub fn consumer_with(
+    options: &WritebackOptions,
+    context: &WorkerContext,
+    writeback: Writeback,
+) -> Result<ConsumerRuntime<Writeback>, Error> {
+    Ok(ConsumerRuntime::new(
+        WORKER_NAME,
+        context,
+        options.consumer.clone(),
+        vec![options.topic.clone()],
+        writeback,
+    )?)
+}
