@@ -1,0 +1,181 @@
+//! The gateway: built once from its options and the process's shared parts, served as an
+//! axum router that the caller merges with `/healthz`, `/metrics` and the rest.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chatgptd_memory::Memory;
+use chatgptd_runtime::{Producer, WorkerContext};
+use chatgptd_types::avro::Codec;
+use tracing::{info, warn};
+
+use crate::Error;
+use crate::dedupe::Dedupe;
+use crate::options::{IngestOptions, SourceOptions};
+use crate::rate_limit::RateLimit;
+use crate::secrets::{Secret, Secrets};
+use crate::source::Source;
+
+/// The webhook ingest gateway. Cheap to clone; every clone serves the same state.
+#[derive(Clone)]
+pub struct Ingest {
+    gateway: Arc<Gateway>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("topic", &self.gateway.options.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every request needs.
+pub(crate) struct Gateway {
+    pub(crate) options: IngestOptions,
+    pub(crate) producer: Producer,
+    pub(crate) codec: Codec,
+    pub(crate) dedupe: Dedupe,
+    jira: SourceState,
+    servicenow: SourceState,
+    github: SourceState,
+    /// The ServiceNow signature header, validated at build.
+    pub(crate) servicenow_signature_header: HeaderName,
+}
+
+/// One source's signing secret, rate limit and integration accounts.
+pub(crate) struct SourceState {
+    pub(crate) secret: Option<Secret>,
+    pub(crate) rate_limit: RateLimit,
+    /// Lowercased: logins and user names are case-insensitive at GitHub and ServiceNow.
+    integration_accounts: HashSet<String>,
+}
+
+impl SourceState {
+    fn new(options: &SourceOptions, secret: Option<Secret>) -> Self {
+        SourceState {
+            secret,
+            rate_limit: RateLimit::new(options.requests_per_second, options.burst),
+            integration_accounts: options
+                .integration_accounts
+                .iter()
+                .map(|account| account.to_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether any of the actor's ids is an integration account.
+    pub(crate) fn is_integration(&self, actor_ids: &[String]) -> bool {
+        actor_ids
+            .iter()
+            .any(|id| self.integration_accounts.contains(&id.to_lowercase()))
+    }
+}
+
+impl Gateway {
+    pub(crate) fn source(&self, source: Source) -> &SourceState {
+        match source {
+            Source::Jira => &self.jira,
+            Source::ServiceNow => &self.servicenow,
+            Source::Github => &self.github,
+        }
+    }
+}
+
+impl Ingest {
+    /// Builds the gateway, reading each source's signing secret from the environment
+    /// variable its `secret_env` names.
+    pub fn new(
+        options: IngestOptions,
+        context: &WorkerContext,
+        memory: Arc<dyn Memory>,
+    ) -> Result<Ingest, Error> {
+        let secrets = Secrets::from_env(&options)?;
+        Self::with_secrets(options, context, memory, secrets)
+    }
+
+    /// Builds the gateway with the given secrets (tests, or secrets from elsewhere than the
+    /// environment). A source without a secret accepts unsigned webhooks, with a warning now.
+    pub fn with_secrets(
+        options: IngestOptions,
+        context: &WorkerContext,
+        memory: Arc<dyn Memory>,
+        secrets: Secrets,
+    ) -> Result<Ingest, Error> {
+        if options.topic.trim().is_empty() {
+            return Err(Error::Config("topic is empty".into()));
+        }
+        if options.max_body_bytes == 0 {
+            return Err(Error::Config("max_body_bytes must be above 0".into()));
+        }
+        if options.ack_timeout.is_zero() {
+            return Err(Error::Config("ack_timeout must be above 0".into()));
+        }
+        let servicenow_signature_header = HeaderName::from_bytes(
+            options.servicenow.signature_header.as_bytes(),
+        )
+        .map_err(|_| {
+            Error::Config(format!(
+                "servicenow.signature_header `{}` is not a valid header name",
+                options.servicenow.signature_header
+            ))
+        })?;
+        for source in Source::ALL {
+            if secrets.get(source).is_none() {
+                warn!(
+                    source = source.name(),
+                    "webhook signatures are not checked: anyone who can reach {} can post events; \
+                     set ingest.{}.secret_env",
+                    source.route(),
+                    source.name()
+                );
+            }
+        }
+        info!(
+            topic = %options.topic,
+            memory = memory.backend(),
+            "ingest gateway ready"
+        );
+        let gateway = Gateway {
+            producer: context.producer.clone(),
+            codec: context.codec.clone(),
+            dedupe: Dedupe::new(memory, options.dedupe_ttl, options.ack_timeout),
+            jira: SourceState::new(&options.jira, secrets.jira),
+            servicenow: SourceState::new(&options.servicenow.common(), secrets.servicenow),
+            github: SourceState::new(&options.github, secrets.github),
+            servicenow_signature_header,
+            options,
+        };
+        Ok(Ingest {
+            gateway: Arc::new(gateway),
+        })
+    }
+
+    /// `POST /webhooks/jira`, `/webhooks/servicenow`, `/webhooks/github`, with the body limit
+    /// applied. Other methods on these paths get 405 with a JSON body.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new();
+        for source in Source::ALL {
+            let gateway = self.gateway.clone();
+            let handler = move |headers: HeaderMap, body: Result<Bytes, BytesRejection>| {
+                crate::handler::handle(gateway, source, headers, body)
+            };
+            router = router.route(source.route(), post(handler).fallback(method_not_allowed));
+        }
+        router.layer(DefaultBodyLimit::max(self.gateway.options.max_body_bytes))
+    }
+}
+
+/// Every answer is JSON, a wrong method too. Not a webhook, so not counted.
+async fn method_not_allowed() -> Response {
+    let body = serde_json::json!({"error": "method_not_allowed", "detail": "webhooks are POSTed"});
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}

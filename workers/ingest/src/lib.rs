@@ -1,0 +1,35 @@
+//! The webhook ingest gateway: `POST /webhooks/jira`, `/webhooks/servicenow`,
+//! `/webhooks/github` in, one [`TicketEvent`] per ticket event out on `tickets.events`.
+//!
+//! Part of `chatgptd up`, or alone as `chatgptd worker ingest`. The promise to senders: a 2xx
+//! only for what is persisted (202 after the broker acknowledged the record with acks=all) or
+//! deliberately not needed (a duplicate, our own write-back, an event about no ticket); a 503
+//! with `Retry-After` when the broker or the memory backend cannot answer in time, so the
+//! sender retries.
+//!
+//! - [`options`]: `[ingest]`, one section per source.
+//! - [`handler`](crate::Ingest::router): the check order, documented in `handler.rs`.
+//! - [`parse`]: each source's payload to a TicketEvent (Jira ADF descriptions flattened).
+//! - [`signature`]: HMAC-SHA256 checks (and signing, for tests and benchmarks).
+//! - dedupe: delivery ids in the memory backend, shared by replicas.
+//!
+//! [`TicketEvent`]: chatgptd_types::records::TicketEvent
+
+mod dedupe;
+mod error;
+mod gateway;
+mod handler;
+pub mod options;
+pub mod parse;
+mod rate_limit;
+mod response;
+mod secrets;
+pub mod signature;
+pub mod source;
+pub mod telemetry;
+
+pub use error::Error;
+pub use gateway::Ingest;
+pub use options::{IngestOptions, ServiceNowOptions, SourceOptions};
+pub use secrets::{Secret, Secrets};
+pub use source::Source;

@@ -1,0 +1,10 @@
+//! The gateway end to end: the router served on loopback, a mock Kafka cluster, a real
+//! memory backend (SQLite, and Redis for replicas), and the real public payloads.
+
+mod accepted;
+mod dedupe;
+mod filters;
+mod metrics;
+mod refused;
+mod support;
+mod unavailable;

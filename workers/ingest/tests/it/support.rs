@@ -1,0 +1,290 @@
+//! The harness: a mock Kafka cluster with the topic, a real memory backend, the gateway served
+//! on 127.0.0.1:0, and signed webhooks built from the fixtures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatgptd_memory::{Memory, SqliteMemory};
+use chatgptd_runtime::{Health, KafkaOptions, WorkerContext};
+use chatgptd_testkit::kafka::{MockKafka, consume};
+use chatgptd_types::avro::Codec;
+use chatgptd_types::records::TicketEvent;
+use chatgptd_types::topics::names;
+use chatgptd_worker_ingest::signature::{sign_base64, sign_hex};
+use chatgptd_worker_ingest::{Ingest, IngestOptions, Secret, Secrets, Source};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientConfig, Message};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+/// Every source's signing secret in these tests.
+pub const SECRET: &str = "It's a Secret to Everybody";
+/// The ServiceNow instance events link to.
+pub const INSTANCE_URL: &str = "https://acme.service-now.com";
+
+/// A fixture's exact bytes.
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&full).unwrap_or_else(|err| panic!("reading {full}: {err}"))
+}
+
+pub const JIRA_CREATED: &str = "jira/jira_issue_created.cloud.mattermost-plugin-jira.json";
+pub const JIRA_UPDATED: &str = "jira/jira_issue_updated.priority.cloud.mattermost-plugin-jira.json";
+pub const JIRA_COMMENT: &str = "jira/comment_created.cloud.mattermost-plugin-jira.json";
+pub const JIRA_ADF_COMMENT: &str = "jira/rest_v3_add_comment.request.atlassian-openapi.json";
+pub const SERVICENOW_RULE: &str = "servicenow/SYNTH_business_rule_outbound_incident.json";
+pub const SERVICENOW_TABLE: &str =
+    "servicenow/table_api_get_incident.response.servicenow-docs.json";
+pub const GITHUB_OPENED: &str = "github/issues.opened.octokit-webhooks.json";
+
+/// The options of most tests: defaults, with the ServiceNow instance set.
+pub fn options() -> IngestOptions {
+    let mut options = IngestOptions::default();
+    options.servicenow.instance_url = INSTANCE_URL.to_string();
+    options
+}
+
+/// [`SECRET`] for every source.
+pub fn secrets() -> Secrets {
+    Secrets {
+        jira: Some(Secret::new(SECRET)),
+        servicenow: Some(Secret::new(SECRET)),
+        github: Some(Secret::new(SECRET)),
+    }
+}
+
+/// A mock cluster with the TicketEvents topic (3 partitions), and a SQLite memory.
+pub struct Setup {
+    pub kafka: MockKafka,
+    pub memory: Arc<dyn Memory>,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    pub async fn start() -> Setup {
+        chatgptd_testkit::init_logging();
+        let kafka = MockKafka::start();
+        kafka.create_topic(names::TICKET_EVENTS, 3);
+        let dir = tempfile::tempdir().unwrap();
+        let memory = SqliteMemory::open(&dir.path().join("memory.db"), "test")
+            .await
+            .unwrap();
+        Setup {
+            kafka,
+            memory: Arc::new(memory),
+            _dir: dir,
+        }
+    }
+
+    /// A gateway on this cluster and memory, every source signed with [`SECRET`].
+    pub async fn gateway(&self, options: IngestOptions) -> Gateway {
+        Gateway::start(
+            options,
+            &self.kafka.options(),
+            self.memory.clone(),
+            secrets(),
+        )
+        .await
+    }
+
+    /// Records on the TicketEvents topic, from the high watermarks (exact and immediate:
+    /// the gateway answers 202 only after the ack).
+    pub async fn record_count(&self) -> i64 {
+        record_count(&self.kafka.brokers()).await
+    }
+
+    /// Reads `count` TicketEvents records.
+    pub async fn records(&self, count: usize) -> Vec<OwnedMessage> {
+        let brokers = self.kafka.brokers();
+        let records = tokio::task::spawn_blocking(move || {
+            consume(
+                &brokers,
+                names::TICKET_EVENTS,
+                count,
+                Duration::from_secs(20),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(records.len(), count, "records on {}", names::TICKET_EVENTS);
+        records
+    }
+}
+
+/// The sum of the TicketEvents partitions' high watermarks.
+pub async fn record_count(brokers: &str) -> i64 {
+    let brokers = brokers.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+        (0..3)
+            .map(|partition| {
+                consumer
+                    .fetch_watermarks(names::TICKET_EVENTS, partition, Duration::from_secs(10))
+                    .unwrap()
+                    .1
+            })
+            .sum()
+    })
+    .await
+    .unwrap()
+}
+
+/// A record's TicketEvent.
+pub fn decode(record: &OwnedMessage) -> TicketEvent {
+    Codec::builtin()
+        .decode::<TicketEvent>(record.payload().unwrap())
+        .unwrap()
+}
+
+/// The key of a record, as text.
+pub fn key(record: &OwnedMessage) -> String {
+    String::from_utf8(record.key().unwrap().to_vec()).unwrap()
+}
+
+/// A gateway served on a loopback port until dropped.
+pub struct Gateway {
+    pub base_url: String,
+    client: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    pub async fn start(
+        options: IngestOptions,
+        kafka: &KafkaOptions,
+        memory: Arc<dyn Memory>,
+        secrets: Secrets,
+    ) -> Gateway {
+        let context = WorkerContext::new(kafka, &Health::default()).unwrap();
+        let ingest = Ingest::with_secrets(options, &context, memory, secrets).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = ingest.router();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Gateway {
+            base_url: format!("http://{address}"),
+            client: chatgptd_testkit::http_client(),
+            server,
+        }
+    }
+
+    /// Posts a webhook; returns status, headers and the JSON body.
+    pub async fn send(&self, webhook: &Webhook) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("{}{}", self.base_url, webhook.source.route()))
+            .header("content-type", "application/json")
+            .body(webhook.body.clone());
+        for (name, value) in &webhook.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|err| panic!("answer {status} is not JSON ({err}): {text}"));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// An answer of the gateway.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// `Retry-After` in seconds.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.headers
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok())
+    }
+}
+
+/// A webhook to send: a body and the headers its sender would set, signed with [`SECRET`].
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub source: Source,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Webhook {
+    /// A Jira webhook with its delivery id, signed.
+    pub fn jira(body: Vec<u8>, delivery_id: &str) -> Webhook {
+        Webhook {
+            source: Source::Jira,
+            headers: vec![
+                ("X-Atlassian-Webhook-Identifier".into(), delivery_id.into()),
+                ("X-Hub-Signature".into(), sign_hex(SECRET.as_bytes(), &body)),
+            ],
+            body,
+        }
+    }
+
+    /// A GitHub webhook of `event` with its delivery id, signed.
+    pub fn github(body: Vec<u8>, event: &str, delivery_id: &str) -> Webhook {
+        Webhook {
+            source: Source::Github,
+            headers: vec![
+                ("X-GitHub-Event".into(), event.into()),
+                ("X-GitHub-Delivery".into(), delivery_id.into()),
+                (
+                    "X-Hub-Signature-256".into(),
+                    sign_hex(SECRET.as_bytes(), &body),
+                ),
+            ],
+            body,
+        }
+    }
+
+    /// A ServiceNow Business Rule webhook, signed in `X-Signature`.
+    pub fn servicenow(body: Vec<u8>) -> Webhook {
+        Webhook {
+            source: Source::ServiceNow,
+            headers: vec![("X-Signature".into(), sign_base64(SECRET.as_bytes(), &body))],
+            body,
+        }
+    }
+
+    /// The same webhook with a header replaced (or removed when `value` is `None`).
+    pub fn with_header(mut self, name: &str, value: Option<&str>) -> Webhook {
+        self.headers
+            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
+        if let Some(value) = value {
+            self.headers.push((name.to_string(), value.to_string()));
+        }
+        self
+    }
+}
+
+/// A fixture's JSON, to derive a payload from.
+pub fn fixture_json(path: &str) -> Value {
+    serde_json::from_slice(&fixture(path)).unwrap()
+}
