@@ -1,0 +1,403 @@
+//! Memory and search figures, each against a baseline in the same run.
+//! `cargo bench --bench memory`.
+//!
+//! 1. Indexing: records/s through the indexer's shard writer (upsert by id, resume-position
+//!    tracking, a commit with its payload) vs bare Tantivy `add_document` + `commit`.
+//! 2. Search over 1,000,000 generated records in 6 shards: p50/p99 of `SearchService`
+//!    (BM25 across shards, counts, snippets, merge) vs bare Tantivy top-10 on the same shards.
+//! 3. Redis: the memory writer's write rate (history append + versioned state, two scripts
+//!    per record) vs `redis-benchmark -t set -P 16` on the same redis-server.
+//!
+//! `BENCH_SEARCH_RECORDS` (default 1000000) and `BENCH_INDEX_RECORDS` (default 100000)
+//! scale the runs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatgptd_memory::{Memory, MemoryOptions};
+use chatgptd_runtime::{Incoming, Processor, RecordMeta};
+use chatgptd_search::{IndexerOptions, SearchQuery, SearchService, ShardSet};
+use chatgptd_testkit::redis::RedisServer;
+use chatgptd_types::records::MemoryRecord;
+use chatgptd_types::trace::TraceContext;
+use hdrhistogram::Histogram;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tantivy::collector::TopDocs;
+use tantivy::query::QueryParser;
+
+const TOPIC: &str = "memory.records";
+const WORDS: &[&str] = &[
+    "login",
+    "password",
+    "reset",
+    "sso",
+    "error",
+    "timeout",
+    "invoice",
+    "refund",
+    "charge",
+    "crash",
+    "startup",
+    "mobile",
+    "android",
+    "ios",
+    "checkout",
+    "payment",
+    "card",
+    "declined",
+    "email",
+    "notification",
+    "delay",
+    "export",
+    "csv",
+    "report",
+    "dashboard",
+    "slow",
+    "latency",
+    "api",
+    "token",
+    "expired",
+    "permission",
+    "denied",
+    "admin",
+    "user",
+    "account",
+    "locked",
+    "billing",
+    "plan",
+    "upgrade",
+    "downgrade",
+    "search",
+    "results",
+    "missing",
+    "upload",
+    "file",
+    "size",
+    "limit",
+    "sync",
+    "calendar",
+    "booking",
+    "hotel",
+    "flight",
+    "itinerary",
+    "weekend",
+    "lisbon",
+    "berlin",
+    "tokyo",
+    "security",
+    "phishing",
+    "alert",
+    "audit",
+    "policy",
+    "vpn",
+    "certificate",
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn sentence(rng: &mut StdRng, words: usize) -> String {
+    (0..words)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn record(rng: &mut StdRng, i: usize) -> MemoryRecord {
+    let kinds = ["ticket", "enrichment", "message", "reply", "step_result"];
+    MemoryRecord {
+        id: format!("r{i}"),
+        owner: format!("ticket:jira:{}", i % 50_000),
+        kind: kinds[i % kinds.len()].to_string(),
+        text: format!("{}. {}.", sentence(rng, 8), sentence(rng, 16)),
+        tags: vec![WORDS[i % WORDS.len()].to_string()],
+        created_at_ms: 1_700_000_000_000 + i as i64,
+        source_topic: "tickets.events".into(),
+        source_partition: 0,
+        source_offset: i as i64,
+        attributes: BTreeMap::from([("ticket_key".to_string(), format!("PROJ-{i}"))]),
+    }
+}
+
+/// Indexes `count` records into `shards` partitions through the shard writer, committing
+/// every `commit_every`. Returns the elapsed time.
+async fn index_through_shards(
+    root: &std::path::Path,
+    count: usize,
+    partitions: i32,
+    commit_every: usize,
+) -> Duration {
+    let options = IndexerOptions {
+        commit_interval: Duration::from_secs(3600),
+        max_uncommitted_docs: usize::MAX,
+        ..IndexerOptions::default()
+    };
+    let shards = ShardSet::new(root, TOPIC, options);
+    for partition in 0..partitions {
+        shards.open(partition).unwrap();
+    }
+    let mut rng = StdRng::seed_from_u64(7);
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let mut previous = vec![None; partitions as usize];
+    for i in 0..count {
+        let partition = (i % partitions as usize) as i32;
+        let offset = (i / partitions as usize) as i64;
+        let set = shards.clone();
+        let (record, prev) = (record(&mut rng, i), previous[partition as usize]);
+        pending.push(tokio::spawn(async move {
+            set.index(partition, record, offset, prev).await
+        }));
+        previous[partition as usize] = Some(offset);
+        if (i + 1) % commit_every == 0 || i + 1 == count {
+            let set = shards.clone();
+            // Let the adds land before committing; waiters resolve with the commit.
+            while pending.iter().any(|p| !p.is_finished()) {
+                let set = set.clone();
+                tokio::task::spawn_blocking(move || set.commit_all())
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+            for task in pending.drain(..) {
+                task.await.unwrap().unwrap();
+            }
+        }
+    }
+    started.elapsed()
+}
+
+/// The baseline: the same documents straight into one Tantivy writer, one commit per batch.
+fn index_bare(dir: &std::path::Path, count: usize, commit_every: usize) -> Duration {
+    let mut builder = tantivy::schema::Schema::builder();
+    let text = builder.add_text_field("text", tantivy::schema::TEXT | tantivy::schema::STORED);
+    let id = builder.add_text_field("id", tantivy::schema::STRING | tantivy::schema::STORED);
+    let index = tantivy::Index::create_in_dir(dir, builder.build()).unwrap();
+    let mut writer: tantivy::IndexWriter =
+        index.writer_with_num_threads(1, 32 * 1024 * 1024).unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let started = Instant::now();
+    for i in 0..count {
+        let r = record(&mut rng, i);
+        writer
+            .add_document(tantivy::doc!(text => r.text, id => r.id))
+            .unwrap();
+        if (i + 1) % commit_every == 0 {
+            writer.commit().unwrap();
+        }
+    }
+    writer.commit().unwrap();
+    started.elapsed()
+}
+
+fn queries(count: usize) -> Vec<SearchQuery> {
+    let mut rng = StdRng::seed_from_u64(11);
+    (0..count)
+        .map(|i| {
+            let words = 1 + i % 3;
+            let mut query = SearchQuery::text(sentence(&mut rng, words));
+            if i % 4 == 0 {
+                query.kinds = vec!["ticket".into(), "enrichment".into()];
+            }
+            query
+        })
+        .collect()
+}
+
+fn percentile(histogram: &Histogram<u64>, q: f64) -> f64 {
+    histogram.value_at_quantile(q) as f64 / 1000.0
+}
+
+async fn redis_benchmark_set(redis: &RedisServer) -> f64 {
+    let port = redis.port().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("redis-benchmark")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-t",
+                "set",
+                "-n",
+                "200000",
+                "-P",
+                "16",
+                "-q",
+            ])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("redis-benchmark (Debian package redis-tools)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "SET: 123456.79 requests per second, p50=..."
+    text.split(|c| c == '\r' || c == '\n')
+        .filter_map(|line| line.strip_prefix("SET: "))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"))
+}
+
+async fn memory_writer_rate(redis: &RedisServer, records: usize, concurrency: usize) -> f64 {
+    let options = MemoryOptions {
+        redis_url: redis.url(),
+        pool_size: 4,
+        ..MemoryOptions::default()
+    };
+    let memory: Arc<dyn Memory> = chatgptd_memory::open(&options, std::path::Path::new("."))
+        .await
+        .unwrap();
+    let writer = Arc::new(chatgptd_worker_memory::MemoryWriter::new(memory, options));
+    let mut rng = StdRng::seed_from_u64(3);
+    let inputs: Vec<Incoming<MemoryRecord>> = (0..records)
+        .map(|i| Incoming {
+            value: record(&mut rng, i),
+            meta: RecordMeta {
+                topic: TOPIC.into(),
+                partition: 0,
+                offset: i as i64,
+                key: None,
+                timestamp_ms: None,
+                headers: Vec::new(),
+                trace: TraceContext::new_root(),
+                attempt: 1,
+                previous_offset: None,
+            },
+        })
+        .collect();
+    let inputs = Arc::new(inputs);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (writer, inputs, next) = (writer.clone(), inputs.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(input) = inputs.get(i) else { break };
+                    writer.process(input).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    records as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let index_records = env_usize("BENCH_INDEX_RECORDS", 100_000);
+    let search_records = env_usize("BENCH_SEARCH_RECORDS", 1_000_000);
+
+    println!("# 1. indexing {index_records} records, a commit every 10000");
+    let dir = tempfile::tempdir().unwrap();
+    let bare = tokio::task::spawn_blocking({
+        let path = dir.path().join("bare");
+        std::fs::create_dir_all(&path).unwrap();
+        move || index_bare(&path, index_records, 10_000)
+    })
+    .await
+    .unwrap();
+    let bare_rate = index_records as f64 / bare.as_secs_f64();
+    println!("bare tantivy (1 writer):            {bare_rate:>10.0} records/s");
+    let ours = index_through_shards(&dir.path().join("ours"), index_records, 1, 10_000).await;
+    let ours_rate = index_records as f64 / ours.as_secs_f64();
+    println!("indexer shard writer (1 shard):     {ours_rate:>10.0} records/s");
+
+    println!("\n# 2. search over {search_records} records in 6 shards");
+    let search_root = tempfile::tempdir().unwrap();
+    let build = index_through_shards(search_root.path(), search_records, 6, 100_000).await;
+    println!(
+        "built in {:.1} s ({:.0} records/s over 6 shards)",
+        build.as_secs_f64(),
+        search_records as f64 / build.as_secs_f64()
+    );
+    let topic_dir = chatgptd_search::topic_dir(search_root.path(), TOPIC);
+    let service = SearchService::new(&topic_dir);
+    let queries = queries(1000);
+    service.search(&queries[0]).unwrap(); // open the shards
+    let mut ours_latency = Histogram::<u64>::new(3).unwrap();
+    for query in &queries {
+        let started = Instant::now();
+        let results = service.search(query).unwrap();
+        ours_latency
+            .record(started.elapsed().as_micros() as u64)
+            .unwrap();
+        assert!(results.hits.len() <= 10);
+    }
+    // The baseline: top 10 by BM25 on each shard, nothing else (no count, merge, snippets).
+    let shards: Vec<(tantivy::Index, tantivy::IndexReader)> = std::fs::read_dir(&topic_dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| {
+            let index = tantivy::Index::open_in_dir(entry.path()).unwrap();
+            let reader = index.reader().unwrap();
+            (index, reader)
+        })
+        .collect();
+    let mut bare_latency = Histogram::<u64>::new(3).unwrap();
+    for query in &queries {
+        let started = Instant::now();
+        for (index, reader) in &shards {
+            let text = index.schema().get_field("text").unwrap();
+            let parsed = QueryParser::for_index(index, vec![text])
+                .parse_query(&query.q)
+                .unwrap();
+            reader
+                .searcher()
+                .search(&parsed, &TopDocs::with_limit(10).order_by_score())
+                .unwrap();
+        }
+        bare_latency
+            .record(started.elapsed().as_micros() as u64)
+            .unwrap();
+    }
+    println!(
+        "bare tantivy top-10 per shard:      p50 {:>7.2} ms   p99 {:>7.2} ms",
+        percentile(&bare_latency, 0.5),
+        percentile(&bare_latency, 0.99)
+    );
+    println!(
+        "SearchService (count, merge, snippets): p50 {:>7.2} ms   p99 {:>7.2} ms",
+        percentile(&ours_latency, 0.5),
+        percentile(&ours_latency, 0.99)
+    );
+
+    println!("\n# 3. Redis writes: the memory writer vs redis-benchmark on the same server");
+    let redis = RedisServer::start().await;
+    let baseline = redis_benchmark_set(&redis).await;
+    println!("redis-benchmark -t set -P 16:       {baseline:>10.0} SET/s");
+    let records = env_usize("BENCH_REDIS_RECORDS", 20_000);
+    let rate = memory_writer_rate(&redis, records, 64).await;
+    println!(
+        "memory writer (64 concurrent):      {rate:>10.0} records/s = {:.0} scripts/s (append + state)",
+        rate * 2.0
+    );
+
+    println!();
+    println!(
+        "ratio indexing, shard writer / bare tantivy:   {:>7.3}",
+        ours_rate / bare_rate
+    );
+    println!(
+        "ratio search p50, SearchService / bare:        {:>7.3}",
+        percentile(&ours_latency, 0.5) / percentile(&bare_latency, 0.5)
+    );
+    println!(
+        "ratio search p99, SearchService / bare:        {:>7.3}",
+        percentile(&ours_latency, 0.99) / percentile(&bare_latency, 0.99)
+    );
+    println!(
+        "ratio Redis, memory writer scripts / SET -P16: {:>7.3}",
+        rate * 2.0 / baseline
+    );
+}
