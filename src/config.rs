@@ -15,7 +15,9 @@ use chatgptd_runtime::{ConsumerOptions, KafkaOptions};
 use chatgptd_types::topics::TopicsFile;
 use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_indexer::IndexerWorkerOptions;
+use chatgptd_worker_ingest::IngestOptions;
 use chatgptd_worker_memory::MemoryWriterOptions;
+use chatgptd_worker_writeback::WritebackOptions;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -64,8 +66,14 @@ pub struct Config {
     /// The indexer (`chatgptd worker indexer`).
     pub indexer: IndexerWorkerOptions,
 
+    /// The webhook gateway (`chatgptd worker ingest`; part of every `chatgptd up`).
+    pub ingest: IngestOptions,
+
     /// The enrichment worker (`chatgptd worker enrich`).
     pub enrich: EnrichOptions,
+
+    /// The write-back worker (`chatgptd worker writeback`).
+    pub writeback: WritebackOptions,
 
     /// The dead-letter replayer's consumer (`chatgptd dlq replay`).
     pub dlq_replay: ConsumerOptions,
@@ -85,7 +93,9 @@ impl Default for Config {
             log: LogOptions::default(),
             memory_writer: MemoryWriterOptions::default(),
             indexer: IndexerWorkerOptions::default(),
+            ingest: IngestOptions::default(),
             enrich: EnrichOptions::default(),
+            writeback: WritebackOptions::default(),
             dlq_replay: ConsumerOptions::default(),
         }
     }
@@ -193,6 +203,7 @@ impl Config {
             ("memory_writer.consumer", &self.memory_writer.consumer),
             ("indexer.consumer", &self.indexer.consumer),
             ("enrich.consumer", &self.enrich.consumer),
+            ("writeback.consumer", &self.writeback.consumer),
             ("dlq_replay", &self.dlq_replay),
         ]
     }

@@ -17,17 +17,27 @@ use crate::stack::{Stack, Task};
 /// A kind of worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WorkerKind {
+    /// The webhook gateway: POST /webhooks/{jira,servicenow,github} into TicketEvents.
+    Ingest,
     /// MemoryRecords into conversation history and latest state (Redis or SQLite).
     Memory,
     /// MemoryRecords into the search index; serves GET /search.
     Indexer,
     /// TicketEvents through the model into EnrichedTickets.
     Enrich,
+    /// EnrichedTickets back to Jira, ServiceNow and GitHub.
+    Writeback,
 }
 
 impl WorkerKind {
     /// Every kind, in the order `up` starts them.
-    pub const ALL: [WorkerKind; 3] = [WorkerKind::Memory, WorkerKind::Indexer, WorkerKind::Enrich];
+    pub const ALL: [WorkerKind; 5] = [
+        WorkerKind::Ingest,
+        WorkerKind::Memory,
+        WorkerKind::Indexer,
+        WorkerKind::Enrich,
+        WorkerKind::Writeback,
+    ];
 
     /// The name used in logs, metrics and `chatgptd worker <name>`.
     pub fn name(self) -> &'static str {
@@ -35,12 +45,17 @@ impl WorkerKind {
             WorkerKind::Memory => "memory",
             WorkerKind::Indexer => "indexer",
             WorkerKind::Enrich => "enrich",
+            WorkerKind::Ingest => "ingest",
+            WorkerKind::Writeback => "writeback",
         }
     }
 
     /// Memory backs the model's result cache as well as memory proper.
     fn needs_memory(self) -> bool {
-        matches!(self, WorkerKind::Memory | WorkerKind::Enrich)
+        matches!(
+            self,
+            WorkerKind::Memory | WorkerKind::Enrich | WorkerKind::Ingest | WorkerKind::Writeback
+        )
     }
 
     fn needs_model(self) -> bool {
@@ -133,16 +148,37 @@ impl Services {
     }
 }
 
-/// Builds one worker as a task that runs until `shutdown`.
+/// A built worker: what it runs until shutdown, and the HTTP routes it serves.
+pub struct Built {
+    /// The worker's name, for logs.
+    pub name: String,
+    /// Its consumer (or other loop); `None` for an HTTP-only worker.
+    pub task: Option<Task>,
+    /// Routes to merge into the process's HTTP API.
+    pub routes: Option<axum::Router>,
+}
+
+/// Builds one worker.
 pub fn build(
     kind: WorkerKind,
     stack: &Stack,
     services: &Services,
     shutdown: CancellationToken,
-) -> anyhow::Result<(String, Task)> {
+) -> anyhow::Result<Built> {
     let config = &stack.config;
     let context = &stack.context;
-    let task: Task = match kind {
+    let mut routes = None;
+    let task: Option<Task> = match kind {
+        WorkerKind::Ingest => {
+            let ingest = chatgptd_worker_ingest::Ingest::new(
+                config.ingest.clone(),
+                context,
+                services.memory()?,
+            )
+            .context("building the webhook gateway")?;
+            routes = Some(ingest.router());
+            None
+        }
         WorkerKind::Memory => {
             let runtime = chatgptd_worker_memory::consumer(
                 &config.memory_writer,
@@ -150,11 +186,15 @@ pub fn build(
                 context,
                 services.memory()?,
             )?;
-            Box::pin(async move { runtime.run(shutdown).await.context("memory writer") })
+            Some(Box::pin(async move {
+                runtime.run(shutdown).await.context("memory writer")
+            }))
         }
         WorkerKind::Indexer => {
             let service = IndexerService::new(&config.indexer, &config.index_root(), context)?;
-            Box::pin(async move { service.run(shutdown).await.context("indexer") })
+            Some(Box::pin(async move {
+                service.run(shutdown).await.context("indexer")
+            }))
         }
         WorkerKind::Enrich => {
             let runtime = chatgptd_worker_enrich::consumer(
@@ -164,8 +204,51 @@ pub fn build(
                 services.related(stack),
             )
             .map_err(|err| anyhow::anyhow!("{err}"))?;
-            Box::pin(async move { runtime.run(shutdown).await.context("enrichment worker") })
+            Some(Box::pin(async move {
+                runtime.run(shutdown).await.context("enrichment worker")
+            }))
+        }
+        WorkerKind::Writeback => {
+            let runtime =
+                chatgptd_worker_writeback::consumer(&config.writeback, context, services.memory()?)
+                    .context("building the write-back worker")?;
+            Some(Box::pin(async move {
+                runtime.run(shutdown).await.context("write-back worker")
+            }))
         }
     };
-    Ok((kind.name().to_string(), task))
+    Ok(Built {
+        name: kind.name().to_string(),
+        task,
+        routes,
+    })
+}
+
+/// Runs `kinds` and the HTTP API (their routes merged with the process's) on `listener`
+/// until `shutdown`; if one of them fails, the others are shut down too.
+pub async fn run(
+    stack: &Stack,
+    services: &Services,
+    kinds: &[WorkerKind],
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    let mut routes = Vec::new();
+    for kind in kinds {
+        let built = build(*kind, stack, services, shutdown.clone())?;
+        tasks.extend(built.task.map(|task| (built.name.clone(), task)));
+        routes.extend(built.routes);
+    }
+    let router = crate::api::router(&stack.health, services, routes);
+    let http_shutdown = shutdown.clone();
+    tasks.push((
+        "http".to_string(),
+        Box::pin(async move {
+            chatgptd_runtime::http::serve(listener, router, http_shutdown)
+                .await
+                .context("http server")
+        }),
+    ));
+    crate::stack::run_tasks(tasks, shutdown).await
 }

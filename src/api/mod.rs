@@ -12,9 +12,9 @@ use serde_json::json;
 
 use crate::workers::Services;
 
-/// The routes every process serves (`/healthz`, `/readyz`, `/metrics`) and those of its
-/// services (`/search` where there is an index).
-pub fn router(health: &Health, services: &Services) -> Router {
+/// The routes every process serves (`/healthz`, `/readyz`, `/metrics`), those of its
+/// services (`/search` where there is an index) and those of its workers (`worker_routes`).
+pub fn router(health: &Health, services: &Services, worker_routes: Vec<Router>) -> Router {
     let mut router = chatgptd_runtime::http::router(
         health.clone(),
         chatgptd_runtime::telemetry::install_prometheus(),
@@ -22,7 +22,7 @@ pub fn router(health: &Health, services: &Services) -> Router {
     if let Some(search) = &services.search {
         router = router.merge(search::router(Arc::clone(search)));
     }
-    router
+    worker_routes.into_iter().fold(router, Router::merge)
 }
 
 /// A JSON error response: `{"error": ..., ...extra}`.

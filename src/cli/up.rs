@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::discovery::{self, EmbeddedInfo};
-use crate::stack::{KafkaMode, Stack, Task, run_tasks};
+use crate::stack::{KafkaMode, Stack};
 use crate::workers::{self, Services, WorkerKind};
 
 const EXAMPLES: &str = "\
@@ -40,22 +40,6 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
 
     let services = Services::open(&stack, &WorkerKind::ALL).await?;
-    let router = crate::api::router(&stack.health, &services);
-    let mut tasks: Vec<(String, Task)> = Vec::new();
-    let http_shutdown = shutdown.clone();
-    tasks.push((
-        "http".to_string(),
-        Box::pin(async move {
-            chatgptd_runtime::http::serve(listener, router, http_shutdown)
-                .await
-                .context("http server")
-        }),
-    ));
-
-    for kind in WorkerKind::ALL {
-        tasks.push(workers::build(kind, &stack, &services, shutdown.clone())?);
-    }
-
     let brokers = stack.context.kafka.brokers.clone();
     let data_dir = stack.config.data_dir.clone();
     let info = EmbeddedInfo {
@@ -66,7 +50,7 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
     discovery::write(&data_dir, &info).context("writing embedded.json to the data directory")?;
     print_banner(&stack, &info);
 
-    let result = run_tasks(tasks, shutdown).await;
+    let result = workers::run(&stack, &services, &WorkerKind::ALL, listener, shutdown).await;
     discovery::remove(&data_dir);
     stack
         .context

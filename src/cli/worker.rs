@@ -7,7 +7,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::stack::{KafkaMode, Stack, Task, run_tasks};
+use crate::stack::{KafkaMode, Stack};
 use crate::workers::{self, Services, WorkerKind};
 
 const EXAMPLES: &str = "\
@@ -37,23 +37,7 @@ pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
 
-    let router = crate::api::router(&stack.health, &services);
-    let http_shutdown = shutdown.clone();
-    let mut tasks: Vec<(String, Task)> = vec![(
-        "http".to_string(),
-        Box::pin(async move {
-            chatgptd_runtime::http::serve(listener, router, http_shutdown)
-                .await
-                .context("http server")
-        }),
-    )];
-    tasks.push(workers::build(
-        args.kind,
-        &stack,
-        &services,
-        shutdown.clone(),
-    )?);
-    let result = run_tasks(tasks, shutdown).await;
+    let result = workers::run(&stack, &services, &[args.kind], listener, shutdown).await;
     stack
         .context
         .producer

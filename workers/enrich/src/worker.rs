@@ -152,7 +152,7 @@ impl Enrich {
     fn user_message(ticket: &TicketEvent, related: &[Hit]) -> String {
         let description: String = ticket.description.chars().take(MAX_TICKET_CHARS).collect();
         let mut message = format!(
-            "Ticket {key} from {source} ({event})\nTitle: {title}\nDescription: {description}\nPriority: {priority}\nLabels: {labels}\nReporter: {reporter}\n",
+            "Ticket {key} from {source} ({event})\nTitle: {title}\nPriority: {priority}\nLabels: {labels}\nReporter: {reporter}\nDescription: {description}\n",
             key = ticket.ticket_key,
             source = ticket.source,
             event = ticket.event_type,

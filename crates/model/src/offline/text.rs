@@ -22,6 +22,18 @@ pub struct Analysis {
     words: Vec<String>,
 }
 
+/// A `Field name: ...` line: a capitalised label of at most four words before a colon.
+fn is_field_line(line: &str) -> bool {
+    let Some((label, _)) = line.split_once(':') else {
+        return false;
+    };
+    let words: Vec<&str> = label.split_whitespace().collect();
+    !words.is_empty()
+        && words.len() <= 4
+        && label.chars().next().is_some_and(char::is_uppercase)
+        && label.chars().all(|c| c.is_alphabetic() || c == ' ')
+}
+
 impl Analysis {
     /// Reads `text`.
     pub fn of(text: &str) -> Self {
@@ -29,20 +41,25 @@ impl Analysis {
         let mut title = None;
         let mut body = None;
         let mut other_lines = Vec::new();
+        // Whether the lines read now continue a `Description:`.
+        let mut in_body = false;
         for line in text.lines() {
             let trimmed = line.trim();
             if let Some(rest) = field(trimmed, &["title", "subject"]) {
                 title.get_or_insert_with(|| rest.to_string());
             } else if let Some(rest) = field(trimmed, &["description", "body"]) {
                 body.get_or_insert_with(String::new).push_str(rest);
+                in_body = true;
             } else if !trimmed.is_empty() {
+                // Lines after a `Description:` line continue it, until another field
+                // (`Priority: high`, `Related past tickets:`) starts.
+                in_body &= !is_field_line(trimmed);
                 match &mut body {
-                    // Lines after a `Description:` line continue it.
-                    Some(body) => {
+                    Some(body) if in_body => {
                         body.push(' ');
                         body.push_str(trimmed);
                     }
-                    None => other_lines.push(trimmed),
+                    _ => other_lines.push(trimmed),
                 }
             }
         }
@@ -441,5 +458,21 @@ mod tests {
         );
         let long = "word ".repeat(100);
         assert!(Analysis::of(&long).summary(50).chars().count() <= 50);
+    }
+}
+
+#[cfg(test)]
+mod field_line_tests {
+    use super::*;
+
+    #[test]
+    fn another_field_ends_the_description() {
+        let analysis = Analysis::of(
+            "Title: Export fails\nDescription: The CSV export fails.\nIt shows an error.\nPriority: High\nRelated past tickets:\n- PROJ-1: export broken",
+        );
+        assert_eq!(analysis.body, "The CSV export fails. It shows an error.");
+        assert!(is_field_line("Related past tickets:"));
+        assert!(!is_field_line("It failed at 10:30"));
+        assert!(!is_field_line("http://example.com"));
     }
 }
