@@ -238,7 +238,7 @@ async fn redis_benchmark_set(redis: &RedisServer) -> f64 {
     .expect("redis-benchmark (Debian package redis-tools)");
     let text = String::from_utf8_lossy(&output.stdout);
     // "SET: 123456.79 requests per second, p50=..."
-    text.split(|c| c == '\r' || c == '\n')
+    text.split(['\r', '\n'])
         .filter_map(|line| line.strip_prefix("SET: "))
         .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
         .next_back()
