@@ -13,10 +13,12 @@ use chatgptd_memory::MemoryOptions;
 use chatgptd_model::ModelOptions;
 use chatgptd_runtime::{ConsumerOptions, KafkaOptions};
 use chatgptd_types::topics::TopicsFile;
+use chatgptd_worker_agents::AgentsOptions;
 use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_indexer::IndexerWorkerOptions;
 use chatgptd_worker_ingest::IngestOptions;
 use chatgptd_worker_memory::MemoryWriterOptions;
+use chatgptd_worker_workflows::WorkflowsOptions;
 use chatgptd_worker_writeback::WritebackOptions;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -75,6 +77,12 @@ pub struct Config {
     /// The write-back worker (`chatgptd worker writeback`).
     pub writeback: WritebackOptions,
 
+    /// The agent worker (`chatgptd worker agents`) and the agent registry.
+    pub agents: AgentsOptions,
+
+    /// The workflow engine (`chatgptd worker workflows`) and the workflow definitions.
+    pub workflows: WorkflowsOptions,
+
     /// The dead-letter replayer's consumer (`chatgptd dlq replay`).
     pub dlq_replay: ConsumerOptions,
 }
@@ -96,6 +104,8 @@ impl Default for Config {
             ingest: IngestOptions::default(),
             enrich: EnrichOptions::default(),
             writeback: WritebackOptions::default(),
+            agents: AgentsOptions::default(),
+            workflows: WorkflowsOptions::default(),
             dlq_replay: ConsumerOptions::default(),
         }
     }
@@ -204,8 +214,35 @@ impl Config {
             ("indexer.consumer", &self.indexer.consumer),
             ("enrich.consumer", &self.enrich.consumer),
             ("writeback.consumer", &self.writeback.consumer),
+            ("agents.consumer", &self.agents.consumer),
+            ("workflows.consumer", &self.workflows.consumer),
+            (
+                "workflows.trigger_consumer",
+                &self.workflows.trigger_consumer,
+            ),
             ("dlq_replay", &self.dlq_replay),
         ]
+    }
+
+    /// The agent registry: from `agents.registry_dir`, or the one compiled into the binary.
+    pub fn registry(&self) -> Result<chatgptd_agents::Registry, chatgptd_agents::Error> {
+        if self.agents.registry_dir.as_os_str().is_empty() {
+            Ok(chatgptd_agents::Registry::builtin())
+        } else {
+            chatgptd_agents::Registry::load(&self.agents.registry_dir)
+        }
+    }
+
+    /// The workflow definitions: from `workflows.workflows_dir`, or the built-in ones.
+    pub fn workflow_definitions(
+        &self,
+        registry: &chatgptd_agents::Registry,
+    ) -> Result<chatgptd_agents::Workflows, chatgptd_agents::Error> {
+        if self.workflows.workflows_dir.as_os_str().is_empty() {
+            Ok(chatgptd_agents::Workflows::builtin(registry))
+        } else {
+            chatgptd_agents::Workflows::load(&self.workflows.workflows_dir, registry)
+        }
     }
 
     /// The search index root in effect.

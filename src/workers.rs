@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use chatgptd_agents::{Registry, Workflows};
 use chatgptd_memory::Memory;
 use chatgptd_model::ModelClient;
-use chatgptd_search::SearchService;
-use chatgptd_worker_enrich::Related;
+use chatgptd_search::{Retriever, SearchService};
+use chatgptd_worker_agents::{AgentsService, Brain};
 use chatgptd_worker_indexer::IndexerService;
+use chatgptd_worker_workflows::WorkflowsService;
 use clap::ValueEnum;
 use tokio_util::sync::CancellationToken;
 
@@ -27,43 +29,52 @@ pub enum WorkerKind {
     Enrich,
     /// EnrichedTickets back to Jira, ServiceNow and GitHub.
     Writeback,
+    /// AgentMessages answered by the agents of the registry; serves /agents.
+    Agents,
+    /// Workflow runs, step by step; serves /workflows and /runs.
+    Workflows,
 }
 
 impl WorkerKind {
     /// Every kind, in the order `up` starts them.
-    pub const ALL: [WorkerKind; 5] = [
+    pub const ALL: [WorkerKind; 7] = [
         WorkerKind::Ingest,
         WorkerKind::Memory,
         WorkerKind::Indexer,
         WorkerKind::Enrich,
         WorkerKind::Writeback,
+        WorkerKind::Agents,
+        WorkerKind::Workflows,
     ];
 
     /// The name used in logs, metrics and `chatgptd worker <name>`.
     pub fn name(self) -> &'static str {
         match self {
+            WorkerKind::Ingest => "ingest",
             WorkerKind::Memory => "memory",
             WorkerKind::Indexer => "indexer",
             WorkerKind::Enrich => "enrich",
-            WorkerKind::Ingest => "ingest",
             WorkerKind::Writeback => "writeback",
+            WorkerKind::Agents => "agents",
+            WorkerKind::Workflows => "workflows",
         }
     }
 
-    /// Memory backs the model's result cache as well as memory proper.
+    /// Every kind but the indexer keeps something in memory (dedupe keys, write-back
+    /// records, the model's result cache, inboxes, runs).
     fn needs_memory(self) -> bool {
-        matches!(
-            self,
-            WorkerKind::Memory | WorkerKind::Enrich | WorkerKind::Ingest | WorkerKind::Writeback
-        )
+        self != WorkerKind::Indexer
     }
 
     fn needs_model(self) -> bool {
-        matches!(self, WorkerKind::Enrich)
+        matches!(
+            self,
+            WorkerKind::Enrich | WorkerKind::Agents | WorkerKind::Workflows
+        )
     }
 
-    fn reads_index(self) -> bool {
-        matches!(self, WorkerKind::Indexer)
+    fn needs_agents(self) -> bool {
+        matches!(self, WorkerKind::Agents | WorkerKind::Workflows)
     }
 }
 
@@ -76,37 +87,47 @@ pub struct Services {
     pub search: Option<Arc<SearchService>>,
     /// The model client, if a worker of this process thinks.
     pub model: Option<ModelClient>,
+    /// The agent registry and the workflows, if this process runs agents or workflows.
+    pub agents: Option<(Arc<Registry>, Arc<Workflows>)>,
 }
 
 impl Services {
     /// Opens what `kinds` need.
     pub async fn open(stack: &Stack, kinds: &[WorkerKind]) -> anyhow::Result<Services> {
-        let memory = if kinds.iter().any(|k| k.needs_memory()) {
-            Some(crate::stack::open_memory(&stack.config, &stack.health).await?)
-        } else {
-            None
+        let config = &stack.config;
+        let memory = match kinds.iter().any(|k| k.needs_memory()) {
+            true => Some(crate::stack::open_memory(config, &stack.health).await?),
+            false => None,
         };
-        let search = kinds.iter().any(|k| k.reads_index()).then(|| {
-            let topic = &stack.config.indexer.topic;
+        let search = kinds.contains(&WorkerKind::Indexer).then(|| {
             Arc::new(SearchService::new(&chatgptd_search::topic_dir(
-                &stack.config.index_root(),
-                topic,
+                &config.index_root(),
+                &config.indexer.topic,
             )))
         });
         let model = match (&memory, kinds.iter().any(|k| k.needs_model())) {
-            (Some(memory), true) => {
-                Some(crate::stack::model_client(&stack.config, memory.clone()).await?)
-            }
+            (Some(memory), true) => Some(crate::stack::model_client(config, memory.clone()).await?),
             _ => None,
+        };
+        let agents = if kinds.iter().any(|k| k.needs_agents()) {
+            let registry = config.registry().context("loading the agent registry")?;
+            let workflows = config
+                .workflow_definitions(&registry)
+                .context("loading the workflows")?;
+            Some((Arc::new(registry), Arc::new(workflows)))
+        } else {
+            None
         };
         Ok(Services {
             memory,
             search,
             model,
+            agents,
         })
     }
 
-    fn memory(&self) -> anyhow::Result<Arc<dyn Memory>> {
+    /// The memory backend.
+    pub fn memory(&self) -> anyhow::Result<Arc<dyn Memory>> {
         self.memory
             .clone()
             .context("the memory backend was not opened")
@@ -118,32 +139,38 @@ impl Services {
             .context("the model client was not created")
     }
 
-    /// Where the enrichment worker finds related tickets: an indexer's `/search` when
-    /// configured, else this process's index (its own, or one in the data directory).
-    fn related(&self, stack: &Stack) -> Related {
-        let url = &stack.config.enrich.search_url;
-        if !url.is_empty() {
+    /// The agent registry and workflows.
+    pub fn agents(&self) -> anyhow::Result<(Arc<Registry>, Arc<Workflows>)> {
+        self.agents
+            .clone()
+            .context("the agent registry was not loaded")
+    }
+
+    /// Where prompts find relevant memory: an indexer's `/search` when `search_url` is set,
+    /// else this process's index (its own, or one in the data directory).
+    fn retriever(&self, stack: &Stack, search_url: &str) -> Retriever {
+        if !search_url.is_empty() {
             chatgptd_model::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .build();
             return match client {
-                Ok(client) => Related::Remote {
+                Ok(client) => Retriever::Remote {
                     client,
-                    base_url: url.clone(),
+                    base_url: search_url.to_string(),
                 },
-                Err(_) => Related::None,
+                Err(_) => Retriever::None,
             };
         }
         if let Some(search) = &self.search {
-            return Related::Local(search.clone());
+            return Retriever::Local(search.clone());
         }
         let dir =
             chatgptd_search::topic_dir(&stack.config.index_root(), &stack.config.indexer.topic);
         if dir.exists() {
-            Related::Local(Arc::new(SearchService::new(&dir)))
+            Retriever::Local(Arc::new(SearchService::new(&dir)))
         } else {
-            Related::None
+            Retriever::None
         }
     }
 }
@@ -197,11 +224,12 @@ pub fn build(
             }))
         }
         WorkerKind::Enrich => {
+            let retriever = services.retriever(stack, &config.enrich.search_url);
             let runtime = chatgptd_worker_enrich::consumer(
                 &config.enrich,
                 context,
                 services.model()?,
-                services.related(stack),
+                retriever,
             )
             .map_err(|err| anyhow::anyhow!("{err}"))?;
             Some(Box::pin(async move {
@@ -214,6 +242,39 @@ pub fn build(
                     .context("building the write-back worker")?;
             Some(Box::pin(async move {
                 runtime.run(shutdown).await.context("write-back worker")
+            }))
+        }
+        WorkerKind::Agents => {
+            let (registry, _) = services.agents()?;
+            let brain = Brain::new(services.model()?, &config.agents.prompt_file)?;
+            let retriever = services.retriever(stack, "");
+            let service = AgentsService::new(
+                &config.agents,
+                context,
+                registry,
+                brain,
+                services.memory()?,
+                retriever,
+            )?;
+            routes = Some(crate::api::agents::router(stack, services)?);
+            Some(Box::pin(async move {
+                service.run(shutdown).await.context("agent worker")
+            }))
+        }
+        WorkerKind::Workflows => {
+            let (registry, workflows) = services.agents()?;
+            let brain = Brain::new(services.model()?, &config.agents.prompt_file)?;
+            let service = WorkflowsService::new(
+                &config.workflows,
+                context,
+                workflows,
+                registry,
+                brain,
+                services.memory()?,
+            )?;
+            routes = Some(crate::api::workflows::router(stack, services)?);
+            Some(Box::pin(async move {
+                service.run(shutdown).await.context("workflow engine")
             }))
         }
     };

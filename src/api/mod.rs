@@ -1,6 +1,8 @@
 //! The HTTP API of a process: observability routes, plus the routes of the workers it runs.
 
+pub mod agents;
 mod search;
+pub mod workflows;
 
 use std::sync::Arc;
 

@@ -91,6 +91,29 @@ pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
         Err(err) => problems.push(err.to_string()),
     }
 
+    match config.registry() {
+        Ok(registry) => {
+            println!(
+                "agents: {} in {} fleets",
+                registry.agents().len(),
+                registry.fleets().len()
+            );
+            for warning in registry.warnings() {
+                println!("  warning: {warning}");
+            }
+            match config.workflow_definitions(&registry) {
+                Ok(workflows) => {
+                    println!("workflows: {}", workflows.list().len());
+                    for warning in workflows.warnings() {
+                        println!("  warning: {warning}");
+                    }
+                }
+                Err(err) => problems.extend(definition_problems(&err)),
+            }
+        }
+        Err(err) => problems.extend(definition_problems(&err)),
+    }
+
     if show {
         println!("\n# effective configuration\n{}", config.to_toml());
     }
@@ -103,5 +126,13 @@ pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
             eprintln!("  - {problem}");
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// One line per problem of an agent or workflow definition error.
+fn definition_problems(err: &chatgptd_agents::Error) -> Vec<String> {
+    match err.problems() {
+        [] => vec![err.to_string()],
+        problems => problems.iter().map(ToString::to_string).collect(),
     }
 }

@@ -1,5 +1,6 @@
 //! The command line. Each subcommand is a module with its arguments and its `run`.
 
+mod agents;
 mod config_cmd;
 mod dlq;
 mod index;
@@ -10,6 +11,7 @@ mod tail;
 mod topics;
 mod up;
 mod worker;
+mod workflow;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,6 +78,12 @@ pub enum Command {
     /// Check the model provider.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// The agent fleet: list, show, send messages.
+    #[command(subcommand)]
+    Agents(agents::AgentsCommand),
+    /// Workflows: list, run, follow, resume, approve.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
     /// Create or inspect the topics declared in topics.yaml.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
@@ -126,6 +134,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => search::run(loaded.config, args).await,
         Command::Index(command) => index::run(loaded.config, command).await,
         Command::Model(command) => model::run(loaded.config, command).await,
+        Command::Agents(command) => agents::run(loaded.config, command).await,
+        Command::Workflow(command) => workflow::run(loaded.config, command).await,
         Command::Topics(command) => topics::run(loaded.config, command).await,
         Command::Config(command) => config_cmd::run(loaded, command),
         Command::Produce(args) => produce::run(loaded.config, args).await,

@@ -29,6 +29,7 @@ pub mod metric;
 pub mod offline;
 mod openai;
 mod options;
+pub mod prompt;
 mod request;
 mod resolve;
 pub mod retry;
@@ -41,6 +42,7 @@ pub use error::{Disposition, Error};
 pub use options::{
     LimitOptions, MaxTokensParameter, ModelOptions, Price, ProviderKind, RetryOptions,
 };
+pub use prompt::{Prompt, PromptError};
 pub use request::{ChatMessage, ChatReply, ChatRequest, ResponseSchema, Role, Usage};
 pub use tokens::estimate_prompt_tokens;
 

@@ -10,10 +10,6 @@
 //!   `/search`) are added to the prompt, bounded in tokens.
 //! - The model's result cache makes a redelivered ticket free.
 
-mod prompt;
-mod related;
 mod worker;
 
-pub use prompt::{Prompt, PromptError};
-pub use related::Related;
 pub use worker::{Enrich, EnrichOptions, consumer};

@@ -4,21 +4,21 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 
-use chatgptd_model::{ChatMessage, ChatRequest, Disposition, ModelClient};
+use chatgptd_model::{ChatMessage, ChatRequest, Disposition, ModelClient, Prompt, PromptError};
 use chatgptd_runtime::{
     ConsumerOptions, ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor,
     WorkerContext,
 };
-use chatgptd_search::Hit;
 use chatgptd_search::retrieve::Retrieval;
+use chatgptd_search::{Hit, Retriever};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{EnrichedTicket, MemoryRecord, TicketEvent};
 use chatgptd_types::topics::names;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::prompt::Prompt;
-use crate::related::Related;
+/// The built-in enrichment prompt.
+const BUILTIN_PROMPT: &str = include_str!("../../../prompts/enrich_ticket.v1.md");
 
 /// The longest ticket text sent to the model or kept in memory, in characters.
 const MAX_TICKET_CHARS: usize = 8_000;
@@ -92,7 +92,7 @@ impl Default for EnrichOptions {
 pub struct Enrich {
     options: EnrichOptions,
     model: ModelClient,
-    related: Related,
+    related: Retriever,
     prompt: Prompt,
     system_prompt: String,
     codec: Codec,
@@ -112,9 +112,13 @@ impl Enrich {
     pub fn new(
         options: EnrichOptions,
         model: ModelClient,
-        related: Related,
-    ) -> Result<Self, crate::PromptError> {
-        let prompt = Prompt::load_or_builtin(&options.prompt_file)?;
+        related: Retriever,
+    ) -> Result<Self, PromptError> {
+        let prompt = Prompt::load_or(
+            &options.prompt_file,
+            BUILTIN_PROMPT,
+            "prompts/enrich_ticket.v1.md (built in)",
+        )?;
         let system_prompt = prompt.render(&[("categories", &options.categories.join(", "))]);
         Ok(Enrich {
             options,
@@ -167,7 +171,7 @@ impl Enrich {
         );
         let related = group_by_ticket(related);
         if !related.is_empty() {
-            message.push_str("\nRelated past tickets:\n");
+            message.push_str("\nRetriever past tickets:\n");
             for (key, texts) in related {
                 message.push_str(&format!(
                     "- {key}: {}\n",
@@ -299,7 +303,7 @@ impl Enrich {
     }
 }
 
-/// Related memory grouped by past ticket, best first: a ticket's own text and its
+/// Retriever memory grouped by past ticket, best first: a ticket's own text and its
 /// enrichment (what was done about it) come back as separate hits.
 fn group_by_ticket(hits: &[Hit]) -> Vec<(String, Vec<String>)> {
     let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
@@ -425,7 +429,7 @@ pub fn consumer(
     options: &EnrichOptions,
     context: &WorkerContext,
     model: ModelClient,
-    related: Related,
+    related: Retriever,
 ) -> Result<ConsumerRuntime<Enrich>, Box<dyn std::error::Error + Send + Sync>> {
     let enrich = Enrich::new(options.clone(), model, related)?;
     let runtime = ConsumerRuntime::new(

@@ -107,7 +107,9 @@ impl<P: Processor> RecordHandler<P> {
                     message: err.to_string(),
                     attempts: 1,
                 };
-                return self.dead_letter(message, &meta, failure, &trace, cancel).await;
+                return self
+                    .dead_letter(message, &meta, failure, &trace, cancel)
+                    .await;
             }
         };
         let mut incoming = Incoming { value, meta };

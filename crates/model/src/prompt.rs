@@ -1,9 +1,7 @@
-//! Versioned prompt files: a front matter block with the version, then the system prompt.
+//! Versioned prompt files (`prompts/`): a front matter block with the version, then the
+//! prompt. The version goes into every output's provenance and the result cache key.
 
 use std::path::Path;
-
-/// The built-in enrichment prompt (`prompts/enrich_ticket.v1.md`).
-pub const BUILTIN_ENRICH: &str = include_str!("../../../prompts/enrich_ticket.v1.md");
 
 /// A prompt template and its version.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,10 +46,10 @@ impl Prompt {
         Ok(Prompt { version, template })
     }
 
-    /// Reads a prompt file, or the built-in enrichment prompt when `path` is empty.
-    pub fn load_or_builtin(path: &Path) -> Result<Prompt, PromptError> {
+    /// Reads a prompt file, or parses `builtin` (named `builtin_name`) when `path` is empty.
+    pub fn load_or(path: &Path, builtin: &str, builtin_name: &str) -> Result<Prompt, PromptError> {
         if path.as_os_str().is_empty() {
-            return Self::parse(BUILTIN_ENRICH, "prompts/enrich_ticket.v1.md (built in)");
+            return Self::parse(builtin, builtin_name);
         }
         let text = std::fs::read_to_string(path).map_err(|err| PromptError {
             source_name: path.display().to_string(),
@@ -75,12 +73,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_builtin_prompt_parses_and_renders() {
-        let prompt = Prompt::load_or_builtin(Path::new("")).unwrap();
+    fn the_repository_prompts_parse_and_render() {
+        let enrich = include_str!("../../../prompts/enrich_ticket.v1.md");
+        let prompt = Prompt::load_or(Path::new(""), enrich, "enrich").unwrap();
         assert_eq!(prompt.version, "enrich_ticket.v1");
         let text = prompt.render(&[("categories", "bug, access")]);
         assert!(text.contains("from: bug, access."));
         assert!(!text.contains("{{"));
+        let agent =
+            Prompt::parse(include_str!("../../../prompts/agent_reply.v1.md"), "agent").unwrap();
+        assert_eq!(agent.version, "agent_reply.v1");
+        let text = agent.render(&[
+            ("agent_name", "Wanderweave"),
+            ("fleet", "Creative"),
+            ("actions", "reply"),
+        ]);
+        assert!(text.contains("You are Wanderweave") && !text.contains("{{"));
     }
 
     #[test]

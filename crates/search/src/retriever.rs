@@ -1,15 +1,16 @@
-//! Related past tickets for the prompt: from the local index, or from an indexer's
-//! `GET /search` when the index lives elsewhere.
+//! Where a worker's prompt finds relevant memory: the index in this process's data
+//! directory, or an indexer's `GET /search` when the index lives elsewhere.
 
 use std::sync::Arc;
 
-use chatgptd_search::retrieve::{self, Retrieval};
-use chatgptd_search::{Hit, SearchResults, SearchService};
 use tracing::warn;
 
-/// Where related memory comes from.
+use crate::retrieve::{self, Retrieval};
+use crate::{Hit, SearchResults, SearchService};
+
+/// Where relevant memory comes from.
 #[derive(Clone)]
-pub enum Related {
+pub enum Retriever {
     /// No retrieval.
     None,
     /// The index in this process's data directory.
@@ -21,23 +22,23 @@ pub enum Related {
     },
 }
 
-impl std::fmt::Debug for Related {
+impl std::fmt::Debug for Retriever {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Related::None => f.write_str("None"),
-            Related::Local(_) => f.write_str("Local"),
-            Related::Remote { base_url, .. } => write!(f, "Remote({base_url})"),
+            Retriever::None => f.write_str("None"),
+            Retriever::Local(_) => f.write_str("Local"),
+            Retriever::Remote { base_url, .. } => write!(f, "Remote({base_url})"),
         }
     }
 }
 
-impl Related {
+impl Retriever {
     /// The most relevant memory for `text`. Retrieval is a help, not a requirement: when the
-    /// index cannot answer, the ticket is enriched without it (and a warning is logged).
+    /// index cannot answer, the prompt goes without it (and a warning is logged).
     pub async fn find(&self, text: &str, retrieval: &Retrieval) -> Vec<Hit> {
         let result = match self {
-            Related::None => return Vec::new(),
-            Related::Local(service) => {
+            Retriever::None => return Vec::new(),
+            Retriever::Local(service) => {
                 let (service, text, retrieval) =
                     (service.clone(), text.to_string(), retrieval.clone());
                 tokio::task::spawn_blocking(move || retrieve::relevant(&service, &text, &retrieval))
@@ -45,10 +46,12 @@ impl Related {
                     .map_err(|err| err.to_string())
                     .and_then(|found| found.map_err(|err| err.to_string()))
             }
-            Related::Remote { client, base_url } => remote(client, base_url, text, retrieval).await,
+            Retriever::Remote { client, base_url } => {
+                remote(client, base_url, text, retrieval).await
+            }
         };
         result.unwrap_or_else(|err| {
-            warn!(%err, "related memory unavailable; enriching without it");
+            warn!(%err, "relevant memory unavailable; prompting without it");
             Vec::new()
         })
     }

@@ -1,0 +1,261 @@
+//! `/agents`, `/fleets` and `/messages`: the fleet, its status, and messages to agents.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chatgptd_agents::{AgentSpec, Registry};
+use chatgptd_memory::Memory;
+use chatgptd_worker_agents::{AgentsClient, Inbox, agent_health, new_request};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error;
+use crate::stack::Stack;
+use crate::workers::Services;
+
+/// How long `POST .../messages` waits for answers unless told otherwise.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+struct AgentsApi {
+    registry: Arc<Registry>,
+    memory: Arc<dyn Memory>,
+    client: AgentsClient,
+    heartbeat_interval: Duration,
+}
+
+pub fn router(stack: &Stack, services: &Services) -> anyhow::Result<Router> {
+    let (registry, _) = services.agents()?;
+    let memory = services.memory()?;
+    let options = &stack.config.agents;
+    let inbox = Inbox::new(memory.clone(), options.inbox_ttl);
+    let client = AgentsClient::new(stack.context.producer.clone(), inbox, &options.topic);
+    let state = AgentsApi {
+        registry,
+        memory,
+        client,
+        heartbeat_interval: options.heartbeat_interval,
+    };
+    Ok(Router::new()
+        .route("/agents", get(list))
+        .route("/agents/{id}", get(show))
+        .route("/agents/{id}/messages", get(history).post(send_to_agent))
+        .route("/fleets", get(fleets))
+        .route(
+            "/fleets/{name}/messages",
+            axum::routing::post(send_to_fleet),
+        )
+        .route("/messages/{id}", get(answers))
+        .with_state(state))
+}
+
+async fn describe(state: &AgentsApi, agent: &AgentSpec, full: bool) -> Value {
+    let health = agent_health(state.memory.as_ref(), &agent.id, state.heartbeat_interval)
+        .await
+        .ok();
+    let mut value = json!({
+        "id": agent.id,
+        "name": agent.name,
+        "fleet": agent.fleet,
+        "tier": agent.tier,
+        "description": agent.description,
+        "actions": agent.actions,
+        "enabled": agent.is_enabled(),
+        "status": health.as_ref().map(|h| h.status),
+        "last_heartbeat_ms": health.as_ref().and_then(|h| h.last_heartbeat_ms),
+    });
+    if full {
+        value["system_prompt"] = json!(agent.system_prompt);
+        value["model"] = json!(agent.model);
+        value["token_budget"] = json!(agent.token_budget);
+        value["max_hops"] = json!(agent.max_hops);
+        value["worker"] = json!(health.and_then(|h| h.worker));
+    }
+    value
+}
+
+async fn list(State(state): State<AgentsApi>) -> Response {
+    let mut agents = Vec::new();
+    for agent in state.registry.agents() {
+        agents.push(describe(&state, agent, false).await);
+    }
+    Json(json!({"agents": agents})).into_response()
+}
+
+async fn show(State(state): State<AgentsApi>, Path(id): Path<String>) -> Response {
+    match state.registry.get(&id) {
+        Some(agent) => Json(describe(&state, agent, true).await).into_response(),
+        None => error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id})),
+    }
+}
+
+async fn fleets(State(state): State<AgentsApi>) -> Response {
+    Json(json!({"fleets": state.registry.fleets()})).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn history(
+    State(state): State<AgentsApi>,
+    Path(id): Path<String>,
+    Query(limit): Query<Limit>,
+) -> Response {
+    if state.registry.get(&id).is_none() {
+        return error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id}));
+    }
+    match state
+        .memory
+        .history(&format!("agent:{id}"), limit.limit.unwrap_or(50).min(500))
+        .await
+    {
+        Ok(entries) => Json(json!({"agent": id, "messages": entries})).into_response(),
+        Err(err) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "memory unavailable",
+            json!({"detail": err.to_string()}),
+        ),
+    }
+}
+
+/// The body of `POST /agents/{id}/messages` and `POST /fleets/{name}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    /// What to say.
+    body: String,
+    /// Who says it (default `api`).
+    #[serde(default)]
+    from: Option<String>,
+    /// Continue this conversation.
+    #[serde(default)]
+    conversation_id: Option<String>,
+    /// Tokens the answer may spend; 0 means the agent's own budget.
+    #[serde(default)]
+    token_budget: i64,
+    /// Wait for the answers (default) or return the message id at once.
+    #[serde(default = "yes")]
+    wait: bool,
+    /// How long to wait, in milliseconds.
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn send_to_agent(
+    State(state): State<AgentsApi>,
+    Path(id): Path<String>,
+    body: Result<Json<SendRequest>, JsonRejection>,
+) -> Response {
+    match state.registry.get(&id) {
+        Some(agent) if agent.is_enabled() => send(state, id, 1, body).await,
+        Some(_) => error(StatusCode::CONFLICT, "agent disabled", json!({"agent": id})),
+        None => error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id})),
+    }
+}
+
+async fn send_to_fleet(
+    State(state): State<AgentsApi>,
+    Path(name): Path<String>,
+    body: Result<Json<SendRequest>, JsonRejection>,
+) -> Response {
+    let members = state.registry.fleet(&name).len();
+    if members == 0 {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown fleet, or no enabled agents in it",
+            json!({"fleet": name}),
+        );
+    }
+    send(state, format!("fleet:{name}"), members, body).await
+}
+
+async fn send(
+    state: AgentsApi,
+    to: String,
+    expected: usize,
+    body: Result<Json<SendRequest>, JsonRejection>,
+) -> Response {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid request body",
+                json!({"detail": rejection.body_text()}),
+            );
+        }
+    };
+    if request.body.trim().is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the message body is empty",
+            json!({}),
+        );
+    }
+    let from = request.from.unwrap_or_else(|| "api".to_string());
+    let message = new_request(
+        &from,
+        &to,
+        &request.body,
+        request.conversation_id.as_deref(),
+        request.token_budget,
+    );
+    if let Err(err) = state.client.send(&message).await {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the message was not accepted by Kafka",
+            json!({"detail": err.to_string()}),
+        );
+    }
+    let sent =
+        json!({"message_id": message.id, "conversation_id": message.conversation_id, "to": to});
+    if !request.wait {
+        return (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "sent", "message": sent})),
+        )
+            .into_response();
+    }
+    let timeout = request
+        .timeout_ms
+        .map_or(DEFAULT_WAIT, Duration::from_millis);
+    match state.client.wait(&message.id, expected, timeout).await {
+        Ok(answers) if answers.len() >= expected => {
+            Json(json!({"status": "answered", "message": sent, "answers": answers})).into_response()
+        }
+        Ok(answers) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "pending", "message": sent, "answers": answers})),
+        )
+            .into_response(),
+        Err(err) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "memory unavailable",
+            json!({"detail": err.to_string(), "message": sent}),
+        ),
+    }
+}
+
+async fn answers(State(state): State<AgentsApi>, Path(id): Path<String>) -> Response {
+    match state.client.answers(&id).await {
+        Ok(answers) => Json(json!({"message_id": id, "answers": answers})).into_response(),
+        Err(err) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "memory unavailable",
+            json!({"detail": err.to_string()}),
+        ),
+    }
+}

@@ -1,0 +1,158 @@
+//! `/workflows` and `/runs`: definitions, starting runs, following them, resuming and
+//! approving.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chatgptd_worker_workflows::{ClientError, RunStore, WorkflowsClient};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error;
+use crate::stack::Stack;
+use crate::workers::Services;
+
+/// How long `POST /workflows/{name}/runs` waits when asked to, unless told otherwise.
+const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+
+pub fn router(stack: &Stack, services: &Services) -> anyhow::Result<Router> {
+    let (_, workflows) = services.agents()?;
+    let options = &stack.config.workflows;
+    let store = RunStore::new(services.memory()?, options.run_ttl);
+    let client = WorkflowsClient::new(
+        stack.context.producer.clone(),
+        store,
+        workflows,
+        &options.topic,
+    );
+    Ok(Router::new()
+        .route("/workflows", get(list))
+        .route("/workflows/{name}", get(show))
+        .route("/workflows/{name}/runs", post(start))
+        .route("/runs/{id}", get(run))
+        .route("/runs/{id}/resume", post(resume))
+        .route("/runs/{id}/steps/{step}/approve", post(approve))
+        .with_state(client))
+}
+
+fn client_error(err: ClientError) -> Response {
+    let status = if err.is_not_found() {
+        StatusCode::NOT_FOUND
+    } else if err.is_bad_request() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let detail = match &err {
+        ClientError::InvalidInput(problems) => json!(problems),
+        other => json!(other.to_string()),
+    };
+    error(status, &err.to_string(), json!({"detail": detail}))
+}
+
+async fn list(State(client): State<WorkflowsClient>) -> Response {
+    Json(json!({"workflows": client.workflows().list()})).into_response()
+}
+
+async fn show(State(client): State<WorkflowsClient>, Path(name): Path<String>) -> Response {
+    match client.workflows().get(&name) {
+        Some(spec) => Json(json!(spec)).into_response(),
+        None => client_error(ClientError::UnknownWorkflow(name)),
+    }
+}
+
+/// The body of `POST /workflows/{name}/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRequest {
+    /// The run's input, as the workflow declares it.
+    #[serde(default = "empty_object")]
+    input: Value,
+    /// Wait until the run finishes (or waits for an approval).
+    #[serde(default)]
+    wait: bool,
+    /// How long to wait, in milliseconds.
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+async fn start(
+    State(client): State<WorkflowsClient>,
+    Path(name): Path<String>,
+    body: Result<Json<StartRequest>, JsonRejection>,
+) -> Response {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid request body",
+                json!({"detail": rejection.body_text()}),
+            );
+        }
+    };
+    let run_id = match client.start(&name, &request.input, "api").await {
+        Ok(run_id) => run_id,
+        Err(err) => return client_error(err),
+    };
+    if !request.wait {
+        return (
+            StatusCode::ACCEPTED,
+            Json(json!({"run_id": run_id, "status": "started"})),
+        )
+            .into_response();
+    }
+    let timeout = request
+        .timeout_ms
+        .map_or(DEFAULT_WAIT, Duration::from_millis);
+    match client.wait(&run_id, timeout).await {
+        Ok(view) => Json(json!(view)).into_response(),
+        Err(ClientError::UnknownRun(_)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"run_id": run_id, "status": "starting"})),
+        )
+            .into_response(),
+        Err(err) => client_error(err),
+    }
+}
+
+async fn run(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> Response {
+    match client.view(&id).await {
+        Ok(view) => Json(json!(view)).into_response(),
+        Err(err) => client_error(err),
+    }
+}
+
+async fn resume(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> Response {
+    match client.resume(&id).await {
+        Ok(step) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"run_id": id, "resumed_at": step})),
+        )
+            .into_response(),
+        Err(err) => client_error(err),
+    }
+}
+
+async fn approve(
+    State(client): State<WorkflowsClient>,
+    Path((id, step)): Path<(String, String)>,
+) -> Response {
+    match client.approve(&id, &step).await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"run_id": id, "approved": step})),
+        )
+            .into_response(),
+        Err(err) => client_error(err),
+    }
+}

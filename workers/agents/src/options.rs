@@ -1,0 +1,64 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chatgptd_runtime::ConsumerOptions;
+use chatgptd_types::topics::names;
+use serde::{Deserialize, Serialize};
+
+/// How the agent worker runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsOptions {
+    /// The topic of AgentMessages (requests, replies, broadcasts).
+    pub topic: String,
+    /// Where messages and answers are remembered.
+    pub memory_topic: String,
+    /// Consumer settings (group `chatgptd-agents` by default). Replicas serving different
+    /// agents must use different groups: each skips messages for agents it does not serve.
+    pub consumer: ConsumerOptions,
+    /// The agents this worker answers for: agent ids and `fleet:<name>`; empty means every
+    /// enabled agent of the registry.
+    pub serve: Vec<String>,
+    /// The agent registry directory; empty means the registry compiled into the binary.
+    pub registry_dir: PathBuf,
+    /// The prompt file wrapping every persona; empty means the built-in
+    /// `prompts/agent_reply.v1.md`.
+    pub prompt_file: PathBuf,
+    /// The most agent-to-agent hops a message may have made, unless its agent sets its own.
+    pub max_hops: u32,
+    /// How many times one agent may appear in a conversation chain before a message bringing
+    /// it back is refused as a loop.
+    pub max_visits: usize,
+    /// How many of the agent's recent turns in the conversation go into the prompt.
+    pub history_turns: usize,
+    /// The most memory records (from the search index) added to the prompt.
+    pub memory_hits: usize,
+    /// The most tokens those memory records may add.
+    pub memory_tokens: usize,
+    /// How often a worker beats for the agents it serves.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How long an answer waits in an inbox for the API or CLI to read it.
+    #[serde(with = "humantime_serde")]
+    pub inbox_ttl: Duration,
+}
+
+impl Default for AgentsOptions {
+    fn default() -> Self {
+        AgentsOptions {
+            topic: names::AGENT_MESSAGES.to_string(),
+            memory_topic: names::MEMORY_RECORDS.to_string(),
+            consumer: ConsumerOptions::default(),
+            serve: Vec::new(),
+            registry_dir: PathBuf::new(),
+            prompt_file: PathBuf::new(),
+            max_hops: 8,
+            max_visits: 3,
+            history_turns: 10,
+            memory_hits: 3,
+            memory_tokens: 500,
+            heartbeat_interval: Duration::from_secs(10),
+            inbox_ttl: Duration::from_secs(3600),
+        }
+    }
+}

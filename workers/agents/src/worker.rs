@@ -1,0 +1,450 @@
+//! The agent processor and the service that runs it with its heartbeats.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use chatgptd_agents::{AgentSpec, Registry};
+use chatgptd_memory::{HistoryEntry, Memory};
+use chatgptd_model::Disposition;
+use chatgptd_runtime::{
+    ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, WorkerContext,
+};
+use chatgptd_search::Retriever;
+use chatgptd_search::retrieve::Retrieval;
+use chatgptd_types::avro::Codec;
+use chatgptd_types::records::{AgentMessage, MemoryRecord};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::brain::{Brain, Context};
+use crate::heartbeat::Heartbeats;
+use crate::inbox::Inbox;
+use crate::messages::{answer, for_agent};
+use crate::options::AgentsOptions;
+
+/// Metric names.
+pub mod metric {
+    /// Answers, by `agent` (a registry id: bounded) and `kind` (reply, refusal).
+    pub const ANSWERS: &str = "chatgptd_agent_answers_total";
+    /// Refusals by `reason` (hop_limit, loop, token_budget, unknown_agent, agent_disabled,
+    /// unknown_fleet).
+    pub const REFUSALS: &str = "chatgptd_agent_refusals_total";
+    /// Fleet broadcasts expanded, by `fleet`.
+    pub const BROADCASTS: &str = "chatgptd_agent_broadcasts_total";
+}
+
+/// Answers AgentMessages as the agents of the registry.
+pub struct AgentWorker {
+    registry: Arc<Registry>,
+    brain: Brain,
+    memory: Arc<dyn Memory>,
+    inbox: Inbox,
+    retriever: Retriever,
+    options: AgentsOptions,
+    /// The agents this worker answers for.
+    serving: HashSet<String>,
+    codec: Codec,
+}
+
+impl std::fmt::Debug for AgentWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentWorker")
+            .field("serving", &self.serving.len())
+            .finish()
+    }
+}
+
+impl AgentWorker {
+    /// A worker answering for the agents `options.serve` names (all enabled ones if empty).
+    pub fn new(
+        options: AgentsOptions,
+        registry: Arc<Registry>,
+        brain: Brain,
+        memory: Arc<dyn Memory>,
+        retriever: Retriever,
+    ) -> Self {
+        let serving = served_agents(&registry, &options.serve);
+        let inbox = Inbox::new(memory.clone(), options.inbox_ttl);
+        AgentWorker {
+            registry,
+            brain,
+            memory,
+            inbox,
+            retriever,
+            options,
+            serving,
+            codec: Codec::builtin(),
+        }
+    }
+
+    /// The ids of the agents this worker answers for.
+    pub fn serving(&self) -> Vec<String> {
+        let mut agents: Vec<String> = self.serving.iter().cloned().collect();
+        agents.sort();
+        agents
+    }
+
+    async fn handle(
+        &self,
+        incoming: &Incoming<AgentMessage>,
+    ) -> Result<Vec<OutputRecord>, ProcessError> {
+        let message = &incoming.value;
+        if message.to.starts_with("inbox:") {
+            // Answers travelling to API callers: already in their inbox.
+            return Ok(Vec::new());
+        }
+        if let Some(fleet) = message.to.strip_prefix("fleet:") {
+            return self.broadcast(message, fleet).await;
+        }
+        let Some(agent) = self.registry.get(&message.to) else {
+            return self
+                .refuse(
+                    message,
+                    &message.to,
+                    "unknown_agent",
+                    format!("there is no agent `{}`", message.to),
+                )
+                .await;
+        };
+        if !agent.is_enabled() {
+            return self
+                .refuse(
+                    message,
+                    &agent.id,
+                    "agent_disabled",
+                    format!("agent `{}` is disabled", agent.id),
+                )
+                .await;
+        }
+        if !self.serving.contains(&agent.id) {
+            debug!(agent = %agent.id, "not served here; another worker group answers it");
+            return Ok(Vec::new());
+        }
+        if let Some(refusal) = self.guard(message, agent) {
+            let (reason, text) = refusal;
+            return self.refuse(message, &agent.id, reason, text).await;
+        }
+        self.reply(incoming, agent).await
+    }
+
+    /// Why this message must not reach `agent`: too many hops, or a loop.
+    fn guard(&self, message: &AgentMessage, agent: &AgentSpec) -> Option<(&'static str, String)> {
+        let max_hops = agent.max_hops.unwrap_or(self.options.max_hops);
+        if u32::try_from(message.hop_count).unwrap_or(0) >= max_hops {
+            return Some((
+                "hop_limit",
+                format!(
+                    "refused: this conversation has made {} hops, the limit for {} is {max_hops}",
+                    message.hop_count, agent.id
+                ),
+            ));
+        }
+        let visits = message.path.iter().filter(|a| **a == agent.id).count();
+        if visits >= self.options.max_visits {
+            return Some((
+                "loop",
+                format!(
+                    "refused: loop detected, {} has already spoken {visits} times in this chain ({})",
+                    agent.id,
+                    message.path.join(" -> ")
+                ),
+            ));
+        }
+        None
+    }
+
+    async fn reply(
+        &self,
+        incoming: &Incoming<AgentMessage>,
+        agent: &AgentSpec,
+    ) -> Result<Vec<OutputRecord>, ProcessError> {
+        let message = &incoming.value;
+        let budget = if message.token_budget > 0 {
+            message.token_budget
+        } else {
+            agent.token_budget
+        };
+        let history = self.conversation(agent, &message.conversation_id).await?;
+        let retrieval = Retrieval {
+            kinds: ["message", "reply", "step_result", "enrichment"]
+                .map(String::from)
+                .to_vec(),
+            max_hits: self.options.memory_hits,
+            max_tokens: self.options.memory_tokens,
+            ..Retrieval::default()
+        };
+        let memory = self.retriever.find(&message.body, &retrieval).await;
+        let request = self.brain.request(
+            agent,
+            Context {
+                history: &history,
+                memory: &memory,
+            },
+            &message.from,
+            &message.body,
+        );
+        let needed = self.brain.estimated_tokens(&request);
+        if needed > budget {
+            let text = format!(
+                "refused: answering needs about {needed} tokens, over this message's token budget of {budget}"
+            );
+            return self.refuse(message, &agent.id, "token_budget", text).await;
+        }
+        let reply = self.brain.answer(&request).await.map_err(model_error)?;
+        let mut provenance = reply.provenance;
+        provenance.source_topic = incoming.meta.topic.clone();
+        provenance.source_partition = incoming.meta.partition;
+        provenance.source_offset = incoming.meta.offset;
+        let mut answered = answer(message, &agent.id, "reply", reply.content);
+        answered.provenance = Some(provenance);
+
+        let mut outputs = self.deliver(&answered).await?;
+        for record in self.memories(incoming, &answered, agent) {
+            outputs.push(OutputRecord::avro(
+                &self.codec,
+                &self.options.memory_topic,
+                record.owner.clone(),
+                &record,
+            )?);
+        }
+        metrics::counter!(metric::ANSWERS, "agent" => agent.id.clone(), "kind" => "reply")
+            .increment(1);
+        Ok(outputs)
+    }
+
+    /// The agent's recent turns in this conversation, oldest first.
+    async fn conversation(
+        &self,
+        agent: &AgentSpec,
+        conversation: &str,
+    ) -> Result<Vec<HistoryEntry>, ProcessError> {
+        let turns = self.options.history_turns;
+        let history = self
+            .memory
+            .history(&format!("agent:{}", agent.id), turns * 4)
+            .await
+            .map_err(memory_error)?;
+        let mut ours: Vec<HistoryEntry> = history
+            .into_iter()
+            .filter(|entry| {
+                entry.attributes.get("conversation_id").map(String::as_str) == Some(conversation)
+            })
+            .collect();
+        let skip = ours.len().saturating_sub(turns);
+        Ok(ours.split_off(skip))
+    }
+
+    async fn broadcast(
+        &self,
+        message: &AgentMessage,
+        fleet: &str,
+    ) -> Result<Vec<OutputRecord>, ProcessError> {
+        let agents = self.registry.fleet(fleet);
+        if agents.is_empty() {
+            return self
+                .refuse(
+                    message,
+                    &message.to,
+                    "unknown_fleet",
+                    format!("there is no fleet `{fleet}` with enabled agents"),
+                )
+                .await;
+        }
+        metrics::counter!(metric::BROADCASTS, "fleet" => fleet.to_lowercase()).increment(1);
+        agents
+            .into_iter()
+            .map(|agent| {
+                OutputRecord::avro(
+                    &self.codec,
+                    &self.options.topic,
+                    agent.id.clone(),
+                    &for_agent(message, &agent.id),
+                )
+            })
+            .collect()
+    }
+
+    async fn refuse(
+        &self,
+        message: &AgentMessage,
+        agent: &str,
+        reason: &'static str,
+        text: String,
+    ) -> Result<Vec<OutputRecord>, ProcessError> {
+        metrics::counter!(metric::REFUSALS, "reason" => reason).increment(1);
+        tracing::info!(message = %message.id, to = %message.to, reason, "message refused");
+        self.deliver(&answer(message, agent, "refusal", text)).await
+    }
+
+    /// Sends an answer where its message asked: an agent (through the topic) or an inbox
+    /// (into memory, and onto the topic for subscribers). No `reply_to`: nowhere.
+    async fn deliver(&self, answered: &AgentMessage) -> Result<Vec<OutputRecord>, ProcessError> {
+        if answered.to.is_empty() {
+            return Ok(Vec::new());
+        }
+        if answered.to.starts_with("inbox:") {
+            self.inbox
+                .deliver(&answered.to, answered)
+                .await
+                .map_err(memory_error)?;
+        }
+        Ok(vec![OutputRecord::avro(
+            &self.codec,
+            &self.options.topic,
+            answered.to.clone(),
+            answered,
+        )?])
+    }
+
+    /// The message and its answer, as memory of the agent. Ids derive from the message, so a
+    /// redelivery remembers nothing twice.
+    fn memories(
+        &self,
+        incoming: &Incoming<AgentMessage>,
+        answered: &AgentMessage,
+        agent: &AgentSpec,
+    ) -> [MemoryRecord; 2] {
+        let message = &incoming.value;
+        let owner = format!("agent:{}", agent.id);
+        let mut attributes = BTreeMap::from([
+            (
+                "conversation_id".to_string(),
+                message.conversation_id.clone(),
+            ),
+            ("agent".to_string(), agent.id.clone()),
+        ]);
+        let record = |id: String,
+                      kind: &str,
+                      text: String,
+                      attributes: BTreeMap<String, String>| MemoryRecord {
+            id,
+            owner: owner.clone(),
+            kind: kind.to_string(),
+            text,
+            tags: vec![agent.fleet.to_lowercase()],
+            created_at_ms: message.sent_at_ms,
+            source_topic: incoming.meta.topic.clone(),
+            source_partition: incoming.meta.partition,
+            source_offset: incoming.meta.offset,
+            attributes,
+        };
+        let received = record(
+            format!("message:{}:{}", message.id, agent.id),
+            "message",
+            format!("From {}: {}", message.from, message.body),
+            attributes.clone(),
+        );
+        if let Some(provenance) = &answered.provenance {
+            attributes.insert("model".into(), provenance.model.clone());
+            attributes.insert("prompt_version".into(), provenance.prompt_version.clone());
+        }
+        let replied = record(
+            format!("reply:{}:{}", message.id, agent.id),
+            "reply",
+            answered.body.clone(),
+            attributes,
+        );
+        [received, replied]
+    }
+}
+
+fn served_agents(registry: &Registry, serve: &[String]) -> HashSet<String> {
+    let enabled = registry.agents().iter().filter(|agent| agent.is_enabled());
+    if serve.is_empty() {
+        return enabled.map(|agent| agent.id.clone()).collect();
+    }
+    let mut serving = HashSet::new();
+    for entry in serve {
+        match entry.strip_prefix("fleet:") {
+            Some(fleet) => serving.extend(
+                registry
+                    .fleet(fleet)
+                    .into_iter()
+                    .map(|agent| agent.id.clone()),
+            ),
+            None => serving.extend(
+                registry
+                    .get(entry)
+                    .filter(|a| a.is_enabled())
+                    .map(|agent| agent.id.clone()),
+            ),
+        }
+    }
+    serving
+}
+
+fn memory_error(err: chatgptd_memory::Error) -> ProcessError {
+    if err.is_unavailable() {
+        ProcessError::unavailable("memory_unavailable", err.to_string())
+    } else {
+        ProcessError::retryable("memory_error", err.to_string())
+    }
+}
+
+/// What the runtime should do with a model failure: the model client decides.
+pub(crate) fn model_error(err: chatgptd_model::Error) -> ProcessError {
+    let message = err.to_string();
+    match err.disposition() {
+        Disposition::Permanent => ProcessError::permanent(err.class(), message),
+        Disposition::Retry => ProcessError::retryable(err.class(), message),
+        Disposition::Unavailable => ProcessError::unavailable(err.class(), message),
+    }
+}
+
+impl Processor for AgentWorker {
+    type Input = AgentMessage;
+
+    fn process(
+        &self,
+        record: &Incoming<AgentMessage>,
+    ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send {
+        self.handle(record)
+    }
+}
+
+/// The agent worker: its consumer and its heartbeats.
+pub struct AgentsService {
+    runtime: ConsumerRuntime<AgentWorker>,
+    heartbeats: Heartbeats,
+}
+
+impl AgentsService {
+    /// The worker for `chatgptd worker agents` (and `up`).
+    pub fn new(
+        options: &AgentsOptions,
+        context: &WorkerContext,
+        registry: Arc<Registry>,
+        brain: Brain,
+        memory: Arc<dyn Memory>,
+        retriever: Retriever,
+    ) -> Result<Self, chatgptd_runtime::Error> {
+        let worker = AgentWorker::new(options.clone(), registry, brain, memory.clone(), retriever);
+        let worker_id = format!("agents-{}", uuid::Uuid::new_v4());
+        let heartbeats = Heartbeats::new(
+            memory,
+            worker.serving(),
+            options.heartbeat_interval,
+            worker_id,
+        );
+        let runtime = ConsumerRuntime::new(
+            "agents",
+            context,
+            options.consumer.clone(),
+            vec![options.topic.clone()],
+            worker,
+        )?;
+        Ok(AgentsService {
+            runtime,
+            heartbeats,
+        })
+    }
+
+    /// Answers and beats until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
+        let beating = tokio::spawn(self.heartbeats.run(shutdown.clone()));
+        let result = self.runtime.run(shutdown).await;
+        let _ = beating.await;
+        result
+    }
+}

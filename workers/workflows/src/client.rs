@@ -1,0 +1,201 @@
+//! Starting and following runs from outside: the HTTP API and the CLI.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatgptd_agents::Workflows;
+use chatgptd_runtime::{OutputRecord, Producer};
+use chatgptd_types::avro::Codec;
+use chatgptd_types::records::WorkflowStep;
+use serde_json::Value;
+
+use crate::engine::start_record;
+use crate::state::{RunStatus, RunStore, RunView, StepStatus};
+
+/// How often a run is polled while waiting.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Why a request about a run was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no workflow `{0}`")]
+    UnknownWorkflow(String),
+    #[error("no run `{0}`")]
+    UnknownRun(String),
+    #[error("invalid input: {}", .0.join("; "))]
+    InvalidInput(Vec<String>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("sending: {0}")]
+    Send(String),
+    #[error(transparent)]
+    Memory(#[from] chatgptd_memory::Error),
+}
+
+impl ClientError {
+    /// True when the caller asked for something that is not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ClientError::UnknownWorkflow(_) | ClientError::UnknownRun(_)
+        )
+    }
+
+    /// True when the caller's request is at fault.
+    pub fn is_bad_request(&self) -> bool {
+        matches!(
+            self,
+            ClientError::InvalidInput(_) | ClientError::Conflict(_)
+        )
+    }
+}
+
+/// Starts, follows, resumes and approves runs.
+#[derive(Debug, Clone)]
+pub struct WorkflowsClient {
+    producer: Producer,
+    store: RunStore,
+    workflows: Arc<Workflows>,
+    topic: String,
+    codec: Codec,
+}
+
+impl WorkflowsClient {
+    /// A client producing steps to `topic` and reading runs from `store`.
+    pub fn new(
+        producer: Producer,
+        store: RunStore,
+        workflows: Arc<Workflows>,
+        topic: &str,
+    ) -> Self {
+        WorkflowsClient {
+            producer,
+            store,
+            workflows,
+            topic: topic.to_string(),
+            codec: Codec::builtin(),
+        }
+    }
+
+    /// The workflows.
+    pub fn workflows(&self) -> &Workflows {
+        &self.workflows
+    }
+
+    async fn send(&self, record: &WorkflowStep) -> Result<(), ClientError> {
+        let output = OutputRecord::avro(&self.codec, &self.topic, record.run_id.clone(), record)
+            .map_err(|err| ClientError::Send(err.to_string()))?;
+        self.producer
+            .send(&output)
+            .await
+            .map_err(|err| ClientError::Send(err.to_string()))?;
+        Ok(())
+    }
+
+    /// Starts a run of `workflow` with `input`, checked first; returns its id.
+    pub async fn start(
+        &self,
+        workflow: &str,
+        input: &Value,
+        started_by: &str,
+    ) -> Result<String, ClientError> {
+        let spec = self
+            .workflows
+            .get(workflow)
+            .ok_or_else(|| ClientError::UnknownWorkflow(workflow.to_string()))?;
+        spec.prepare_input(input).map_err(|err| match err {
+            chatgptd_agents::Error::Input { problems, .. } => ClientError::InvalidInput(problems),
+            other => ClientError::InvalidInput(vec![other.to_string()]),
+        })?;
+        let run_id = uuid::Uuid::new_v4().to_string();
+        self.send(&start_record(&run_id, workflow, input, started_by))
+            .await?;
+        Ok(run_id)
+    }
+
+    /// A run and its steps.
+    pub async fn view(&self, run: &str) -> Result<RunView, ClientError> {
+        self.store
+            .view(&self.workflows, run)
+            .await?
+            .ok_or_else(|| ClientError::UnknownRun(run.to_string()))
+    }
+
+    /// Waits up to `timeout` for a run to finish (or to wait for an approval); returns it as
+    /// it is then. A run not recorded yet (its start record still on its way) is waited for.
+    pub async fn wait(&self, run: &str, timeout: Duration) -> Result<RunView, ClientError> {
+        let started = Instant::now();
+        loop {
+            let view = self.store.view(&self.workflows, run).await?;
+            let settled = view.as_ref().is_some_and(|view| {
+                view.run.status != RunStatus::Running
+                    || view
+                        .steps
+                        .iter()
+                        .any(|s| s.state.status == StepStatus::WaitingApproval)
+            });
+            if settled || started.elapsed() >= timeout {
+                return view.ok_or_else(|| ClientError::UnknownRun(run.to_string()));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Runs a failed run again from its failed step.
+    pub async fn resume(&self, run: &str) -> Result<String, ClientError> {
+        let view = self.view(run).await?;
+        let (RunStatus::Failed, Some(step)) = (view.run.status, view.run.failed_step.clone())
+        else {
+            return Err(ClientError::Conflict(format!(
+                "run {run} is {:?}, not failed at a step",
+                view.run.status
+            )));
+        };
+        let record = self.step_record(run, &view.run.workflow, &step, &view.run.input, "resume");
+        self.send(&record).await?;
+        Ok(step)
+    }
+
+    /// Approves a step held for approval, which then runs.
+    pub async fn approve(&self, run: &str, step: &str) -> Result<(), ClientError> {
+        let view = self.view(run).await?;
+        let held = view
+            .steps
+            .iter()
+            .find(|s| s.id == step)
+            .ok_or_else(|| ClientError::Conflict(format!("run {run} has no step `{step}`")))?;
+        if held.state.status != StepStatus::WaitingApproval {
+            return Err(ClientError::Conflict(format!(
+                "step {step} is not waiting for approval"
+            )));
+        }
+        self.store.approve(run, step).await?;
+        self.send(&self.step_record(run, &view.run.workflow, step, &view.run.input, "execute"))
+            .await
+    }
+
+    fn step_record(
+        &self,
+        run: &str,
+        workflow: &str,
+        step: &str,
+        input: &Value,
+        kind: &str,
+    ) -> WorkflowStep {
+        let agent = self
+            .workflows
+            .get(workflow)
+            .and_then(|spec| spec.step(step))
+            .map(|s| s.agent.clone());
+        WorkflowStep {
+            run_id: run.to_string(),
+            workflow: workflow.to_string(),
+            step_id: step.to_string(),
+            kind: kind.to_string(),
+            agent,
+            input_json: input.to_string(),
+            attempt: 1,
+            requested_at_ms: chatgptd_types::now_ms(),
+        }
+    }
+}

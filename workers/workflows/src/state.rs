@@ -1,0 +1,241 @@
+//! Runs and steps in the memory backend: what the engine records and the API shows.
+//!
+//! Keys (all under the run, expiring `run_ttl` after their last write): `workflow-run:<id>`
+//! (state), `workflow-run:<id>:step:<step>` (state), `...:version` (the counter versioning
+//! those states, so the latest write wins), `...:join:<step>` (the dependencies of a fan-in
+//! that finished), `...:leaves` (the final steps that finished), `...:claim:<step>` (who runs
+//! a step now), `...:approved:<step>`.
+//!
+//! Not `run:<id>`: that is the memory owner of a run's step results, whose latest state the
+//! memory writer keeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatgptd_agents::Workflows;
+use chatgptd_memory::{Memory, StateEntry};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// Where a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not reached yet.
+    Pending,
+    Running,
+    /// Held until a person approves it.
+    WaitingApproval,
+    Succeeded,
+    Failed,
+}
+
+/// A run's recorded state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub workflow: String,
+    pub status: RunStatus,
+    pub input: Value,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    pub error: Option<String>,
+    pub failed_step: Option<String>,
+    /// What started it: `api`, `cli`, `ticket:<source>:<id>`...
+    pub started_by: String,
+}
+
+/// A step's recorded state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepState {
+    pub status: StepStatus,
+    pub agent: String,
+    pub attempts: u32,
+    /// The rendered input sent to the agent.
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// A run as the API and the CLI show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunView {
+    pub run_id: String,
+    #[serde(flatten)]
+    pub run: RunState,
+    pub steps: Vec<StepView>,
+}
+
+/// A step as the API and the CLI show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepView {
+    pub id: String,
+    pub depends_on: Vec<String>,
+    pub approval_required: bool,
+    #[serde(flatten)]
+    pub state: StepState,
+}
+
+/// The runs in the memory backend.
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    memory: Arc<dyn Memory>,
+    ttl: Duration,
+}
+
+type Result<T> = std::result::Result<T, chatgptd_memory::Error>;
+
+/// The prefix of every key of a run.
+const RUN: &str = "workflow-run";
+
+impl RunStore {
+    /// Runs in `memory`, kept `ttl` after their last change.
+    pub fn new(memory: Arc<dyn Memory>, ttl: Duration) -> Self {
+        RunStore { memory, ttl }
+    }
+
+    async fn next_version(&self, run: &str) -> Result<i64> {
+        self.memory
+            .incr(&format!("{RUN}:{run}:version"), 1, Some(self.ttl))
+            .await
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(&self, owner: &str) -> Result<Option<T>> {
+        Ok(self
+            .memory
+            .state(owner)
+            .await?
+            .and_then(|state| serde_json::from_value(state.value).ok()))
+    }
+
+    async fn write<T: Serialize>(&self, run: &str, owner: &str, value: &T) -> Result<()> {
+        let version = self.next_version(run).await?;
+        let value = serde_json::to_value(value)
+            .map_err(|err| chatgptd_memory::Error::Backend(err.to_string()))?;
+        self.memory
+            .put_state(owner, &StateEntry { version, value }, Some(self.ttl))
+            .await
+            .map(|_| ())
+    }
+
+    /// The run's state.
+    pub async fn run(&self, run: &str) -> Result<Option<RunState>> {
+        self.read(&format!("{RUN}:{run}")).await
+    }
+
+    /// Records the run's state.
+    pub async fn put_run(&self, run: &str, state: &RunState) -> Result<()> {
+        self.write(run, &format!("{RUN}:{run}"), state).await
+    }
+
+    /// A step's state.
+    pub async fn step(&self, run: &str, step: &str) -> Result<Option<StepState>> {
+        self.read(&format!("{RUN}:{run}:step:{step}")).await
+    }
+
+    /// Records a step's state.
+    pub async fn put_step(&self, run: &str, step: &str, state: &StepState) -> Result<()> {
+        self.write(run, &format!("{RUN}:{run}:step:{step}"), state)
+            .await
+    }
+
+    /// Claims a step for `token` (the step record's position): true if it is free, or held by
+    /// the same token (a redelivery of the same record after a crash takes over).
+    pub async fn claim(&self, run: &str, step: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let key = format!("{RUN}:{run}:claim:{step}");
+        if self
+            .memory
+            .put_if_absent(&key, token.as_bytes(), Some(ttl))
+            .await?
+        {
+            return Ok(true);
+        }
+        Ok(self.memory.get(&key).await?.as_deref() == Some(token.as_bytes()))
+    }
+
+    /// Frees a step's claim (after a failed run, so `resume` can claim it at once).
+    pub async fn release(&self, run: &str, step: &str) -> Result<()> {
+        self.memory
+            .delete(&format!("{RUN}:{run}:claim:{step}"))
+            .await
+    }
+
+    /// Approves a held step.
+    pub async fn approve(&self, run: &str, step: &str) -> Result<()> {
+        self.memory
+            .put(
+                &format!("{RUN}:{run}:approved:{step}"),
+                b"approved",
+                Some(self.ttl),
+            )
+            .await
+    }
+
+    /// Whether a held step was approved.
+    pub async fn approved(&self, run: &str, step: &str) -> Result<bool> {
+        Ok(self
+            .memory
+            .get(&format!("{RUN}:{run}:approved:{step}"))
+            .await?
+            .is_some())
+    }
+
+    /// Counts `member` among the finished dependencies of the fan-in `step`; returns how many
+    /// finished. Atomic and idempotent, so concurrent and redelivered branches count once.
+    pub async fn join(&self, run: &str, step: &str, member: &str) -> Result<usize> {
+        self.memory
+            .join(&format!("{RUN}:{run}:join:{step}"), member, Some(self.ttl))
+            .await
+    }
+
+    /// Counts `step` among the finished final steps; returns how many finished.
+    pub async fn leaf_done(&self, run: &str, step: &str) -> Result<usize> {
+        self.memory
+            .join(&format!("{RUN}:{run}:leaves"), step, Some(self.ttl))
+            .await
+    }
+
+    /// A run with each of its steps, in the workflow's order, or `None` if unknown.
+    pub async fn view(&self, workflows: &Workflows, run: &str) -> Result<Option<RunView>> {
+        let Some(state) = self.run(run).await? else {
+            return Ok(None);
+        };
+        let mut steps = Vec::new();
+        if let Some(spec) = workflows.get(&state.workflow) {
+            for step in spec.topological_order() {
+                let recorded = self.step(run, &step.id).await?;
+                steps.push(StepView {
+                    id: step.id.clone(),
+                    depends_on: step.depends_on.clone(),
+                    approval_required: step.approval
+                        == chatgptd_agents::workflow::Approval::Required,
+                    state: recorded.unwrap_or(StepState {
+                        status: StepStatus::Pending,
+                        agent: step.agent.clone(),
+                        attempts: 0,
+                        input: None,
+                        output: None,
+                        error: None,
+                        started_at_ms: None,
+                        finished_at_ms: None,
+                    }),
+                });
+            }
+        }
+        Ok(Some(RunView {
+            run_id: run.to_string(),
+            run: state,
+            steps,
+        }))
+    }
+}
