@@ -2,6 +2,7 @@
 //!
 //! One test binary (faster to link than one per file); each module is one area.
 
+mod agents;
 mod cli;
 mod memory;
 mod runtime;

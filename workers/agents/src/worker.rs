@@ -97,6 +97,11 @@ impl AgentWorker {
         if let Some(fleet) = message.to.strip_prefix("fleet:") {
             return self.broadcast(message, fleet).await;
         }
+        if message.kind == "refusal" {
+            // Answering a refusal would feed the very loop it stops.
+            debug!(message = %message.id, to = %message.to, "refusal received");
+            return Ok(Vec::new());
+        }
         let Some(agent) = self.registry.get(&message.to) else {
             return self
                 .refuse(

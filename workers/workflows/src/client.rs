@@ -170,8 +170,14 @@ impl WorkflowsClient {
             )));
         }
         self.store.approve(run, step).await?;
-        self.send(&self.step_record(run, &view.run.workflow, step, &view.run.input, "execute"))
-            .await
+        // Approved and queued: no longer waiting, so the run reads as running again.
+        let queued = crate::state::StepState {
+            status: StepStatus::Pending,
+            ..held.state.clone()
+        };
+        self.store.put_step(run, step, &queued).await?;
+        let record = self.step_record(run, &view.run.workflow, step, &view.run.input, "execute");
+        self.send(&record).await
     }
 
     fn step_record(

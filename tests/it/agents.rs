@@ -1,0 +1,543 @@
+//! Agents and workflows through their workers: the mock cluster, a SQLite memory on disk,
+//! the offline model or a fake OpenAI-compatible server on 127.0.0.1.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatgptd_agents::{Registry, Workflows};
+use chatgptd_memory::{Memory, MemoryOptions};
+use chatgptd_model::{ModelClient, ModelOptions, ProviderKind};
+use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
+use chatgptd_search::Retriever;
+use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi};
+use chatgptd_testkit::kafka::{MockKafka, consume};
+use chatgptd_testkit::{init_logging, wait_until};
+use chatgptd_types::avro::Codec;
+use chatgptd_types::records::{AgentMessage, WorkflowStep};
+use chatgptd_types::topics::{TopicsFile, names};
+use chatgptd_worker_agents::{
+    AgentsClient, AgentsOptions, AgentsService, Brain, Inbox, new_request,
+};
+use chatgptd_worker_workflows::{
+    RunStatus, RunStore, StepStatus, WorkflowsClient, WorkflowsOptions, WorkflowsService,
+};
+use rdkafka::Message;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::test_options;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The agents and workflows stack on one mock cluster and one memory.
+struct Stack {
+    kafka: MockKafka,
+    context: WorkerContext,
+    memory: Arc<dyn Memory>,
+    registry: Arc<Registry>,
+    workflows: Arc<Workflows>,
+    model: ModelClient,
+    _data: tempfile::TempDir,
+}
+
+impl Stack {
+    /// With the offline model, or a fake OpenAI-compatible server when `fake` is given.
+    async fn start(fake: Option<&FakeOpenAi>) -> Stack {
+        let kafka = MockKafka::start();
+        for topic in &TopicsFile::builtin().topics {
+            kafka.create_topic(&topic.name, topic.partitions);
+        }
+        let data = tempfile::tempdir().unwrap();
+        let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path())
+            .await
+            .unwrap();
+        let model_options = match fake {
+            Some(fake) => ModelOptions {
+                provider: ProviderKind::OpenAi,
+                base_url: fake.base_url(),
+                ..ModelOptions::default()
+            },
+            None => ModelOptions {
+                provider: ProviderKind::Offline,
+                ..ModelOptions::default()
+            },
+        };
+        let model = ModelClient::with_env(&model_options, Some(memory.clone()), |name| {
+            (name == "OPENAI_API_KEY").then(|| "sk-test".to_string())
+        })
+        .await
+        .unwrap();
+        let registry = Arc::new(Registry::builtin());
+        let workflows = Arc::new(Workflows::builtin(&registry));
+        let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+        Stack {
+            kafka,
+            context,
+            memory,
+            registry,
+            workflows,
+            model,
+            _data: data,
+        }
+    }
+
+    fn brain(&self) -> Brain {
+        Brain::new(self.model.clone(), std::path::Path::new("")).unwrap()
+    }
+
+    fn agents(&self, options: AgentsOptions) -> Running {
+        let service = AgentsService::new(
+            &options,
+            &self.context,
+            self.registry.clone(),
+            self.brain(),
+            self.memory.clone(),
+            Retriever::None,
+        )
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        Running {
+            shutdown: shutdown.clone(),
+            handle: tokio::spawn(service.run(shutdown)),
+        }
+    }
+
+    fn workflows(&self, consumer: ConsumerOptions) -> Running {
+        let options = WorkflowsOptions {
+            consumer,
+            triggers: false,
+            ..WorkflowsOptions::default()
+        };
+        let service = WorkflowsService::new(
+            &options,
+            &self.context,
+            self.workflows.clone(),
+            self.registry.clone(),
+            self.brain(),
+            self.memory.clone(),
+        )
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        Running {
+            shutdown: shutdown.clone(),
+            handle: tokio::spawn(service.run(shutdown)),
+        }
+    }
+
+    fn agents_client(&self) -> AgentsClient {
+        AgentsClient::new(
+            self.context.producer.clone(),
+            Inbox::new(self.memory.clone(), Duration::from_secs(3600)),
+            names::AGENT_MESSAGES,
+        )
+    }
+
+    fn workflows_client(&self) -> WorkflowsClient {
+        let store = RunStore::new(self.memory.clone(), Duration::from_secs(3600));
+        WorkflowsClient::new(
+            self.context.producer.clone(),
+            store,
+            self.workflows.clone(),
+            names::WORKFLOW_STEPS,
+        )
+    }
+
+    /// Every record on a topic, decoded (read from the beginning).
+    async fn records<T: chatgptd_types::avro::AvroRecord>(
+        &self,
+        topic: &str,
+        at_least: usize,
+    ) -> Vec<T> {
+        let (brokers, topic) = (self.kafka.brokers(), topic.to_string());
+        let messages = tokio::task::spawn_blocking(move || {
+            consume(&brokers, &topic, at_least, Duration::from_secs(10))
+        })
+        .await
+        .unwrap();
+        messages
+            .iter()
+            .map(|m| Codec::builtin().decode(m.payload().unwrap()).unwrap())
+            .collect()
+    }
+}
+
+struct Running {
+    shutdown: CancellationToken,
+    handle: JoinHandle<Result<(), chatgptd_runtime::Error>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+fn agent_options(group: &str, max_hops: u32) -> AgentsOptions {
+    AgentsOptions {
+        consumer: test_options(group),
+        max_hops,
+        heartbeat_interval: Duration::from_millis(200),
+        ..AgentsOptions::default()
+    }
+}
+
+/// Two agents talk: one asks, the other answers, the first answers back, and the hop limit
+/// ends it with a refusal that nobody answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_round_trip_between_two_agents_ends_at_the_hop_limit() {
+    init_logging();
+    let stack = Stack::start(None).await;
+    let agents = stack.agents(agent_options("agents-round-trip", 2));
+    // Two agents without a hop limit of their own: the worker's (2) applies.
+    let mut request = new_request(
+        "wanderweave",
+        "design-studio-pro",
+        "Three image moments for a Lisbon story",
+        None,
+        0,
+    );
+    request.reply_to = Some("wanderweave".into());
+    stack.agents_client().send(&request).await.unwrap();
+
+    let messages: Vec<AgentMessage> = stack.records(names::AGENT_MESSAGES, 4).await;
+    let chain: Vec<(String, String, String, i32)> = messages
+        .iter()
+        .map(|m| (m.from.clone(), m.to.clone(), m.kind.clone(), m.hop_count))
+        .collect();
+    assert_eq!(
+        chain,
+        vec![
+            (
+                "wanderweave".into(),
+                "design-studio-pro".into(),
+                "request".into(),
+                0
+            ),
+            (
+                "design-studio-pro".into(),
+                "wanderweave".into(),
+                "reply".into(),
+                1
+            ),
+            (
+                "wanderweave".into(),
+                "design-studio-pro".into(),
+                "reply".into(),
+                2
+            ),
+            (
+                "design-studio-pro".into(),
+                "wanderweave".into(),
+                "refusal".into(),
+                3
+            ),
+        ]
+    );
+    assert!(messages[3].body.contains("hops"), "{}", messages[3].body);
+    assert_eq!(
+        messages[1].in_reply_to.as_deref(),
+        Some(request.id.as_str())
+    );
+    assert_eq!(messages[1].conversation_id, request.conversation_id);
+    assert!(
+        messages[1]
+            .provenance
+            .as_ref()
+            .is_some_and(|p| p.provider == "offline")
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        stack
+            .records::<AgentMessage>(names::AGENT_MESSAGES, 5)
+            .await
+            .len(),
+        4,
+        "nobody answers a refusal"
+    );
+
+    // Heartbeats: the agents this worker serves are active; none is stale.
+    let health = chatgptd_worker_agents::agent_health(
+        stack.memory.as_ref(),
+        "wanderweave",
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    assert_eq!(health.status, chatgptd_agents::AgentStatus::Active);
+    agents.stop().await;
+}
+
+/// A broadcast reaches every enabled agent of the fleet, and each answer reaches the inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broadcast_reaches_every_agent_of_a_fleet() {
+    init_logging();
+    let stack = Stack::start(None).await;
+    let agents = stack.agents(agent_options("agents-broadcast", 8));
+    let client = stack.agents_client();
+    let message = new_request(
+        "user:test",
+        "fleet:creative",
+        "Ideas for a winter campaign",
+        None,
+        0,
+    );
+    client.send(&message).await.unwrap();
+    let fleet: Vec<String> = stack
+        .registry
+        .fleet("creative")
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    assert_eq!(fleet.len(), 4);
+    let answers = client.wait(&message.id, fleet.len(), WAIT).await.unwrap();
+    let mut from: Vec<String> = answers
+        .iter()
+        .map(|a| a["from"].as_str().unwrap().to_string())
+        .collect();
+    from.sort();
+    assert_eq!(from, fleet);
+    assert!(answers.iter().all(|a| a["kind"] == "reply"));
+    agents.stop().await;
+}
+
+/// A message bringing an agent back into a chain it spoke in too often is refused as a loop;
+/// one over its token budget is refused with the numbers; an unknown agent is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loops_budgets_and_unknown_agents_are_refused_with_a_reason() {
+    init_logging();
+    let stack = Stack::start(None).await;
+    let agents = stack.agents(agent_options("agents-refusals", 20));
+    let client = stack.agents_client();
+
+    let mut looping = new_request("user:test", "wanderweave", "Again?", None, 0);
+    looping.path = [
+        "wanderweave",
+        "design-studio-pro",
+        "wanderweave",
+        "design-studio-pro",
+        "wanderweave",
+    ]
+    .map(String::from)
+    .to_vec();
+    looping.hop_count = 5;
+    let tiny = new_request(
+        "user:test",
+        "wanderweave",
+        "Write me a long story",
+        None,
+        10,
+    );
+    let unknown = new_request("user:test", "no-such-agent", "hello", None, 0);
+    for message in [&looping, &tiny, &unknown] {
+        client.send(message).await.unwrap();
+    }
+    let answer = |id: String| {
+        let client = client.clone();
+        async move {
+            let answers = client.wait(&id, 1, WAIT).await.unwrap();
+            assert_eq!(answers.len(), 1);
+            answers[0].clone()
+        }
+    };
+    let loop_answer = answer(looping.id.clone()).await;
+    assert_eq!(loop_answer["kind"], "refusal");
+    assert!(
+        loop_answer["body"]
+            .as_str()
+            .unwrap()
+            .contains("loop detected"),
+        "{loop_answer}"
+    );
+    let budget_answer = answer(tiny.id.clone()).await;
+    assert_eq!(budget_answer["kind"], "refusal");
+    assert!(
+        budget_answer["body"]
+            .as_str()
+            .unwrap()
+            .contains("token budget of 10"),
+        "{budget_answer}"
+    );
+    let unknown_answer = answer(unknown.id.clone()).await;
+    assert!(
+        unknown_answer["body"]
+            .as_str()
+            .unwrap()
+            .contains("no agent `no-such-agent`"),
+        "{unknown_answer}"
+    );
+    agents.stop().await;
+}
+
+/// The research workflow fans out to three researchers and its synthesis starts only once
+/// the slowest of them finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fan_in_waits_for_every_branch() {
+    init_logging();
+    let fake = FakeOpenAi::start().await;
+    // The plan answers at once; one of the three branches is slow.
+    fake.push_all([
+        Behaviour::Ok,
+        Behaviour::Slow(Duration::from_millis(1500)),
+        Behaviour::Ok,
+        Behaviour::Ok,
+    ]);
+    let stack = Stack::start(Some(&fake)).await;
+    let engine = stack.workflows(test_options("workflows-fan-in"));
+    let client = stack.workflows_client();
+    let run = client
+        .start(
+            "research",
+            &serde_json::json!({"question": "Rail passes?"}),
+            "test",
+        )
+        .await
+        .unwrap();
+    let view = client.wait(&run, WAIT).await.unwrap();
+    assert_eq!(view.run.status, RunStatus::Succeeded, "{view:?}");
+    let step = |id: &str| {
+        view.steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap()
+            .state
+            .clone()
+    };
+    let synthesis_started = step("synthesize").started_at_ms.unwrap();
+    let mut branches_finished = Vec::new();
+    for branch in ["market", "technology", "risk"] {
+        let state = step(branch);
+        assert_eq!(state.status, StepStatus::Succeeded);
+        branches_finished.push(state.finished_at_ms.unwrap());
+    }
+    let slowest = *branches_finished.iter().max().unwrap();
+    assert!(
+        synthesis_started >= slowest,
+        "synthesis at {synthesis_started}, a branch finished at {slowest}"
+    );
+    assert!(
+        slowest - step("plan").finished_at_ms.unwrap() >= 1400,
+        "one branch was slow"
+    );
+    let outputs = step("synthesize").input.unwrap();
+    assert!(outputs.contains("Rail passes?"));
+    assert_eq!(fake.request_count(), 5, "one model call per step");
+    engine.stop().await;
+}
+
+/// A workflow worker dies in the middle of a step; another takes the step over and the run
+/// completes once: each step's record is emitted once and its output stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_during_a_step_completes_the_run_once() {
+    init_logging();
+    let fake = FakeOpenAi::start().await;
+    fake.set_latency(Duration::from_millis(300));
+    let stack = Stack::start(Some(&fake)).await;
+    let store = RunStore::new(stack.memory.clone(), Duration::from_secs(3600));
+    let client = stack.workflows_client();
+
+    // No time to drain: the step in flight is abandoned, uncommitted, as in a crash.
+    let mut hasty = test_options("workflows-killed");
+    hasty.drain_timeout = Duration::from_millis(1);
+    let first = stack.workflows(hasty);
+    let run = client
+        .start(
+            "content-creation",
+            &serde_json::json!({"topic": "Lisbon on foot"}),
+            "test",
+        )
+        .await
+        .unwrap();
+    wait_until(WAIT, "the first step running", || {
+        let store = store.clone();
+        let run = run.clone();
+        async move {
+            let state = store.step(&run, "story").await.ok().flatten()?;
+            (state.status == StepStatus::Running).then_some(())
+        }
+    })
+    .await;
+    first.stop().await;
+
+    let second = stack.workflows(test_options("workflows-killed"));
+    let view = wait_until(WAIT, "the run to reach its approval", || {
+        let client = client.clone();
+        let run = run.clone();
+        async move {
+            let view = client.view(&run).await.ok()?;
+            view.steps
+                .iter()
+                .any(|s| s.state.status == StepStatus::WaitingApproval)
+                .then_some(view)
+        }
+    })
+    .await;
+    assert_eq!(view.steps[0].state.status, StepStatus::Succeeded);
+    client.approve(&run, "show").await.unwrap();
+    let view = client.wait(&run, WAIT).await.unwrap();
+    assert_eq!(view.run.status, RunStatus::Succeeded, "{view:?}");
+
+    let steps: Vec<WorkflowStep> = stack.records(names::WORKFLOW_STEPS, 5).await;
+    let mut emitted: HashMap<String, usize> = HashMap::new();
+    for step in steps
+        .iter()
+        .filter(|s| s.run_id == run && s.kind == "execute")
+    {
+        *emitted.entry(step.step_id.clone()).or_default() += 1;
+    }
+    // `show` twice: held for approval, then sent again by the approval.
+    assert_eq!(
+        emitted,
+        HashMap::from([
+            ("story".into(), 1),
+            ("visuals".into(), 1),
+            ("show".into(), 2)
+        ])
+    );
+    let results = stack
+        .records::<chatgptd_types::records::MemoryRecord>(names::MEMORY_RECORDS, 3)
+        .await;
+    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
+    for record in results.iter().filter(|r| r.owner == format!("run:{run}")) {
+        *stored.entry(record.id.clone()).or_default() += 1;
+    }
+    assert_eq!(stored.len(), 3, "one result per step: {stored:?}");
+    assert!(
+        stored.values().all(|n| *n == 1),
+        "no step output stored twice: {stored:?}"
+    );
+    second.stop().await;
+}
+
+/// A hundred runs started at once all complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_runs_all_complete() {
+    init_logging();
+    let stack = Stack::start(None).await;
+    let engine = stack.workflows(test_options("workflows-hundred"));
+    let client = stack.workflows_client();
+    let mut runs = Vec::new();
+    for i in 0..100 {
+        runs.push(
+            client
+                .start(
+                    "research",
+                    &serde_json::json!({"question": format!("Question {i}?")}),
+                    "test",
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    for run in &runs {
+        let view = client.wait(run, WAIT).await.unwrap();
+        assert_eq!(view.run.status, RunStatus::Succeeded, "run {run}: {view:?}");
+        assert!(
+            view.steps
+                .iter()
+                .all(|s| s.state.status == StepStatus::Succeeded)
+        );
+    }
+    engine.stop().await;
+}
