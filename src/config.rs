@@ -344,6 +344,20 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("chatgptd.example.toml");
+        Jail::expect_with(|_| {
+            let loaded = load(Some(&example), &Overrides::default()).unwrap();
+            assert_eq!(
+                loaded.config.memory.ttl_for("ticket"),
+                std::time::Duration::from_secs(90 * 86_400)
+            );
+            assert!(!loaded.config.writeback.jira.enabled);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_missing_explicit_file_is_an_error() {
         Jail::expect_with(|_| {
             let err = load(Some(Path::new("nope.toml")), &Overrides::default()).unwrap_err();

@@ -100,11 +100,21 @@ fn resolve_kafka(
     embedded
         .create_topics(&topics)
         .context("creating the topics of topics.yaml")?;
-    let kafka = KafkaOptions {
+    let mut kafka = KafkaOptions {
         brokers: embedded.bootstrap_servers().to_string(),
         ..config.kafka.clone()
     };
+    tune_for_embedded(&mut kafka);
     Ok((kafka, Some(embedded)))
+}
+
+/// Client settings for the embedded broker (see `embedded::FETCH_WAIT_MS`), unless the
+/// configuration sets them.
+fn tune_for_embedded(kafka: &mut KafkaOptions) {
+    kafka
+        .properties
+        .entry("fetch.wait.max.ms".to_string())
+        .or_insert_with(|| chatgptd_runtime::embedded::FETCH_WAIT_MS.to_string());
 }
 
 /// Kafka options with brokers: the configured ones, else (for tools) those of a running
@@ -122,6 +132,7 @@ pub fn resolve_brokers(config: &Config, mode: KafkaMode) -> anyhow::Result<Kafka
             info.brokers
         );
         kafka.brokers = info.brokers;
+        tune_for_embedded(&mut kafka);
         return Ok(kafka);
     }
     match mode {

@@ -40,11 +40,17 @@ struct Up {
 
 impl Up {
     async fn start() -> Up {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts `chatgptd up` with extra environment variables.
+    async fn start_with(env: &[(&str, &str)]) -> Up {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let child = chatgptd()
             .args(["up", "--http-listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -108,6 +114,24 @@ async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
         }
     })
     .await;
+    let search = client
+        .get(format!("{http}/search?q=login%20AND%20(sso"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(search.status(), 400);
+    let body: Value = search.json().await.unwrap();
+    assert_eq!(body["error"], "query syntax error");
+    assert!(body["position"].as_u64().unwrap() > 0, "{body}");
+    let agents: Value = client
+        .get(format!("{http}/agents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(agents["agents"].as_array().unwrap().len(), 32);
     let metrics = client.get(format!("{http}/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
     assert!(
@@ -125,18 +149,36 @@ async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
     );
 }
 
+/// The repository's topics plus `demo.scratch`, which no worker consumes, so what the tools
+/// put there stays there.
+fn topics_with_scratch(dir: &Path) -> PathBuf {
+    let mut topics =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("topics.yaml")).unwrap();
+    topics.push_str(
+        "\n  - name: demo.scratch\n    partitions: 1\n    replication_factor: 1\n    retention: 1d\n    cleanup_policy: delete\n    key: any\n    value_schema: chatgptd.WorkflowStep\n",
+    );
+    let path = dir.join("topics.yaml");
+    std::fs::write(&path, topics).unwrap();
+    path
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
-    let up = Up::start().await;
+    let topics_dir = tempfile::tempdir().unwrap();
+    let topics = topics_with_scratch(topics_dir.path());
+    let up = Up::start_with(&[("CHATGPTD_TOPICS_FILE", topics.to_str().unwrap())]).await;
     let data_dir = up.data_dir.clone();
+    let step = r#"{"run_id":"r1","workflow":"research","step_id":"start"}"#;
 
     let produced = tool(
         &data_dir,
         &[
             "produce",
-            "workflows.steps",
+            "demo.scratch",
+            "--schema",
+            "chatgptd.WorkflowStep",
             "--value",
-            r#"{"run_id":"r1","workflow":"research","step_id":"start"}"#,
+            step,
         ],
     );
     assert!(
@@ -144,13 +186,15 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
         "{}",
         String::from_utf8_lossy(&produced.stderr)
     );
-    assert!(stdout(&produced).starts_with("produced workflows.steps["));
+    assert!(stdout(&produced).starts_with("produced demo.scratch["));
 
     let typo = tool(
         &data_dir,
         &[
             "produce",
-            "workflows.steps",
+            "demo.scratch",
+            "--schema",
+            "chatgptd.WorkflowStep",
             "--value",
             r#"{"run_id":"r1","wrkflow":"x"}"#,
         ],
@@ -162,7 +206,7 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
         &data_dir,
         &[
             "tail",
-            "workflows.steps",
+            "demo.scratch",
             "--from-beginning",
             "--max",
             "1",
@@ -181,8 +225,8 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
             .starts_with("00-")
     );
 
-    // A dead letter for the steps topic: the replayer sends its bytes back there, once.
-    let letter = r#"{"source_topic":"workflows.steps","source_partition":0,"source_offset":0,"key":"replayed-key","value":"raw bytes","error_class":"validation","error_message":"bad step","attempts":1,"worker":"test"}"#;
+    // A dead letter from the scratch topic: the replayer sends its bytes back there, once.
+    let letter = r#"{"source_topic":"demo.scratch","source_partition":0,"source_offset":0,"key":"replayed-key","value":"raw bytes","error_class":"validation","error_message":"bad step","attempts":1,"worker":"test"}"#;
     assert!(
         tool(
             &data_dir,
@@ -211,7 +255,7 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
         &data_dir,
         &[
             "tail",
-            "workflows.steps",
+            "demo.scratch",
             "--from-beginning",
             "--max",
             "2",
@@ -334,4 +378,88 @@ fn every_command_has_help_with_examples() {
             "{command:?} has no examples"
         );
     }
+}
+
+/// A second signal during a drain exits at once: an agent waits on a slow model, the first
+/// SIGTERM starts draining it, the second ends the process with 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once() {
+    let fake = chatgptd_testkit::fake_openai::FakeOpenAi::start().await;
+    fake.set_latency(Duration::from_secs(30));
+    let base_url = fake.base_url();
+    let mut up = Up::start_with(&[
+        ("OPENAI_BASE_URL", &base_url),
+        ("OPENAI_API_KEY", "sk-test"),
+    ])
+    .await;
+    let http = up.info()["http"].as_str().unwrap().to_string();
+    let sent = http_client()
+        .post(format!("{http}/agents/wanderweave/messages"))
+        .json(&serde_json::json!({"body": "Plan a weekend", "wait": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    wait_until(WAIT, "the model call in flight", || {
+        let n = fake.request_count();
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    up.signal("-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        up.child.try_wait().unwrap().is_none(),
+        "still draining the agent's message"
+    );
+    up.signal("-TERM");
+    assert_eq!(up.wait_exit().await, 130);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_check_reports_the_provider_and_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let offline = chatgptd()
+        .args(["model", "check"])
+        .current_dir(dir.path())
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap();
+    assert!(offline.status.success());
+    assert!(stdout(&offline).contains("offline"), "{}", stdout(&offline));
+
+    let fake = chatgptd_testkit::fake_openai::FakeOpenAi::start_with(
+        chatgptd_testkit::fake_openai::FakeOptions {
+            requests_per_window: Some(500),
+            tokens_per_window: Some(200_000),
+            ..Default::default()
+        },
+    )
+    .await;
+    let base_url = fake.base_url();
+    let output = tokio::task::spawn_blocking(move || {
+        chatgptd()
+            .args(["model", "check"])
+            .env("OPENAI_BASE_URL", base_url)
+            .env("OPENAI_API_KEY", "sk-test")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = stdout(&output);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("provider:   openai") && text.contains("500"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("sk-test") && !String::from_utf8_lossy(&output.stderr).contains("sk-test"),
+        "the key is never printed"
+    );
+    assert_eq!(fake.request_count(), 1);
 }

@@ -9,8 +9,8 @@ use chatgptd_types::records::AgentMessage;
 
 use crate::inbox::{Inbox, inbox_address};
 
-/// How often an inbox is polled while waiting.
-const POLL: Duration = Duration::from_millis(100);
+/// The longest pause between two looks at an inbox while waiting.
+const MAX_POLL: Duration = Duration::from_millis(100);
 
 /// Why a message could not be sent or read.
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +65,13 @@ impl AgentsClient {
         timeout: Duration,
     ) -> Result<Vec<serde_json::Value>, ClientError> {
         let started = Instant::now();
+        let mut pauses = chatgptd_runtime::retry::polling(MAX_POLL);
         loop {
             let answers = self.answers(id).await?;
             if answers.len() >= expected || started.elapsed() >= timeout {
                 return Ok(answers);
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(pauses.next().unwrap_or(MAX_POLL)).await;
         }
     }
 }

@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::engine::start_record;
 use crate::state::{RunStatus, RunStore, RunView, StepStatus};
 
-/// How often a run is polled while waiting.
-const POLL: Duration = Duration::from_millis(100);
+/// The longest pause between two looks at a run while waiting.
+const MAX_POLL: Duration = Duration::from_millis(100);
 
 /// Why a request about a run was refused.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +125,7 @@ impl WorkflowsClient {
     /// it is then. A run not recorded yet (its start record still on its way) is waited for.
     pub async fn wait(&self, run: &str, timeout: Duration) -> Result<RunView, ClientError> {
         let started = Instant::now();
+        let mut pauses = chatgptd_runtime::retry::polling(MAX_POLL);
         loop {
             let view = self.store.view(&self.workflows, run).await?;
             let settled = view.as_ref().is_some_and(|view| {
@@ -137,7 +138,7 @@ impl WorkflowsClient {
             if settled || started.elapsed() >= timeout {
                 return view.ok_or_else(|| ClientError::UnknownRun(run.to_string()));
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(pauses.next().unwrap_or(MAX_POLL)).await;
         }
     }
 

@@ -43,11 +43,7 @@ pub fn answer(request: &ChatRequest) -> OfflineAnswer {
             let value = schema::generate(&schema.schema, &schema.schema, &schema.name, &analysis);
             value.to_string()
         }
-        None => format!(
-            "(offline model, no network used) You asked: \"{}\". In short: {}",
-            text::truncate_words(question, 200),
-            analysis.summary(200),
-        ),
+        None => free_text(request, question),
     };
     let mut hasher = Sha256::new();
     for message in &request.messages {
@@ -59,6 +55,46 @@ pub fn answer(request: &ChatRequest) -> OfflineAnswer {
         content,
         request_id: format!("offline-{}", &digest[..16]),
     }
+}
+
+/// A plain-text answer: in the voice of the persona the system prompt names (`You are X,`),
+/// about the question without the sender line workers put first (`From <sender>:`).
+fn free_text(request: &ChatRequest, question: &str) -> String {
+    let (sender, body) = match question.split_once('\n') {
+        Some((first, rest)) if first.starts_with("From ") && first.ends_with(':') => (
+            Some(first.trim_start_matches("From ").trim_end_matches(':')),
+            rest.trim(),
+        ),
+        _ => (None, question.trim()),
+    };
+    let analysis = Analysis::of(body);
+    let speaker = persona(request).unwrap_or("The assistant");
+    let asked = text::truncate_words(text::first_sentence(body), 120);
+    let mut answer = format!("{speaker} here (offline model, no network used).\n\n");
+    match sender {
+        Some(sender) => answer.push_str(&format!("To {sender}, on \"{asked}\": ")),
+        None => answer.push_str(&format!("On \"{asked}\": ")),
+    }
+    answer.push_str(&analysis.summary(240));
+    let keywords = analysis.keywords(5);
+    if !keywords.is_empty() {
+        answer.push_str(&format!("\n\nKey points: {}.", keywords.join(", ")));
+    }
+    let next = match analysis.level() {
+        3.. => "treat this as urgent: confirm who owns it and what is affected now.",
+        2 => "schedule it soon, and say which outcome matters most.",
+        _ => "tell me more about the goal and the constraints for a fuller answer.",
+    };
+    answer.push_str(&format!("\nNext step: {next}"));
+    answer
+}
+
+/// The persona a system prompt gives (`You are Wanderweave, ...`).
+fn persona(request: &ChatRequest) -> Option<&str> {
+    let system = request.messages.iter().find(|m| m.role == Role::System)?;
+    let rest = system.content.split("You are ").nth(1)?;
+    let name = rest.split([',', '.', '\n']).next()?.trim();
+    (!name.is_empty() && name.split_whitespace().count() <= 5).then_some(name)
 }
 
 /// The text the answer is about: the last user message (system prompts hold instructions,
@@ -80,6 +116,30 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn free_text_speaks_as_the_persona_to_the_sender() {
+        let request = ChatRequest::new(
+            "v1",
+            vec![
+                ChatMessage::system("You are Wanderweave, the travel storyteller."),
+                ChatMessage::user(
+                    "From user:cli:\nA rainy weekend in Lisbon, on foot. Where do we start?",
+                ),
+            ],
+        );
+        let content = answer(&request).content;
+        assert!(content.starts_with("Wanderweave here"), "{content}");
+        assert!(
+            content.contains("To user:cli, on \"A rainy weekend in Lisbon, on foot.\""),
+            "{content}"
+        );
+        assert!(
+            content.contains("Key points:") && content.contains("lisbon"),
+            "{content}"
+        );
+        assert!(!content.contains("From user:cli"), "{content}");
+    }
+
+    #[test]
     fn deterministic_and_quotes_the_question() {
         let request = ChatRequest::new(
             "v1",
@@ -91,7 +151,8 @@ mod tests {
         let first = answer(&request);
         assert_eq!(first, answer(&request));
         assert!(
-            first.content.contains("Why is the sky blue?"),
+            first.content.contains("Why is the sky blue?")
+                && first.content.starts_with("The assistant here"),
             "{}",
             first.content
         );

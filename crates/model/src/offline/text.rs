@@ -351,7 +351,7 @@ fn sentences(text: &str) -> Vec<&str> {
 }
 
 /// The first sentence of `text`.
-fn first_sentence(text: &str) -> &str {
+pub fn first_sentence(text: &str) -> &str {
     sentences(text).first().copied().unwrap_or(text)
 }
 
