@@ -541,3 +541,109 @@ async fn a_hundred_concurrent_runs_all_complete() {
     }
     engine.stop().await;
 }
+
+/// An enriched ticket in the `security` category starts the security audit, whose last step
+/// (shield-core's remediation) waits for approval; the same ticket delivered again starts
+/// nothing new; a ticket of another category starts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_security_ticket_triggers_the_security_audit_once() {
+    init_logging();
+    let stack = Stack::start(None).await;
+    let options = WorkflowsOptions {
+        consumer: test_options("workflows-triggered"),
+        trigger_consumer: test_options("workflows-triggers"),
+        triggers: true,
+        ..WorkflowsOptions::default()
+    };
+    let service = WorkflowsService::new(
+        &options,
+        &stack.context,
+        stack.workflows.clone(),
+        stack.registry.clone(),
+        stack.brain(),
+        stack.memory.clone(),
+    )
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let engine = Running {
+        shutdown: shutdown.clone(),
+        handle: tokio::spawn(service.run(shutdown)),
+    };
+
+    let ticket = |key: &str, category: &str| chatgptd_types::records::EnrichedTicket {
+        event_id: format!("event-{key}"),
+        source: "jira".into(),
+        ticket_id: key.to_lowercase(),
+        ticket_key: key.into(),
+        title: "Phishing email asks staff to reset VPN passwords".into(),
+        url: None,
+        category: category.into(),
+        suggested_priority: "high".into(),
+        sentiment: "negative".into(),
+        language: "en".into(),
+        summary: "Several staff received a convincing VPN reset email.".into(),
+        suggested_reply: String::new(),
+        labels: vec![],
+        confidence: 0.9,
+        related_tickets: vec![],
+        provenance: Default::default(),
+        enriched_at_ms: 0,
+    };
+    let codec = Codec::builtin();
+    let producer = chatgptd_testkit::kafka::producer(&stack.kafka.brokers());
+    let security = ticket("SEC-1", "security");
+    for value in [&security, &security, &ticket("BILL-1", "billing")] {
+        let payload = codec.encode(value).unwrap();
+        chatgptd_testkit::kafka::produce(
+            &producer,
+            names::TICKETS_ENRICHED,
+            None,
+            Some(value.key().as_bytes()),
+            &payload,
+            &[],
+        )
+        .await;
+    }
+
+    let starts = wait_until(WAIT, "the triggered start records", || {
+        let stack = &stack;
+        async move {
+            let steps: Vec<WorkflowStep> = stack.records(names::WORKFLOW_STEPS, 2).await;
+            let starts: Vec<WorkflowStep> =
+                steps.into_iter().filter(|s| s.kind == "start").collect();
+            (starts.len() >= 2).then_some(starts)
+        }
+    })
+    .await;
+    assert!(
+        starts
+            .iter()
+            .all(|s| s.workflow == "security-audit" && s.step_id == "ticket:jira:sec-1"),
+        "{starts:?}"
+    );
+    assert!(
+        starts.iter().all(|s| s.run_id == starts[0].run_id),
+        "a redelivered ticket starts the same run"
+    );
+    let input: serde_json::Value = serde_json::from_str(&starts[0].input_json).unwrap();
+    assert_eq!(input["ticket_key"], "SEC-1");
+
+    let client = stack.workflows_client();
+    let view = client.wait(&starts[0].run_id, WAIT).await.unwrap();
+    let remediate = view.steps.iter().find(|s| s.id == "remediate").unwrap();
+    assert_eq!(
+        remediate.state.status,
+        StepStatus::WaitingApproval,
+        "{view:?}"
+    );
+    assert!(
+        remediate
+            .state
+            .input
+            .as_deref()
+            .unwrap()
+            .contains("Phishing"),
+        "the held step shows what it will do"
+    );
+    engine.stop().await;
+}
