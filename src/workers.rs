@@ -311,5 +311,12 @@ pub async fn run(
                 .context("http server")
         }),
     ));
-    crate::stack::run_tasks(tasks, shutdown).await
+    let result = crate::stack::run_tasks(tasks, shutdown).await;
+    // Records the workers produced last are acknowledged before the process goes.
+    stack
+        .context
+        .producer
+        .flush(std::time::Duration::from_secs(5))
+        .await;
+    result
 }

@@ -188,15 +188,9 @@ async fn send(
     expected: usize,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
-    let Json(request) = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid request body",
-                json!({"detail": rejection.body_text()}),
-            );
-        }
+    let request = match super::json_body(body) {
+        Ok(request) => request,
+        Err(response) => return *response,
     };
     if request.body.trim().is_empty() {
         return error(

@@ -27,6 +27,19 @@ pub fn router(health: &Health, services: &Services, worker_routes: Vec<Router>) 
     worker_routes.into_iter().fold(router, Router::merge)
 }
 
+/// A request's JSON body, or the 400 that says why it is not one (boxed: a response is large).
+pub(crate) fn json_body<T>(
+    body: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, Box<Response>> {
+    body.map(|axum::Json(value)| value).map_err(|rejection| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "invalid request body",
+            json!({"detail": rejection.body_text()}),
+        ))
+    })
+}
+
 /// A JSON error response: `{"error": ..., ...extra}`.
 pub(crate) fn error(status: StatusCode, message: &str, extra: serde_json::Value) -> Response {
     let mut body = json!({"error": message});

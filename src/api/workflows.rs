@@ -90,15 +90,9 @@ async fn start(
     Path(name): Path<String>,
     body: Result<Json<StartRequest>, JsonRejection>,
 ) -> Response {
-    let Json(request) = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid request body",
-                json!({"detail": rejection.body_text()}),
-            );
-        }
+    let request = match super::json_body(body) {
+        Ok(request) => request,
+        Err(response) => return *response,
     };
     let run_id = match client.start(&name, &request.input, "api").await {
         Ok(run_id) => run_id,

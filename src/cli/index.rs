@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use chatgptd_runtime::{Health, WorkerContext};
 use chatgptd_worker_indexer::{IndexerService, IndexerWorkerOptions};
 use clap::Subcommand;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -103,21 +103,15 @@ fn end_offsets(
     topic: &str,
 ) -> anyhow::Result<HashMap<i32, i64>> {
     let consumer: BaseConsumer = kafka.base_config("index-rebuild")?.create()?;
-    let timeout = Duration::from_secs(10);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
+    let watermarks =
+        chatgptd_runtime::admin::watermarks(&consumer, topic, Duration::from_secs(10))?;
+    if watermarks.is_empty() {
         bail!("topic {topic} does not exist");
     }
-    let mut ends = HashMap::new();
-    for partition in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-        ends.insert(partition, if high > low { high } else { 0 });
-    }
+    let ends: HashMap<i32, i64> = watermarks
+        .into_iter()
+        .map(|(partition, low, high)| (partition, if high > low { high } else { 0 }))
+        .collect();
     Ok(ends)
 }
 

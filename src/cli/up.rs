@@ -52,11 +52,6 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
 
     let result = workers::run(&stack, &services, &WorkerKind::ALL, listener, shutdown).await;
     discovery::remove(&data_dir);
-    stack
-        .context
-        .producer
-        .flush(std::time::Duration::from_secs(5))
-        .await;
     result.map(|()| ExitCode::SUCCESS)
 }
 

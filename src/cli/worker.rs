@@ -38,10 +38,5 @@ pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
 
     let result = workers::run(&stack, &services, &[args.kind], listener, shutdown).await;
-    stack
-        .context
-        .producer
-        .flush(std::time::Duration::from_secs(5))
-        .await;
     result.map(|()| ExitCode::SUCCESS)
 }

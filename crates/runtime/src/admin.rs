@@ -66,6 +66,29 @@ impl Admin {
     }
 }
 
+/// Every partition of `topic` with its low and high watermarks (the first offset still held,
+/// and one past the last). Blocking: one metadata and one offsets request per partition.
+pub fn watermarks<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<Vec<(i32, i64, i64)>> {
+    use rdkafka::consumer::Consumer;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+            Ok((partition, low, high))
+        })
+        .collect()
+}
+
 /// Compares the cluster with `topics` without changing anything.
 pub async fn list(kafka: &KafkaOptions, topics: &TopicsFile) -> Result<Vec<TopicReport>, Error> {
     let admin = Admin::new(kafka)?;

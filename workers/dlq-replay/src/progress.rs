@@ -29,20 +29,14 @@ impl Progress {
             .set("group.id", group)
             .set("enable.auto.commit", "false");
         let consumer: BaseConsumer = config.create()?;
-        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let watermarks = chatgptd_runtime::admin::watermarks(&consumer, topic, timeout)?;
         let mut list = TopicPartitionList::new();
-        for partition in &partitions {
+        for (partition, _, _) in &watermarks {
             list.add_partition(topic, *partition);
         }
         let committed = consumer.committed_offsets(list, timeout)?;
         let mut remaining = HashMap::new();
-        for partition in partitions {
-            let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+        for (partition, low, high) in watermarks {
             let start = committed
                 .find_partition(topic, partition)
                 .and_then(|e| match e.offset() {

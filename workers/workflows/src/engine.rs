@@ -490,16 +490,7 @@ impl Engine {
 
 /// A step state with nothing recorded yet.
 fn pending(step: &StepSpec) -> StepState {
-    StepState {
-        status: StepStatus::Pending,
-        agent: step.agent.clone(),
-        attempts: 0,
-        input: None,
-        output: None,
-        error: None,
-        started_at_ms: None,
-        finished_at_ms: None,
-    }
+    StepState::pending(&step.agent)
 }
 
 /// How long a claim holds a step: every attempt with its timeout and the waits between, and

@@ -67,6 +67,22 @@ pub struct StepState {
     pub finished_at_ms: Option<i64>,
 }
 
+impl StepState {
+    /// A step nothing happened to yet, run by `agent`.
+    pub fn pending(agent: &str) -> StepState {
+        StepState {
+            status: StepStatus::Pending,
+            agent: agent.to_string(),
+            attempts: 0,
+            input: None,
+            output: None,
+            error: None,
+            started_at_ms: None,
+            finished_at_ms: None,
+        }
+    }
+}
+
 /// A run as the API and the CLI show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunView {
@@ -219,16 +235,7 @@ impl RunStore {
                     depends_on: step.depends_on.clone(),
                     approval_required: step.approval
                         == chatgptd_agents::workflow::Approval::Required,
-                    state: recorded.unwrap_or(StepState {
-                        status: StepStatus::Pending,
-                        agent: step.agent.clone(),
-                        attempts: 0,
-                        input: None,
-                        output: None,
-                        error: None,
-                        started_at_ms: None,
-                        finished_at_ms: None,
-                    }),
+                    state: recorded.unwrap_or_else(|| StepState::pending(&step.agent)),
                 });
             }
         }
