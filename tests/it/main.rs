@@ -7,3 +7,4 @@ mod cli;
 mod memory;
 mod runtime;
 mod support;
+mod tickets;

@@ -71,3 +71,11 @@ pub fn init_logging() {
         .with_test_writer()
         .try_init();
 }
+
+/// The `Authorization` value of HTTP basic auth (`Basic base64(user:secret)`), to assert on
+/// what a client sent.
+pub fn basic_auth(user: &str, secret: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
+    format!("Basic {encoded}")
+}
