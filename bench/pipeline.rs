@@ -155,12 +155,15 @@ async fn model_client(model: &FakeOpenAi, memory: Arc<dyn Memory>) -> ModelClien
         .expect("model client")
 }
 
+/// librdkafka's `fetch.wait.max.ms` default.
+const LIBRDKAFKA_FETCH_WAIT_MS: usize = 500;
+
 /// The enrichment and write-back workers' consumer settings: their group, and
-/// `fetch.wait.max.ms` when given (else librdkafka's default).
+/// `fetch.wait.max.ms` when given, else librdkafka's default, set explicitly because the
+/// test cluster's options carry the embedded broker's shorter wait.
 fn consumer_options(group: &str, fetch_wait_ms: Option<usize>) -> ConsumerOptions {
-    let properties = fetch_wait_ms
-        .map(|wait| BTreeMap::from([("fetch.wait.max.ms".to_string(), wait.to_string())]))
-        .unwrap_or_default();
+    let wait = fetch_wait_ms.unwrap_or(LIBRDKAFKA_FETCH_WAIT_MS);
+    let properties = BTreeMap::from([("fetch.wait.max.ms".to_string(), wait.to_string())]);
     ConsumerOptions {
         group_id: group.to_string(),
         properties,

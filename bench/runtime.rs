@@ -7,6 +7,9 @@
 //!    `max_in_flight_per_partition` records in flight, so it should approach bound / 0.1 s.
 //!
 //! Figures are printed, the ratio last. `BENCH_RECORDS` scales scenario 1 (default 20000).
+//! The broker is the embedded mock cluster with the fetch wait `chatgptd up` gives it;
+//! `BENCH_BROKERS=host:port` runs against a real one (tansu) instead, and
+//! `BENCH_FETCH_WAIT_MS` overrides `fetch.wait.max.ms`.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -213,20 +216,76 @@ async fn through_runtime(
     elapsed
 }
 
+/// Creates a topic on an external broker, waiting for the answer.
+fn create_external_topic(brokers: &str, name: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let created =
+        futures::executor::block_on(admin.create_topics([&topic], &AdminOptions::new())).unwrap();
+    for result in created {
+        result.unwrap();
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    // Logs only when asked (`RUST_LOG=debug`), so they do not skew the figures.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let records: usize = std::env::var("BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    let kafka_cluster = EmbeddedKafka::start(1).unwrap();
-    let brokers = kafka_cluster.bootstrap_servers().to_string();
-    let kafka = KafkaOptions::with_brokers(&brokers);
+    // `BENCH_BROKERS` runs against a real broker (tansu) instead of the embedded one.
+    let external = std::env::var("BENCH_BROKERS").ok();
+    let embedded = match external {
+        Some(_) => None,
+        None => Some(EmbeddedKafka::start(1).unwrap()),
+    };
+    let brokers = match (&external, &embedded) {
+        (Some(brokers), _) => brokers.clone(),
+        (None, Some(cluster)) => cluster.bootstrap_servers().to_string(),
+        (None, None) => unreachable!(),
+    };
+    let mut kafka = KafkaOptions::with_brokers(&brokers);
+    if embedded.is_some() {
+        // What `chatgptd up` sets for its embedded broker (see `embedded::FETCH_WAIT_MS`).
+        kafka.properties.insert(
+            "fetch.wait.max.ms".into(),
+            chatgptd_runtime::embedded::FETCH_WAIT_MS.into(),
+        );
+    }
+    if let Ok(wait) = std::env::var("BENCH_FETCH_WAIT_MS") {
+        kafka.properties.insert("fetch.wait.max.ms".into(), wait);
+    }
+    let create_topic = |name: &str, partitions: i32| match &embedded {
+        Some(cluster) => cluster.create_topic(name, partitions, 1).unwrap(),
+        None => create_external_topic(&brokers, name, partitions),
+    };
     let partitions = 6;
     for topic in ["in", "out-raw", "out-runtime"] {
-        kafka_cluster.create_topic(topic, partitions, 1).unwrap();
+        create_topic(topic, partitions);
     }
-    println!("# runtime throughput (embedded broker, {partitions} partitions, {records} records)");
+    let broker_name = if embedded.is_some() {
+        "embedded broker"
+    } else {
+        "external broker"
+    };
+    let fetch_wait = kafka
+        .properties
+        .get("fetch.wait.max.ms")
+        .map_or("500 (default)", String::as_str);
+    println!(
+        "# runtime throughput ({broker_name}, fetch.wait.max.ms {fetch_wait}, {partitions} partitions, {records} records)"
+    );
     fill(&brokers, "in", records, records).await;
 
     let raw = tokio::task::spawn_blocking({
@@ -255,8 +314,8 @@ async fn main() {
     println!(
         "# slow processor: 100 ms per record, 1 partition, 1000 keys, {slow_records} records, bound {bound}"
     );
-    kafka_cluster.create_topic("slow-in", 1, 1).unwrap();
-    kafka_cluster.create_topic("slow-out", 1, 1).unwrap();
+    create_topic("slow-in", 1);
+    create_topic("slow-out", 1);
     fill(&brokers, "slow-in", slow_records, 1000).await;
     let slow = through_runtime(
         &kafka,
