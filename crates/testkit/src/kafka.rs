@@ -30,9 +30,16 @@ impl MockKafka {
         self.cluster.bootstrap_servers().to_string()
     }
 
-    /// Kafka options for workers under test: short sessions so rebalances are quick.
+    /// Kafka options for workers under test: frequent commits, and the fetch wait `chatgptd
+    /// up` gives its embedded broker (see `embedded::FETCH_WAIT_MS`), so a hop between
+    /// workers does not cost half a second.
     pub fn options(&self) -> KafkaOptions {
-        test_kafka_options(&self.brokers())
+        let mut options = test_kafka_options(&self.brokers());
+        options.properties.insert(
+            "fetch.wait.max.ms".into(),
+            chatgptd_runtime::embedded::FETCH_WAIT_MS.into(),
+        );
+        options
     }
 
     /// Creates a topic.
