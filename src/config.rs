@@ -117,12 +117,16 @@ impl Default for Config {
 pub struct HttpOptions {
     /// Address to listen on; port 0 picks a free port (printed at start).
     pub listen: SocketAddr,
+    /// Open event streams (`GET /events`, `GET /runs/{id}/events`) at most; each holds a
+    /// Kafka consumer and a thread. One more gets 503.
+    pub max_event_subscribers: usize,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_event_subscribers: 64,
         }
     }
 }

@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod logging;
+pub mod record_json;
 pub mod stack;
 pub mod workers;

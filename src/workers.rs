@@ -14,6 +14,7 @@ use chatgptd_worker_workflows::WorkflowsService;
 use clap::ValueEnum;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::events::{EventStreams, RunTopics};
 use crate::stack::{Stack, Task};
 
 /// A kind of worker.
@@ -285,6 +286,23 @@ pub fn build(
     })
 }
 
+/// The event streams of this process's HTTP API: any topic of topics.yaml, from its brokers.
+fn event_streams(stack: &Stack, shutdown: CancellationToken) -> anyhow::Result<EventStreams> {
+    let config = &stack.config;
+    let topics = config.topics().context("reading the topics file")?;
+    Ok(EventStreams::new(
+        stack.context.kafka.clone(),
+        topics.topics.into_iter().map(|topic| topic.name),
+        RunTopics {
+            steps: config.workflows.topic.clone(),
+            memory: config.workflows.memory_topic.clone(),
+            history: config.workflows.run_ttl,
+        },
+        config.http.max_event_subscribers,
+        shutdown,
+    ))
+}
+
 /// Runs `kinds` and the HTTP API (their routes merged with the process's) on `listener`
 /// until `shutdown`; if one of them fails, the others are shut down too.
 pub async fn run(
@@ -301,7 +319,12 @@ pub async fn run(
         tasks.extend(built.task.map(|task| (built.name.clone(), task)));
         routes.extend(built.routes);
     }
-    let router = crate::api::router(&stack.health, services, routes);
+    let router = crate::api::router(
+        &stack.health,
+        event_streams(stack, shutdown.clone())?,
+        services,
+        routes,
+    );
     let http_shutdown = shutdown.clone();
     tasks.push((
         "http".to_string(),

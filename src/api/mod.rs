@@ -1,6 +1,7 @@
 //! The HTTP API of a process: observability routes, plus the routes of the workers it runs.
 
 pub mod agents;
+pub mod events;
 mod search;
 pub mod workflows;
 
@@ -12,15 +13,23 @@ use axum::response::{IntoResponse, Response};
 use chatgptd_runtime::Health;
 use serde_json::json;
 
+use self::events::EventStreams;
 use crate::workers::Services;
 
-/// The routes every process serves (`/healthz`, `/readyz`, `/metrics`), those of its
-/// services (`/search` where there is an index) and those of its workers (`worker_routes`).
-pub fn router(health: &Health, services: &Services, worker_routes: Vec<Router>) -> Router {
+/// The routes every process serves (`/healthz`, `/readyz`, `/metrics`, the event streams),
+/// those of its services (`/search` where there is an index) and those of its workers
+/// (`worker_routes`).
+pub fn router(
+    health: &Health,
+    events: EventStreams,
+    services: &Services,
+    worker_routes: Vec<Router>,
+) -> Router {
     let mut router = chatgptd_runtime::http::router(
         health.clone(),
         chatgptd_runtime::telemetry::install_prometheus(),
-    );
+    )
+    .merge(events.router());
     if let Some(search) = &services.search {
         router = router.merge(search::router(Arc::clone(search)));
     }

@@ -141,8 +141,37 @@ async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
             .starts_with("text/plain")
     );
 
+    // A run followed through its event stream, from its first step to its last result.
+    let started: Value = client
+        .post(format!("{http}/workflows/research/runs"))
+        .json(&serde_json::json!({"input": {"question": "Night trains in Europe?"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    let (mut events, _) =
+        crate::events::Subscriber::open(&http, &format!("/runs/{run_id}/events"), None).await;
+    let mut results = Vec::new();
+    while results.len() < 5 {
+        let event = events.next().await.expect("the run's events go on");
+        if event.event == "MemoryRecord" {
+            assert_eq!(event.data["key"], format!("run:{run_id}"));
+            results.push(event.data["value"]["attributes"]["step"].clone());
+        }
+    }
+    assert_eq!(results[0], "plan");
+    assert_eq!(
+        results[4], "synthesize",
+        "the fan-in comes last: {results:?}"
+    );
+
+    // An open stream does not hold the process up.
     up.signal("-TERM");
     assert_eq!(up.wait_exit().await, 0, "a graceful stop exits 0");
+    assert!(events.next().await.is_none(), "the stream ended");
     assert!(
         !up.data_dir.join("embedded.json").exists(),
         "discovery file removed"

@@ -4,6 +4,7 @@
 
 mod agents;
 mod cli;
+mod events;
 mod memory;
 mod runtime;
 mod support;
