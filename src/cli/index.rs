@@ -57,9 +57,16 @@ pub async fn run(config: Config, command: IndexCommand) -> anyhow::Result<ExitCo
     let shards = service.shards();
     let shutdown = CancellationToken::new();
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
-    let running = tokio::spawn(service.run(shutdown.clone()));
+    let mut running = tokio::spawn(service.run(shutdown.clone()));
     loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            // The indexer stopped before reaching the end (missing topic, broker gone).
+            ended = &mut running => {
+                ended.context("indexer task")??;
+                bail!("the indexer stopped before the end of {topic}; the live index is untouched");
+            }
+        }
         if shutdown.is_cancelled() {
             bail!("interrupted; the live index is untouched");
         }

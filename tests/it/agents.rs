@@ -201,7 +201,10 @@ async fn a_message_round_trip_between_two_agents_ends_at_the_hop_limit() {
     request.reply_to = Some("wanderweave".into());
     stack.agents_client().send(&request).await.unwrap();
 
-    let messages: Vec<AgentMessage> = stack.records(names::AGENT_MESSAGES, 4).await;
+    let mut messages: Vec<AgentMessage> = stack.records(names::AGENT_MESSAGES, 4).await;
+    // Keyed by recipient, the messages sit on different partitions: read order is not
+    // conversation order, the hop count is.
+    messages.sort_by_key(|m| m.hop_count);
     let chain: Vec<(String, String, String, i32)> = messages
         .iter()
         .map(|m| (m.from.clone(), m.to.clone(), m.kind.clone(), m.hop_count))

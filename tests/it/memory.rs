@@ -89,6 +89,7 @@ async fn a_redelivered_memory_record_changes_nothing() {
     let memory = redis_memory(&redis).await;
     let topic = unique("memory");
     kafka.create_topic(&topic, 1);
+    kafka.create_topic(chatgptd_types::topics::names::DEAD_LETTER, 1);
     let producer = producer(&kafka.brokers());
     produce(
         &producer,
@@ -125,6 +126,7 @@ async fn redis_stopped_mid_stream_loses_nothing() {
     let memory = redis_memory(&redis).await;
     let (topic, group) = (unique("memory"), unique("group"));
     kafka.create_topic(&topic, 1);
+    kafka.create_topic(chatgptd_types::topics::names::DEAD_LETTER, 1);
     let brokers = kafka.brokers();
     let writer = start_writer(&kafka, &topic, &group, memory.clone());
     let producer = producer(&brokers);
@@ -335,6 +337,9 @@ async fn index_rebuild_reindexes_the_memory_topic() {
         chatgptd_testkit::tansu::Tansu::start(chatgptd_testkit::tansu::Storage::Memory).await;
     let topic = chatgptd_types::topics::names::MEMORY_RECORDS;
     tansu.create_topic(topic, 3).await;
+    tansu
+        .create_topic(chatgptd_types::topics::names::DEAD_LETTER, 1)
+        .await;
     let producer = producer(&tansu.brokers());
     for i in 0..30 {
         let owner = format!("owner:{}", i % 5);

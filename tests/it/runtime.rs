@@ -215,6 +215,12 @@ async fn poison_records_are_dead_lettered(cluster: &impl TestCluster) {
                             "the model did not answer",
                         ))
                     }
+                    // Over librdkafka's message.max.bytes: the broker would refuse it too.
+                    "huge" => {
+                        let mut output = echo(&out, &incoming);
+                        output.payload = vec![b'x'; 2_000_000];
+                        Ok(vec![output])
+                    }
                     _ => Ok(vec![echo(&out, &incoming)]),
                 }
             }
@@ -232,7 +238,8 @@ async fn poison_records_are_dead_lettered(cluster: &impl TestCluster) {
         ("invalid", step("invalid", "invalid")),
         ("flaky", step("flaky", "flaky")),
         ("ticket", ticket),
-        ("good-5", step("good-5", "plain")),
+        ("huge", step("huge", "huge")),
+        ("good-6", step("good-6", "plain")),
     ];
     let producer = producer(&cluster.brokers());
     for (key, payload) in &records {
@@ -250,11 +257,11 @@ async fn poison_records_are_dead_lettered(cluster: &impl TestCluster) {
     let brokers = cluster.brokers();
     let letters = tokio::task::spawn_blocking({
         let (brokers, dead) = (brokers.clone(), dead.clone());
-        move || consume(&brokers, &dead, 4, WAIT)
+        move || consume(&brokers, &dead, 5, WAIT)
     })
     .await
     .unwrap();
-    assert_eq!(letters.len(), 4);
+    assert_eq!(letters.len(), 5);
     let mut by_offset = BTreeMap::new();
     for message in &letters {
         assert_eq!(
@@ -289,6 +296,7 @@ async fn poison_records_are_dead_lettered(cluster: &impl TestCluster) {
         (2, ("validation".to_string(), "1".to_string())),
         (3, ("retries_exhausted".to_string(), "3".to_string())),
         (4, ("unknown_schema".to_string(), "1".to_string())),
+        (5, ("output_rejected".to_string(), "1".to_string())),
     ]
     .into();
     assert_eq!(by_offset, expected);
@@ -302,11 +310,11 @@ async fn poison_records_are_dead_lettered(cluster: &impl TestCluster) {
     let runs: HashSet<String> = outputs.iter().map(|m| decode_step(m).run_id).collect();
     assert_eq!(
         runs,
-        HashSet::from(["good-0".to_string(), "good-5".to_string()])
+        HashSet::from(["good-0".to_string(), "good-6".to_string()])
     );
     wait_until(WAIT, "the commit to pass the dead letters", || {
         let offsets = committed(&brokers, &group, &input, 1);
-        async move { (offsets.get(&0) == Some(&6)).then_some(()) }
+        async move { (offsets.get(&0) == Some(&7)).then_some(()) }
     })
     .await;
     running.stop().await.unwrap();
@@ -603,6 +611,12 @@ async fn missing_topics_are_refused(cluster: &impl TestCluster) {
     );
 }
 
+/// Creates the default dead-letter topic, which a consumer needs before it starts.
+async fn with_dead_letter_topic(cluster: &impl TestCluster) {
+    let default = chatgptd_runtime::ConsumerOptions::default().dead_letter_topic;
+    cluster.create_topic(&default, 1).await;
+}
+
 macro_rules! on_both_brokers {
     ($($scenario:ident),* $(,)?) => {
         mod mock {
@@ -610,7 +624,9 @@ macro_rules! on_both_brokers {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $scenario() {
                     super::init_logging();
-                    super::$scenario(&super::MockKafka::start()).await;
+                    let cluster = super::MockKafka::start();
+                    super::with_dead_letter_topic(&cluster).await;
+                    super::$scenario(&cluster).await;
                 }
             )*
         }
@@ -619,7 +635,9 @@ macro_rules! on_both_brokers {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $scenario() {
                     super::init_logging();
-                    super::$scenario(&super::Tansu::start(super::Storage::Memory).await).await;
+                    let cluster = super::Tansu::start(super::Storage::Memory).await;
+                    super::with_dead_letter_topic(&cluster).await;
+                    super::$scenario(&cluster).await;
                 }
             )*
         }
@@ -646,6 +664,7 @@ async fn tansu_restart_loses_nothing() {
     let (input, output, group) = (unique("in"), unique("out"), unique("group"));
     tansu.create_topic(&input, 2).await;
     tansu.create_topic(&output, 1).await;
+    with_dead_letter_topic(&tansu).await;
     let seen: Arc<Mutex<HashSet<String>>> = Arc::default();
     let started = Arc::new(AtomicUsize::new(0));
     let (gate_tx, gate) = watch::channel(false);
@@ -782,6 +801,7 @@ async fn processor_positions_and_unordered_lanes() {
     let kafka = MockKafka::start();
     let (input, group) = (unique("in"), unique("group"));
     kafka.create_topic(&input, 1);
+    with_dead_letter_topic(&kafka).await;
     let producer = producer(&kafka.brokers());
     for i in 0..20 {
         produce(

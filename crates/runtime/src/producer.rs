@@ -41,6 +41,23 @@ impl ClientContext for ProducerContext {
     }
 }
 
+/// Whether the broker (or librdkafka) refused a record for what it is, so that sending it
+/// again cannot succeed: too large or malformed. Anything else (a timeout, no broker, a
+/// missing topic, a denied write) is the cluster's state and clears once that is fixed.
+pub fn rejects_record(err: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            Code::MessageSizeTooLarge
+                | Code::InvalidMessageSize
+                | Code::InvalidMessage
+                | Code::InvalidRecord
+                | Code::BadMessage
+        )
+    )
+}
+
 /// A shared, cloneable producer. A send completes when every in-sync replica has the record.
 #[derive(Clone)]
 pub struct Producer {

@@ -200,7 +200,14 @@ impl<P: Processor> RecordHandler<P> {
             }
         }
         self.producer.send_all(&outputs).await.map_err(|err| {
-            ProcessError::retryable("produce", format!("output not acknowledged: {err}"))
+            // A broker that does not acknowledge says nothing about the record: waiting for it
+            // must not turn healthy records into dead letters. Only a record the broker
+            // refuses for what it is (too large, malformed) can never succeed.
+            if crate::producer::rejects_record(&err) {
+                ProcessError::permanent("output_rejected", format!("output refused: {err}"))
+            } else {
+                ProcessError::unavailable("produce", format!("output not acknowledged: {err}"))
+            }
         })?;
         for output in &outputs {
             metrics::counter!(metric::RECORDS_OUT, "worker" => self.worker.clone(), "topic" => output.topic.clone())

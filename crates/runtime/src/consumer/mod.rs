@@ -135,7 +135,12 @@ impl<P: Processor> ConsumerRuntime<P> {
         let _ = self.handler.consumer.set(Arc::downgrade(&consumer));
 
         let checked = consumer.clone();
-        let topics = self.topics.clone();
+        // The dead-letter topic too: without it a poison record would hold its partition.
+        let mut topics = self.topics.clone();
+        let dead_letter_topic = &self.handler.options.dead_letter_topic;
+        if !topics.contains(dead_letter_topic) {
+            topics.push(dead_letter_topic.clone());
+        }
         let brokers = self.kafka.brokers.clone();
         tokio::task::spawn_blocking(move || check_topics_exist(&checked, &topics, &brokers))
             .await
