@@ -150,7 +150,8 @@ pub enum ErrorKind {
     /// Transient (timeouts, 5xx, 429): retried with backoff up to `max_attempts`, then
     /// dead-lettered.
     Retryable,
-    /// A dependency is down (the broker does not acknowledge, Redis is unreachable): retried
+    /// A dependency is down or limiting us (the broker does not acknowledge, Redis is
+    /// unreachable, an API's rate limit with its `Retry-After`, honoured in full): retried
     /// with backoff for as long as it takes, never dead-lettered, because the record is fine.
     /// Its offset is not stored meanwhile, so nothing is skipped.
     Unavailable,

@@ -7,7 +7,7 @@
 //!
 //! | answer | kind | class |
 //! |---|---|---|
-//! | 429; 503 with `Retry-After`; 403 with `Retry-After` or `x-ratelimit-remaining: 0` (GitHub's limits) | retryable, waits `Retry-After` | `tracker_rate_limited` |
+//! | 429; 503 with `Retry-After`; 403 with `Retry-After` or `x-ratelimit-remaining: 0` (GitHub's limits) | unavailable: waits `Retry-After` in full, never dead-lettered | `tracker_rate_limited` |
 //! | other 5xx, 408, timeouts, refused or reset connections | retryable | `tracker_unavailable` |
 //! | 409 (a concurrent edit) | retryable | `tracker_conflict` |
 //! | a 2xx listing that is not the documented JSON (checked by each tracker) | retryable | `tracker_malformed` |
@@ -15,6 +15,9 @@
 //! | other 403 | permanent: dead-lettered | `tracker_forbidden` |
 //! | 404, 400, 422 and other 4xx | permanent: dead-lettered | `tracker_rejected` |
 //!
+//! A rate limit, like a 401, is the tracker's state and not the record's: counting it as a
+//! failed attempt would dead-letter healthy records whenever a limit lasts longer than the
+//! retries (GitHub's primary limit resets hourly), so the worker waits as long as asked.
 //! A 401 says the credential is wrong or expired. That is true of every record, not of this
 //! one: dead-lettering would empty the topic into the dead-letter topic until someone
 //! rotates the token, so the worker stalls instead (offsets stay, `tracker_auth` errors and
@@ -207,7 +210,7 @@ fn classify(
         || (status == 403 && (wait.is_some() || github_limit_spent));
     if rate_limited {
         let wait = wait.or_else(|| github_reset(headers, now));
-        let error = ProcessError::retryable("tracker_rate_limited", message);
+        let error = ProcessError::unavailable("tracker_rate_limited", message);
         return match wait {
             Some(wait) => error.with_retry_after(wait),
             None => error,
@@ -308,7 +311,7 @@ mod tests {
         let limited = class(429, &[("retry-after", "3")]);
         assert_eq!(
             (limited.kind, limited.class),
-            (ErrorKind::Retryable, "tracker_rate_limited")
+            (ErrorKind::Unavailable, "tracker_rate_limited")
         );
         assert_eq!(limited.retry_after, Some(Duration::from_secs(3)));
         assert_eq!(

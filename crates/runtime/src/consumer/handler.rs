@@ -1,7 +1,7 @@
 //! Processing one record, with retries, until it is done or dead-lettered.
 
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chatgptd_types::avro::Codec;
 use chatgptd_types::trace::TraceContext;
@@ -17,6 +17,10 @@ use crate::dead_letter::{Failure, dead_letter_record};
 use crate::processor::{ErrorKind, Incoming, ProcessError, Processor, RecordMeta, StartAt};
 use crate::producer::Producer;
 use crate::telemetry::metric;
+
+/// The longest `Retry-After` an unavailable dependency is waited for at once; a longer ask
+/// is probably a mistake, and asking again costs one request.
+const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How handling a record ended.
 enum Outcome {
@@ -157,7 +161,13 @@ impl<P: Processor> RecordHandler<P> {
                 ErrorKind::Unavailable => {
                     outage += 1;
                     warn!(outage, error = %error, "dependency unavailable; retrying until it is back");
-                    self.options.backoff.delay(outage, error.retry_after)
+                    // An outage costs no attempts, so a long `Retry-After` (an API's hourly
+                    // limit) is honoured in full rather than cut to the backoff cap.
+                    let asked = error.retry_after.map(|wait| wait.min(LONGEST_RETRY_AFTER));
+                    self.options
+                        .backoff
+                        .delay(outage, None)
+                        .max(asked.unwrap_or_default())
                 }
                 ErrorKind::Retryable => {
                     failures += 1;

@@ -36,7 +36,10 @@ async fn rate_limits_are_retried_after_the_trackers_wait_then_succeed() {
     ];
     for (ticket, wait) in &cases {
         let error = harness.process(ticket).await.unwrap_err();
-        assert_eq!(kind(&error), (ErrorKind::Retryable, "tracker_rate_limited"));
+        assert_eq!(
+            kind(&error),
+            (ErrorKind::Unavailable, "tracker_rate_limited")
+        );
         assert_eq!(
             error.retry_after,
             Some(Duration::from_secs(*wait)),
