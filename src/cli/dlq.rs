@@ -83,10 +83,11 @@ pub async fn run(config: Config, command: DlqCommand) -> anyhow::Result<ExitCode
         );
     }
     println!(
-        "{} {verb}, {} filtered out, {} skipped after too many replays",
+        "{} {verb}, {} filtered out, {} skipped after too many replays, {} unreadable or refused again (left in place)",
         report.matched.len(),
         report.filtered_out,
-        report.too_many_replays
+        report.too_many_replays,
+        report.left_in_place
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -265,8 +265,30 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
         .success()
     );
 
+    // Something that is not a dead letter at all: it can only stay where it is.
+    assert!(
+        tool(
+            &data_dir,
+            &[
+                "produce",
+                "chatgptd.deadletter",
+                "--schema",
+                "chatgptd.WorkflowStep",
+                "--value",
+                step
+            ]
+        )
+        .status
+        .success()
+    );
+
     let dry = tool(&data_dir, &["dlq", "replay", "--dry-run"]);
     assert!(stdout(&dry).contains("1 would replay"), "{}", stdout(&dry));
+    assert!(
+        stdout(&dry).contains("1 unreadable or refused again (left in place)"),
+        "{}",
+        stdout(&dry)
+    );
     let replayed = tool(&data_dir, &["dlq", "replay", "--error-class", "validation"]);
     assert!(
         stdout(&replayed).contains("1 replayed"),
@@ -305,6 +327,21 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
         "the original bytes, undecodable as before"
     );
     assert_eq!(replay["headers"]["dlq.replay.count"], "1");
+
+    // Three replays, one of them dry, wrote nothing to the dead-letter topic itself.
+    let letters = tool(
+        &data_dir,
+        &[
+            "tail",
+            "chatgptd.deadletter",
+            "--from-beginning",
+            "--idle-timeout",
+            "3s",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(stdout(&letters).lines().count(), 2, "{}", stdout(&letters));
 }
 
 #[test]

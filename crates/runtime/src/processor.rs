@@ -40,7 +40,8 @@ pub trait Processor: Send + Sync + 'static {
 
     /// A record was dead-lettered (it failed to decode or to process) and counts as done.
     /// A processor that keeps its own positions learns here about records that never
-    /// reached `process`.
+    /// reached `process`. A record read from the dead-letter topic itself is left where it
+    /// is instead of being written there again, and reported here too.
     fn dead_lettered(&self, meta: &RecordMeta) {
         let _ = meta;
     }

@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -5,7 +6,7 @@ use std::time::{Duration, Instant};
 use chatgptd_runtime::dead_letter::header;
 use chatgptd_runtime::{
     ConsumerOptions, ConsumerRuntime, Error, Incoming, OutputRecord, ProcessError, Processor,
-    WorkerContext,
+    RecordMeta, WorkerContext,
 };
 use chatgptd_types::records::DeadLetter;
 use chatgptd_types::topics::names;
@@ -96,6 +97,13 @@ pub struct ReplayReport {
     pub filtered_out: usize,
     /// Letters skipped because they were replayed `max_replays` times already.
     pub too_many_replays: usize,
+    /// Letters that could not be read, or whose source topic refused them again: they stay
+    /// in the dead-letter topic (the log says why).
+    pub left_in_place: usize,
+    /// (partition, offset) of every letter counted above, so that a retried letter is
+    /// counted once.
+    #[serde(skip)]
+    counted: HashSet<(i32, i64)>,
     /// Whether nothing was published.
     pub dry_run: bool,
 }
@@ -110,25 +118,30 @@ struct Replayer {
 }
 
 impl Replayer {
-    fn decide(&self, letter: &DeadLetter) -> Option<OutputRecord> {
+    /// `position`: the letter's partition and offset in the dead-letter topic.
+    fn decide(&self, letter: &DeadLetter, position: (i32, i64)) -> Option<OutputRecord> {
         let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        // A retry (the source topic did not acknowledge) decides again, but counts once.
+        let first_time = report.counted.insert(position);
         if !self.filter.matches(letter) {
-            report.filtered_out += 1;
+            report.filtered_out += usize::from(first_time);
             return None;
         }
         if letter.replay_count >= self.max_replays {
-            report.too_many_replays += 1;
+            report.too_many_replays += usize::from(first_time);
             return None;
         }
-        report.matched.push(ReplayedLetter {
-            source_topic: letter.source_topic.clone(),
-            source_partition: letter.source_partition,
-            source_offset: letter.source_offset,
-            error_class: letter.error_class.clone(),
-            error_message: letter.error_message.clone(),
-            attempts: letter.attempts,
-            replay_count: letter.replay_count,
-        });
+        if first_time {
+            report.matched.push(ReplayedLetter {
+                source_topic: letter.source_topic.clone(),
+                source_partition: letter.source_partition,
+                source_offset: letter.source_offset,
+                error_class: letter.error_class.clone(),
+                error_message: letter.error_message.clone(),
+                attempts: letter.attempts,
+                replay_count: letter.replay_count,
+            });
+        }
         if self.dry_run {
             return None;
         }
@@ -159,10 +172,19 @@ impl Processor for Replayer {
         record: &Incoming<DeadLetter>,
     ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send {
         *self.last_activity.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        let output = self.decide(&record.value);
+        let output = self.decide(&record.value, (record.meta.partition, record.meta.offset));
         self.progress
             .handled(record.meta.partition, record.meta.offset);
         async move { Ok(output.into_iter().collect()) }
+    }
+
+    /// The letter could not be decoded, or its source topic refused it: the runtime leaves
+    /// it in the dead-letter topic, which is what it reads.
+    fn dead_lettered(&self, meta: &RecordMeta) {
+        let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        report.left_in_place += 1;
+        drop(report);
+        self.progress.handled(meta.partition, meta.offset);
     }
 }
 
@@ -176,6 +198,9 @@ pub async fn replay(
     if options.consumer.group_id.is_empty() {
         options.consumer.group_id = "chatgptd-dlq-replay".to_string();
     }
+    // A letter that fails again stays where it is, instead of being written to the topic
+    // being read (see the runtime's dead-letter handling), and a dry run writes nothing.
+    options.consumer.dead_letter_topic = options.dead_letter_topic.clone();
     if options.dry_run {
         options.consumer.group_id = format!("chatgptd-dlq-replay-dry-run-{}", uuid::Uuid::new_v4());
     }
@@ -288,7 +313,7 @@ mod tests {
     fn republishes_the_original_bytes_with_a_replay_count() {
         let replayer = replayer(Filter::default(), false);
         let output = replayer
-            .decide(&letter("tickets.events", "validation", "k", 1))
+            .decide(&letter("tickets.events", "validation", "k", 1), (0, 1))
             .unwrap();
         assert_eq!(output.topic, "tickets.events");
         assert_eq!(output.payload, b"value");
@@ -309,15 +334,19 @@ mod tests {
             ..Default::default()
         };
         let replayer = replayer(filter, false);
-        assert!(replayer.decide(&letter("t", "decode", "k", 0)).is_none());
         assert!(
             replayer
-                .decide(&letter("t", "validation", "k", 2))
+                .decide(&letter("t", "decode", "k", 0), (0, 2))
                 .is_none()
         );
         assert!(
             replayer
-                .decide(&letter("t", "validation", "k", 0))
+                .decide(&letter("t", "validation", "k", 2), (0, 3))
+                .is_none()
+        );
+        assert!(
+            replayer
+                .decide(&letter("t", "validation", "k", 0), (0, 4))
                 .is_some()
         );
         let report = replayer.report.lock().unwrap();
@@ -329,6 +358,14 @@ mod tests {
             ),
             (1, 1, 1)
         );
+        drop(report);
+        // The source topic did not acknowledge: the same letter is decided again.
+        assert!(
+            replayer
+                .decide(&letter("t", "validation", "k", 0), (0, 4))
+                .is_some()
+        );
+        assert_eq!(replayer.report.lock().unwrap().matched.len(), 1);
     }
 
     #[test]
@@ -340,7 +377,11 @@ mod tests {
             },
             true,
         );
-        assert!(replayer.decide(&letter("t", "decode", "k", 0)).is_none());
+        assert!(
+            replayer
+                .decide(&letter("t", "decode", "k", 0), (0, 5))
+                .is_none()
+        );
         assert_eq!(replayer.report.lock().unwrap().matched.len(), 1);
     }
 }

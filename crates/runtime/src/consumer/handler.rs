@@ -237,6 +237,14 @@ impl<P: Processor> RecordHandler<P> {
         cancel: &CancellationToken,
     ) -> Outcome {
         let topic = &self.options.dead_letter_topic;
+        if message.topic() == topic {
+            // Failing in the dead-letter topic itself (a replay): the record already sits
+            // where it would go, so writing it again would only add a copy, or a loop.
+            warn!(error_class = failure.class, error = %failure.message, "failed record left in the dead-letter topic");
+            self.count_error(failure.class, "dead_letter");
+            self.processor.dead_lettered(meta);
+            return Outcome::Done;
+        }
         let record =
             match dead_letter_record(&self.codec, topic, &self.worker, message, &failure, trace) {
                 Ok(record) => record,
