@@ -123,6 +123,14 @@ async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
     let body: Value = search.json().await.unwrap();
     assert_eq!(body["error"], "query syntax error");
     assert!(body["position"].as_u64().unwrap() > 0, "{body}");
+    let deep = client
+        .get(format!("{http}/search?q=login&offset=100000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deep.status(), 400, "a deep page is refused, not allocated");
+    let body: Value = deep.json().await.unwrap();
+    assert_eq!(body["error"], "invalid query", "{body}");
     let agents: Value = client
         .get(format!("{http}/agents"))
         .send()

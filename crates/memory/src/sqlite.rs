@@ -282,11 +282,14 @@ impl Memory for SqliteMemory {
 }
 
 /// Maps a SQLite error to ours: a lock held by another connection past the busy timeout goes
-/// away by itself ([`Error::Unavailable`]); anything else will not.
+/// away by itself, and a full disk once someone frees space ([`Error::Unavailable`]);
+/// anything else will not.
 fn classify(err: &rusqlite::Error, context: String) -> Error {
     let message = format!("{context}: {err}");
     match err.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Unavailable(message),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull) => {
+            Error::Unavailable(message)
+        }
         _ => Error::Backend(message),
     }
 }

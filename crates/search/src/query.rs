@@ -14,6 +14,10 @@ use crate::schema::Fields;
 /// The most results one page may ask for.
 pub const MAX_LIMIT: usize = 100;
 
+/// The deepest page: each shard collects `offset + limit` hits in memory, so an unbounded
+/// offset is an allocation anyone who can query may ask for.
+pub const MAX_OFFSET: usize = 10_000;
+
 /// A search: free text in Tantivy's query syntax, filters, a page.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -50,8 +54,15 @@ impl SearchQuery {
         }
     }
 
-    /// Checks the query text's syntax, reporting the position of the first problem.
+    /// Checks the query text's syntax, reporting the position of the first problem, and
+    /// the page's depth.
     pub fn check_syntax(&self) -> Result<(), Error> {
+        if self.offset > MAX_OFFSET {
+            return Err(Error::Query(format!(
+                "offset {} is past the deepest page ({MAX_OFFSET}): narrow the query instead",
+                self.offset
+            )));
+        }
         let (_, errors) = tantivy::query_grammar::parse_query_lenient(&self.q);
         match errors.into_iter().next() {
             Some(error) => Err(Error::Syntax {
@@ -176,6 +187,20 @@ mod tests {
             1_700_000_000_000
         );
         assert!(parse_since("yesterday-ish", now).is_err());
+    }
+
+    #[test]
+    fn deep_pages_are_refused() {
+        let deep = SearchQuery {
+            offset: MAX_OFFSET + 1,
+            ..Default::default()
+        };
+        assert!(deep.check_syntax().unwrap_err().is_bad_request());
+        let deepest = SearchQuery {
+            offset: MAX_OFFSET,
+            ..Default::default()
+        };
+        assert!(deepest.check_syntax().is_ok());
     }
 
     #[test]

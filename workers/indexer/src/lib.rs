@@ -78,7 +78,9 @@ impl Processor for Indexer {
                     chatgptd_search::Error::NotOpen(_) => {
                         ProcessError::unavailable("index_not_open", err.to_string())
                     }
-                    other => ProcessError::retryable("index", other.to_string()),
+                    // Tantivy fails on its disk or its writer, not on a record: a record
+                    // dead-lettered here would be a hole in the index until replayed.
+                    other => ProcessError::unavailable("index", other.to_string()),
                 })?;
             Ok(Vec::new())
         }

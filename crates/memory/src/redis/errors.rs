@@ -4,8 +4,14 @@ use ::redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use crate::Error;
 
-/// Maps a Redis error to ours: Redis unreachable, slow, loading or failing over is
-/// [`Error::Unavailable`]; anything else (a wrong type at a key, a script error, bad
+/// Redis error codes that describe the server's state, not the command: out of memory
+/// under `noeviction`, busy running a script, refusing writes after a failed save (usually
+/// a full disk). They clear when an operator (or the script) is done; a record that met
+/// them is fine and must wait, not be dead-lettered.
+const SERVER_STATE_CODES: [&str; 3] = ["OOM", "BUSY", "MISCONF"];
+
+/// Maps a Redis error to ours: Redis unreachable, slow, loading, failing over, full or busy
+/// is [`Error::Unavailable`]; anything else (a wrong type at a key, a script error, bad
 /// credentials or configuration) is [`Error::Backend`]. `context` comes first in the message;
 /// Redis's own error text quotes neither the URL nor the password.
 pub(super) fn classify(err: &RedisError, context: String) -> Error {
@@ -25,7 +31,10 @@ pub(super) fn classify(err: &RedisError, context: String) -> Error {
                         // A write that reached a replica during a failover.
                         | ServerErrorKind::ReadOnly
                 )
-        );
+        )
+        || err
+            .code()
+            .is_some_and(|code| SERVER_STATE_CODES.contains(&code));
     if unreachable {
         Error::Unavailable(message)
     } else {

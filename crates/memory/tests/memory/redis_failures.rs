@@ -128,6 +128,43 @@ async fn a_redis_that_does_not_answer_is_unavailable_after_the_response_timeout(
     assert_eq!(memory.get("key").await.unwrap(), Some(b"v".to_vec()));
 }
 
+/// A full Redis (maxmemory reached under noeviction) refuses writes with OOM until someone
+/// makes room: the record that met it must wait, not be dead-lettered.
+#[tokio::test]
+async fn a_full_redis_is_unavailable_until_there_is_room() {
+    let server = RedisServer::start().await;
+    let memory = RedisMemory::connect(&options(&server)).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let admin = client.get_multiplexed_async_connection().await.unwrap();
+    let config_set = |name: &'static str, value: &'static str| {
+        let mut admin = admin.clone();
+        async move {
+            let _: () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+        }
+    };
+    config_set("maxmemory-policy", "noeviction").await;
+    // Below what Redis already uses: every write is refused.
+    config_set("maxmemory", "1").await;
+
+    let err = memory.put("key", b"v", None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("OOM"), "{err}");
+    let err = memory
+        .append_history("owner", &entry("a"), HistoryLimits { cap: 5, ttl: None })
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "scripts too: {err}");
+
+    config_set("maxmemory", "0").await;
+    memory.put("key", b"v", None).await.unwrap();
+}
+
 #[tokio::test]
 async fn errors_retrying_does_not_fix_are_backend_errors() {
     let server = RedisServer::start().await;
