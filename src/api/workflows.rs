@@ -128,9 +128,9 @@ async fn run(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> R
 
 async fn resume(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> Response {
     match client.resume(&id).await {
-        Ok(step) => (
+        Ok(steps) => (
             StatusCode::ACCEPTED,
-            Json(json!({"run_id": id, "resumed_at": step})),
+            Json(json!({"run_id": id, "resumed_steps": steps})),
         )
             .into_response(),
         Err(err) => client_error(err),

@@ -125,8 +125,8 @@ pub async fn run(config: Config, command: WorkflowCommand) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         WorkflowCommand::Resume { run } => {
-            let step = client(&config).await?.resume(&run).await?;
-            println!("run {run} resumed at step {step}");
+            let steps = client(&config).await?.resume(&run).await?;
+            println!("run {run} resumed at: {}", steps.join(", "));
             Ok(ExitCode::SUCCESS)
         }
         WorkflowCommand::Approve { run, step } => {

@@ -11,7 +11,7 @@ use chatgptd_model::{ModelClient, ModelOptions, ProviderKind};
 use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
 use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi};
-use chatgptd_testkit::kafka::{MockKafka, consume};
+use chatgptd_testkit::kafka::{MockKafka, committed, consume, produce, producer};
 use chatgptd_testkit::{init_logging, wait_until};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{AgentMessage, WorkflowStep};
@@ -426,6 +426,259 @@ async fn a_fan_in_waits_for_every_branch() {
     let outputs = step("synthesize").input.unwrap();
     assert!(outputs.contains("Rail passes?"));
     assert_eq!(fake.request_count(), 5, "one model call per step");
+    engine.stop().await;
+}
+
+/// A step record delivered again after its result was stored (a redelivery after a crash
+/// between storing and committing) calls no model and emits nothing it had not emitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redelivered_finished_step_calls_no_model_and_emits_nothing_new() {
+    init_logging();
+    let fake = FakeOpenAi::start().await;
+    let stack = Stack::start(Some(&fake)).await;
+    let group = "workflows-redelivered";
+    let engine = stack.workflows(test_options(group));
+    let client = stack.workflows_client();
+    let run = client
+        .start(
+            "research",
+            &serde_json::json!({"question": "Trains?"}),
+            "test",
+        )
+        .await
+        .unwrap();
+    let view = client.wait(&run, WAIT).await.unwrap();
+    assert_eq!(view.run.status, RunStatus::Succeeded, "{view:?}");
+    assert_eq!(fake.request_count(), 5);
+    let brokers = stack.kafka.brokers();
+    let partitions = TopicsFile::builtin()
+        .topics
+        .iter()
+        .find(|t| t.name == names::WORKFLOW_STEPS)
+        .unwrap()
+        .partitions;
+    // Every record the topic holds (read until nothing more comes for a while), as this
+    // run's (step, kind), and the end offset of each partition.
+    let all_steps = || {
+        let (brokers, run) = (brokers.clone(), run.clone());
+        async move {
+            let messages = tokio::task::spawn_blocking(move || {
+                consume(
+                    &brokers,
+                    names::WORKFLOW_STEPS,
+                    usize::MAX,
+                    Duration::from_secs(3),
+                )
+            })
+            .await
+            .unwrap();
+            let mut ends: HashMap<i32, i64> = HashMap::new();
+            let mut steps = Vec::new();
+            for message in &messages {
+                let end = ends.entry(message.partition()).or_default();
+                *end = (*end).max(message.offset() + 1);
+                let step: WorkflowStep =
+                    Codec::builtin().decode(message.payload().unwrap()).unwrap();
+                if step.run_id == run {
+                    steps.push((step.step_id, step.kind));
+                }
+            }
+            (steps, ends)
+        }
+    };
+    let (before, _) = all_steps().await;
+
+    let again = WorkflowStep {
+        run_id: run.clone(),
+        workflow: "research".into(),
+        step_id: "market".into(),
+        kind: "execute".into(),
+        agent: Some("atlas-researcher-market".into()),
+        input_json: "{}".into(),
+        attempt: 1,
+        requested_at_ms: chatgptd_types::now_ms(),
+    };
+    produce(
+        &producer(&brokers),
+        names::WORKFLOW_STEPS,
+        None,
+        Some(run.as_bytes()),
+        &Codec::builtin().encode(&again).unwrap(),
+        &[],
+    )
+    .await;
+    // Until the engine committed everything, including whatever the redelivery emitted.
+    let after = wait_until(WAIT, "the engine to commit the whole topic", || {
+        let (brokers, all_steps) = (brokers.clone(), all_steps);
+        async move {
+            let (steps, ends) = all_steps().await;
+            let committed = committed(&brokers, group, names::WORKFLOW_STEPS, partitions);
+            ends.iter()
+                .all(|(partition, end)| committed.get(partition) == Some(end))
+                .then_some(steps)
+        }
+    })
+    .await;
+    assert_eq!(fake.request_count(), 5, "no second model call");
+    // At-least-once: a redelivered step emits again what it emitted before (its fan-in),
+    // so a crash between storing and emitting cannot stall the run; nothing new.
+    assert!(after.len() > before.len());
+    for emitted in &after {
+        assert!(
+            before.contains(emitted),
+            "{emitted:?} was not emitted before"
+        );
+    }
+    let finished = client.view(&run).await.unwrap();
+    assert_eq!(finished.run, view.run, "the run is as it was");
+    let results = tokio::task::spawn_blocking(move || {
+        consume(
+            &brokers,
+            names::MEMORY_RECORDS,
+            usize::MAX,
+            Duration::from_secs(3),
+        )
+    })
+    .await
+    .unwrap();
+    let owner = format!("run:{run}");
+    assert_eq!(
+        results
+            .iter()
+            .map(|m| Codec::builtin()
+                .decode::<chatgptd_types::records::MemoryRecord>(m.payload().unwrap())
+                .unwrap())
+            .filter(|r| r.owner == owner)
+            .count(),
+        5,
+        "no step result stored twice"
+    );
+    engine.stop().await;
+}
+
+/// A step times out and is retried by its policy; two parallel branches are refused by the
+/// model (permanent), which fails the run with the step's error; resuming the run sends both
+/// branches again (not only the one recorded as failed), and the run completes without
+/// calling the model again for the steps that had succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_run_resumes_every_unfinished_branch() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fragile.yaml"),
+        r#"name: fragile
+description: A plan, two parallel branches and their join, with quick retries.
+input:
+  topic: {type: string, required: true}
+steps:
+  - id: plan
+    agent: atlas-sentinel
+    input: "PLAN {{ input.topic }}"
+    retry: {max_attempts: 2, backoff: {initial: 10ms, max: 10ms}}
+    timeout: 500ms
+  - id: left
+    agent: atlas-sentinel
+    depends_on: [plan]
+    input: "LEFT {{ steps.plan.output }}"
+    retry: {max_attempts: 1}
+  - id: right
+    agent: atlas-sentinel
+    depends_on: [plan]
+    input: "RIGHT {{ steps.plan.output }}"
+    retry: {max_attempts: 1}
+  - id: join
+    agent: atlas-sentinel
+    depends_on: [left, right]
+    input: "JOIN {{ steps.left.output }} {{ steps.right.output }}"
+"#,
+    )
+    .unwrap();
+    let fake = FakeOpenAi::start().await;
+    // The plan's first attempt outlives its timeout; the second answers. Both branches are
+    // refused, whichever asks first.
+    fake.push_all([
+        Behaviour::Slow(Duration::from_secs(2)),
+        Behaviour::Ok,
+        Behaviour::Refusal,
+        Behaviour::Refusal,
+    ]);
+    let mut stack = Stack::start(Some(&fake)).await;
+    stack.workflows = Arc::new(Workflows::load(dir.path(), &stack.registry).unwrap());
+    let engine = stack.workflows(test_options("workflows-resume"));
+    let client = stack.workflows_client();
+    let run = client
+        .start("fragile", &serde_json::json!({"topic": "tides"}), "test")
+        .await
+        .unwrap();
+
+    let failed = wait_until(WAIT, "both branches to fail", || {
+        let (client, run) = (client.clone(), run.clone());
+        async move {
+            let view = client.view(&run).await.ok()?;
+            let failed = view
+                .steps
+                .iter()
+                .filter(|s| s.state.status == StepStatus::Failed)
+                .count();
+            (view.run.status == RunStatus::Failed && failed == 2).then_some(view)
+        }
+    })
+    .await;
+    let step = |view: &chatgptd_worker_workflows::RunView, id: &str| {
+        view.steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap()
+            .state
+            .clone()
+    };
+    let plan = step(&failed, "plan");
+    assert_eq!(
+        (plan.status, plan.attempts),
+        (StepStatus::Succeeded, 2),
+        "the timed-out attempt was retried by the step's policy"
+    );
+    for branch in ["left", "right"] {
+        let state = step(&failed, branch);
+        assert_eq!(state.attempts, 1, "a refusal is not retried");
+        assert!(
+            state.error.as_deref().unwrap().contains("model_refusal"),
+            "{state:?}"
+        );
+    }
+    assert!(
+        failed
+            .run
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("model_refusal"),
+        "the run carries the step's error: {:?}",
+        failed.run.error
+    );
+    assert_eq!(step(&failed, "join").status, StepStatus::Pending);
+    assert_eq!(fake.request_count(), 4);
+
+    let mut resumed = client.resume(&run).await.unwrap();
+    resumed.sort();
+    assert_eq!(resumed, ["left", "right"]);
+    let view = client.wait(&run, WAIT).await.unwrap();
+    assert_eq!(view.run.status, RunStatus::Succeeded, "{view:?}");
+    assert!(view.run.error.is_none());
+    assert!(
+        view.steps
+            .iter()
+            .all(|s| s.state.status == StepStatus::Succeeded)
+    );
+    assert_eq!(
+        fake.request_count(),
+        7,
+        "the branches and the join, and not the plan again"
+    );
+    assert!(
+        client.resume(&run).await.is_err(),
+        "a run that succeeded cannot be resumed"
+    );
     engine.stop().await;
 }
 

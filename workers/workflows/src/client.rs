@@ -10,7 +10,7 @@ use chatgptd_types::records::WorkflowStep;
 use serde_json::Value;
 
 use crate::engine::start_record;
-use crate::state::{RunStatus, RunStore, RunView, StepStatus};
+use crate::state::{RunState, RunStatus, RunStore, RunView, StepStatus};
 
 /// The longest pause between two looks at a run while waiting.
 const MAX_POLL: Duration = Duration::from_millis(100);
@@ -142,19 +142,56 @@ impl WorkflowsClient {
         }
     }
 
-    /// Runs a failed run again from its failed step.
-    pub async fn resume(&self, run: &str) -> Result<String, ClientError> {
+    /// Runs a failed run again from where it stopped; returns the steps sent again.
+    ///
+    /// That is every step not yet succeeded whose dependencies all have: the failed step,
+    /// and also a second failed branch, or a sibling whose record arrived while the run was
+    /// failed and was set aside. Sending only the failed step would leave a fan-in waiting
+    /// for those forever.
+    pub async fn resume(&self, run: &str) -> Result<Vec<String>, ClientError> {
         let view = self.view(run).await?;
-        let (RunStatus::Failed, Some(step)) = (view.run.status, view.run.failed_step.clone())
-        else {
+        if view.run.status != RunStatus::Failed {
             return Err(ClientError::Conflict(format!(
-                "run {run} is {:?}, not failed at a step",
+                "run {run} is {:?}, not failed",
                 view.run.status
             )));
+        }
+        let succeeded: Vec<&str> = view
+            .steps
+            .iter()
+            .filter(|s| s.state.status == StepStatus::Succeeded)
+            .map(|s| s.id.as_str())
+            .collect();
+        let frontier: Vec<String> = view
+            .steps
+            .iter()
+            .filter(|s| {
+                !matches!(
+                    s.state.status,
+                    StepStatus::Succeeded | StepStatus::WaitingApproval
+                ) && s.depends_on.iter().all(|d| succeeded.contains(&d.as_str()))
+            })
+            .map(|s| s.id.clone())
+            .collect();
+        // Running from now on, so that a wait right after the resume waits for the outcome
+        // instead of returning the old failure; put back if the steps cannot be sent.
+        let failed = view.run.clone();
+        let running = RunState {
+            status: RunStatus::Running,
+            error: None,
+            failed_step: None,
+            finished_at_ms: None,
+            ..failed.clone()
         };
-        let record = self.step_record(run, &view.run.workflow, &step, &view.run.input, "resume");
-        self.send(&record).await?;
-        Ok(step)
+        self.store.put_run(run, &running).await?;
+        for step in &frontier {
+            let record = self.step_record(run, &view.run.workflow, step, &view.run.input, "resume");
+            if let Err(err) = self.send(&record).await {
+                self.store.put_run(run, &failed).await?;
+                return Err(err);
+            }
+        }
+        Ok(frontier)
     }
 
     /// Approves a step held for approval, which then runs.
