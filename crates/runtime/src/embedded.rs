@@ -20,6 +20,10 @@ enum Command {
         replication: i32,
         reply: mpsc::Sender<Result<(), String>>,
     },
+    SetBrokersUp {
+        up: bool,
+        reply: mpsc::Sender<Result<(), String>>,
+    },
     Stop,
 }
 
@@ -75,6 +79,14 @@ impl EmbeddedKafka {
                                 .map_err(|err| err.to_string());
                             let _ = reply.send(result);
                         }
+                        Command::SetBrokersUp { up, reply } => {
+                            let result = if up {
+                                cluster.broker_up(-1)
+                            } else {
+                                cluster.broker_down(-1)
+                            };
+                            let _ = reply.send(result.map_err(|err| err.to_string()));
+                        }
                         Command::Stop => break,
                     }
                 }
@@ -112,6 +124,19 @@ impl EmbeddedKafka {
             .recv()
             .map_err(|_| Error::Config("the embedded broker stopped".into()))?
             .map_err(|err| Error::Config(format!("creating topic {name}: {err}")))
+    }
+
+    /// Takes every broker down (connections dropped, new ones refused) or brings them back
+    /// up, keeping their data: an outage and its end, for tests.
+    pub fn set_brokers_up(&self, up: bool) -> Result<(), Error> {
+        let (reply, answer) = mpsc::channel();
+        self.commands
+            .send(Command::SetBrokersUp { up, reply })
+            .map_err(|_| Error::Config("the embedded broker stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| Error::Config("the embedded broker stopped".into()))?
+            .map_err(|err| Error::Config(format!("setting the brokers up={up}: {err}")))
     }
 
     /// Creates every topic of `topics`.

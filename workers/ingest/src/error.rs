@@ -15,4 +15,8 @@ pub enum Error {
     /// The configuration is inconsistent.
     #[error("invalid ingest configuration: {0}")]
     Config(String),
+
+    /// The gateway's producer could not be created.
+    #[error("creating the gateway's producer: {0}")]
+    Producer(#[from] chatgptd_runtime::Error),
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
@@ -144,8 +145,21 @@ impl Ingest {
             memory = memory.backend(),
             "ingest gateway ready"
         );
+        // A producer of its own that gives up on a record when the sender is told 503. The
+        // shared producer keeps trying for its longer delivery timeout, so a record answered
+        // 503 could still land later, and the sender's retry would land it a second time.
+        let mut kafka = context.kafka.clone();
+        kafka.delivery_timeout = options.ack_timeout;
+        let producer = Producer::new(&kafka, "ingest", &context.health)?;
+        // Ready in /readyz once it reaches a broker, not at its first statistics.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let producer = producer.clone();
+            runtime.spawn(async move {
+                let _ = producer.wait_connected(Duration::from_secs(30)).await;
+            });
+        }
         let gateway = Gateway {
-            producer: context.producer.clone(),
+            producer,
             codec: context.codec.clone(),
             dedupe: Dedupe::new(memory, options.dedupe_ttl, options.ack_timeout),
             jira: SourceState::new(&options.jira, secrets.jira),

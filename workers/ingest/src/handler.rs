@@ -254,7 +254,9 @@ async fn produce(
         )],
     };
     let started = Instant::now();
-    let ack_timeout = gateway.options.ack_timeout;
+    // The gateway's producer itself gives up at `ack_timeout` (its delivery timeout), so
+    // librdkafka's verdict comes first; this is only a backstop.
+    let ack_timeout = gateway.options.ack_timeout + Duration::from_secs(1);
     match tokio::time::timeout(ack_timeout, gateway.producer.send(&record)).await {
         Ok(Ok((partition, offset))) => {
             telemetry::ack_latency(source, started.elapsed());

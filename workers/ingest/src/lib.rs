@@ -5,7 +5,8 @@
 //! only for what is persisted (202 after the broker acknowledged the record with acks=all) or
 //! deliberately not needed (a duplicate, our own write-back, an event about no ticket); a 503
 //! with `Retry-After` when the broker or the memory backend cannot answer in time, so the
-//! sender retries.
+//! sender retries. The gateway's producer gives up on a record at that same `ack_timeout`,
+//! so a record answered 503 does not land later beside the sender's retry.
 //!
 //! - [`options`]: `[ingest]`, one section per source.
 //! - [`handler`](crate::Ingest::router): the check order, documented in `handler.rs`.

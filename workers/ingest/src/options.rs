@@ -19,8 +19,9 @@ pub struct IngestOptions {
     pub max_body_bytes: usize,
 
     /// How long a webhook waits for the broker to acknowledge its record before the gateway
-    /// answers 503 with `Retry-After` (and the sender retries). Keep it under the senders'
-    /// own timeouts: GitHub gives up after 10 s.
+    /// answers 503 with `Retry-After` (and the sender retries). It is also the gateway
+    /// producer's delivery timeout, so a record answered 503 is not delivered later. Keep it
+    /// under the senders' own timeouts: GitHub gives up after 10 s.
     #[serde(default = "default_ack_timeout", with = "humantime_serde")]
     pub ack_timeout: Duration,
 
@@ -160,7 +161,7 @@ fn default_max_body_bytes() -> usize {
 }
 
 fn default_ack_timeout() -> Duration {
-    Duration::from_secs(10)
+    Duration::from_secs(8)
 }
 
 fn default_dedupe_ttl() -> Duration {

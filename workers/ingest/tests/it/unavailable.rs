@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chatgptd_testkit::kafka::MockKafka;
+use chatgptd_testkit::wait_until;
 use chatgptd_types::topics::names;
 use reqwest::StatusCode;
 
@@ -71,6 +72,43 @@ async fn broker_down_gets_503_and_the_retry_is_accepted_once_it_is_back() {
     assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
     assert_eq!(back.send(&webhook).await.body["status"], "duplicate");
     assert_eq!(setup.record_count().await, 1);
+}
+
+/// A record answered 503 is not delivered once the broker comes back: the sender's retry
+/// is the only copy, so the topic holds it once.
+#[tokio::test]
+async fn a_webhook_answered_503_does_not_land_later_beside_its_retry() {
+    let setup = Setup::start().await;
+    let mut options = options();
+    options.ack_timeout = Duration::from_secs(2);
+    let gateway = setup.gateway(options).await;
+    let before = Webhook::github(fixture(GITHUB_OPENED), "issues", "before-the-blip");
+    assert_eq!(gateway.send(&before).await.status, StatusCode::ACCEPTED);
+
+    setup.kafka.cluster().set_brokers_up(false).unwrap();
+    let webhook = Webhook::github(fixture(GITHUB_OPENED), "issues", "during-the-blip");
+    let answer = gateway.send(&webhook).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    setup.kafka.cluster().set_brokers_up(true).unwrap();
+    // The sender retries until accepted; every 503 on the way is a record that must not
+    // land later either.
+    wait_until(Duration::from_secs(30), "the retry to be accepted", || {
+        let (gateway, webhook) = (&gateway, &webhook);
+        async move { (gateway.send(webhook).await.status == StatusCode::ACCEPTED).then_some(()) }
+    })
+    .await;
+    // Time for anything still queued in a producer to be delivered, if it were.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        setup.record_count().await,
+        2,
+        "the one before the blip, and the accepted retry once"
+    );
 }
 
 async fn send_to(base_url: &str, webhook: &Webhook) -> Answer {
