@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatgptd_agents::{Registry, Workflows};
-use chatgptd_memory::{Memory, MemoryOptions};
+use chatgptd_memory::{HistoryEntry, HistoryLimits, Memory, MemoryOptions};
 use chatgptd_model::{ModelClient, ModelOptions, ProviderKind};
 use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
 use chatgptd_search::Retriever;
@@ -302,6 +302,77 @@ async fn a_broadcast_reaches_every_agent_of_a_fleet() {
     from.sort();
     assert_eq!(from, fleet);
     assert!(answers.iter().all(|a| a["kind"] == "reply"));
+    agents.stop().await;
+}
+
+/// An agent answers with its conversation so far: earlier turns of this conversation are in
+/// the prompt; other conversations, later turns and this very message's own entries (there
+/// on a redelivery) are not, so a redelivery asks the model the same question.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_sees_the_conversation_before_it_and_nothing_else() {
+    init_logging();
+    let fake = FakeOpenAi::start().await;
+    let stack = Stack::start(Some(&fake)).await;
+    let mut message = new_request(
+        "user:test",
+        "design-studio-pro",
+        "And the cover image?",
+        Some("conversation-1"),
+        0,
+    );
+    message.reply_to = None;
+    let entry = |id: &str, conversation: &str, text: &str, at_ms: i64| HistoryEntry {
+        id: id.to_string(),
+        role: "user".into(),
+        text: text.into(),
+        at_ms,
+        attributes: BTreeMap::from([("conversation_id".to_string(), conversation.to_string())]),
+    };
+    let sent = message.sent_at_ms;
+    let own = format!("message:{}:design-studio-pro", message.id);
+    for history in [
+        entry(
+            "message:m0:design-studio-pro",
+            "conversation-1",
+            "EARLIER TURN",
+            sent - 1000,
+        ),
+        entry(
+            "message:m1:design-studio-pro",
+            "conversation-2",
+            "OTHER CONVERSATION",
+            sent - 500,
+        ),
+        entry(&own, "conversation-1", "OWN MESSAGE", sent),
+        entry(
+            "message:m9:design-studio-pro",
+            "conversation-1",
+            "LATER TURN",
+            sent + 5000,
+        ),
+    ] {
+        stack
+            .memory
+            .append_history(
+                "agent:design-studio-pro",
+                &history,
+                HistoryLimits { cap: 50, ttl: None },
+            )
+            .await
+            .unwrap();
+    }
+    let agents = stack.agents(agent_options("agents-history", 8));
+    stack.agents_client().send(&message).await.unwrap();
+    wait_until(WAIT, "the model to be asked", || {
+        let fake = &fake;
+        async move { (fake.request_count() == 1).then_some(()) }
+    })
+    .await;
+    let prompt = fake.requests()[0].body["messages"].to_string();
+    assert!(prompt.contains("EARLIER TURN"), "{prompt}");
+    for absent in ["OTHER CONVERSATION", "OWN MESSAGE", "LATER TURN"] {
+        assert!(!prompt.contains(absent), "{absent} in {prompt}");
+    }
     agents.stop().await;
 }
 

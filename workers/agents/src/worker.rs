@@ -170,7 +170,7 @@ impl AgentWorker {
         } else {
             agent.token_budget
         };
-        let history = self.conversation(agent, &message.conversation_id).await?;
+        let history = self.conversation(agent, message).await?;
         let retrieval = Retrieval {
             kinds: ["message", "reply", "step_result", "enrichment"]
                 .map(String::from)
@@ -218,12 +218,22 @@ impl AgentWorker {
         Ok(outputs)
     }
 
-    /// The agent's recent turns in this conversation, oldest first.
+    /// The agent's recent turns in this conversation before `message`, oldest first.
+    ///
+    /// Only what came before: on a redelivery the history may already hold this message and
+    /// its reply (outputs acknowledged, offset not yet committed). Leaving them out keeps the
+    /// prompt as it was, so the model client's cache answers and the model is not paid twice
+    /// for a different reply.
     async fn conversation(
         &self,
         agent: &AgentSpec,
-        conversation: &str,
+        message: &AgentMessage,
     ) -> Result<Vec<HistoryEntry>, ProcessError> {
+        let conversation = message.conversation_id.as_str();
+        let own = [
+            format!("message:{}:{}", message.id, agent.id),
+            format!("reply:{}:{}", message.id, agent.id),
+        ];
         let turns = self.options.history_turns;
         let history = self
             .memory
@@ -234,6 +244,8 @@ impl AgentWorker {
             .into_iter()
             .filter(|entry| {
                 entry.attributes.get("conversation_id").map(String::as_str) == Some(conversation)
+                    && entry.at_ms <= message.sent_at_ms
+                    && !own.contains(&entry.id)
             })
             .collect();
         let skip = ours.len().saturating_sub(turns);
