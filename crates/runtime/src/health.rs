@@ -1,4 +1,5 @@
-//! Readiness of a process's parts, for `/readyz`.
+//! Readiness of a process's parts, for `/readyz`, and whether the process can still
+//! recover at all, for `/healthz`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     components: Arc<Mutex<BTreeMap<String, Status>>>,
+    /// Set when a part failed in a way only a restart fixes.
+    fatal: Arc<Mutex<Option<String>>>,
 }
 
 /// One component's state.
@@ -49,6 +52,19 @@ impl Health {
         let components = self.lock().clone();
         let ready = !components.is_empty() && components.values().all(|status| status.ready);
         (ready, components)
+    }
+
+    /// Records that the process cannot recover without a restart (an idempotent producer's
+    /// fatal error): `/healthz` fails from now on, so an orchestrator restarts it. The first
+    /// reason is kept.
+    pub fn fail(&self, reason: &str) {
+        let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        fatal.get_or_insert_with(|| reason.to_string());
+    }
+
+    /// Why the process needs a restart, if it does.
+    pub fn failure(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Status>> {

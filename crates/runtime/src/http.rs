@@ -26,9 +26,15 @@ pub fn router(health: Health, prometheus: PrometheusHandle) -> Router {
         .with_state(Observability { health, prometheus })
 }
 
-/// Alive: the process answers.
-async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({"status": "ok"}))
+/// Alive: the process answers and nothing failed beyond repair.
+async fn healthz(State(state): State<Observability>) -> impl IntoResponse {
+    match state.health.failure() {
+        None => (StatusCode::OK, axum::Json(json!({"status": "ok"}))),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "failed", "reason": reason})),
+        ),
+    }
 }
 
 /// Ready: every consumer has joined its group and every producer reaches a broker.
@@ -64,4 +70,28 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn healthz_fails_once_the_process_needs_a_restart() {
+        let health = Health::default();
+        let state = || Observability {
+            health: health.clone(),
+            prometheus: PrometheusBuilder::new().build_recorder().handle(),
+        };
+        let alive = healthz(State(state())).await.into_response();
+        assert_eq!(alive.status(), StatusCode::OK);
+        health.fail("fatal producer error");
+        health.fail("a later reason is not kept");
+        let failed = healthz(State(state())).await.into_response();
+        assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(health.failure().as_deref(), Some("fatal producer error"));
+    }
 }

@@ -19,6 +19,7 @@ use crate::telemetry;
 /// Reports broker connectivity to `/readyz`.
 pub struct ProducerContext {
     readiness: Readiness,
+    health: Health,
 }
 
 impl ClientContext for ProducerContext {
@@ -31,11 +32,20 @@ impl ClientContext for ProducerContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(
-            error,
-            KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
-        ) {
-            self.readiness.set(false, "all brokers down");
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        match error.rdkafka_error_code() {
+            Some(Code::AllBrokersDown) => self.readiness.set(false, "all brokers down"),
+            // The idempotent producer lost its guarantees (e.g. the broker forgot its
+            // sequence numbers): every later send fails, and only a new producer, that is a
+            // restart, recovers. Records are not lost: their offsets stay uncommitted.
+            Some(Code::Fatal) => {
+                let detail = format!("fatal producer error, restart needed: {reason}");
+                tracing::error!(%error, reason, "fatal producer error: the process must restart");
+                self.readiness.set(false, &detail);
+                self.health.fail(&detail);
+                return;
+            }
+            _ => {}
         }
         warn!(%error, reason, "kafka producer error");
     }
@@ -81,6 +91,7 @@ impl Producer {
         let inner = config
             .create_with_context(ProducerContext {
                 readiness: readiness.clone(),
+                health: health.clone(),
             })
             .map_err(Error::kafka("creating the producer"))?;
         Ok(Producer {
@@ -147,5 +158,31 @@ impl Producer {
     /// The underlying rdkafka producer, for admin-style calls.
     pub fn rdkafka(&self) -> &FutureProducer<ProducerContext> {
         &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn a_fatal_error_fails_health_and_readiness_and_brokers_down_only_readiness() {
+        let health = Health::default();
+        let readiness = health.register("producer:test");
+        readiness.set(true, "connected");
+        let context = ProducerContext {
+            readiness: readiness.clone(),
+            health: health.clone(),
+        };
+        context.error(KafkaError::Global(RDKafkaErrorCode::AllBrokersDown), "down");
+        assert!(!readiness.is_ready());
+        assert_eq!(health.failure(), None, "an outage heals by itself");
+
+        readiness.set(true, "connected");
+        context.error(KafkaError::Global(RDKafkaErrorCode::Fatal), "sequence lost");
+        assert!(!readiness.is_ready());
+        assert!(health.failure().unwrap().contains("sequence lost"));
     }
 }
