@@ -68,6 +68,7 @@ fn print_table(topics: &TopicsFile, reports: &[TopicReport]) {
             spec.cleanup_policy,
             spec.value_schema
         );
+        println!("    key: {}", spec.key);
         for difference in &report.differences {
             println!("    ! {difference}");
         }

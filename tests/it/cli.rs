@@ -421,6 +421,64 @@ fn config_check_names_bad_keys_and_bad_topics() {
     assert!(stdout(&output).contains("data_dir = \"elsewhere\""));
 }
 
+/// `topics apply` against a real Kafka-protocol broker (tansu): it creates what is missing,
+/// reports how an existing topic differs without touching it, and a second run creates
+/// nothing; `topics list` shows every topic with its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_apply_creates_what_is_missing_once_and_reports_differences() {
+    use chatgptd_testkit::kafka::TestCluster;
+    use chatgptd_testkit::tansu::{Storage, Tansu};
+    let tansu = Tansu::start(Storage::Memory).await;
+    // Someone created this one by hand, with fewer partitions than topics.yaml says.
+    tansu.create_topic("tickets.events", 1).await;
+    let brokers = tansu.brokers();
+    let topics = |command: &str| {
+        let output = chatgptd()
+            .args(["--brokers", &brokers, "topics", command])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout(&output)
+    };
+    let state = |table: &str, topic: &str| -> String {
+        table
+            .lines()
+            .find(|line| line.starts_with(&format!("{topic} ")))
+            .unwrap_or_else(|| panic!("{topic} not in {table}"))
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+
+    let first = topics("apply");
+    assert_eq!(state(&first, "tickets.events"), "exists", "{first}");
+    assert!(
+        first.contains("! partitions: 1 in the cluster, 6 declared"),
+        "the difference is reported: {first}"
+    );
+    for topic in [
+        "tickets.enriched",
+        "agents.messages",
+        "memory.records",
+        "chatgptd.deadletter",
+    ] {
+        assert_eq!(state(&first, topic), "created", "{first}");
+    }
+    let second = topics("apply");
+    assert!(
+        !second.contains("created"),
+        "nothing created twice: {second}"
+    );
+    let list = topics("list");
+    assert_eq!(state(&list, "memory.records"), "exists", "{list}");
+    assert!(list.contains("key: <source>:<ticket_id>"), "{list}");
+}
+
 #[test]
 fn tools_without_brokers_say_how_to_get_some() {
     let dir = tempfile::tempdir().unwrap();
