@@ -149,7 +149,7 @@ impl Services {
 
     /// Where prompts find relevant memory: an indexer's `/search` when `search_url` is set,
     /// else this process's index (its own, or one in the data directory).
-    fn retriever(&self, stack: &Stack, search_url: &str) -> Retriever {
+    fn retriever(&self, stack: &Stack, worker: &str, search_url: &str) -> Retriever {
         if !search_url.is_empty() {
             chatgptd_model::install_crypto_provider();
             let client = reqwest::Client::builder()
@@ -171,6 +171,13 @@ impl Services {
         if dir.exists() {
             Retriever::Local(Arc::new(SearchService::new(&dir)))
         } else {
+            // Prompts then carry no memory: say so, since nothing else would show it.
+            tracing::warn!(
+                worker,
+                index = %dir.display(),
+                "no search index in this process and no search_url: prompts get no relevant memory; \
+                 set {worker}.search_url to an indexer's address"
+            );
             Retriever::None
         }
     }
@@ -225,7 +232,7 @@ pub fn build(
             }))
         }
         WorkerKind::Enrich => {
-            let retriever = services.retriever(stack, &config.enrich.search_url);
+            let retriever = services.retriever(stack, "enrich", &config.enrich.search_url);
             let runtime = chatgptd_worker_enrich::consumer(
                 &config.enrich,
                 context,
@@ -248,7 +255,7 @@ pub fn build(
         WorkerKind::Agents => {
             let (registry, _) = services.agents()?;
             let brain = Brain::new(services.model()?, &config.agents.prompt_file)?;
-            let retriever = services.retriever(stack, "");
+            let retriever = services.retriever(stack, "agents", &config.agents.search_url);
             let service = AgentsService::new(
                 &config.agents,
                 context,

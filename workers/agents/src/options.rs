@@ -35,6 +35,10 @@ pub struct AgentsOptions {
     pub memory_hits: usize,
     /// The most tokens those memory records may add.
     pub memory_tokens: usize,
+    /// An indexer's base URL (`http://indexer:8080`) to find relevant memory through its
+    /// `/search` when this process has no index of its own; empty uses the local index if
+    /// there is one.
+    pub search_url: String,
     /// How often a worker beats for the agents it serves.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
@@ -57,6 +61,7 @@ impl Default for AgentsOptions {
             history_turns: 10,
             memory_hits: 3,
             memory_tokens: 500,
+            search_url: String::new(),
             heartbeat_interval: Duration::from_secs(10),
             inbox_ttl: Duration::from_secs(3600),
         }
