@@ -105,7 +105,7 @@ impl Stack {
 
     fn workflows(&self, consumer: ConsumerOptions) -> Running {
         let options = WorkflowsOptions {
-            consumer,
+            consumer: step_consumer(consumer),
             triggers: false,
             ..WorkflowsOptions::default()
         };
@@ -159,6 +159,15 @@ impl Stack {
             .iter()
             .map(|m| Codec::builtin().decode(m.payload().unwrap()).unwrap())
             .collect()
+    }
+}
+
+/// A step holds its record for all its attempts: the workflows' own process timeout, not
+/// the tests' short one.
+fn step_consumer(consumer: ConsumerOptions) -> ConsumerOptions {
+    ConsumerOptions {
+        process_timeout: WorkflowsOptions::default().consumer.process_timeout,
+        ..consumer
     }
 }
 
@@ -753,6 +762,49 @@ steps:
     engine.stop().await;
 }
 
+/// A step whose attempts could outlast the consumer's process_timeout would be cut off and
+/// run again, model and all: the engine refuses to start, naming the step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_longer_than_the_process_timeout_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow.yaml"),
+        r#"name: slow
+description: One step that may take an hour.
+input:
+  topic: {type: string, required: true}
+steps:
+  - id: ponder
+    agent: atlas-sentinel
+    input: "PONDER {{ input.topic }}"
+    retry: {max_attempts: 2}
+    timeout: 30m
+"#,
+    )
+    .unwrap();
+    let mut stack = Stack::start(None).await;
+    stack.workflows = Arc::new(Workflows::load(dir.path(), &stack.registry).unwrap());
+    let options = WorkflowsOptions {
+        consumer: test_options("workflows-too-slow"),
+        ..WorkflowsOptions::default()
+    };
+    let err = WorkflowsService::new(
+        &options,
+        &stack.context,
+        stack.workflows.clone(),
+        stack.registry.clone(),
+        stack.brain(),
+        stack.memory.clone(),
+    )
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(
+        err.contains("workflow slow step ponder") && err.contains("process_timeout"),
+        "{err}"
+    );
+}
+
 /// A workflow worker dies in the middle of a step; another takes the step over and the run
 /// completes once: each step's record is emitted once and its output stored once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -877,7 +929,7 @@ async fn a_security_ticket_triggers_the_security_audit_once() {
     init_logging();
     let stack = Stack::start(None).await;
     let options = WorkflowsOptions {
-        consumer: test_options("workflows-triggered"),
+        consumer: step_consumer(test_options("workflows-triggered")),
         trigger_consumer: test_options("workflows-triggers"),
         triggers: true,
         ..WorkflowsOptions::default()

@@ -496,11 +496,43 @@ fn pending(step: &StepSpec) -> StepState {
 /// How long a claim holds a step: every attempt with its timeout and the waits between, and
 /// a margin. A worker that dies holding it delays only duplicated records of the step.
 fn claim_ttl(step: &StepSpec) -> Duration {
+    attempts_budget(step) + Duration::from_secs(60)
+}
+
+/// The longest a step's attempts can take: each with its timeout, and the waits between.
+fn attempts_budget(step: &StepSpec) -> Duration {
     let attempts = step.retry.max_attempts.max(1);
     let waits: Duration = (1..=attempts)
         .map(|attempt| step.retry.delay_before(attempt))
         .sum();
-    step.timeout.saturating_mul(attempts) + waits + Duration::from_secs(60)
+    step.timeout.saturating_mul(attempts) + waits
+}
+
+/// Every attempt of a step runs within one record's processing, so a step whose attempts
+/// can outlast the consumer's `process_timeout` would be cut off and started over with the
+/// model called again. Refused at start, naming the step.
+fn check_step_budgets(
+    workflows: &Workflows,
+    process_timeout: Duration,
+) -> Result<(), chatgptd_runtime::Error> {
+    for spec in workflows.list() {
+        for step in &spec.steps {
+            let attempts = step.retry.max_attempts.max(1);
+            let needed = attempts_budget(step);
+            if needed >= process_timeout {
+                return Err(chatgptd_runtime::Error::Config(format!(
+                    "workflow {} step {}: its {attempts} attempt(s) can take {} (timeout, retries \
+                     and backoff), not within workflows.consumer.process_timeout ({}); lower the \
+                     step's timeout or max_attempts, or raise process_timeout",
+                    spec.name,
+                    step.id,
+                    humantime_format(needed),
+                    humantime_format(process_timeout)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn humantime_format(duration: Duration) -> String {
@@ -540,6 +572,7 @@ impl WorkflowsService {
         brain: Brain,
         memory: Arc<dyn Memory>,
     ) -> Result<Self, chatgptd_runtime::Error> {
+        check_step_budgets(&workflows, options.consumer.process_timeout)?;
         let engine = Engine::new(options.clone(), workflows.clone(), registry, brain, memory);
         let engine = ConsumerRuntime::new(
             "workflows",
