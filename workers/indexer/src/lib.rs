@@ -22,7 +22,7 @@ use chatgptd_types::records::MemoryRecord;
 use chatgptd_types::topics::names;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use tracing::error;
+use tracing::{error, warn};
 
 /// How the indexer consumes and writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,12 +94,13 @@ impl Processor for Indexer {
     fn start_offsets(&self, partitions: &[(String, i32)]) -> Vec<Option<StartAt>> {
         partitions
             .iter()
-            .map(|(topic, partition)| match self.shards.open(*partition) {
+            .map(|(topic, partition)| match self.open_shard(topic, *partition) {
                 Ok(Some(next_offset)) => Some(StartAt::Offset(next_offset)),
                 Ok(None) => Some(StartAt::Beginning),
                 Err(err) => {
-                    // Records of this partition will wait (unavailable) rather than be lost.
-                    error!(%topic, partition, %err, "cannot open the index shard");
+                    // Records of this partition wait (unavailable) rather than be lost, until
+                    // the next rebalance (a restart) opens the shard again.
+                    error!(%topic, partition, %err, "cannot open the index shard; its partition waits");
                     None
                 }
             })
@@ -114,6 +115,33 @@ impl Processor for Indexer {
     fn partitions_revoked(&self, partitions: &[(String, i32)]) {
         for (_, partition) in partitions {
             self.shards.close(*partition);
+        }
+    }
+}
+
+impl Indexer {
+    /// Opens a shard, trying again for a few seconds: during a rebalance the previous owner
+    /// (another replica on a shared volume) may still hold the shard's writer lock. Runs in
+    /// the rebalance callback, so the wait stays well below the session timeout.
+    fn open_shard(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, chatgptd_search::Error> {
+        let mut waits = [100, 200, 400, 800]
+            .map(std::time::Duration::from_millis)
+            .into_iter();
+        loop {
+            match self.shards.open(partition) {
+                Ok(start) => return Ok(start),
+                Err(err) => match waits.next() {
+                    Some(wait) => {
+                        warn!(%topic, partition, %err, ?wait, "cannot open the index shard yet; trying again");
+                        std::thread::sleep(wait);
+                    }
+                    None => return Err(err),
+                },
+            }
         }
     }
 }
@@ -165,5 +193,42 @@ impl IndexerService {
         let shards = self.shards.clone();
         let _ = tokio::task::spawn_blocking(move || shards.commit_all()).await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chatgptd_search::{IndexerOptions, ShardSet};
+
+    use super::*;
+
+    /// The previous owner still holds the shard's writer lock when the partition is
+    /// assigned, and lets go a moment later: the shard opens, instead of its partition
+    /// waiting for the next rebalance.
+    #[test]
+    fn a_shard_locked_at_assignment_opens_once_released() {
+        let root = tempfile::tempdir().unwrap();
+        let shards = ShardSet::new(root.path(), "memory.records", IndexerOptions::default());
+        shards.open(0).unwrap();
+        shards.close(0);
+        let dir = chatgptd_search::topic_dir(root.path(), "memory.records").join("0");
+        let index = tantivy::Index::open_in_dir(&dir).unwrap();
+        let writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
+        let indexer = Indexer {
+            shards: shards.clone(),
+        };
+        assert!(shards.open(0).is_err(), "locked: a single try fails");
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(writer);
+        });
+        let starts = indexer.start_offsets(&[("memory.records".to_string(), 0)]);
+        holder.join().unwrap();
+        assert!(
+            matches!(starts[0], Some(StartAt::Beginning | StartAt::Offset(_))),
+            "{starts:?}"
+        );
     }
 }
