@@ -239,6 +239,11 @@ impl ModelLimiter {
     }
 
     /// Takes the tokens a reply used beyond what its attempt reserved.
+    ///
+    /// Settling is upward only, on purpose: OpenAI counts a request against its tokens per
+    /// minute as the larger of `max_completion_tokens` plus the prompt estimate and the
+    /// tokens used, at the time it is sent. Giving back unused completion budget would let
+    /// the limiter admit more than the provider will, and turn the difference into 429s.
     pub async fn settle(&self, reserved: u64, used: u64) -> Result<(), Error> {
         if used <= reserved {
             return Ok(());
