@@ -406,6 +406,11 @@ async fn rebalance_between_two_consumers(cluster: &impl TestCluster) {
         member("b"),
     );
     sending.await.unwrap();
+    wait_until(WAIT, "the second member to join", || {
+        let ready = second.health.snapshot().0;
+        async move { ready.then_some(()) }
+    })
+    .await;
     wait_until(WAIT, "all 200 records processed", || {
         let all: HashSet<String> = seen
             .lock()
