@@ -762,6 +762,60 @@ steps:
     engine.stop().await;
 }
 
+/// A step record of a run that goes to the dead-letter topic (here: a step the workflow does
+/// not have) fails the run with a pointer to the letter, instead of leaving it running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_lettered_step_fails_its_run_instead_of_leaving_it_running() {
+    init_logging();
+    let stack = Stack::start(None).await;
+    let engine = stack.workflows(test_options("workflows-dead-letter"));
+    let client = stack.workflows_client();
+    let run = client
+        .start(
+            "content-creation",
+            &serde_json::json!({"topic": "Porto"}),
+            "test",
+        )
+        .await
+        .unwrap();
+    // Held for approval: running, waiting for a person.
+    let view = client.wait(&run, WAIT).await.unwrap();
+    assert_eq!(view.run.status, RunStatus::Running, "{view:?}");
+    let stray = WorkflowStep {
+        run_id: run.clone(),
+        workflow: "content-creation".into(),
+        step_id: "no-such-step".into(),
+        kind: "execute".into(),
+        agent: None,
+        input_json: "{}".into(),
+        attempt: 1,
+        requested_at_ms: chatgptd_types::now_ms(),
+    };
+    produce(
+        &producer(&stack.kafka.brokers()),
+        names::WORKFLOW_STEPS,
+        None,
+        Some(run.as_bytes()),
+        &Codec::builtin().encode(&stray).unwrap(),
+        &[],
+    )
+    .await;
+    let failed = wait_until(WAIT, "the run to fail", || {
+        let (client, run) = (client.clone(), run.clone());
+        async move {
+            let view = client.view(&run).await.ok()?;
+            (view.run.status == RunStatus::Failed).then_some(view)
+        }
+    })
+    .await;
+    let error = failed.run.error.unwrap();
+    assert!(
+        error.contains("dead-lettered") && error.contains(names::WORKFLOW_STEPS),
+        "{error}"
+    );
+    engine.stop().await;
+}
+
 /// A step whose attempts could outlast the consumer's process_timeout would be cut off and
 /// run again, model and all: the engine refuses to start, naming the step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use chatgptd_agents::{Registry, StepSpec, WorkflowSpec, Workflows};
 use chatgptd_memory::Memory;
 use chatgptd_model::Disposition;
 use chatgptd_runtime::{
-    ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, WorkerContext,
+    ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, WorkerContext,
 };
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{MemoryRecord, WorkflowStep};
@@ -553,6 +553,41 @@ impl Processor for Engine {
     /// emitted only once what it needs is done, so parallel branches may run concurrently.
     fn ordered_by_key(&self) -> bool {
         false
+    }
+
+    /// A step record of a run (the key) went to the dead-letter topic: that step will not
+    /// run, so the run cannot finish. It is failed, naming where the letter came from, so
+    /// that it does not read as running forever; it can be resumed once the cause is fixed.
+    fn dead_lettered(&self, meta: &RecordMeta) {
+        let Some(run_id) = meta
+            .key
+            .as_deref()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .map(str::to_string)
+        else {
+            return;
+        };
+        let store = self.store.clone();
+        let location = format!("{}[{}]@{}", meta.topic, meta.partition, meta.offset);
+        // Best effort, after the letter is safe: at worst the run reads as running, as a
+        // run whose step never arrives would.
+        tokio::spawn(async move {
+            let Ok(Some(mut run)) = store.run(&run_id).await else {
+                return;
+            };
+            if run.status != RunStatus::Running {
+                return;
+            }
+            run.status = RunStatus::Failed;
+            run.error = Some(format!(
+                "a step record ({location}) was dead-lettered; see the dead-letter topic, fix \
+                 the cause, then resume the run"
+            ));
+            run.finished_at_ms = Some(chatgptd_types::now_ms());
+            if let Err(err) = store.put_run(&run_id, &run).await {
+                warn!(run = %run_id, %err, "could not mark the run failed after a dead letter");
+            }
+        });
     }
 }
 
