@@ -43,15 +43,41 @@ pub struct Stack {
     pub embedded: Option<EmbeddedKafka>,
 }
 
+/// How often `/readyz` asks the memory backend whether it answers; sooner while it does
+/// not, since each ping may land on another pooled connection that has yet to reconnect.
+const MEMORY_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+const MEMORY_PING_INTERVAL_DOWN: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Opens the memory backend (Redis if configured, else SQLite in the data directory) and
-/// reports it on `/readyz`.
+/// reports it on `/readyz`, pinging it every few seconds: a Redis that went away makes the
+/// process not ready (its records wait) until it is back.
 pub async fn open_memory(config: &Config, health: &Health) -> anyhow::Result<Arc<dyn Memory>> {
     let memory = chatgptd_memory::open(&config.memory, &config.data_dir)
         .await
         .context("opening the memory backend")?;
-    health
-        .register(format!("memory:{}", memory.backend()))
-        .set(true, "open");
+    let readiness = health.register(format!("memory:{}", memory.backend()));
+    readiness.set(true, "open");
+    let pinged = Arc::downgrade(&memory);
+    tokio::spawn(async move {
+        let mut pause = MEMORY_PING_INTERVAL;
+        loop {
+            tokio::time::sleep(pause).await;
+            // Ends with the process's last handle on the backend.
+            let Some(memory) = pinged.upgrade() else {
+                return;
+            };
+            pause = match memory.ping().await {
+                Ok(()) => {
+                    readiness.set(true, "answers");
+                    MEMORY_PING_INTERVAL
+                }
+                Err(err) => {
+                    readiness.set(false, &format!("does not answer: {err}"));
+                    MEMORY_PING_INTERVAL_DOWN
+                }
+            };
+        }
+    });
     Ok(memory)
 }
 

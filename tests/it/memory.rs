@@ -82,6 +82,44 @@ async fn history_len(memory: &Arc<dyn Memory>, owner: &str) -> Option<usize> {
 
 /// Reading the same record again (a second consumer group: a full redelivery) writes
 /// nothing new: the history keeps one entry, the state keeps its version.
+/// `/readyz` follows the memory backend: a Redis that goes away makes the process not ready
+/// until it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_redis_going_away_and_coming_back() {
+    init_logging();
+    let mut redis = RedisServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let config = chatgptd::config::Config {
+        data_dir: data.path().to_path_buf(),
+        memory: MemoryOptions {
+            redis_url: redis.url(),
+            response_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_millis(500),
+            ..MemoryOptions::default()
+        },
+        ..Default::default()
+    };
+    let health = Health::default();
+    let _memory = chatgptd::stack::open_memory(&config, &health)
+        .await
+        .unwrap();
+    let ready = |health: &Health| health.snapshot().0;
+    assert!(ready(&health));
+
+    redis.stop();
+    wait_until(WAIT, "not ready while redis is down", || {
+        let down = !ready(&health);
+        async move { down.then_some(()) }
+    })
+    .await;
+    redis.restart().await;
+    wait_until(WAIT, "ready again", || {
+        let up = ready(&health);
+        async move { up.then_some(()) }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redelivered_memory_record_changes_nothing() {
     init_logging();
