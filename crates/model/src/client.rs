@@ -70,11 +70,12 @@ impl ModelClient {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
         options.validate().map_err(Error::Config)?;
-        let provider = match resolve(options, &env)? {
-            Resolved::OpenAi(endpoint) => {
-                Provider::OpenAi(Box::new(OpenAiProvider::new(&endpoint)?))
-            }
-            Resolved::Offline => Provider::Offline,
+        let (provider, endpoint) = match resolve(options, &env)? {
+            Resolved::OpenAi(endpoint) => (
+                Provider::OpenAi(Box::new(OpenAiProvider::new(&endpoint)?)),
+                endpoint.base_url.clone(),
+            ),
+            Resolved::Offline => (Provider::Offline, "offline".to_string()),
         };
         let password_env = options.shared_limits_redis_password_env.trim();
         let redis_password = if password_env.is_empty() {
@@ -82,7 +83,7 @@ impl ModelClient {
         } else {
             env(password_env)
         };
-        let limiters = Limiters::new(options, redis_password)?;
+        let limiters = Limiters::new(options, &endpoint, redis_password)?;
         let cache = cache
             .filter(|_| !options.cache_ttl.is_zero())
             .map(|memory| ResultCache::new(memory, options.cache_ttl));

@@ -61,13 +61,20 @@ pub struct Limiters {
     default_limits: LimitOptions,
     limits: BTreeMap<String, LimitOptions>,
     redis: Option<RedisBackend>,
+    /// The provider's base URL: shared buckets are per endpoint and model, so two endpoints
+    /// serving a model of the same name do not share a budget.
+    endpoint: String,
     by_model: Mutex<HashMap<String, Arc<ModelLimiter>>>,
 }
 
 impl Limiters {
     /// The limiters configured by `options`; shared through Redis when
     /// `shared_limits_redis_url` is set (`redis_password` from its environment variable).
-    pub fn new(options: &ModelOptions, redis_password: Option<String>) -> Result<Self, Error> {
+    pub fn new(
+        options: &ModelOptions,
+        endpoint: &str,
+        redis_password: Option<String>,
+    ) -> Result<Self, Error> {
         let redis = match options.shared_limits_redis_url.trim() {
             "" => None,
             url => Some(RedisBackend::new(url, redis_password)?),
@@ -78,6 +85,7 @@ impl Limiters {
             default_limits: options.default_limits,
             limits: options.limits.clone(),
             redis,
+            endpoint: endpoint.to_string(),
             by_model: Mutex::new(HashMap::new()),
         })
     }
@@ -108,8 +116,8 @@ impl Limiters {
         let store = match &self.redis {
             Some(backend) => Store::Redis {
                 backend: backend.clone(),
-                requests_key: bucket_key(model, "rpm"),
-                tokens_key: bucket_key(model, "tpm"),
+                requests_key: bucket_key(&self.endpoint, model, "rpm"),
+                tokens_key: bucket_key(&self.endpoint, model, "tpm"),
             },
             None => Store::Local {
                 requests: requests.as_ref().and_then(LocalBucket::new),
@@ -361,7 +369,7 @@ mod tests {
 
     #[tokio::test]
     async fn burst_goes_at_once_then_paced() {
-        let limiters = Limiters::new(&options(21, 0), None).unwrap();
+        let limiters = Limiters::new(&options(21, 0), "test", None).unwrap();
         let limiter = limiters.for_model("m");
         // 21 - 1 headroom = 20 per window, burst 3 (10% of 21, rounded up).
         assert_eq!(limiter.requests_spec().unwrap().burst, 3);
@@ -377,7 +385,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrency_cap_holds_until_the_permit_drops() {
-        let limiters = Limiters::new(&options(0, 0), None).unwrap();
+        let limiters = Limiters::new(&options(0, 0), "test", None).unwrap();
         let limiter = limiters.for_model("m");
         let first = limiter.acquire(0).await.unwrap();
         let _second = limiter.acquire(0).await.unwrap();
@@ -390,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_calls_do_not_deadlock_and_headers_pause() {
-        let limiters = Limiters::new(&options(0, 100), None).unwrap();
+        let limiters = Limiters::new(&options(0, 100), "test", None).unwrap();
         let limiter = limiters.for_model("m");
         let acquired = tokio::time::timeout(Duration::from_secs(3), limiter.acquire(10_000)).await;
         assert!(

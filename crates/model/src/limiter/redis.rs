@@ -114,8 +114,28 @@ impl RedisBackend {
     }
 }
 
-/// The Redis key of a model's bucket. The model is a hash tag (`{...}`), so both buckets of a
-/// model live in one Redis Cluster slot and one script can touch them together.
-pub fn bucket_key(model: &str, bucket: &str) -> String {
-    format!("chatgptd:ratelimit:{{{model}}}:{bucket}")
+/// The Redis key of a model's bucket at an endpoint. Endpoint and model are the hash tag
+/// (`{...}`), so both buckets live in one Redis Cluster slot and one script can touch them
+/// together. Braces in the endpoint would break the tag, so they are replaced.
+pub fn bucket_key(endpoint: &str, model: &str, bucket: &str) -> String {
+    let tag = format!("{model}@{endpoint}").replace(['{', '}'], "_");
+    format!("chatgptd:ratelimit:{{{tag}}}:{bucket}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_per_endpoint_and_model_in_one_slot() {
+        let openai = bucket_key("https://api.openai.com/v1", "gpt-4o-mini", "rpm");
+        let azure = bucket_key("https://x.openai.azure.com/v1", "gpt-4o-mini", "rpm");
+        assert_ne!(openai, azure, "two endpoints, two budgets");
+        assert_eq!(
+            openai,
+            "chatgptd:ratelimit:{gpt-4o-mini@https://api.openai.com/v1}:rpm"
+        );
+        let odd = bucket_key("http://h/{x}", "m", "tpm");
+        assert_eq!(odd.matches('{').count(), 1, "one hash tag: {odd}");
+    }
 }
