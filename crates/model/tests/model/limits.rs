@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chatgptd_model::{ChatMessage, ChatRequest, LimitOptions, ModelClient, ModelOptions};
-use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions, max_in_any_window};
+use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi, FakeOptions, max_in_any_window};
 
 use crate::fixture::{client, options, statuses};
 
@@ -84,6 +84,50 @@ async fn requests_never_exceed_the_limit_in_any_sliding_window() {
     );
     // Three windows' worth, less the request cell kept as headroom.
     assert!(succeeded >= 40, "only {succeeded} calls in 6s at 20 per 2s");
+}
+
+/// Failed attempts count against the limit too: every retry goes back through the limiter,
+/// so a burst of 500s and their retries never exceeds the requests a window allows.
+#[tokio::test]
+async fn failed_attempts_and_their_retries_count_against_the_limit() {
+    let fake = FakeOpenAi::start_with(FakeOptions {
+        requests_per_window: Some(10),
+        window: WINDOW,
+        latency: Duration::from_millis(10),
+        ..FakeOptions::default()
+    })
+    .await;
+    fake.push_all(std::iter::repeat_n(Behaviour::ServerError(500), 25));
+    let options = ModelOptions {
+        limit_window: WINDOW,
+        default_limits: LimitOptions {
+            requests_per_minute: 10,
+            tokens_per_minute: 0,
+            max_concurrency: 8,
+            burst_fraction: 0.2,
+        },
+        ..options(&fake)
+    };
+    let client = client(&options).await;
+
+    let succeeded = hammer(&client, 6, Duration::from_secs(6), |w, c| {
+        format!("key {w} call {c}")
+    })
+    .await;
+
+    let log = fake.requests();
+    let failed = statuses(&log).iter().filter(|s| **s == 500).count();
+    let (max_requests, _) = max_in_any_window(&log, WINDOW, |_| true);
+    eprintln!("{succeeded} calls, {failed} failed attempts, at most {max_requests} in a window");
+    assert_eq!(failed, 25, "every scripted failure was an attempt");
+    assert!(
+        max_requests <= 10,
+        "{max_requests} attempts in one {WINDOW:?} window"
+    );
+    assert!(
+        !statuses(&log).contains(&429),
+        "the provider never had to refuse"
+    );
 }
 
 #[tokio::test]
