@@ -5,6 +5,8 @@
 //!    (counted as 100 per 10 s window, so a run covers several windows). Achieved calls/min
 //!    against the limit (goal: at least 95%), and the most requests any sliding window saw
 //!    (must never exceed the limit).
+//!    The same through a worker: the consumer runtime over one partition of the embedded
+//!    broker, records with distinct keys, each calling the model.
 //! 2. Three worker processes (this binary re-executed) sharing the limiter in a real
 //!    redis-server, against the same limit: their combined rate.
 //! 3. Overhead per call: sequential calls through the client (limits far away) against bare
@@ -13,8 +15,19 @@
 //! Figures are printed, each scenario's ratio last. `BENCH_SECONDS` sets the length of
 //! scenarios 1 and 2 (default 30); `BENCH_CALLS` the calls of scenario 3 (default 2000).
 
+use std::future::Future;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use chatgptd_runtime::embedded::EmbeddedKafka;
+use chatgptd_runtime::{
+    ConsumerOptions, ConsumerRuntime, Health, Incoming, KafkaOptions, OutputRecord, ProcessError,
+    Processor, WorkerContext,
+};
+use chatgptd_types::avro::Codec;
+use chatgptd_types::records::WorkflowStep;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
 
 use chatgptd_model::{
     ChatMessage, ChatRequest, LimitOptions, ModelClient, ModelOptions, ProviderKind,
@@ -49,6 +62,7 @@ fn main() {
     let calls = env_number("BENCH_CALLS", 2000);
     runtime.block_on(async {
         one_client(Duration::from_secs(seconds)).await;
+        one_worker(Duration::from_secs(seconds)).await;
         three_processes(Duration::from_secs(seconds)).await;
         overhead(calls as usize).await;
     });
@@ -151,6 +165,126 @@ async fn one_client(run: Duration) {
     );
     println!(
         "   limit:            {LIMIT_PER_MINUTE:.0} calls/min ({LIMIT_PER_WINDOW} per {WINDOW:?})"
+    );
+    println!("   achieved:         {per_minute:.1} calls/min");
+    println!("   max in a window:  {max_window} (limit {LIMIT_PER_WINDOW}), 429s: {refused}");
+    println!(
+        "   ratio:            {:.3} of the limit",
+        per_minute / LIMIT_PER_MINUTE
+    );
+}
+
+/// Calls the model for each record: the step's id as the prompt.
+struct ModelCaller {
+    client: ModelClient,
+}
+
+impl Processor for ModelCaller {
+    type Input = WorkflowStep;
+
+    fn process(
+        &self,
+        record: &Incoming<WorkflowStep>,
+    ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send {
+        let mut request = ChatRequest::new(
+            "bench",
+            vec![ChatMessage::user(format!(
+                "ticket {}",
+                record.value.step_id
+            ))],
+        );
+        request.cache = false;
+        let client = self.client.clone();
+        async move {
+            client
+                .chat(&request)
+                .await
+                .map_err(|err| ProcessError::retryable("model", err.to_string()))?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+async fn one_worker(run: Duration) {
+    let fake = limited_fake().await;
+    let client = ModelClient::new(&limited_options(fake.base_url(), String::new()), None)
+        .await
+        .expect("client");
+    let cluster = EmbeddedKafka::start(1).expect("embedded broker");
+    cluster.create_topic("bench.tickets", 1, 1).expect("topic");
+    cluster
+        .create_topic("chatgptd.deadletter", 1, 1)
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers().to_string();
+    // More records than the run can call for, each with its own key.
+    let records = (LIMIT_PER_MINUTE * run.as_secs_f64() / 60.0) as usize * 2 + KEYS;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let codec = Codec::builtin();
+    let sends: Vec<_> = (0..records)
+        .map(|i| {
+            let step = WorkflowStep {
+                run_id: format!("key-{i}"),
+                workflow: "bench".into(),
+                step_id: format!("step-{i}"),
+                kind: "execute".into(),
+                agent: None,
+                input_json: "{}".into(),
+                attempt: 1,
+                requested_at_ms: 0,
+            };
+            let payload = codec.encode(&step).expect("encode");
+            let producer = producer.clone();
+            async move {
+                producer
+                    .send(
+                        FutureRecord::to("bench.tickets")
+                            .key(&step.run_id)
+                            .payload(&payload),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .expect("produce");
+            }
+        })
+        .collect();
+    futures::future::join_all(sends).await;
+
+    let mut kafka = KafkaOptions::with_brokers(&brokers);
+    kafka.properties.insert(
+        "fetch.wait.max.ms".into(),
+        chatgptd_runtime::embedded::FETCH_WAIT_MS.into(),
+    );
+    let context = WorkerContext::new(&kafka, &Health::default()).expect("context");
+    let options = ConsumerOptions {
+        group_id: "bench-model-worker".into(),
+        max_in_flight_per_partition: KEYS,
+        ..ConsumerOptions::default()
+    };
+    let runtime = ConsumerRuntime::new(
+        "bench-model",
+        &context,
+        options,
+        vec!["bench.tickets".to_string()],
+        ModelCaller { client },
+    )
+    .expect("runtime");
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(runtime.run(shutdown.clone()));
+    // Joining the group is not part of the run: it starts with the first call.
+    while fake.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(run).await;
+    shutdown.cancel();
+    let _ = running.await;
+    let (per_minute, max_window, refused) = rates(&fake.requests(), run);
+    println!(
+        "1b. one worker: the consumer runtime, 1 partition, {records} records with distinct keys, \
+         in-flight bound {KEYS}, over {run:?}"
     );
     println!("   achieved:         {per_minute:.1} calls/min");
     println!("   max in a window:  {max_window} (limit {LIMIT_PER_WINDOW}), 429s: {refused}");

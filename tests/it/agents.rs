@@ -315,8 +315,9 @@ async fn a_broadcast_reaches_every_agent_of_a_fleet() {
 }
 
 /// An agent answers with its conversation so far: earlier turns of this conversation are in
-/// the prompt; other conversations, later turns and this very message's own entries (there
-/// on a redelivery) are not, so a redelivery asks the model the same question.
+/// the prompt, even behind many turns of other conversations; other conversations, later
+/// turns and this very message's own entries (there on a redelivery) are not, so a
+/// redelivery asks the model the same question.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reply_sees_the_conversation_before_it_and_nothing_else() {
     init_logging();
@@ -365,10 +366,36 @@ async fn a_reply_sees_the_conversation_before_it_and_nothing_else() {
             .append_history(
                 "agent:design-studio-pro",
                 &history,
-                HistoryLimits { cap: 50, ttl: None },
+                HistoryLimits {
+                    cap: 200,
+                    ttl: None,
+                },
             )
             .await
             .unwrap();
+        if history.id == "message:m0:design-studio-pro" {
+            // A busy agent: many turns of other conversations since this one's last.
+            for i in 0..60 {
+                let busy = entry(
+                    &format!("message:busy{i}:design-studio-pro"),
+                    "conversation-busy",
+                    "BUSY ELSEWHERE",
+                    sent - 900 + i,
+                );
+                stack
+                    .memory
+                    .append_history(
+                        "agent:design-studio-pro",
+                        &busy,
+                        HistoryLimits {
+                            cap: 200,
+                            ttl: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
     }
     let agents = stack.agents(agent_options("agents-history", 8));
     stack.agents_client().send(&message).await.unwrap();
@@ -379,7 +406,12 @@ async fn a_reply_sees_the_conversation_before_it_and_nothing_else() {
     .await;
     let prompt = fake.requests()[0].body["messages"].to_string();
     assert!(prompt.contains("EARLIER TURN"), "{prompt}");
-    for absent in ["OTHER CONVERSATION", "OWN MESSAGE", "LATER TURN"] {
+    for absent in [
+        "OTHER CONVERSATION",
+        "BUSY ELSEWHERE",
+        "OWN MESSAGE",
+        "LATER TURN",
+    ] {
         assert!(!prompt.contains(absent), "{absent} in {prompt}");
     }
     agents.stop().await;

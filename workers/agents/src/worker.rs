@@ -23,6 +23,11 @@ use crate::inbox::Inbox;
 use crate::messages::{answer, for_agent};
 use crate::options::AgentsOptions;
 
+/// How many of an agent's latest history entries are read to find one conversation's turns:
+/// the memory writer keeps at most `memory.history_cap` (200 by default) per owner, so this
+/// reads all of them and a busy agent's other conversations cannot crowd this one out.
+const HISTORY_SCAN: usize = 200;
+
 /// Metric names.
 pub mod metric {
     /// Answers, by `agent` (a registry id: bounded) and `kind` (reply, refusal).
@@ -237,7 +242,7 @@ impl AgentWorker {
         let turns = self.options.history_turns;
         let history = self
             .memory
-            .history(&format!("agent:{}", agent.id), turns * 4)
+            .history(&format!("agent:{}", agent.id), HISTORY_SCAN.max(turns))
             .await
             .map_err(memory_error)?;
         let mut ours: Vec<HistoryEntry> = history
