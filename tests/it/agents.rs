@@ -9,7 +9,7 @@ use chatgptd_agents::{Registry, Workflows};
 use chatgptd_memory::{HistoryEntry, HistoryLimits, Memory, MemoryOptions};
 use chatgptd_model::{ModelClient, ModelOptions, ProviderKind};
 use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
-use chatgptd_search::Retriever;
+use chatgptd_search::{IndexerOptions, Retriever, SearchService, ShardSet};
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi};
 use chatgptd_testkit::kafka::{MockKafka, committed, consume, produce, producer};
 use chatgptd_testkit::{init_logging, wait_until};
@@ -87,13 +87,17 @@ impl Stack {
     }
 
     fn agents(&self, options: AgentsOptions) -> Running {
+        self.agents_with(options, Retriever::None)
+    }
+
+    fn agents_with(&self, options: AgentsOptions, retriever: Retriever) -> Running {
         let service = AgentsService::new(
             &options,
             &self.context,
             self.registry.clone(),
             self.brain(),
             self.memory.clone(),
-            Retriever::None,
+            retriever,
         )
         .unwrap();
         let shutdown = CancellationToken::new();
@@ -415,6 +419,91 @@ async fn a_reply_sees_the_conversation_before_it_and_nothing_else() {
         assert!(!prompt.contains(absent), "{absent} in {prompt}");
     }
     agents.stop().await;
+}
+
+/// An agent's prompt carries relevant memory found in a real Tantivy index on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_draws_on_relevant_memory_from_the_search_index() {
+    init_logging();
+    let index_root = tempfile::tempdir().unwrap();
+    let shards = ShardSet::new(
+        index_root.path(),
+        names::MEMORY_RECORDS,
+        IndexerOptions {
+            commit_interval: Duration::from_millis(50),
+            ..IndexerOptions::default()
+        },
+    );
+    let stop = CancellationToken::new();
+    let committer = tokio::spawn(shards.clone().run_committer(stop.clone().cancelled_owned()));
+    shards.open(0).unwrap();
+    let remembered = |id: &str, text: &str| chatgptd_types::records::MemoryRecord {
+        id: id.into(),
+        owner: "run:earlier".into(),
+        kind: "step_result".into(),
+        text: text.into(),
+        tags: vec![],
+        created_at_ms: chatgptd_types::now_ms(),
+        source_topic: names::WORKFLOW_STEPS.into(),
+        source_partition: 0,
+        source_offset: 0,
+        attributes: BTreeMap::new(),
+    };
+    shards
+        .index(
+            0,
+            remembered(
+                "r1",
+                "Tram 28 to the castle leaves from Martim Moniz, board early",
+            ),
+            0,
+            None,
+        )
+        .await
+        .unwrap();
+    shards
+        .index(
+            0,
+            remembered("r2", "Invoices are emailed on the first of the month"),
+            1,
+            Some(0),
+        )
+        .await
+        .unwrap();
+    let search = SearchService::new(&chatgptd_search::topic_dir(
+        index_root.path(),
+        names::MEMORY_RECORDS,
+    ));
+
+    let fake = FakeOpenAi::start().await;
+    let stack = Stack::start(Some(&fake)).await;
+    let agents = stack.agents_with(
+        agent_options("agents-retrieval", 8),
+        Retriever::Local(Arc::new(search)),
+    );
+    let mut message = new_request(
+        "user:test",
+        "wanderweave",
+        "Which tram goes up to the castle in Lisbon?",
+        None,
+        0,
+    );
+    message.reply_to = None;
+    stack.agents_client().send(&message).await.unwrap();
+    wait_until(WAIT, "the model to be asked", || {
+        let fake = &fake;
+        async move { (fake.request_count() == 1).then_some(()) }
+    })
+    .await;
+    let prompt = fake.requests()[0].body["messages"].to_string();
+    assert!(prompt.contains("Martim Moniz"), "{prompt}");
+    assert!(
+        !prompt.contains("Invoices"),
+        "only what is relevant: {prompt}"
+    );
+    agents.stop().await;
+    stop.cancel();
+    committer.await.unwrap();
 }
 
 /// A message bringing an agent back into a chain it spoke in too often is refused as a loop;
