@@ -27,6 +27,8 @@ local cap, window, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if redis.call('ZSCORE', KEYS[2], id) then
   return 0
 end
+-- -2: no history yet; -1: kept without expiry; else the ms it still has.
+local left = redis.call('PTTL', KEYS[1])
 local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 local seq = 1
 if newest[2] then
@@ -37,8 +39,12 @@ redis.call('RPUSH', KEYS[1], entry)
 redis.call('LTRIM', KEYS[1], -cap, -1)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', seq - window)
 if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  -- An entry with a shorter life never shortens the history's.
+  if left ~= -1 then
+    if left > ttl then ttl = left end
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    redis.call('PEXPIRE', KEYS[2], ttl)
+  end
 else
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])

@@ -27,14 +27,21 @@ pub(super) fn append_history(
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
-    let last_seq = match owner_row {
+    let (last_seq, expires_at_ms) = match owner_row {
         Some((_, Some(expires))) if expires <= now_ms => {
             // The whole history expired: it starts over.
             tx.execute("DELETE FROM history WHERE owner = ?1", params![owner])?;
-            0
+            (0, expires_at_ms)
         }
-        Some((last_seq, _)) => last_seq,
-        None => 0,
+        // An entry with a shorter life never shortens the history's (`None`: no expiry).
+        Some((last_seq, current)) => (
+            last_seq,
+            match (current, expires_at_ms) {
+                (None, _) | (_, None) => None,
+                (Some(current), Some(new)) => Some(current.max(new)),
+            },
+        ),
+        None => (0, expires_at_ms),
     };
     let known = tx
         .query_row(

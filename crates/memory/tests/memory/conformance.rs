@@ -38,6 +38,7 @@ conformance!(
     history_cap_trims_oldest_and_remembers_recent_ids,
     history_returns_newest_limit_oldest_first,
     history_expires_as_a_whole,
+    a_shorter_lived_entry_does_not_shorten_its_history,
     state_ignores_versions_not_greater,
     state_versions_compare_exactly,
     state_expires,
@@ -212,6 +213,34 @@ async fn history_expires_as_a_whole(backend: &Backend) {
             .unwrap()
     );
     assert_eq!(ids(&memory.history("owner", 10).await.unwrap()), ["a"]);
+}
+
+/// A ticket's history lives 90 days; a message appended to it that lives 30 must not cut
+/// the whole history to 30.
+async fn a_shorter_lived_entry_does_not_shorten_its_history(backend: &Backend) {
+    let memory = backend.open("test").await;
+    let long = HistoryLimits {
+        cap: 10,
+        ttl: Some(std::time::Duration::from_secs(3600)),
+    };
+    let short = HistoryLimits {
+        cap: 10,
+        ttl: Some(SHORT_TTL),
+    };
+    assert!(
+        memory
+            .append_history("owner", &entry("a"), long)
+            .await
+            .unwrap()
+    );
+    assert!(
+        memory
+            .append_history("owner", &entry("b"), short)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(PAST_SHORT_TTL).await;
+    assert_eq!(ids(&memory.history("owner", 10).await.unwrap()), ["a", "b"]);
 }
 
 async fn state_ignores_versions_not_greater(backend: &Backend) {
