@@ -147,6 +147,30 @@ impl Stack {
         )
     }
 
+    /// Sends an `execute` record for `step` of `run` straight to the steps topic, as a
+    /// redelivery or a stray record would arrive.
+    async fn send_step(&self, run: &str, workflow: &str, step: &str) {
+        let record = WorkflowStep {
+            run_id: run.to_string(),
+            workflow: workflow.to_string(),
+            step_id: step.to_string(),
+            kind: "execute".into(),
+            agent: None,
+            input_json: "{}".into(),
+            attempt: 1,
+            requested_at_ms: chatgptd_types::now_ms(),
+        };
+        produce(
+            &producer(&self.kafka.brokers()),
+            names::WORKFLOW_STEPS,
+            None,
+            Some(run.as_bytes()),
+            &Codec::builtin().encode(&record).unwrap(),
+            &[],
+        )
+        .await;
+    }
+
     /// Every record on a topic, decoded (read from the beginning).
     async fn records<T: chatgptd_types::avro::AvroRecord>(
         &self,
@@ -689,25 +713,7 @@ async fn a_redelivered_finished_step_calls_no_model_and_emits_nothing_new() {
     };
     let (before, _) = all_steps().await;
 
-    let again = WorkflowStep {
-        run_id: run.clone(),
-        workflow: "research".into(),
-        step_id: "market".into(),
-        kind: "execute".into(),
-        agent: Some("atlas-researcher-market".into()),
-        input_json: "{}".into(),
-        attempt: 1,
-        requested_at_ms: chatgptd_types::now_ms(),
-    };
-    produce(
-        &producer(&brokers),
-        names::WORKFLOW_STEPS,
-        None,
-        Some(run.as_bytes()),
-        &Codec::builtin().encode(&again).unwrap(),
-        &[],
-    )
-    .await;
+    stack.send_step(&run, "research", "market").await;
     // Until the engine committed everything, including whatever the redelivery emitted.
     let after = wait_until(WAIT, "the engine to commit the whole topic", || {
         let (brokers, all_steps) = (brokers.clone(), all_steps);
@@ -902,25 +908,9 @@ async fn a_dead_lettered_step_fails_its_run_instead_of_leaving_it_running() {
     // Held for approval: running, waiting for a person.
     let view = client.wait(&run, WAIT).await.unwrap();
     assert_eq!(view.run.status, RunStatus::Running, "{view:?}");
-    let stray = WorkflowStep {
-        run_id: run.clone(),
-        workflow: "content-creation".into(),
-        step_id: "no-such-step".into(),
-        kind: "execute".into(),
-        agent: None,
-        input_json: "{}".into(),
-        attempt: 1,
-        requested_at_ms: chatgptd_types::now_ms(),
-    };
-    produce(
-        &producer(&stack.kafka.brokers()),
-        names::WORKFLOW_STEPS,
-        None,
-        Some(run.as_bytes()),
-        &Codec::builtin().encode(&stray).unwrap(),
-        &[],
-    )
-    .await;
+    stack
+        .send_step(&run, "content-creation", "no-such-step")
+        .await;
     let failed = wait_until(WAIT, "the run to fail", || {
         let (client, run) = (client.clone(), run.clone());
         async move {
