@@ -21,6 +21,8 @@ use crate::workers::Services;
 
 /// How long `POST .../messages` waits for answers unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// The longest a request may ask to wait (`timeout_ms`): a held connection per caller.
+const MAX_WAIT: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 struct AgentsApi {
@@ -145,7 +147,7 @@ struct SendRequest {
     /// Wait for the answers (default) or return the message id at once.
     #[serde(default = "yes")]
     wait: bool,
-    /// How long to wait, in milliseconds.
+    /// How long to wait, in milliseconds (at most five minutes).
     #[serde(default)]
     timeout_ms: Option<u64>,
 }
@@ -225,7 +227,8 @@ async fn send(
     }
     let timeout = request
         .timeout_ms
-        .map_or(DEFAULT_WAIT, Duration::from_millis);
+        .map_or(DEFAULT_WAIT, Duration::from_millis)
+        .min(MAX_WAIT);
     match state.client.wait(&message.id, expected, timeout).await {
         Ok(answers) if answers.len() >= expected => {
             Json(json!({"status": "answered", "message": sent, "answers": answers})).into_response()

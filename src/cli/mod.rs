@@ -81,7 +81,7 @@ pub enum Command {
     /// The agent fleet: list, show, send messages.
     #[command(subcommand)]
     Agents(agents::AgentsCommand),
-    /// Workflows: list, run, follow, resume, approve.
+    /// Workflows: list, run, status, resume, approve.
     #[command(subcommand)]
     Workflow(workflow::WorkflowCommand),
     /// Create or inspect the topics declared in topics.yaml.

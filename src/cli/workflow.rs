@@ -45,7 +45,8 @@ pub enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run a failed run again from its failed step.
+    /// Run a failed run again from where it stopped: every unfinished step whose
+    /// dependencies succeeded.
     #[command(after_help = "Examples:\n  chatgptd workflow resume 7f9c...")]
     Resume {
         /// The run id

@@ -352,6 +352,113 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
     assert_eq!(stdout(&letters).lines().count(), 2, "{}", stdout(&letters));
 }
 
+/// The README's "Try it" commands for agents and workflows, and the HTTP API behind them,
+/// against a running `up`: what a newcomer types first must work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_agent_and_workflow_commands_work_against_up() {
+    let up = Up::start().await;
+    let data_dir = up.data_dir.clone();
+    let http = up.info()["http"].as_str().unwrap().to_string();
+    let client = http_client();
+    wait_until(WAIT, "/readyz to say ready", || {
+        let request = client.get(format!("{http}/readyz")).send();
+        async move {
+            let body: Value = request.await.ok()?.json().await.ok()?;
+            (body["ready"] == true).then_some(())
+        }
+    })
+    .await;
+    let run_tool = |args: &[&str]| {
+        let output = tool(&data_dir, args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}{}",
+            stdout(&output),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout(&output)
+    };
+
+    assert!(run_tool(&["agents", "list"]).contains("wanderweave"));
+    assert!(run_tool(&["agents", "show", "wanderweave"]).contains("Wanderweave"));
+    let sent = run_tool(&[
+        "agents",
+        "send",
+        "wanderweave",
+        "A weekend in Lisbon, on foot",
+    ]);
+    assert!(sent.contains("── wanderweave (reply)"), "{sent}");
+
+    assert!(run_tool(&["workflow", "list"]).contains("research"));
+    let ran = run_tool(&[
+        "workflow",
+        "run",
+        "research",
+        "--input",
+        r#"{"question":"Rail passes next to flights?"}"#,
+        "--wait",
+    ]);
+    assert!(ran.contains(": Succeeded in"), "{ran}");
+    let run = ran
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("run "))
+        .and_then(|rest| rest.strip_suffix(" started"))
+        .unwrap_or_else(|| panic!("no run id in {ran}"))
+        .to_string();
+    let status = run_tool(&["workflow", "status", &run]);
+    assert!(status.contains("[Succeeded] synthesize"), "{status}");
+
+    // The same through HTTP.
+    let agent: Value = client
+        .get(format!("{http}/agents/wanderweave"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(agent["id"], "wanderweave", "{agent}");
+    let answered: Value = client
+        .post(format!("{http}/agents/design-studio-pro/messages"))
+        .json(&serde_json::json!({"body": "A cover for the Lisbon story", "timeout_ms": 20000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answered["status"], "answered", "{answered}");
+    assert_eq!(answered["answers"][0]["from"], "design-studio-pro");
+    let conversation = answered["message"]["conversation_id"].as_str().unwrap();
+    wait_until(WAIT, "the exchange in the agent's history", || {
+        let request = client
+            .get(format!("{http}/agents/design-studio-pro/messages"))
+            .send();
+        async move {
+            let body: Value = request.await.ok()?.json().await.ok()?;
+            body.to_string().contains(conversation).then_some(())
+        }
+    })
+    .await;
+    let view: Value = client
+        .get(format!("{http}/runs/{run}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["steps"].as_array().unwrap().len(), 5);
+    let missing = client
+        .get(format!("{http}/runs/no-such-run"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
 #[test]
 fn config_check_names_bad_keys_and_bad_topics() {
     let dir = tempfile::tempdir().unwrap();
