@@ -459,6 +459,72 @@ async fn the_readme_agent_and_workflow_commands_work_against_up() {
     assert_eq!(missing.status(), 404);
 }
 
+/// `chatgptd worker ingest` alone, as its own process against the brokers of a running
+/// `up`: a Jira webhook it accepts is enriched by `up`'s workers, and `chatgptd tail` shows
+/// the result in its readable form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_ingest_worker_feeds_up_and_tail_shows_the_enriched_ticket() {
+    let up = Up::start().await;
+    let brokers = up.info()["brokers"].as_str().unwrap().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ingest_dir = tempfile::tempdir().unwrap();
+    let mut ingest = chatgptd()
+        .args(["worker", "ingest", "--brokers", &brokers, "--http-listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(ingest_dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chatgptd worker ingest");
+    let client = http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until(WAIT, "the ingest worker to answer", || {
+        let request = client.get(format!("{base}/healthz")).send();
+        async move { request.await.ok().map(|_| ()) }
+    })
+    .await;
+    let accepted = client
+        .post(format!("{base}/webhooks/jira"))
+        .header("X-Atlassian-Webhook-Identifier", "separate-ingest-1")
+        .header("content-type", "application/json")
+        .body(crate::tickets::fixture(
+            "jira/jira_issue_created.cloud.mattermost-plugin-jira.json",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+
+    let tailed = tool(
+        &up.data_dir,
+        &[
+            "tail",
+            "tickets.enriched",
+            "--from-beginning",
+            "--max",
+            "1",
+            "--idle-timeout",
+            "30s",
+        ],
+    );
+    let shown = stdout(&tailed);
+    for part in [
+        "  category ",
+        "  summary  ",
+        "  reply    ",
+        "  by       offline/",
+    ] {
+        assert!(shown.contains(part), "{part:?} in {shown}");
+    }
+    let _ = ingest.kill();
+    let _ = ingest.wait();
+}
+
 #[test]
 fn config_check_names_bad_keys_and_bad_topics() {
     let dir = tempfile::tempdir().unwrap();

@@ -86,7 +86,7 @@ fn model_answer() -> Value {
 
 /// A fixture's exact bytes: from `../shared/fixtures/webhooks`, else from the identical copy
 /// the ingest crate keeps in the repository.
-fn fixture(path: &str) -> Vec<u8> {
+pub(crate) fn fixture(path: &str) -> Vec<u8> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let candidates = [
         root.join("../shared/fixtures/webhooks").join(path),
