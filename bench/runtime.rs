@@ -204,10 +204,14 @@ async fn through_runtime(
     )
     .unwrap();
     let shutdown = CancellationToken::new();
-    let running = tokio::spawn(runtime.run(shutdown.clone()));
+    let mut running = tokio::spawn(runtime.run(shutdown.clone()));
     // Joining the group (the mock cluster waits 3 s before the first rebalance) is not part
-    // of the measurement: time starts with the first output.
-    wait_for_outputs(&kafka.brokers, output, 1, 1).await;
+    // of the measurement: time starts with the first output. A runtime that stops before
+    // (a missing topic) ends the bench instead of leaving it waiting.
+    tokio::select! {
+        () = wait_for_outputs(&kafka.brokers, output, 1, 1) => {}
+        ended = &mut running => panic!("the runtime stopped before its first output: {ended:?}"),
+    }
     let started = Instant::now();
     wait_for_outputs(&kafka.brokers, output, partitions, records as i64).await;
     let elapsed = started.elapsed();
@@ -274,6 +278,8 @@ async fn main() {
     for topic in ["in", "out-raw", "out-runtime"] {
         create_topic(topic, partitions);
     }
+    // A consumer refuses to start without its dead-letter topic.
+    create_topic(&ConsumerOptions::default().dead_letter_topic, 1);
     let broker_name = if embedded.is_some() {
         "embedded broker"
     } else {
