@@ -6,7 +6,8 @@
 //! 2. A processor that sleeps 100 ms, one partition, 1,000 distinct keys: the runtime keeps
 //!    `max_in_flight_per_partition` records in flight, so it should approach bound / 0.1 s.
 //!
-//! Figures are printed, the ratio last. `BENCH_RECORDS` scales scenario 1 (default 20000).
+//! Figures are printed, the ratio last. `BENCH_RECORDS` scales scenario 1 (default 20000),
+//! `BENCH_IN_FLIGHT` sets its in-flight bound per partition (default 64, as configured).
 //! The broker is the embedded mock cluster with the fetch wait `chatgptd up` gives it;
 //! `BENCH_BROKERS=host:port` runs against a real one (tansu) instead, and
 //! `BENCH_FETCH_WAIT_MS` overrides `fetch.wait.max.ms`.
@@ -307,7 +308,20 @@ async fn main() {
     );
 
     // The first output is excluded from the runtime's clock, one record less to count.
-    let runtime = through_runtime(&kafka, "in", "out-runtime", partitions, records, None, 64).await;
+    let in_flight: usize = std::env::var("BENCH_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let runtime = through_runtime(
+        &kafka,
+        "in",
+        "out-runtime",
+        partitions,
+        records,
+        None,
+        in_flight,
+    )
+    .await;
     let runtime_rate = (records - 1) as f64 / runtime.as_secs_f64();
     println!(
         "runtime, pass-through processor:  {runtime_rate:>9.0} records/s ({:.2} s)",
