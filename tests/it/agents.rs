@@ -927,6 +927,38 @@ async fn a_dead_lettered_step_fails_its_run_instead_of_leaving_it_running() {
     engine.stop().await;
 }
 
+/// A worker whose output topic is missing refuses to start, naming it, instead of stalling
+/// on the first record that needs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refuses_to_start_without_its_output_topic() {
+    init_logging();
+    let stack = Stack::start(None).await;
+    let options = WorkflowsOptions {
+        consumer: step_consumer(test_options("workflows-no-output")),
+        memory_topic: "memory.nowhere".into(),
+        triggers: false,
+        ..WorkflowsOptions::default()
+    };
+    let service = WorkflowsService::new(
+        &options,
+        &stack.context,
+        stack.workflows.clone(),
+        stack.registry.clone(),
+        stack.brain(),
+        stack.memory.clone(),
+    )
+    .unwrap();
+    let err = service
+        .run(CancellationToken::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("memory.nowhere") && err.contains("chatgptd topics apply"),
+        "{err}"
+    );
+}
+
 /// A step whose attempts could outlast the consumer's process_timeout would be cut off and
 /// run again, model and all: the engine refuses to start, naming the step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,12 @@ pub trait Processor: Send + Sync + 'static {
         record: &Incoming<Self::Input>,
     ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send;
 
+    /// The topics this processor writes to, checked at start with the ones it reads: a
+    /// missing output topic would otherwise stall the first record that needs it.
+    fn output_topics(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether records with the same key must be processed one after another, in offset
     /// order (the default). A processor whose result does not depend on order (an index
     /// keyed by record id) returns false, and every record runs in a lane of its own.

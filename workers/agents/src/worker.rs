@@ -423,6 +423,13 @@ impl Processor for AgentWorker {
     ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send {
         self.handle(record)
     }
+
+    fn output_topics(&self) -> Vec<String> {
+        vec![
+            self.options.topic.clone(),
+            self.options.memory_topic.clone(),
+        ]
+    }
 }
 
 /// The agent worker: its consumer and its heartbeats.

@@ -414,6 +414,13 @@ impl Processor for Enrich {
     ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send {
         self.enrich(record)
     }
+
+    fn output_topics(&self) -> Vec<String> {
+        vec![
+            self.options.output_topic.clone(),
+            self.options.memory_topic.clone(),
+        ]
+    }
 }
 
 /// Metric names.

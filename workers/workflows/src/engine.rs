@@ -549,6 +549,13 @@ impl Processor for Engine {
         self.handle(record)
     }
 
+    fn output_topics(&self) -> Vec<String> {
+        vec![
+            self.options.topic.clone(),
+            self.options.memory_topic.clone(),
+        ]
+    }
+
     /// A run's steps share a key (and a partition) but are independent records: a step is
     /// emitted only once what it needs is done, so parallel branches may run concurrently.
     fn ordered_by_key(&self) -> bool {

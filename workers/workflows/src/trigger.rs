@@ -69,4 +69,8 @@ impl Processor for Trigger {
         let result = self.starts(&record.value);
         async move { result }
     }
+
+    fn output_topics(&self) -> Vec<String> {
+        vec![self.topic.clone()]
+    }
 }

@@ -135,11 +135,19 @@ impl<P: Processor> ConsumerRuntime<P> {
         let _ = self.handler.consumer.set(Arc::downgrade(&consumer));
 
         let checked = consumer.clone();
-        // The dead-letter topic too: without it a poison record would hold its partition.
+        // The outputs and the dead-letter topic too: without them the first record that
+        // needs one would hold its partition.
         let mut topics = self.topics.clone();
-        let dead_letter_topic = &self.handler.options.dead_letter_topic;
-        if !topics.contains(dead_letter_topic) {
-            topics.push(dead_letter_topic.clone());
+        for topic in self
+            .handler
+            .processor
+            .output_topics()
+            .into_iter()
+            .chain([self.handler.options.dead_letter_topic.clone()])
+        {
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
         }
         let brokers = self.kafka.brokers.clone();
         tokio::task::spawn_blocking(move || check_topics_exist(&checked, &topics, &brokers))
