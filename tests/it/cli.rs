@@ -27,6 +27,11 @@ fn tool(data_dir: &Path, args: &[&str]) -> Output {
         .expect("run chatgptd")
 }
 
+/// GETs `url` and reads its JSON body.
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -131,14 +136,7 @@ async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
     assert_eq!(deep.status(), 400, "a deep page is refused, not allocated");
     let body: Value = deep.json().await.unwrap();
     assert_eq!(body["error"], "invalid query", "{body}");
-    let agents: Value = client
-        .get(format!("{http}/agents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let agents = get_json(&client, &format!("{http}/agents")).await;
     assert_eq!(agents["agents"].as_array().unwrap().len(), 32);
     let metrics = client.get(format!("{http}/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
@@ -410,14 +408,7 @@ async fn the_readme_agent_and_workflow_commands_work_against_up() {
     assert!(status.contains("[Succeeded] synthesize"), "{status}");
 
     // The same through HTTP.
-    let agent: Value = client
-        .get(format!("{http}/agents/wanderweave"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let agent = get_json(&client, &format!("{http}/agents/wanderweave")).await;
     assert_eq!(agent["id"], "wanderweave", "{agent}");
     let answered: Value = client
         .post(format!("{http}/agents/design-studio-pro/messages"))
@@ -441,14 +432,7 @@ async fn the_readme_agent_and_workflow_commands_work_against_up() {
         }
     })
     .await;
-    let view: Value = client
-        .get(format!("{http}/runs/{run}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = get_json(&client, &format!("{http}/runs/{run}")).await;
     assert_eq!(view["status"], "succeeded", "{view}");
     assert_eq!(view["steps"].as_array().unwrap().len(), 5);
     let missing = client
