@@ -145,28 +145,6 @@ pub(crate) fn normalise_labels(
     out
 }
 
-/// Epoch milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), the ISO 8601 form GitHub takes.
-pub(crate) fn iso8601(epoch_ms: i64) -> String {
-    let seconds = epoch_ms.div_euclid(1000);
-    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,12 +172,5 @@ mod tests {
             vec!["needs-triage", "auth"]
         );
         assert_eq!(normalise_labels(&labels, false, 5), vec!["needs", "auth"]);
-    }
-
-    #[test]
-    fn iso8601_is_utc_seconds() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(1_700_000_000_500), "2023-11-14T22:13:20Z");
-        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 }

@@ -88,7 +88,6 @@ impl Tracker for ServiceNow {
     async fn find_marker(
         &self,
         incident: &Incident,
-        _ticket: &EnrichedTicket,
         marker: &Marker,
     ) -> Result<bool, ProcessError> {
         let mut url = self

@@ -29,7 +29,6 @@ pub(crate) trait Tracker: Send + Sync + 'static {
     fn find_marker(
         &self,
         target: &Self::Target,
-        ticket: &EnrichedTicket,
         marker: &Marker,
     ) -> impl Future<Output = Result<bool, ProcessError>> + Send;
 

@@ -146,7 +146,7 @@ impl Writeback {
         if self.memory.get(&key).await.map_err(memory_error)?.is_some() {
             return Ok((Outcome::AlreadyPosted, "memory"));
         }
-        let found = tracker.find_marker(&target, ticket, &marker).await?;
+        let found = tracker.find_marker(&target, &marker).await?;
         if !found {
             let reply = if tracker.post_replies() {
                 ReplyMode::Posted

@@ -1,10 +1,11 @@
 //! GitHub Issues: an issue comment (Markdown, see `render.rs`) and labels.
 //!
-//! - Look before posting: `GET /repos/{owner}/{repo}/issues/{number}/comments` with `since`
-//!   a day before the record was enriched (a comment for this record cannot be older, the
-//!   day absorbs clock skew) and `per_page=100`, page after page, searching each body for
-//!   the marker's HTML comment. GitHub lists issue comments oldest first and cannot sort
-//!   them, so `since` is what keeps a long-lived issue to one page.
+//! - Look before posting: `GET /repos/{owner}/{repo}/issues/{number}/comments` with
+//!   `per_page=100`, page after page (up to 1,000 comments), searching each body for the
+//!   marker's HTML comment. No `since`: the marker is per ticket and prompt version, so the
+//!   comment may come from an earlier record of the ticket, weeks before this one; limiting
+//!   the listing to recent comments posted a second one whenever memory had forgotten the
+//!   first.
 //! - Post: `POST .../comments` with `{"body": "..."}` (201).
 //! - Labels: `POST .../labels` with `{"labels": [...]}` (200; missing labels are created).
 //!
@@ -25,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::http::{TrackerHttp, bearer};
-use crate::note::{Marker, TriageNote, iso8601, normalise_labels};
+use crate::note::{Marker, TriageNote, normalise_labels};
 use crate::options::GitHubOptions;
 use crate::secret::Secret;
 use crate::source::Source;
@@ -35,8 +36,6 @@ use crate::tracker::{Tracker, invalid_ticket, malformed};
 const PAGE_SIZE: usize = 100;
 /// Pages read before giving up the search.
 const MAX_PAGES: usize = 10;
-/// How far before the record's enrichment the listing starts.
-const SINCE_MARGIN_MS: i64 = 24 * 3600 * 1000;
 /// GitHub's longest label name.
 const MAX_LABEL_CHARS: usize = 50;
 /// The REST API version this client is written against.
@@ -119,23 +118,14 @@ impl Tracker for GitHub {
     async fn find_marker(
         &self,
         issue: &GitHubIssue,
-        ticket: &EnrichedTicket,
         marker: &Marker,
     ) -> Result<bool, ProcessError> {
         let wanted = render::marker_comment(marker.as_str());
-        let since = (ticket.enriched_at_ms > 0)
-            .then(|| iso8601((ticket.enriched_at_ms - SINCE_MARGIN_MS).max(0)));
         for page in 1..=MAX_PAGES {
             let mut url = self.issue_url(issue, "comments");
-            {
-                let mut query = url.query_pairs_mut();
-                if let Some(since) = &since {
-                    query.append_pair("since", since);
-                }
-                query
-                    .append_pair("per_page", &PAGE_SIZE.to_string())
-                    .append_pair("page", &page.to_string());
-            }
+            url.query_pairs_mut()
+                .append_pair("per_page", &PAGE_SIZE.to_string())
+                .append_pair("page", &page.to_string());
             let what = format!("listing the comments of {}", Self::ticket_ref(issue));
             let reply = self.http.send(Method::GET, url, None, &what).await?;
             let comments = reply

@@ -95,12 +95,7 @@ impl Tracker for Jira {
         self.post_replies
     }
 
-    async fn find_marker(
-        &self,
-        issue: &JiraIssue,
-        _ticket: &EnrichedTicket,
-        marker: &Marker,
-    ) -> Result<bool, ProcessError> {
+    async fn find_marker(&self, issue: &JiraIssue, marker: &Marker) -> Result<bool, ProcessError> {
         let wanted = marker.bracketed();
         let mut start_at = 0;
         for _ in 0..MAX_PAGES {

@@ -169,6 +169,26 @@ async fn each_prompt_version_gets_its_own_comment() {
     assert_eq!(harness.fake.jira_comments("10001").len(), 2);
 }
 
+/// A later record of the same ticket (an update a month on), after memory forgot the write:
+/// the comment posted for the first record is found, however old it is, and not posted again.
+#[tokio::test]
+async fn a_later_record_finds_the_comment_an_earlier_one_posted() {
+    let harness = Harness::start().await;
+    let first = github_ticket(42);
+    harness.process(&first).await.unwrap();
+    harness
+        .memory
+        .delete("writeback:github:octo-org/app#42:triage-v3")
+        .await
+        .unwrap();
+    let mut later = github_ticket(42);
+    later.event_id = "a-later-update".into();
+    later.enriched_at_ms =
+        first.enriched_at_ms.max(chatgptd_types::now_ms()) + 30 * 24 * 3600 * 1000;
+    harness.process(&later).await.unwrap();
+    assert_eq!(harness.fake.github_comments("octo-org", "app", 42).len(), 1);
+}
+
 /// The look goes past the first page of a busy ticket.
 #[tokio::test]
 async fn the_marker_is_found_beyond_the_first_page() {
