@@ -5,11 +5,42 @@ use reqwest::StatusCode;
 
 use crate::support::*;
 
+/// The value of the sample `name` (with its labels) in a Prometheus rendering; 0 when absent.
+fn sample(rendered: &str, name: &str) -> f64 {
+    rendered
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The recorder is global to the test process: under `cargo test` the other tests of this
+/// binary count too, concurrently, so each sample is checked to have grown, not to equal 1.
 #[tokio::test]
 async fn outcomes_events_and_ack_latency_are_measured() {
     let prometheus = chatgptd_runtime::telemetry::install_prometheus();
     let setup = Setup::start().await;
     let gateway = setup.gateway(options()).await;
+    let samples = [
+        format!(
+            r#"{}{{source="github",outcome="accepted"}}"#,
+            metric::REQUESTS
+        ),
+        format!(
+            r#"{}{{source="github",outcome="duplicate"}}"#,
+            metric::REQUESTS
+        ),
+        format!(
+            r#"{}{{source="github",outcome="unauthorized"}}"#,
+            metric::REQUESTS
+        ),
+        format!(
+            r#"{}{{source="github",event_type="issues.opened"}}"#,
+            metric::EVENTS
+        ),
+        format!(r#"{}_count{{source="github"}}"#, metric::ACK_SECONDS),
+    ];
+    let before = prometheus.render();
+
     let webhook = Webhook::github(fixture(GITHUB_OPENED), "issues", "metrics-1");
     assert_eq!(gateway.send(&webhook).await.status, StatusCode::ACCEPTED);
     assert_eq!(gateway.send(&webhook).await.status, StatusCode::OK);
@@ -19,29 +50,11 @@ async fn outcomes_events_and_ack_latency_are_measured() {
         StatusCode::UNAUTHORIZED
     );
 
-    let rendered = prometheus.render();
-    for expected in [
-        format!(
-            r#"{}{{source="github",outcome="accepted"}} 1"#,
-            metric::REQUESTS
-        ),
-        format!(
-            r#"{}{{source="github",outcome="duplicate"}} 1"#,
-            metric::REQUESTS
-        ),
-        format!(
-            r#"{}{{source="github",outcome="unauthorized"}} 1"#,
-            metric::REQUESTS
-        ),
-        format!(
-            r#"{}{{source="github",event_type="issues.opened"}} 1"#,
-            metric::EVENTS
-        ),
-        format!(r#"{}_count{{source="github"}} 1"#, metric::ACK_SECONDS),
-    ] {
+    let after = prometheus.render();
+    for name in &samples {
         assert!(
-            rendered.contains(&expected),
-            "{expected} not in\n{rendered}"
+            sample(&after, name) >= sample(&before, name) + 1.0,
+            "{name} did not grow:\n{after}"
         );
     }
 }
