@@ -100,33 +100,34 @@ impl Stack {
             retriever,
         )
         .unwrap();
-        let shutdown = CancellationToken::new();
-        Running {
-            shutdown: shutdown.clone(),
-            handle: tokio::spawn(service.run(shutdown)),
-        }
+        Running::spawn(|shutdown| service.run(shutdown))
     }
 
+    /// The workflow engine with the tests' consumer options, and no triggers.
     fn workflows(&self, consumer: ConsumerOptions) -> Running {
-        let options = WorkflowsOptions {
-            consumer: step_consumer(consumer),
-            triggers: false,
-            ..WorkflowsOptions::default()
-        };
-        let service = WorkflowsService::new(
-            &options,
+        let service = self
+            .workflows_service(&WorkflowsOptions {
+                consumer: step_consumer(consumer),
+                triggers: false,
+                ..WorkflowsOptions::default()
+            })
+            .unwrap();
+        Running::spawn(|shutdown| service.run(shutdown))
+    }
+
+    /// The workflow worker over this stack's workflows, registry, model and memory.
+    fn workflows_service(
+        &self,
+        options: &WorkflowsOptions,
+    ) -> Result<WorkflowsService, chatgptd_runtime::Error> {
+        WorkflowsService::new(
+            options,
             &self.context,
             self.workflows.clone(),
             self.registry.clone(),
             self.brain(),
             self.memory.clone(),
         )
-        .unwrap();
-        let shutdown = CancellationToken::new();
-        Running {
-            shutdown: shutdown.clone(),
-            handle: tokio::spawn(service.run(shutdown)),
-        }
     }
 
     fn agents_client(&self) -> AgentsClient {
@@ -205,6 +206,18 @@ struct Running {
 }
 
 impl Running {
+    /// Runs a service until `stop`.
+    fn spawn<F>(run: impl FnOnce(CancellationToken) -> F) -> Running
+    where
+        F: std::future::Future<Output = Result<(), chatgptd_runtime::Error>> + Send + 'static,
+    {
+        let shutdown = CancellationToken::new();
+        Running {
+            shutdown: shutdown.clone(),
+            handle: tokio::spawn(run(shutdown)),
+        }
+    }
+
     async fn stop(self) {
         self.shutdown.cancel();
         self.handle.await.unwrap().unwrap();
@@ -939,15 +952,7 @@ async fn a_worker_refuses_to_start_without_its_output_topic() {
         triggers: false,
         ..WorkflowsOptions::default()
     };
-    let service = WorkflowsService::new(
-        &options,
-        &stack.context,
-        stack.workflows.clone(),
-        stack.registry.clone(),
-        stack.brain(),
-        stack.memory.clone(),
-    )
-    .unwrap();
+    let service = stack.workflows_service(&options).unwrap();
     let err = service
         .run(CancellationToken::new())
         .await
@@ -985,17 +990,11 @@ steps:
         consumer: test_options("workflows-too-slow"),
         ..WorkflowsOptions::default()
     };
-    let err = WorkflowsService::new(
-        &options,
-        &stack.context,
-        stack.workflows.clone(),
-        stack.registry.clone(),
-        stack.brain(),
-        stack.memory.clone(),
-    )
-    .err()
-    .expect("refused")
-    .to_string();
+    let err = stack
+        .workflows_service(&options)
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(
         err.contains("workflow slow step ponder") && err.contains("process_timeout"),
         "{err}"
@@ -1131,20 +1130,8 @@ async fn a_security_ticket_triggers_the_security_audit_once() {
         triggers: true,
         ..WorkflowsOptions::default()
     };
-    let service = WorkflowsService::new(
-        &options,
-        &stack.context,
-        stack.workflows.clone(),
-        stack.registry.clone(),
-        stack.brain(),
-        stack.memory.clone(),
-    )
-    .unwrap();
-    let shutdown = CancellationToken::new();
-    let engine = Running {
-        shutdown: shutdown.clone(),
-        handle: tokio::spawn(service.run(shutdown)),
-    };
+    let service = stack.workflows_service(&options).unwrap();
+    let engine = Running::spawn(|shutdown| service.run(shutdown));
 
     let ticket = |key: &str, category: &str| chatgptd_types::records::EnrichedTicket {
         event_id: format!("event-{key}"),
