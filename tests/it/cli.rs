@@ -450,11 +450,7 @@ async fn the_readme_agent_and_workflow_commands_work_against_up() {
 async fn a_separate_ingest_worker_feeds_up_and_tail_shows_the_enriched_ticket() {
     let up = Up::start().await;
     let brokers = up.info()["brokers"].as_str().unwrap().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = chatgptd_testkit::free_port();
     let ingest_dir = tempfile::tempdir().unwrap();
     let mut ingest = chatgptd()
         .args(["worker", "ingest", "--brokers", &brokers, "--http-listen"])

@@ -226,11 +226,8 @@ async fn redis_stopped_mid_stream_loses_nothing() {
 /// Records the indexer counted as consumed, from the process's metrics.
 fn indexer_records_in(topic: &str) -> u64 {
     let rendered = chatgptd_runtime::telemetry::install_prometheus().render();
-    let prefix = format!("chatgptd_records_in_total{{worker=\"indexer\",topic=\"{topic}\"}} ");
-    rendered
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .map_or(0, |n| n.parse().unwrap())
+    let sample = format!("chatgptd_records_in_total{{worker=\"indexer\",topic=\"{topic}\"}}");
+    chatgptd_testkit::prometheus_sample(&rendered, &sample) as u64
 }
 
 fn start_indexer(

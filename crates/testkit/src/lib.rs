@@ -25,6 +25,15 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// The value of one sample (`name{labels}`, exactly as rendered) in a Prometheus text
+/// rendering; 0 when it is not there (a counter never incremented).
+pub fn prometheus_sample(rendered: &str, sample: &str) -> f64 {
+    rendered
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// A name no other test uses: `prefix-<random>`.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())

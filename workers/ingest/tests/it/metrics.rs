@@ -1,17 +1,10 @@
 //! Telemetry is part of the behaviour: outcomes, events and ack latency are counted.
 
+use chatgptd_testkit::prometheus_sample;
 use chatgptd_worker_ingest::telemetry::metric;
 use reqwest::StatusCode;
 
 use crate::support::*;
-
-/// The value of the sample `name` (with its labels) in a Prometheus rendering; 0 when absent.
-fn sample(rendered: &str, name: &str) -> f64 {
-    rendered
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
 
 /// The recorder is global to the test process: under `cargo test` the other tests of this
 /// binary count too, concurrently, so each sample is checked to have grown, not to equal 1.
@@ -53,7 +46,7 @@ async fn outcomes_events_and_ack_latency_are_measured() {
     let after = prometheus.render();
     for name in &samples {
         assert!(
-            sample(&after, name) >= sample(&before, name) + 1.0,
+            prometheus_sample(&after, name) >= prometheus_sample(&before, name) + 1.0,
             "{name} did not grow:\n{after}"
         );
     }
