@@ -20,7 +20,7 @@ use chatgptd_types::trace::TraceContext;
 use rdkafka::Message;
 use tokio::sync::watch;
 
-use crate::support::{FnProcessor, echo, start, step, test_options};
+use crate::support::{FnProcessor, echo, produce_runs, start, step, test_options};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -375,16 +375,7 @@ async fn rebalance_between_two_consumers(cluster: &impl TestCluster) {
         let (producer, input) = (producer.clone(), input.clone());
         async move {
             for i in range {
-                let run = format!("run-{i}");
-                produce(
-                    &producer,
-                    &input,
-                    None,
-                    Some(run.as_bytes()),
-                    &step(&run, "s"),
-                    &[],
-                )
-                .await;
+                produce_runs(&producer, &input, None, i..i + 1).await;
                 tokio::time::sleep(pause).await;
             }
         }
@@ -466,18 +457,7 @@ async fn shutdown_drains_and_commits(cluster: &impl TestCluster) {
     let brokers = cluster.brokers();
     let running = start(&brokers, "drain", test_options(&group), &input, processor);
     let producer = producer(&brokers);
-    for i in 0..5 {
-        let run = format!("run-{i}");
-        produce(
-            &producer,
-            &input,
-            Some(0),
-            Some(run.as_bytes()),
-            &step(&run, "s"),
-            &[],
-        )
-        .await;
-    }
+    produce_runs(&producer, &input, Some(0), 0..5).await;
     wait_until(WAIT, "5 records in flight", || {
         let n = started.load(Ordering::SeqCst);
         async move { (n == 5).then_some(()) }
@@ -515,18 +495,7 @@ async fn backpressure_bounds_in_flight_records(cluster: &impl TestCluster) {
     let brokers = cluster.brokers();
     let running = start(&brokers, "backpressure", options, &input, processor);
     let producer = producer(&brokers);
-    for i in 0..200 {
-        let run = format!("run-{i}");
-        produce(
-            &producer,
-            &input,
-            Some(0),
-            Some(run.as_bytes()),
-            &step(&run, "s"),
-            &[],
-        )
-        .await;
-    }
+    produce_runs(&producer, &input, Some(0), 0..200).await;
     wait_until(WAIT, "the bound to fill", || {
         let n = started.load(Ordering::SeqCst);
         async move { (n >= 8).then_some(()) }
@@ -701,18 +670,7 @@ async fn tansu_restart_loses_nothing() {
     options.process_timeout = Duration::from_secs(60);
     let running = start(&brokers, "restart", options, &input, processor);
     let producer = producer(&brokers);
-    for i in 0..50 {
-        let run = format!("run-{i}");
-        produce(
-            &producer,
-            &input,
-            None,
-            Some(run.as_bytes()),
-            &step(&run, "s"),
-            &[],
-        )
-        .await;
-    }
+    produce_runs(&producer, &input, None, 0..50).await;
     wait_until(WAIT, "records in flight", || {
         let n = started.load(Ordering::SeqCst);
         async move { (n >= 10).then_some(()) }
@@ -721,18 +679,7 @@ async fn tansu_restart_loses_nothing() {
 
     tansu.restart().await;
     gate_tx.send(true).unwrap();
-    for i in 50..100 {
-        let run = format!("run-{i}");
-        produce(
-            &producer,
-            &input,
-            None,
-            Some(run.as_bytes()),
-            &step(&run, "s"),
-            &[],
-        )
-        .await;
-    }
+    produce_runs(&producer, &input, None, 50..100).await;
     wait_until(
         Duration::from_secs(90),
         "all 100 records processed across the restart",

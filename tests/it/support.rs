@@ -51,6 +51,28 @@ pub fn step(run_id: &str, step_id: &str) -> Vec<u8> {
         .unwrap()
 }
 
+/// Produces a step of run `run-<i>`, keyed by its run, for each `i` of `runs`, to
+/// `partition` (or by key when `None`), waiting for each ack.
+pub async fn produce_runs(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    runs: std::ops::Range<usize>,
+) {
+    for i in runs {
+        let run = format!("run-{i}");
+        chatgptd_testkit::kafka::produce(
+            producer,
+            topic,
+            partition,
+            Some(run.as_bytes()),
+            &step(&run, "s"),
+            &[],
+        )
+        .await;
+    }
+}
+
 pub fn step_value(run_id: &str, step_id: &str) -> WorkflowStep {
     WorkflowStep {
         run_id: run_id.into(),
