@@ -4,14 +4,19 @@
 //! - [`records`]: one Rust struct per record type in `schemas/`.
 //! - [`topics`]: the model of `topics.yaml`.
 //! - [`trace`]: W3C trace context, carried in Kafka headers.
+//! - [`ErrorKind`] and [`Classify`]: the one vocabulary for how a failed record is handled.
+//! - [`waiting`]: time a record spends waiting on limits, which its timeout does not count.
 
 pub mod avro;
 pub mod records;
 pub mod topics;
 pub mod trace;
+pub mod waiting;
 
+mod disposition;
 mod error;
 
+pub use disposition::{Classify, ErrorKind};
 pub use error::Error;
 
 /// Milliseconds since the Unix epoch, the unit of every `*_ms` timestamp in the records.
