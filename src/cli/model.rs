@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use chatgptd_model::ModelClient;
+use chatgptd_model::{Classify, ModelClient};
 use clap::Subcommand;
 
 use crate::config::Config;

@@ -1,7 +1,7 @@
 //! The result cache: a reply is kept in the memory backend under a hash of everything that
 //! determines it, so a redelivered record or a retry after a crash does not pay twice.
 //!
-//! When the backend is unreachable, a lookup fails with [`Error::Cache`] (disposition
+//! When the backend is unreachable, a lookup fails with [`Error::Cache`] (kind
 //! `Unavailable`) instead of calling the model: the worker's own memory writes fail in the same
 //! outage anyway, and every redelivery during it would pay for the call again. Other read
 //! failures (a corrupt or undecodable value) count as a miss. A failed write is logged and

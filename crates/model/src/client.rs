@@ -1,6 +1,7 @@
 //! [`ModelClient`]: the one way workers call a model.
 
 use chatgptd_memory::Memory;
+use chatgptd_types::Classify;
 use chatgptd_types::records::Provenance;
 use std::sync::Arc;
 
@@ -125,7 +126,7 @@ impl ModelClient {
     }
 
     /// Answers `request`: from the cache, or from the model (retrying and repairing as
-    /// configured). See [`Error::disposition`] for what to do with a failure.
+    /// configured). See [`Classify::kind`](chatgptd_types::Classify::kind) for what to do with a failure.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatReply, Error> {
         let model = self.model_for(request);
         let result = self.answer(request, &model).await;

@@ -1,22 +1,11 @@
 //! Why a model call failed, and what a worker should do about it.
 
-/// What a worker should do with the record whose model call failed. Workers map it onto
-/// their runtime's error kinds (`Retry` → retryable with a bounded number of attempts, then
-/// dead-lettered; `Unavailable` → retried without limit; `Permanent` → dead-lettered now).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// Transient: another try later will probably work.
-    Retry,
-    /// A dependency is out (the provider cannot be reached, the quota is spent, the cache
-    /// backend is down). The record is fine: retry for as long as it takes and dead-letter
-    /// nothing, so an outage stalls the pipeline instead of emptying it into the DLQ.
-    Unavailable,
-    /// The record (or its prompt) is the problem: retrying pays for the same answer again.
-    Permanent,
-}
+use std::time::Duration;
 
-/// Errors of the model client. Every variant has a bounded [`class`](Error::class) for
-/// metrics and a [`disposition`](Error::disposition) for workers.
+use chatgptd_types::{Classify, ErrorKind};
+
+/// Errors of the model client. Every variant has a bounded [`class`](Classify::class) for
+/// metrics and a [`kind`](Classify::kind) for workers.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The model declined to answer (`message.refusal`).
@@ -39,9 +28,14 @@ pub enum Error {
     #[error("the provider's quota is exhausted: {0}")]
     InsufficientQuota(String),
 
-    /// Still rate limited (429) when the attempts ran out.
+    /// Still rate limited (429) when the client's attempts ran out: the worker waits (for
+    /// `retry_after`, when the provider said) and tries again, spending no attempt.
     #[error("rate limited after {attempts} attempts: {message}")]
-    RateLimited { attempts: u32, message: String },
+    RateLimited {
+        attempts: u32,
+        message: String,
+        retry_after: Option<Duration>,
+    },
 
     /// A 4xx the request itself causes (400 bad request, 401, 403, 404 unknown model, ...).
     #[error("HTTP {status}: {message}")]
@@ -76,9 +70,8 @@ pub enum Error {
     Config(String),
 }
 
-impl Error {
-    /// A bounded label for metrics and logs.
-    pub fn class(&self) -> &'static str {
+impl Classify for Error {
+    fn class(&self) -> &'static str {
         match self {
             Error::Refusal(_) => "model_refusal",
             Error::Length => "model_length",
@@ -102,34 +95,52 @@ impl Error {
     ///
     /// - `Permanent`: refusal, `length`, content filter, invalid output after repairs, other
     ///   4xx, configuration. The same prompt gets the same answer: dead-letter it.
-    /// - `Retry`: 429 or 5xx after the client's own retries, timeout, malformed reply. The
+    /// - `Retryable`: 5xx after the client's own retries, timeout, malformed reply. The
     ///   provider is struggling; the worker's bounded retries may get through.
-    /// - `Unavailable`: refused connection, `insufficient_quota`, the cache backend or the
-    ///   shared limiter down. Nothing is wrong with the record; dead-lettering would throw
-    ///   every record away during an outage, so the worker waits instead.
-    pub fn disposition(&self) -> Disposition {
+    /// - `Unavailable`: a rate limit (429), refused connection, `insufficient_quota`, the
+    ///   cache backend or the shared limiter down. Nothing is wrong with the record: a limit
+    ///   is a queue, not a failure, so the worker waits (honouring `retry_after`) instead of
+    ///   spending attempts and dead-lettering healthy records.
+    fn kind(&self) -> ErrorKind {
         match self {
             Error::Refusal(_)
             | Error::Length
             | Error::ContentFilter
             | Error::InvalidOutput { .. }
             | Error::Http4xx { .. }
-            | Error::Config(_) => Disposition::Permanent,
-            Error::RateLimited { .. }
-            | Error::ServerError { .. }
-            | Error::Timeout { .. }
-            | Error::Malformed(_) => Disposition::Retry,
-            Error::InsufficientQuota(_) | Error::Unavailable(_) => Disposition::Unavailable,
-            Error::Cache(err) if err.is_unavailable() => Disposition::Unavailable,
-            // A corrupt value or a wrong type at a key: transient as far as we can tell.
-            Error::Cache(_) => Disposition::Retry,
+            | Error::Config(_) => ErrorKind::Permanent,
+            Error::ServerError { .. } | Error::Timeout { .. } | Error::Malformed(_) => {
+                ErrorKind::Retryable
+            }
+            Error::RateLimited { .. } | Error::InsufficientQuota(_) | Error::Unavailable(_) => {
+                ErrorKind::Unavailable
+            }
+            Error::Cache(err) => err.kind(),
         }
     }
 
-    /// The same error, counting `attempts` when it is one that retries exhaust.
-    pub(crate) fn after_attempts(self, attempts: u32) -> Error {
+    fn retry_after(&self) -> Option<Duration> {
         match self {
-            Error::RateLimited { message, .. } => Error::RateLimited { attempts, message },
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// The same error, counting `attempts` when it is one that retries exhaust, and carrying
+    /// the provider's last `retry_after` for a rate limit.
+    pub(crate) fn after_attempts(self, attempts: u32, asked: Option<Duration>) -> Error {
+        match self {
+            Error::RateLimited {
+                message,
+                retry_after,
+                ..
+            } => Error::RateLimited {
+                attempts,
+                message,
+                retry_after: asked.or(retry_after),
+            },
             Error::ServerError {
                 status, message, ..
             } => Error::ServerError {
@@ -148,32 +159,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quota_and_outages_stall_instead_of_dead_lettering() {
+    fn quota_limits_and_outages_wait_instead_of_dead_lettering() {
         assert_eq!(
-            Error::InsufficientQuota("x".into()).disposition(),
-            Disposition::Unavailable
+            Error::InsufficientQuota("x".into()).kind(),
+            ErrorKind::Unavailable
         );
         assert_eq!(
-            Error::Unavailable("refused".into()).disposition(),
-            Disposition::Unavailable
+            Error::Unavailable("refused".into()).kind(),
+            ErrorKind::Unavailable
         );
+        let limited = Error::RateLimited {
+            attempts: 4,
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_secs(60)),
+        };
+        assert_eq!(limited.kind(), ErrorKind::Unavailable);
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(60)));
         let down = Error::Cache(chatgptd_memory::Error::Unavailable("down".into()));
-        assert_eq!(down.disposition(), Disposition::Unavailable);
+        assert_eq!(down.kind(), ErrorKind::Unavailable);
         assert_eq!(down.class(), "model_cache_unavailable");
     }
 
     #[test]
     fn content_problems_are_permanent_and_provider_trouble_retries() {
-        assert_eq!(Error::Length.disposition(), Disposition::Permanent);
+        assert_eq!(Error::Length.kind(), ErrorKind::Permanent);
         assert_eq!(Error::Refusal("no".into()).class(), "model_refusal");
         let server = Error::ServerError {
             status: 503,
             attempts: 4,
             message: String::new(),
         };
-        assert_eq!(server.disposition(), Disposition::Retry);
+        assert_eq!(server.kind(), ErrorKind::Retryable);
         assert_eq!(
-            Error::Timeout { attempts: 1 }.after_attempts(3).to_string(),
+            Error::Timeout { attempts: 1 }
+                .after_attempts(3, None)
+                .to_string(),
             "timed out after 3 attempts"
         );
     }

@@ -12,12 +12,20 @@
 //!    shared by every replica through Redis;
 //! 3. the HTTP attempt with its timeout;
 //! 4. retry classification ([`retry`]): 408, 409, 429 and 5xx, timeouts and refused
-//!    connections are retried with backoff, honouring `retry-after`; the limiter adapts to the
-//!    provider's `x-ratelimit-*` headers;
+//!    connections are retried with backoff, honouring `retry-after` (and the gateway styles
+//!    `retry-after-ms`, `llm_provider-retry-after`); the limiter adapts to the provider's
+//!    `x-ratelimit-*` headers, adopting an advertised limit below its own;
 //! 5. reply checks: refusal, `length`, `content_filter`, and schema validation with a bounded
 //!    number of repair attempts.
 //!
-//! Errors say what a worker should do with the record: [`Error::disposition`].
+//! Errors say what a worker should do with the record ([`Classify::kind`]). Time spent
+//! waiting on the limiter or a provider's `retry-after` is reported as waiting
+//! (`chatgptd_types::waiting`), which a record's processing timeout does not count.
+//!
+//! Which layer retries: this client retries an attempt within one call (4 attempts by
+//! default); what it still cannot get through is returned once, and the runtime's retries
+//! (`max_attempts`) apply to it only when it is `Retryable`. A rate limit or an outage is
+//! `Unavailable`: the runtime waits for it without spending attempts.
 
 mod cache;
 mod call;
@@ -36,9 +44,10 @@ pub mod retry;
 mod tokens;
 mod validate;
 
+pub use chatgptd_types::{Classify, ErrorKind};
 pub use check::CheckReport;
 pub use client::ModelClient;
-pub use error::{Disposition, Error};
+pub use error::Error;
 pub use options::{
     LimitOptions, MaxTokensParameter, ModelOptions, Price, ProviderKind, RetryOptions,
 };

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use chatgptd_types::Classify;
 use chatgptd_types::avro::{AvroRecord, Codec};
 use chatgptd_types::trace::TraceContext;
 
@@ -151,21 +152,9 @@ impl OutputRecord {
     }
 }
 
-/// Whether trying again can help, and how often.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Transient (timeouts, 5xx, 429): retried with backoff up to `max_attempts`, then
-    /// dead-lettered.
-    Retryable,
-    /// A dependency is down or limiting us (the broker does not acknowledge, Redis is
-    /// unreachable, an API's rate limit with its `Retry-After`, honoured in full): retried
-    /// with backoff for as long as it takes, never dead-lettered, because the record is fine.
-    /// Its offset is not stored meanwhile, so nothing is skipped.
-    Unavailable,
-    /// The record itself is the problem: dead-lettered at once.
-    Permanent,
-}
-
+/// Whether trying again can help, and how often: the one vocabulary, shared with the
+/// libraries whose errors reach a worker (see [`Classify`]).
+pub use chatgptd_types::ErrorKind;
 /// Why a record could not be processed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{class}: {message}")]
@@ -215,6 +204,17 @@ impl ProcessError {
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = Some(retry_after);
         self
+    }
+
+    /// The one mapping from a library's error (model, memory) to a processing error: the
+    /// library says how the record should be treated and how long to wait.
+    pub fn classified(err: impl Classify) -> Self {
+        ProcessError {
+            kind: err.kind(),
+            class: err.class(),
+            message: err.to_string(),
+            retry_after: err.retry_after(),
+        }
     }
 
     /// True if retrying cannot help.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use chatgptd_agents::{AgentSpec, Registry};
 use chatgptd_memory::{HistoryEntry, Memory};
-use chatgptd_model::Disposition;
 use chatgptd_runtime::{
     ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, WorkerContext,
 };
@@ -201,7 +200,11 @@ impl AgentWorker {
             );
             return self.refuse(message, &agent.id, "token_budget", text).await;
         }
-        let reply = self.brain.answer(&request).await.map_err(model_error)?;
+        let reply = self
+            .brain
+            .answer(&request)
+            .await
+            .map_err(ProcessError::classified)?;
         let mut provenance = reply.provenance;
         provenance.source_topic = incoming.meta.topic.clone();
         provenance.source_partition = incoming.meta.partition;
@@ -244,7 +247,7 @@ impl AgentWorker {
             .memory
             .history(&format!("agent:{}", agent.id), HISTORY_SCAN.max(turns))
             .await
-            .map_err(memory_error)?;
+            .map_err(ProcessError::classified)?;
         let mut ours: Vec<HistoryEntry> = history
             .into_iter()
             .filter(|entry| {
@@ -309,7 +312,7 @@ impl AgentWorker {
             self.inbox
                 .deliver(&answered.to, answered)
                 .await
-                .map_err(memory_error)?;
+                .map_err(ProcessError::classified)?;
         }
         Ok(vec![OutputRecord::avro(
             &self.codec,
@@ -394,24 +397,6 @@ fn served_agents(registry: &Registry, serve: &[String]) -> HashSet<String> {
         }
     }
     serving
-}
-
-fn memory_error(err: chatgptd_memory::Error) -> ProcessError {
-    if err.is_unavailable() {
-        ProcessError::unavailable("memory_unavailable", err.to_string())
-    } else {
-        ProcessError::retryable("memory_error", err.to_string())
-    }
-}
-
-/// What the runtime should do with a model failure: the model client decides.
-pub(crate) fn model_error(err: chatgptd_model::Error) -> ProcessError {
-    let message = err.to_string();
-    match err.disposition() {
-        Disposition::Permanent => ProcessError::permanent(err.class(), message),
-        Disposition::Retry => ProcessError::retryable(err.class(), message),
-        Disposition::Unavailable => ProcessError::unavailable(err.class(), message),
-    }
 }
 
 impl Processor for AgentWorker {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 
-use chatgptd_model::{ChatMessage, ChatRequest, Disposition, ModelClient, Prompt, PromptError};
+use chatgptd_model::{ChatMessage, ChatRequest, ModelClient, Prompt, PromptError};
 use chatgptd_runtime::{
     ConsumerOptions, ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor,
     WorkerContext,
@@ -220,7 +220,11 @@ impl Enrich {
         .with_schema("ticket_enrichment", self.schema());
         request.temperature = Some(self.options.temperature);
         request.max_completion_tokens = Some(self.options.max_completion_tokens);
-        let reply = self.model.chat(&request).await.map_err(model_error)?;
+        let reply = self
+            .model
+            .chat(&request)
+            .await
+            .map_err(ProcessError::classified)?;
         let answer = reply.json.ok_or_else(|| {
             ProcessError::permanent("model_invalid_output", "the model's reply has no JSON")
         })?;
@@ -393,16 +397,6 @@ fn memories(
         ]),
     );
     (ticket_memory, enrichment_memory)
-}
-
-/// What the runtime should do with a model failure: the model client decides.
-fn model_error(err: chatgptd_model::Error) -> ProcessError {
-    let message = err.to_string();
-    match err.disposition() {
-        Disposition::Permanent => ProcessError::permanent(err.class(), message),
-        Disposition::Retry => ProcessError::retryable(err.class(), message),
-        Disposition::Unavailable => ProcessError::unavailable(err.class(), message),
-    }
 }
 
 impl Processor for Enrich {

@@ -72,7 +72,7 @@ impl MemoryWriter {
         self.memory
             .append_history(&record.owner, &entry, limits)
             .await
-            .map_err(memory_error)?;
+            .map_err(ProcessError::classified)?;
         let state = StateEntry {
             version: offset,
             value: serde_json::json!({
@@ -88,7 +88,7 @@ impl MemoryWriter {
         self.memory
             .put_state(&record.owner, &state, ttl)
             .await
-            .map_err(memory_error)?;
+            .map_err(ProcessError::classified)?;
         Ok(())
     }
 }
@@ -100,14 +100,6 @@ fn role_of(kind: &str) -> &'static str {
         "reply" | "enrichment" | "step_result" => "assistant",
         "decision" => "system",
         _ => "event",
-    }
-}
-
-fn memory_error(err: chatgptd_memory::Error) -> ProcessError {
-    if err.is_unavailable() {
-        ProcessError::unavailable("memory_unavailable", err.to_string())
-    } else {
-        ProcessError::retryable("memory_error", err.to_string())
     }
 }
 

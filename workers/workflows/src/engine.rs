@@ -8,12 +8,13 @@ use std::time::Duration;
 use chatgptd_agents::workflow::Approval;
 use chatgptd_agents::{Registry, StepSpec, WorkflowSpec, Workflows};
 use chatgptd_memory::Memory;
-use chatgptd_model::Disposition;
+use chatgptd_model::{Classify, ErrorKind};
 use chatgptd_runtime::{
     ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, WorkerContext,
 };
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{MemoryRecord, WorkflowStep};
+use chatgptd_types::waiting;
 use chatgptd_worker_agents::{Brain, BrainContext};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -61,14 +62,6 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("workflows", &self.workflows.list().len())
             .finish()
-    }
-}
-
-fn memory_error(err: chatgptd_memory::Error) -> ProcessError {
-    if err.is_unavailable() {
-        ProcessError::unavailable("memory_unavailable", err.to_string())
-    } else {
-        ProcessError::retryable("memory_error", err.to_string())
     }
 }
 
@@ -124,7 +117,11 @@ impl Engine {
         let given: Value = serde_json::from_str(&record.input_json).map_err(|err| {
             ProcessError::permanent("invalid_input", format!("input is not JSON: {err}"))
         })?;
-        let existing = self.store.run(run).await.map_err(memory_error)?;
+        let existing = self
+            .store
+            .run(run)
+            .await
+            .map_err(ProcessError::classified)?;
         let input = match (&existing, spec.prepare_input(&given)) {
             (Some(state), _) => state.input.clone(),
             (None, Ok(input)) => {
@@ -141,7 +138,7 @@ impl Engine {
                 self.store
                     .put_run(run, &state)
                     .await
-                    .map_err(memory_error)?;
+                    .map_err(ProcessError::classified)?;
                 info!(run = %run, workflow = %spec.name, started_by = %record.step_id, "run started");
                 input
             }
@@ -160,7 +157,7 @@ impl Engine {
                 self.store
                     .put_run(run, &state)
                     .await
-                    .map_err(memory_error)?;
+                    .map_err(ProcessError::classified)?;
                 return Ok(Vec::new());
             }
         };
@@ -204,7 +201,12 @@ impl Engine {
                 format!("workflow {} has no step `{step_id}`", spec.name),
             ));
         };
-        let Some(mut run) = self.store.run(run_id).await.map_err(memory_error)? else {
+        let Some(mut run) = self
+            .store
+            .run(run_id)
+            .await
+            .map_err(ProcessError::classified)?
+        else {
             warn!(run = %run_id, step = %step_id, "step of an unknown (or expired) run ignored");
             return Ok(Vec::new());
         };
@@ -212,7 +214,7 @@ impl Engine {
             .store
             .step(run_id, step_id)
             .await
-            .map_err(memory_error)?;
+            .map_err(ProcessError::classified)?;
         if resume {
             if run.status == RunStatus::Failed {
                 run.status = RunStatus::Running;
@@ -222,7 +224,7 @@ impl Engine {
                 self.store
                     .put_run(run_id, &run)
                     .await
-                    .map_err(memory_error)?;
+                    .map_err(ProcessError::classified)?;
             }
         } else if run.status == RunStatus::Failed {
             return Ok(Vec::new());
@@ -253,7 +255,7 @@ impl Engine {
                 .store
                 .approved(run_id, step_id)
                 .await
-                .map_err(memory_error)?
+                .map_err(ProcessError::classified)?
         {
             let held = StepState {
                 status: StepStatus::WaitingApproval,
@@ -263,7 +265,7 @@ impl Engine {
             self.store
                 .put_step(run_id, step_id, &held)
                 .await
-                .map_err(memory_error)?;
+                .map_err(ProcessError::classified)?;
             info!(run = %run_id, step = %step_id, "step waits for approval");
             return Ok(Vec::new());
         }
@@ -275,7 +277,7 @@ impl Engine {
             .store
             .claim(run_id, step_id, &token, claim_ttl(step))
             .await
-            .map_err(memory_error)?
+            .map_err(ProcessError::classified)?
         {
             return Err(ProcessError::unavailable(
                 "step_in_progress",
@@ -302,7 +304,7 @@ impl Engine {
         let max_attempts = step.retry.max_attempts.max(1);
         let mut last_error = String::new();
         for attempt in 1..=max_attempts {
-            tokio::time::sleep(step.retry.delay_before(attempt)).await;
+            waiting::sleep(step.retry.delay_before(attempt)).await;
             let running = StepState {
                 status: StepStatus::Running,
                 attempts: attempt,
@@ -313,9 +315,9 @@ impl Engine {
             self.store
                 .put_step(run_id, step_id, &running)
                 .await
-                .map_err(memory_error)?;
-            let error = match tokio::time::timeout(step.timeout, self.brain.answer(&request)).await
-            {
+                .map_err(ProcessError::classified)?;
+            // Like the record's, the step's timeout counts working time, not a rate limit.
+            let error = match waiting::timeout(step.timeout, self.brain.answer(&request)).await {
                 Ok(Ok(reply)) => {
                     metrics::counter!(metric::STEP_ATTEMPTS, "workflow" => spec.name.clone(), "step" => step_id.clone(), "outcome" => "succeeded").increment(1);
                     let done = StepState {
@@ -328,16 +330,17 @@ impl Engine {
                     self.store
                         .put_step(run_id, step_id, &done)
                         .await
-                        .map_err(memory_error)?;
+                        .map_err(ProcessError::classified)?;
                     let mut records = vec![self.remember(incoming, spec, step, &done)?];
                     records.extend(self.after(run_id, spec, step, &run.input).await?);
                     return Ok(records);
                 }
-                Ok(Err(err)) if err.disposition() == Disposition::Unavailable => {
-                    // The provider or the cache is down: wait it out, holding the claim.
-                    return Err(ProcessError::unavailable(err.class(), err.to_string()));
+                Ok(Err(err)) if err.kind() == ErrorKind::Unavailable => {
+                    // The provider or the cache is down, or a rate limit holds: wait it out,
+                    // holding the claim.
+                    return Err(ProcessError::classified(err));
                 }
-                Ok(Err(err)) if err.disposition() == Disposition::Permanent => {
+                Ok(Err(err)) if err.kind() == ErrorKind::Permanent => {
                     last_error = format!("{}: {err}", err.class());
                     break;
                 }
@@ -360,7 +363,11 @@ impl Engine {
     ) -> Result<BTreeMap<String, String>, ProcessError> {
         let mut outputs = BTreeMap::new();
         for id in step.reads() {
-            let state = self.store.step(run_id, &id).await.map_err(memory_error)?;
+            let state = self
+                .store
+                .step(run_id, &id)
+                .await
+                .map_err(ProcessError::classified)?;
             if let Some(output) = state.and_then(|s| s.output) {
                 outputs.insert(id, output);
             }
@@ -387,7 +394,7 @@ impl Engine {
         self.store
             .put_step(run_id, &step.id, &failed)
             .await
-            .map_err(memory_error)?;
+            .map_err(ProcessError::classified)?;
         run.status = RunStatus::Failed;
         run.error = Some(format!("step {} failed: {error}", step.id));
         run.failed_step = Some(step.id.clone());
@@ -395,11 +402,11 @@ impl Engine {
         self.store
             .put_run(run_id, run)
             .await
-            .map_err(memory_error)?;
+            .map_err(ProcessError::classified)?;
         self.store
             .release(run_id, &step.id)
             .await
-            .map_err(memory_error)?;
+            .map_err(ProcessError::classified)?;
         metrics::counter!(metric::RUNS, "workflow" => run.workflow.clone(), "status" => "failed")
             .increment(1);
         warn!(run = %run_id, step = %step.id, %error, "run failed");
@@ -424,7 +431,7 @@ impl Engine {
                     .store
                     .join(run_id, &dependent.id, &step.id)
                     .await
-                    .map_err(memory_error)?;
+                    .map_err(ProcessError::classified)?;
                 if finished < spec.dependencies(&dependent.id).len() {
                     continue;
                 }
@@ -436,9 +443,13 @@ impl Engine {
                 .store
                 .leaf_done(run_id, &step.id)
                 .await
-                .map_err(memory_error)?;
+                .map_err(ProcessError::classified)?;
             if finished >= spec.leaves().len()
-                && let Some(mut run) = self.store.run(run_id).await.map_err(memory_error)?
+                && let Some(mut run) = self
+                    .store
+                    .run(run_id)
+                    .await
+                    .map_err(ProcessError::classified)?
                 && run.status == RunStatus::Running
             {
                 run.status = RunStatus::Succeeded;
@@ -446,7 +457,7 @@ impl Engine {
                 self.store
                     .put_run(run_id, &run)
                     .await
-                    .map_err(memory_error)?;
+                    .map_err(ProcessError::classified)?;
                 metrics::counter!(metric::RUNS, "workflow" => spec.name.clone(), "status" => "succeeded").increment(1);
                 info!(run = %run_id, workflow = %spec.name, "run succeeded");
             }

@@ -124,7 +124,8 @@ impl TrackerHttp {
         what: &str,
     ) -> Result<Reply, ProcessError> {
         if let Some(limiter) = &self.limiter {
-            limiter.until_ready().await;
+            // Queueing for our own limit is waiting, which the record's timeout does not count.
+            chatgptd_types::waiting::waiting(limiter.until_ready()).await;
         }
         let source = self.source.as_str();
         let mut request = self.client.request(method, url);

@@ -143,7 +143,13 @@ impl Writeback {
         let marker = Marker::new(T::SOURCE, &ticket_ref, &ticket.provenance.prompt_version);
         let key = marker.memory_key();
 
-        if self.memory.get(&key).await.map_err(memory_error)?.is_some() {
+        if self
+            .memory
+            .get(&key)
+            .await
+            .map_err(ProcessError::classified)?
+            .is_some()
+        {
             return Ok((Outcome::AlreadyPosted, "memory"));
         }
         let found = tracker.find_marker(&target, &marker).await?;
@@ -172,7 +178,7 @@ impl Writeback {
         self.memory
             .put(&key, done.to_string().as_bytes(), Some(self.done_ttl))
             .await
-            .map_err(memory_error)?;
+            .map_err(ProcessError::classified)?;
         Ok(if found {
             (Outcome::AlreadyPosted, "tracker")
         } else {
@@ -221,16 +227,6 @@ fn destination<T>(
             );
             Ok(Destination::NoCredentials)
         }
-    }
-}
-
-/// A memory backend that cannot be reached stalls the worker (retried without limit, no
-/// offset stored); any other memory error is retried a bounded number of times.
-fn memory_error(err: chatgptd_memory::Error) -> ProcessError {
-    if err.is_unavailable() {
-        ProcessError::unavailable("memory_unavailable", err.to_string())
-    } else {
-        ProcessError::retryable("memory", err.to_string())
     }
 }
 

@@ -244,14 +244,19 @@ fn status_failure(
     let message: String = message.chars().take(MAX_ERROR_TEXT).collect();
     let quota =
         code.as_deref() == Some(INSUFFICIENT_QUOTA) || kind.as_deref() == Some(INSUFFICIENT_QUOTA);
-    let retryable = is_retryable_status(status, code.as_deref()) && !quota;
+    // OpenAI answers a single request larger than the whole tokens-per-minute limit with a
+    // 429 too; no amount of waiting lets it through.
+    let too_large = status == 429 && message.to_ascii_lowercase().contains("request too large");
+    let retryable = is_retryable_status(status, code.as_deref()) && !quota && !too_large;
     let (error, status_label, limit_kind) = match status {
         429 if quota => (Error::InsufficientQuota(message), "429", Some("quota")),
+        429 if too_large => (Error::Http4xx { status, message }, "429", Some("tokens")),
         429 => {
             let limit = which_limit(kind.as_deref(), &message, &limits);
             let error = Error::RateLimited {
                 attempts: 1,
                 message,
+                retry_after: None,
             };
             (error, "429", Some(limit))
         }

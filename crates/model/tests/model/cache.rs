@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatgptd_memory::{Memory, MemoryOptions, RedisMemory, SqliteMemory};
-use chatgptd_model::{ChatMessage, ChatRequest, Disposition, Error, ModelClient, ModelOptions};
+use chatgptd_model::{
+    ChatMessage, ChatRequest, Classify, Error, ErrorKind, ModelClient, ModelOptions,
+};
 use chatgptd_testkit::fake_openai::FakeOpenAi;
 use chatgptd_testkit::redis::RedisServer;
 
@@ -87,6 +89,6 @@ async fn a_memory_outage_stalls_calls_instead_of_paying_for_them() {
         matches!(&err, Error::Cache(memory) if memory.is_unavailable()),
         "{err}"
     );
-    assert_eq!(err.disposition(), Disposition::Unavailable);
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert_eq!(fake.request_count(), 0);
 }

@@ -1,6 +1,6 @@
 //! What comes back: structured outputs, repairs, refusals and other typed failures.
 
-use chatgptd_model::{ChatMessage, ChatRequest, Disposition, Error};
+use chatgptd_model::{ChatMessage, ChatRequest, Classify, Error, ErrorKind};
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi};
 use serde_json::Value;
 
@@ -108,7 +108,7 @@ async fn repairs_exhausted_is_a_permanent_invalid_output() {
         matches!(err, Error::InvalidOutput { attempts: 3, .. }),
         "{err}"
     );
-    assert_eq!(err.disposition(), Disposition::Permanent);
+    assert_eq!(err.kind(), ErrorKind::Permanent);
     assert_eq!(err.class(), "model_invalid_output");
     assert_eq!(
         fake.request_count(),
@@ -131,7 +131,7 @@ async fn refusal_length_and_content_filter_are_typed_permanent_errors() {
         fake.push(behaviour.clone());
         let err = client.chat(&triage_request()).await.unwrap_err();
         assert_eq!(err.class(), class, "{behaviour:?}: {err}");
-        assert_eq!(err.disposition(), Disposition::Permanent);
+        assert_eq!(err.kind(), ErrorKind::Permanent);
         assert_eq!(
             fake.request_count(),
             1,
@@ -155,7 +155,7 @@ async fn malformed_json_is_a_typed_retryable_error() {
     let err = client.chat(&triage_request()).await.unwrap_err();
 
     assert!(matches!(err, Error::Malformed(_)), "{err}");
-    assert_eq!(err.disposition(), Disposition::Retry);
+    assert_eq!(err.kind(), ErrorKind::Retryable);
     assert_eq!(
         fake.request_count(),
         1,

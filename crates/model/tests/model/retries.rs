@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use chatgptd_model::{ChatMessage, ChatRequest, Disposition, Error, ModelClient, ModelOptions};
+use chatgptd_model::{
+    ChatMessage, ChatRequest, Classify, Error, ErrorKind, ModelClient, ModelOptions,
+};
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi, FakeOptions};
 
 use crate::fixture::{client, options, statuses};
@@ -42,8 +44,8 @@ async fn insufficient_quota_is_not_retried() {
 
     assert!(matches!(err, Error::InsufficientQuota(_)), "{err}");
     assert_eq!(
-        err.disposition(),
-        Disposition::Unavailable,
+        err.kind(),
+        ErrorKind::Unavailable,
         "a spent quota stalls, it does not dead-letter"
     );
     assert_eq!(err.class(), "model_quota");
@@ -85,7 +87,7 @@ async fn server_errors_exhaust_the_attempts() {
         ),
         "{err}"
     );
-    assert_eq!(err.disposition(), Disposition::Retry);
+    assert_eq!(err.kind(), ErrorKind::Retryable);
     assert_eq!(fake.request_count(), 3);
 }
 
@@ -106,7 +108,7 @@ async fn slow_replies_time_out_after_every_attempt() {
     let err = client.chat(&request("hello")).await.unwrap_err();
 
     assert!(matches!(err, Error::Timeout { attempts: 3 }), "{err}");
-    assert_eq!(err.disposition(), Disposition::Retry);
+    assert_eq!(err.kind(), ErrorKind::Retryable);
     assert_eq!(fake.request_count(), 3);
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -126,7 +128,7 @@ async fn a_wrong_key_is_a_permanent_4xx_without_retries() {
     let err = client.chat(&request("hello")).await.unwrap_err();
 
     assert!(matches!(err, Error::Http4xx { status: 401, .. }), "{err}");
-    assert_eq!(err.disposition(), Disposition::Permanent);
+    assert_eq!(err.kind(), ErrorKind::Permanent);
     assert_eq!(fake.request_count(), 1);
 }
 
@@ -142,7 +144,7 @@ async fn a_refused_connection_is_unavailable_after_retries() {
     let err = client.chat(&request("hello")).await.unwrap_err();
 
     assert!(matches!(err, Error::Unavailable(_)), "{err}");
-    assert_eq!(err.disposition(), Disposition::Unavailable);
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
 }
 
 #[tokio::test]

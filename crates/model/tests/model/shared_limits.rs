@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use chatgptd_model::{ChatMessage, ChatRequest, Disposition, Error, LimitOptions, ModelOptions};
+use chatgptd_model::{
+    ChatMessage, ChatRequest, Classify, Error, ErrorKind, LimitOptions, ModelOptions,
+};
 use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions, max_in_any_window};
 use chatgptd_testkit::redis::RedisServer;
 
@@ -99,7 +101,7 @@ async fn a_redis_outage_makes_calls_unavailable_until_it_is_back() {
     redis.stop();
     let err = client.chat(&request).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err}");
-    assert_eq!(err.disposition(), Disposition::Unavailable);
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert_eq!(
         fake.request_count(),
         1,

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use chatgptd_types::avro::Codec;
 use chatgptd_types::trace::TraceContext;
+use chatgptd_types::waiting;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use tokio_util::sync::CancellationToken;
@@ -124,20 +125,10 @@ impl<P: Processor> RecordHandler<P> {
         let mut outage = 0;
         let last_error = loop {
             incoming.meta.attempt = failures + 1;
-            let result = tokio::select! {
-                _ = cancel.cancelled() => return Outcome::Cancelled,
-                result = tokio::time::timeout(self.options.process_timeout, self.try_once(&incoming)) => result,
-            };
-            let error = match result {
-                Ok(Ok(())) => return Outcome::Done,
-                Ok(Err(error)) => error,
-                Err(_elapsed) => ProcessError::retryable(
-                    "timeout",
-                    format!(
-                        "not done within process_timeout ({:?})",
-                        self.options.process_timeout
-                    ),
-                ),
+            let error = match self.try_within_timeout(&incoming, cancel).await {
+                None => return Outcome::Cancelled,
+                Some(Ok(())) => return Outcome::Done,
+                Some(Err(error)) => error,
             };
             self.count_error(
                 error.class,
@@ -191,6 +182,27 @@ impl<P: Processor> RecordHandler<P> {
         };
         self.dead_letter(message, &incoming.meta, failure, &trace, cancel)
             .await
+    }
+
+    /// One try under `process_timeout`, of which only working time counts: time the try
+    /// spends waiting on a limiter or a `Retry-After` (see `chatgptd_types::waiting`) moves
+    /// its deadline, so a backlog behind a rate limit never times out. `None`: cancelled.
+    async fn try_within_timeout(
+        &self,
+        incoming: &Incoming<P::Input>,
+        cancel: &CancellationToken,
+    ) -> Option<Result<(), ProcessError>> {
+        let timeout = self.options.process_timeout;
+        tokio::select! {
+            _ = cancel.cancelled() => None,
+            result = waiting::timeout(timeout, self.try_once(incoming)) => Some(match result {
+                Ok(result) => result,
+                Err(_elapsed) => Err(ProcessError::retryable(
+                    "timeout",
+                    format!("not done within process_timeout ({timeout:?}) of work"),
+                )),
+            }),
+        }
     }
 
     /// One try: process, then produce the outputs and wait for every acknowledgement.

@@ -28,7 +28,9 @@ pub struct ConsumerOptions {
     /// Spacing of retries.
     pub backoff: Backoff,
 
-    /// How long one try of one record may take (processing plus producing its outputs).
+    /// How long one try of one record may work (processing plus producing its outputs).
+    /// Time spent waiting on a rate limiter, a concurrency cap or a `Retry-After` does not
+    /// count: a backlog behind a limit waits, it does not time out.
     #[serde(with = "humantime_serde")]
     pub process_timeout: Duration,
 
