@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use chatgptd_types::waiting::waiting;
+
 use crate::error::Error;
 use crate::limiter::ModelLimiter;
 use crate::metric;
@@ -33,7 +35,8 @@ pub async fn send_with_retries(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let permit = limiter.acquire(reserved).await?;
+        // Queueing for the limiter is waiting, not working (see `chatgptd_types::waiting`).
+        let permit = waiting(limiter.acquire(reserved)).await?;
         let outcome = provider.send(body).await;
         drop(permit);
         match outcome {
@@ -56,14 +59,18 @@ pub async fn send_with_retries(
                 if let Some(limits) = &failed.limits {
                     limiter.adapt(limits, reserved, attempts.backoff.retry_after_cap());
                 }
+                if let (Error::RateLimited { .. }, Some(wait)) = (&failed.error, failed.retry_after)
+                {
+                    limiter.pause(wait.min(attempts.backoff.retry_after_cap()), "retry_after");
+                }
                 if !failed.retryable || attempt >= attempts.max {
-                    return Err(failed.error.after_attempts(attempt));
+                    return Err(failed.error.after_attempts(attempt, failed.retry_after));
                 }
                 let delay = attempts.backoff.delay(attempt, failed.retry_after);
                 metrics::counter!(metric::RETRIES, "model" => model.to_string(), "reason" => retry_reason(&failed))
                     .increment(1);
                 tracing::debug!(%model, attempt, ?delay, error = %failed.error, "retrying model call");
-                tokio::time::sleep(delay).await;
+                chatgptd_types::waiting::sleep(delay).await;
             }
         }
     }

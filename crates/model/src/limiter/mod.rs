@@ -23,9 +23,14 @@
 //!   tokens than the call reserved, new attempts for the model wait until the advertised
 //!   `x-ratelimit-reset-*` (capped at `retry.retry_after_cap`). Every replica sees the same
 //!   headers from the same quota, so this pause is kept per process.
+//! - **Adopting.** When replies advertise a request limit (`x-ratelimit-limit-requests`, or a
+//!   gateway key's `x-ratelimit-api_key-limit-requests`) below the configured one, attempts
+//!   also take a cell from a bucket of that shape (`advertised`), so a burst costs a few 429s,
+//!   not one per request past the provider's limit.
 //! - Every attempt, retries included, goes through the limiter, and failed attempts are not
 //!   refunded: the provider counted them too.
 
+mod advertised;
 mod local;
 mod redis;
 pub mod spec;
@@ -40,6 +45,7 @@ use crate::error::Error;
 use crate::metric;
 use crate::openai::headers::RateLimitHeaders;
 use crate::options::{LimitOptions, ModelOptions};
+use advertised::Advertised;
 use local::LocalBucket;
 use redis::RedisBackend;
 pub use redis::bucket_key;
@@ -124,6 +130,18 @@ impl Limiters {
                 tokens: tokens.as_ref().and_then(LocalBucket::new),
             },
         };
+        let advertised = Advertised::new(
+            self.window,
+            limits.burst_fraction,
+            headroom,
+            limits.requests_per_minute,
+            self.redis.as_ref().map(|backend| {
+                (
+                    backend.clone(),
+                    bucket_key(&self.endpoint, model, "rpm-advertised"),
+                )
+            }),
+        );
         let concurrency = (limits.max_concurrency > 0)
             .then(|| Arc::new(Semaphore::new(limits.max_concurrency as usize)));
         ModelLimiter {
@@ -133,6 +151,7 @@ impl Limiters {
             store,
             gate: tokio::sync::Mutex::new(()),
             concurrency,
+            advertised,
             paused_until: Mutex::new(None),
         }
     }
@@ -162,6 +181,8 @@ pub struct ModelLimiter {
     /// One taker at a time (see the module docs).
     gate: tokio::sync::Mutex<()>,
     concurrency: Option<Arc<Semaphore>>,
+    /// The provider's own request limit, when it advertises one below ours.
+    advertised: Advertised,
     /// Set from the provider's headers: no attempt starts before this instant.
     paused_until: Mutex<Option<Instant>>,
 }
@@ -212,6 +233,7 @@ impl ModelLimiter {
                 if let Some(bucket) = requests {
                     bucket.take(1).await;
                 }
+                self.advertised.take().await?;
                 if let (Some(bucket), Some(chunk)) = (tokens, last_chunk) {
                     bucket.take(chunk).await;
                 }
@@ -237,6 +259,7 @@ impl ModelLimiter {
                 if !buckets.is_empty() {
                     backend.take(&buckets).await?;
                 }
+                self.advertised.take().await?;
             }
         }
         metrics::histogram!(metric::LIMITER_WAIT_SECONDS, "model" => self.model.clone())
@@ -282,8 +305,17 @@ impl ModelLimiter {
         Ok(())
     }
 
-    /// Pauses new attempts when the provider says a limit is spent (see the module docs).
+    /// The request limit adopted from the provider's headers, if any.
+    pub fn advertised_requests(&self) -> Option<u32> {
+        self.advertised.limit()
+    }
+
+    /// Pauses new attempts when the provider says a limit is spent, and adopts a tighter
+    /// request limit it advertises (see the module docs).
     pub fn adapt(&self, headers: &RateLimitHeaders, reserved: u64, cap: Duration) {
+        if let Some(limit) = headers.limit_requests {
+            self.advertised.adopt(limit, &self.model);
+        }
         let mut pause: Option<(Duration, &'static str)> = None;
         if headers.remaining_requests == Some(0) {
             pause = Some((headers.reset_requests.unwrap_or(DEFAULT_PAUSE), "requests"));
@@ -300,7 +332,12 @@ impl ModelLimiter {
         let Some((wait, limit)) = pause else {
             return;
         };
-        let wait = wait.min(cap);
+        self.pause(wait.min(cap), limit);
+    }
+
+    /// Holds new attempts for `wait`: a 429 asked us to, so every caller of the model waits
+    /// rather than each learning it from a 429 of its own.
+    pub fn pause(&self, wait: Duration, limit: &'static str) {
         let until = Instant::now() + wait;
         let mut paused = self
             .paused_until
@@ -416,5 +453,35 @@ mod tests {
         let started = Instant::now();
         drop(other.acquire(1).await.unwrap());
         assert!(started.elapsed() >= Duration::from_millis(190));
+    }
+
+    #[tokio::test]
+    async fn a_tighter_advertised_request_limit_is_adopted() {
+        // Configured: 600 per 1 s window. The provider says 5.
+        let limiters = Limiters::new(&options(600, 0), "test", None).unwrap();
+        let limiter = limiters.for_model("m");
+        let looser = RateLimitHeaders {
+            limit_requests: Some(1000),
+            ..RateLimitHeaders::default()
+        };
+        limiter.adapt(&looser, 1, Duration::from_secs(60));
+        assert_eq!(
+            limiter.advertised_requests(),
+            None,
+            "a looser limit changes nothing"
+        );
+        let tighter = RateLimitHeaders {
+            limit_requests: Some(5),
+            ..RateLimitHeaders::default()
+        };
+        limiter.adapt(&tighter, 1, Duration::from_secs(60));
+        assert_eq!(limiter.advertised_requests(), Some(5));
+        // 5 - 1 headroom = 4 per window, burst 1: the 4th take waits about 3/4 of it.
+        let started = Instant::now();
+        for _ in 0..4 {
+            drop(limiter.acquire(0).await.unwrap());
+        }
+        let paced = started.elapsed();
+        assert!(paced >= Duration::from_millis(700), "{paced:?}");
     }
 }

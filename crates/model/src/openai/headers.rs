@@ -4,7 +4,18 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 
-/// The `x-ratelimit-*` headers of a reply (OpenAI, Azure and LiteLLM send them).
+/// The prefixes under which gateways report a limit: OpenAI and Azure send `x-ratelimit-*`;
+/// LiteLLM sends a key's own limits as `x-ratelimit-api_key-*` and passes the provider's
+/// headers on as `llm_provider-*`.
+const LIMIT_PREFIXES: [&str; 3] = [
+    "x-ratelimit-",
+    "x-ratelimit-api_key-",
+    "llm_provider-x-ratelimit-",
+];
+
+/// The rate-limit headers of a reply, in any of the styles above. When several styles
+/// report the same figure, the most restrictive wins: whichever limit is nearest decides
+/// when the next request would get a 429.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateLimitHeaders {
     pub limit_requests: Option<u64>,
@@ -20,15 +31,32 @@ pub struct RateLimitHeaders {
 impl RateLimitHeaders {
     /// Reads the headers; absent or unparsable ones are `None`.
     pub fn parse(headers: &HeaderMap) -> Self {
-        let number = |name: &str| header_str(headers, name).and_then(|v| v.trim().parse().ok());
-        let duration = |name: &str| header_str(headers, name).and_then(parse_reset);
+        let now = SystemTime::now();
+        let each = |suffix: &str| -> Vec<&str> {
+            LIMIT_PREFIXES
+                .iter()
+                .filter_map(|prefix| header_str(headers, &format!("{prefix}{suffix}")))
+                .collect()
+        };
+        let least = |suffix: &str| {
+            each(suffix)
+                .into_iter()
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .min()
+        };
+        let longest = |suffix: &str| {
+            each(suffix)
+                .into_iter()
+                .filter_map(|v| parse_reset(v, now))
+                .max()
+        };
         RateLimitHeaders {
-            limit_requests: number("x-ratelimit-limit-requests"),
-            limit_tokens: number("x-ratelimit-limit-tokens"),
-            remaining_requests: number("x-ratelimit-remaining-requests"),
-            remaining_tokens: number("x-ratelimit-remaining-tokens"),
-            reset_requests: duration("x-ratelimit-reset-requests"),
-            reset_tokens: duration("x-ratelimit-reset-tokens"),
+            limit_requests: least("limit-requests"),
+            limit_tokens: least("limit-tokens"),
+            remaining_requests: least("remaining-requests"),
+            remaining_tokens: least("remaining-tokens"),
+            reset_requests: longest("reset-requests"),
+            reset_tokens: longest("reset-tokens"),
         }
     }
 }
@@ -39,10 +67,22 @@ pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// A reset value: a Go-style duration (`6m0s`, `1s`, `12ms`, `1h2m3.5s`) as OpenAI sends,
-/// or plain seconds (`20`, `0.5`) as some proxies send.
-fn parse_reset(text: &str) -> Option<Duration> {
+/// plain seconds (`20`, `0.5`) as some proxies send, or a Unix time in seconds.
+fn parse_reset(text: &str, now: SystemTime) -> Option<Duration> {
     let text = text.trim();
-    parse_go_duration(text).or_else(|| parse_seconds(text))
+    parse_go_duration(text).or_else(|| parse_seconds_or_time(text, now))
+}
+
+/// Seconds to wait, or, for values that can only be a Unix time, the wait until it.
+fn parse_seconds_or_time(text: &str, now: SystemTime) -> Option<Duration> {
+    /// No limit resets in more than a few years: larger numbers are timestamps.
+    const SMALLEST_UNIX_TIME: f64 = 1e9;
+    let seconds: f64 = text.trim().parse().ok()?;
+    if seconds >= SMALLEST_UNIX_TIME {
+        let at = SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(seconds).ok()?;
+        return Some(at.duration_since(now).unwrap_or(Duration::ZERO));
+    }
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// Parses a Go `time.Duration` string: a sequence of decimal numbers with units `h`, `m`,
@@ -80,22 +120,25 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
-/// Non-negative seconds, possibly fractional.
-fn parse_seconds(text: &str) -> Option<Duration> {
-    let seconds: f64 = text.trim().parse().ok()?;
-    Duration::try_from_secs_f64(seconds).ok()
+/// How long the provider asks us to wait, in the styles real gateways send: `retry-after-ms`
+/// (OpenAI, Azure), `retry-after` in seconds or as an HTTP date, and the provider's own
+/// headers as LiteLLM passes them on (`llm_provider-retry-after[-ms]`; LiteLLM's 429 for a
+/// deployment limit carries only those). The first style present wins.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    ["", "llm_provider-", "x-ms-"]
+        .iter()
+        .find_map(|prefix| retry_after_with(headers, prefix, now))
 }
 
-/// How long the provider asks us to wait: `retry-after-ms` (OpenAI, Azure), then
-/// `retry-after` in seconds or as an HTTP date.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let millis = header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok());
+fn retry_after_with(headers: &HeaderMap, prefix: &str, now: SystemTime) -> Option<Duration> {
+    let millis = header_str(headers, &format!("{prefix}retry-after-ms"))
+        .and_then(|v| v.trim().parse::<f64>().ok());
     if let Some(wait) = millis.and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()) {
         return Some(wait);
     }
-    let value = header_str(headers, "retry-after")?.trim();
-    if let Some(seconds) = parse_seconds(value) {
-        return Some(seconds);
+    let value = header_str(headers, &format!("{prefix}retry-after"))?.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).ok();
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -120,7 +163,13 @@ mod tests {
         assert_eq!(parse_go_duration("5"), None);
         assert_eq!(parse_go_duration("5x"), None);
         assert_eq!(parse_go_duration("ms"), None);
-        assert_eq!(parse_reset("5"), Some(Duration::from_secs(5)));
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_reset("5", now), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_reset("1700000030", now),
+            Some(Duration::from_secs(30)),
+            "a Unix time"
+        );
     }
 
     #[test]
@@ -158,5 +207,47 @@ mod tests {
         dated.insert("retry-after", HeaderValue::from_str(&at).unwrap());
         assert_eq!(retry_after(&dated, now), Some(Duration::from_secs(30)));
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn litellm_styles() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // A deployment limit hit behind LiteLLM: only the provider's header, prefixed.
+        let mut headers = HeaderMap::new();
+        headers.insert("llm_provider-retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
+        headers.insert("retry-after", HeaderValue::from_static("60"));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::from_secs(60)),
+            "a plain retry-after wins"
+        );
+        let mut azure = HeaderMap::new();
+        azure.insert("x-ms-retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(retry_after(&azure, now), Some(Duration::from_millis(250)));
+
+        // Key-level limits beside the deployment's: the tighter figure counts.
+        let mut limits = HeaderMap::new();
+        limits.insert(
+            "x-ratelimit-limit-requests",
+            HeaderValue::from_static("600"),
+        );
+        limits.insert(
+            "x-ratelimit-api_key-limit-requests",
+            HeaderValue::from_static("5"),
+        );
+        limits.insert(
+            "x-ratelimit-api_key-remaining-requests",
+            HeaderValue::from_static("0"),
+        );
+        limits.insert(
+            "llm_provider-x-ratelimit-remaining-tokens",
+            HeaderValue::from_static("1200"),
+        );
+        let parsed = RateLimitHeaders::parse(&limits);
+        assert_eq!(parsed.limit_requests, Some(5));
+        assert_eq!(parsed.remaining_requests, Some(0));
+        assert_eq!(parsed.remaining_tokens, Some(1200));
+        assert_eq!(parsed.reset_requests, None);
     }
 }

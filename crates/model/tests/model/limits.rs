@@ -186,6 +186,8 @@ async fn the_client_pauses_when_the_provider_says_a_limit_is_spent() {
     .await;
     let mut options = options(&fake);
     options.default_limits.max_concurrency = 1;
+    // An advertised limit counts per the limiter's window, a minute for real providers.
+    options.limit_window = Duration::from_secs(1);
     let client = client(&options).await;
 
     let started = Instant::now();
