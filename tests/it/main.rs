@@ -5,6 +5,7 @@
 mod agents;
 mod cli;
 mod events;
+mod limits;
 mod memory;
 mod runtime;
 mod support;
