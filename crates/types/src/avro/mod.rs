@@ -11,6 +11,7 @@
 //! defaults. An unknown fingerprint or a malformed body is an [`Error`](crate::Error), never a
 //! panic: workers send such records to the dead-letter topic.
 
+mod canonical;
 mod codec;
 mod framing;
 mod json;
