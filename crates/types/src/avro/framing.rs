@@ -5,7 +5,8 @@ use crate::Error;
 /// How a value's writer schema is identified on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchemaId {
-    /// The schema's 64-bit Rabin fingerprint (CRC-64-AVRO), little-endian as in the header.
+    /// A schema's 64-bit CRC-64-AVRO fingerprint, little-endian as in the header: the spec's
+    /// (what we write) or apache-avro's legacy one (still read).
     Fingerprint([u8; 8]),
 }
 
@@ -29,7 +30,8 @@ pub trait Framing: Send + Sync + std::fmt::Debug {
     fn split<'a>(&self, bytes: &'a [u8]) -> Result<(SchemaId, &'a [u8]), Error>;
 }
 
-/// Avro single-object encoding: `C3 01`, the 8-byte little-endian Rabin fingerprint, the body.
+/// Avro single-object encoding: `C3 01`, the 8-byte little-endian CRC-64-AVRO fingerprint of
+/// the schema's Parsing Canonical Form, the body.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SingleObject;
 

@@ -8,6 +8,7 @@ use apache_avro::Schema;
 use apache_avro::rabin::Rabin;
 use apache_avro::schema_compatibility::SchemaCompatibility;
 
+use super::canonical;
 use super::framing::SchemaId;
 use crate::Error;
 
@@ -56,8 +57,13 @@ pub struct StoredSchema {
     pub name: String,
     /// The schema with every referenced named type inlined, as other Avro libraries expect.
     pub schema: Schema,
-    /// Rabin fingerprint of the parsing canonical form, little-endian as in the wire header.
+    /// The spec's CRC-64-AVRO fingerprint of the Parsing Canonical Form, little-endian as in
+    /// the wire header: what every Avro library computes, and what the codec writes.
     pub fingerprint: [u8; 8],
+    /// The fingerprint chatgptd wrote before it followed the spec: apache-avro 0.22's, whose
+    /// canonical form keeps `{"type":"long"}` for a logical type. Records on topics carry it,
+    /// so it is still read; it equals `fingerprint` for schemas without logical types.
+    pub legacy_fingerprint: [u8; 8],
     /// True for the version this build writes and decodes into.
     pub current: bool,
     /// The file it was read from, for messages.
@@ -77,13 +83,20 @@ impl StoredSchema {
             name: file.to_string(),
             message: err.to_string(),
         })?;
+        let schema_error = |message: String| Error::Schema {
+            name: file.to_string(),
+            message,
+        };
+        let json = serde_json::to_value(&schema).map_err(|err| schema_error(err.to_string()))?;
+        let fingerprint = canonical::fingerprint(&json).map_err(schema_error)?;
         let digest = schema.fingerprint::<Rabin>().bytes;
-        let mut fingerprint = [0u8; 8];
-        fingerprint.copy_from_slice(&digest[..8]);
+        let mut legacy_fingerprint = [0u8; 8];
+        legacy_fingerprint.copy_from_slice(&digest[..8]);
         Ok(StoredSchema {
             name,
             schema,
             fingerprint,
+            legacy_fingerprint,
             current,
             file: file.to_string(),
         })
@@ -100,6 +113,7 @@ impl StoredSchema {
 pub struct SchemaStore {
     by_fingerprint: HashMap<[u8; 8], Arc<StoredSchema>>,
     current: HashMap<String, Arc<StoredSchema>>,
+    versions: Vec<Arc<StoredSchema>>,
 }
 
 impl SchemaStore {
@@ -154,22 +168,33 @@ impl SchemaStore {
         Ok(store)
     }
 
+    /// Registers both fingerprints; the first version inserted keeps a fingerprint two share.
     fn insert(&mut self, stored: StoredSchema) -> Result<(), Error> {
         let stored = Arc::new(stored);
-        if let Some(previous) = self.by_fingerprint.get(&stored.fingerprint) {
+        let mut new = false;
+        for fingerprint in [stored.fingerprint, stored.legacy_fingerprint] {
             // The same canonical form twice is harmless only if it is the same record.
-            if previous.name != stored.name {
-                return Err(Error::Schema {
-                    name: stored.file.clone(),
-                    message: format!("same fingerprint as {}", previous.file),
-                });
+            match self.by_fingerprint.get(&fingerprint) {
+                Some(previous) if previous.name != stored.name => {
+                    return Err(Error::Schema {
+                        name: stored.file.clone(),
+                        message: format!("same fingerprint as {}", previous.file),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    self.by_fingerprint.insert(fingerprint, stored.clone());
+                    new = true;
+                }
             }
+        }
+        if !new {
             return Ok(());
         }
         if stored.current {
             self.current.insert(stored.name.clone(), stored.clone());
         }
-        self.by_fingerprint.insert(stored.fingerprint, stored);
+        self.versions.push(stored);
         Ok(())
     }
 
@@ -200,7 +225,7 @@ impl SchemaStore {
 
     /// Every known version, current and earlier.
     pub fn all_versions(&self) -> impl Iterator<Item = &Arc<StoredSchema>> {
-        self.by_fingerprint.values()
+        self.versions.iter()
     }
 }
 
@@ -334,6 +359,48 @@ mod tests {
                 .to_json()
                 .contains("\"name\":\"chatgptd.Provenance\",\"type\":\"record\"")
         );
+    }
+
+    /// fastavro's `fingerprint(to_parsing_canonical_form(ticket_event), "CRC-64-AVRO")`, which
+    /// like the single-object header is the 64-bit number's little-endian bytes in hex.
+    const TICKET_EVENT_SPEC: &str = "cccfa141feaccc60";
+    /// What chatgptd wrote before following the spec. Pinned: records on topics carry it, so a
+    /// newer apache-avro that computes something else must not silently stop reading them.
+    const TICKET_EVENT_LEGACY: &str = "f1b365819b281363";
+
+    #[test]
+    fn ticket_event_has_the_spec_fingerprint_and_still_answers_to_the_legacy_one() {
+        let store = SchemaStore::builtin().unwrap();
+        let ticket = store.current("chatgptd.TicketEvent").unwrap();
+        assert_eq!(hex::encode(ticket.fingerprint), TICKET_EVENT_SPEC);
+        assert_eq!(hex::encode(ticket.legacy_fingerprint), TICKET_EVENT_LEGACY);
+        // The spec prints fingerprints as signed 64-bit numbers; the header has them little-endian.
+        assert_eq!(
+            u64::from_le_bytes(ticket.fingerprint),
+            0x60cc_acfe_41a1_cfcc
+        );
+        for fingerprint in [ticket.fingerprint, ticket.legacy_fingerprint] {
+            let found = store.lookup(SchemaId::Fingerprint(fingerprint)).unwrap();
+            assert!(Arc::ptr_eq(found, ticket), "{}", hex::encode(fingerprint));
+        }
+    }
+
+    #[test]
+    fn every_version_is_listed_once_and_only_logical_types_change_the_fingerprint() {
+        let store = SchemaStore::builtin().unwrap();
+        let versions: Vec<_> = store.all_versions().collect();
+        assert_eq!(versions.len(), 8, "7 current schemas and ticket_event.v1");
+        for version in versions {
+            let has_logical_type = serde_json::to_string(&version.schema)
+                .unwrap()
+                .contains("logicalType");
+            assert_eq!(
+                version.fingerprint != version.legacy_fingerprint,
+                has_logical_type,
+                "{}",
+                version.file
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,189 @@
+//! Interop with fastavro, an Avro implementation independent of apache-avro: it must read our
+//! single-object records by its own fingerprint of our schemas, and we must read its records.
+//! The Python side is `fastavro_interop.py`; `.ci/run` installs fastavro into `.ci/venv`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use chatgptd_types::avro::{AvroRecord, Codec};
+use chatgptd_types::records::{EnrichedTicket, Provenance, TicketEvent};
+use serde_json::{Value, json};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `CHATGPTD_PYTHON`, else `.ci/venv/bin/python`; either must have fastavro.
+fn python() -> PathBuf {
+    let python = std::env::var_os("CHATGPTD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".ci/venv/bin/python"));
+    let has_fastavro = Command::new(&python)
+        .args(["-c", "import fastavro"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        has_fastavro,
+        "{} cannot import fastavro: run .ci/run (it installs fastavro into .ci/venv), \
+         or point CHATGPTD_PYTHON at a python that has it",
+        python.display()
+    );
+    python
+}
+
+/// Sends `request` to the Python side and returns its reply.
+fn fastavro(request: Value) -> Value {
+    let root = workspace_root();
+    let mut child = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fastavro_interop.py"))
+        .arg(root.join("schemas"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "fastavro_interop.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn ticket() -> TicketEvent {
+    TicketEvent {
+        event_id: "e1".into(),
+        source: "jira".into(),
+        delivery_id: "d1".into(),
+        event_type: "jira:issue_created".into(),
+        ticket_id: "10001".into(),
+        ticket_key: "PROJ-1".into(),
+        title: "Login fails".into(),
+        description: "Since this morning — ünïcode".into(),
+        priority: Some("High".into()),
+        status: None,
+        labels: vec!["auth".into(), "sso".into()],
+        reporter: Some("alice".into()),
+        actor: None,
+        url: Some("https://example.atlassian.net/browse/PROJ-1".into()),
+        received_at_ms: 1_700_000_000_123,
+        raw_payload: "{}".into(),
+    }
+}
+
+/// A record with a timestamp and a named record type referenced from another schema file.
+fn enriched() -> EnrichedTicket {
+    EnrichedTicket {
+        event_id: "e1".into(),
+        source: "jira".into(),
+        ticket_id: "10001".into(),
+        ticket_key: "PROJ-1".into(),
+        title: "Login fails".into(),
+        url: None,
+        category: "access".into(),
+        suggested_priority: "high".into(),
+        sentiment: "negative".into(),
+        language: "en".into(),
+        summary: "User cannot log in".into(),
+        suggested_reply: "We are looking into it".into(),
+        labels: vec!["auth".into()],
+        confidence: 0.87,
+        related_tickets: vec!["PROJ-0".into()],
+        provenance: Provenance {
+            provider: "offline".into(),
+            model: "offline-1".into(),
+            prompt_version: "enrich.v1".into(),
+            request_id: Some("req_123".into()),
+            prompt_tokens: 120,
+            completion_tokens: 80,
+            total_tokens: 200,
+            finish_reason: "stop".into(),
+            cached: false,
+            source_topic: "tickets.events".into(),
+            source_partition: 2,
+            source_offset: 41,
+        },
+        enriched_at_ms: 1_700_000_000_500,
+    }
+}
+
+#[test]
+fn fastavro_computes_the_fingerprints_we_write() {
+    let codec = Codec::builtin();
+    let reply = fastavro(json!({}));
+    let theirs = reply["fingerprints"].as_object().unwrap();
+    let ours = codec.store().current_schemas();
+    assert_eq!(theirs.len(), ours.len(), "{theirs:?}");
+    for schema in ours {
+        assert_eq!(
+            theirs[&schema.name],
+            hex::encode(schema.fingerprint),
+            "{}",
+            schema.name
+        );
+    }
+    assert_eq!(theirs[TicketEvent::SCHEMA_NAME], "cccfa141feaccc60");
+}
+
+#[test]
+fn fastavro_reads_what_we_write() {
+    let codec = Codec::builtin();
+    let framed = [
+        hex::encode(codec.encode(&ticket()).unwrap()),
+        hex::encode(codec.encode(&enriched()).unwrap()),
+    ];
+    let reply = fastavro(json!({ "read": framed }));
+    assert_eq!(
+        reply["read"],
+        json!([
+            {"schema": TicketEvent::SCHEMA_NAME, "record": serde_json::to_value(ticket()).unwrap()},
+            {"schema": EnrichedTicket::SCHEMA_NAME, "record": serde_json::to_value(enriched()).unwrap()},
+        ])
+    );
+}
+
+#[test]
+fn we_read_what_fastavro_writes() {
+    let codec = Codec::builtin();
+    let reply = fastavro(json!({ "write": [
+        {"schema": TicketEvent::SCHEMA_NAME, "record": serde_json::to_value(ticket()).unwrap()},
+        {"schema": EnrichedTicket::SCHEMA_NAME, "record": serde_json::to_value(enriched()).unwrap()},
+    ]}));
+    let written: Vec<Vec<u8>> = reply["write"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|framed| hex::decode(framed.as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(written.len(), 2);
+    assert_eq!(codec.decode::<TicketEvent>(&written[0]).unwrap(), ticket());
+    assert_eq!(
+        codec.decode::<EnrichedTicket>(&written[1]).unwrap(),
+        enriched()
+    );
+    // Byte for byte what we write: same header, same body.
+    assert_eq!(written[0], codec.encode(&ticket()).unwrap());
+}
+
+#[test]
+fn a_body_behind_the_legacy_fingerprint_still_decodes() {
+    let codec = Codec::builtin();
+    let reply = fastavro(json!({ "write": [
+        {"schema": TicketEvent::SCHEMA_NAME, "record": serde_json::to_value(ticket()).unwrap()},
+    ]}));
+    let mut framed = hex::decode(reply["write"][0].as_str().unwrap()).unwrap();
+    let stored = codec.store().current(TicketEvent::SCHEMA_NAME).unwrap();
+    assert_eq!(&framed[2..10], &stored.fingerprint);
+    framed[2..10].copy_from_slice(&stored.legacy_fingerprint);
+    assert_eq!(hex::encode(&framed[2..10]), "f1b365819b281363");
+    assert_eq!(codec.decode::<TicketEvent>(&framed).unwrap(), ticket());
+}
