@@ -253,6 +253,10 @@ impl Memory for FlakyMemory {
         self.inner.delete(key).await
     }
 
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, MemoryError> {
+        self.inner.delete_if_equals(key, expected).await
+    }
+
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, MemoryError> {
         self.inner.incr(key, by, ttl).await
     }
