@@ -207,6 +207,8 @@ async fn main() {
         .unwrap();
     let mut options = IngestOptions::default();
     options.github.requests_per_second = 0;
+    // The fixture's repository: the gateway accepts only listed targets.
+    options.github.repositories = vec!["Codertocat/Hello-World".into()];
     let secrets = Secrets {
         github: Some(Secret::new(SECRET)),
         ..Secrets::default()

@@ -210,6 +210,8 @@ impl Pipeline {
 
         let mut ingest_options = IngestOptions::default();
         ingest_options.github.requests_per_second = 0;
+        // The gateway and the write-back accept only listed targets: the fixture's.
+        ingest_options.github.repositories = vec![format!("{OWNER}/{REPO}")];
         let secrets = Secrets {
             github: Some(Secret::new(SECRET)),
             ..Secrets::default()
@@ -249,6 +251,7 @@ impl Pipeline {
             writeback_options.github.enabled = true;
             writeback_options.github.api_url = trackers.github_url();
             writeback_options.github.requests_per_second = 0;
+            writeback_options.github.repositories = vec![format!("{OWNER}/{REPO}")];
             let credentials = Credentials {
                 github_token: Some(chatgptd_worker_writeback::Secret::new(GITHUB_TOKEN)),
                 ..Credentials::default()

@@ -314,6 +314,21 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_demo_configures_ingest_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CHATGPTD_INGEST__JIRA__SECRET_ENV", "JIRA_WEBHOOK_SECRET");
+            jail.set_env("CHATGPTD_INGEST__JIRA__PROJECTS", r#"["*"]"#);
+            jail.set_env("CHATGPTD_INGEST__GITHUB__ALLOW_UNSIGNED", "true");
+            let loaded = load(None, &Overrides::default()).unwrap();
+            let ingest = &loaded.config.ingest;
+            assert_eq!(ingest.jira.secret_env, "JIRA_WEBHOOK_SECRET");
+            assert_eq!(ingest.jira.projects, ["*"]);
+            assert!(ingest.github.allow_unsigned && !ingest.jira.allow_unsigned);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn an_unknown_key_names_the_key_and_the_file() {
         Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[kafka]\nbrokerz = \"x\"\n")?;
@@ -357,6 +372,10 @@ mod tests {
                 std::time::Duration::from_secs(90 * 86_400)
             );
             assert!(!loaded.config.writeback.jira.enabled);
+            // Secure by default: the example accepts no unsigned webhook.
+            let ingest = &loaded.config.ingest;
+            assert!(!ingest.jira.allow_unsigned && !ingest.github.allow_unsigned);
+            assert!(!ingest.servicenow.allow_unsigned);
             Ok(())
         });
     }

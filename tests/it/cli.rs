@@ -452,7 +452,14 @@ async fn a_separate_ingest_worker_feeds_up_and_tail_shows_the_enriched_ticket() 
     let brokers = up.info()["brokers"].as_str().unwrap().to_string();
     let port = chatgptd_testkit::free_port();
     let ingest_dir = tempfile::tempdir().unwrap();
+    // Webhooks must be signed, and about a listed project: configured as the README does.
     let mut ingest = chatgptd()
+        .env(
+            "CHATGPTD_INGEST__JIRA__SECRET_ENV",
+            "E2E_JIRA_WEBHOOK_SECRET",
+        )
+        .env("E2E_JIRA_WEBHOOK_SECRET", "demo-secret")
+        .env("CHATGPTD_INGEST__JIRA__PROJECTS", r#"["KT"]"#)
         .args(["worker", "ingest", "--brokers", &brokers, "--http-listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
@@ -468,13 +475,14 @@ async fn a_separate_ingest_worker_feeds_up_and_tail_shows_the_enriched_ticket() 
         async move { request.await.ok().map(|_| ()) }
     })
     .await;
+    let body = crate::tickets::fixture("jira/jira_issue_created.cloud.mattermost-plugin-jira.json");
+    let signature = chatgptd_worker_ingest::signature::sign_hex(b"demo-secret", &body);
     let accepted = client
         .post(format!("{base}/webhooks/jira"))
         .header("X-Atlassian-Webhook-Identifier", "separate-ingest-1")
+        .header("X-Hub-Signature", signature)
         .header("content-type", "application/json")
-        .body(crate::tickets::fixture(
-            "jira/jira_issue_created.cloud.mattermost-plugin-jira.json",
-        ))
+        .body(body)
         .send()
         .await
         .unwrap();

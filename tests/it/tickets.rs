@@ -198,6 +198,7 @@ fn writeback_options(trackers: &FakeTrackers, group: &str) -> WritebackOptions {
     options.jira.enabled = true;
     options.jira.base_url = trackers.jira_url();
     options.jira.email = JIRA_EMAIL.to_string();
+    options.jira.projects = vec![jira_project()];
     options.jira.requests_per_second = 0;
     options.servicenow.enabled = true;
     options.servicenow.instance_url = trackers.servicenow_url();
@@ -205,6 +206,7 @@ fn writeback_options(trackers: &FakeTrackers, group: &str) -> WritebackOptions {
     options.servicenow.requests_per_second = 0;
     options.github.enabled = true;
     options.github.api_url = trackers.github_url();
+    options.github.repositories = vec![github_repository()];
     options.github.requests_per_second = 0;
     options
 }
@@ -216,6 +218,23 @@ fn tracker_credentials() -> Credentials {
         servicenow_password: Some(Secret::new(SERVICENOW_PASSWORD)),
         github_token: Some(Secret::new(GITHUB_TOKEN)),
     }
+}
+
+/// The project of the Jira fixture (`KT` of `KT-22`).
+fn jira_project() -> String {
+    JIRA_ISSUE_KEY.split('-').next().unwrap().to_string()
+}
+
+fn github_repository() -> String {
+    format!("{GITHUB_OWNER}/{GITHUB_REPO}")
+}
+
+/// The gateway's defaults, with the fixtures' project and repository allowed.
+fn ingest_options() -> IngestOptions {
+    let mut options = IngestOptions::default();
+    options.jira.projects = vec![jira_project()];
+    options.github.repositories = vec![github_repository()];
+    options
 }
 
 fn webhook_secrets() -> Secrets {
@@ -297,7 +316,7 @@ impl Pipeline {
         let context = WorkerContext::new(&kafka.options(), &health).unwrap();
 
         let ingest = Ingest::with_secrets(
-            IngestOptions::default(),
+            ingest_options(),
             &context,
             memory.clone(),
             webhook_secrets(),
@@ -1205,14 +1224,17 @@ api_key_env = "E2E_OPENAI_API_KEY"
 
 [ingest.github]
 secret_env = "E2E_GITHUB_WEBHOOK_SECRET"
+repositories = ["{repository}"]
 
 [writeback.github]
 enabled = true
 api_url = "{github}"
 token_env = "E2E_GITHUB_TOKEN"
+repositories = ["{repository}"]
 "#,
             model = model.base_url(),
             github = trackers.github_url(),
+            repository = github_repository(),
         ),
     )
     .unwrap();

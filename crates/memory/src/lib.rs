@@ -143,6 +143,11 @@ pub trait Memory: Send + Sync + Debug + 'static {
     /// separate key spaces: this does not touch a counter or set of the same name.
     async fn delete(&self, key: &str) -> Result<(), Error>;
 
+    /// Removes the value at `key` only if it is live and equals `expected`, atomically across
+    /// replicas. Returns whether it removed it. Lets the owner of a claim give it up without
+    /// removing a claim someone else took after its own expired.
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, Error>;
+
     /// Adds `by` to the counter at `key` (created at 0) and returns the new value. Atomic
     /// across replicas. `ttl` is set when the counter is created.
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, Error>;

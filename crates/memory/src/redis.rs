@@ -22,7 +22,8 @@
 //! Read-modify-write operations (history append, versioned state, counters and joins that set
 //! an expiry on creation) are Lua scripts (`redis/scripts.rs`): Redis runs a script to completion
 //! before serving any other client, so the check and the write cannot interleave with another
-//! replica's. `put_if_absent` is a single `SET NX PX`.
+//! replica's. `put_if_absent` is a single `SET NX PX`; `delete_if_equals` is a script (a GET
+//! then a DEL would delete a value another replica set in between).
 //!
 //! # Connections
 //!
@@ -296,6 +297,16 @@ impl Memory for RedisMemory {
         let mut command = ::redis::cmd("DEL");
         command.arg(self.key("kv", key));
         self.query("delete", command).await
+    }
+
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, Error> {
+        let mut invocation = scripts::DELETE_IF_EQUALS.prepare_invoke();
+        invocation.key(self.key("kv", key)).arg(expected);
+        let mut connection = self.connection();
+        let deleted: i64 = self
+            .call("delete_if_equals", invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(deleted == 1)
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, Error> {

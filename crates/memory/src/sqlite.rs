@@ -244,6 +244,15 @@ impl Memory for SqliteMemory {
             .await
     }
 
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, Error> {
+        let key = self.key(key);
+        let expected = expected.to_vec();
+        self.write("delete_if_equals", move |connection, now| {
+            ops::delete_if_equals(connection, &key, &expected, now)
+        })
+        .await
+    }
+
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, Error> {
         let key = self.key(key);
         self.write("incr", move |connection, now| {

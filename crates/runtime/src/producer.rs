@@ -68,12 +68,18 @@ pub fn rejects_record(err: &KafkaError) -> bool {
     )
 }
 
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
 /// A shared, cloneable producer. A send completes when every in-sync replica has the record.
 #[derive(Clone)]
 pub struct Producer {
     inner: FutureProducer<ProducerContext>,
     /// How long a send may wait for room in librdkafka's local queue.
     queue_timeout: Duration,
+    /// The largest record librdkafka accepts (`message.max.bytes`), for callers that must
+    /// tell a sender "too large" before trying.
+    max_message_bytes: usize,
     readiness: Readiness,
 }
 
@@ -88,6 +94,10 @@ impl Producer {
     pub fn new(kafka: &KafkaOptions, name: &str, health: &Health) -> Result<Self, Error> {
         let readiness = health.register(format!("producer:{name}"));
         let config = kafka.producer_config(name)?;
+        let max_message_bytes = config
+            .get("message.max.bytes")
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
         let inner = config
             .create_with_context(ProducerContext {
                 readiness: readiness.clone(),
@@ -97,8 +107,15 @@ impl Producer {
         Ok(Producer {
             inner,
             queue_timeout: kafka.delivery_timeout,
+            max_message_bytes,
             readiness,
         })
+    }
+
+    /// The largest record (key, value and headers, with librdkafka's framing) this producer
+    /// sends: `message.max.bytes` from the Kafka properties, else librdkafka's default.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// Sends one record and waits for its acknowledgement. Returns partition and offset.

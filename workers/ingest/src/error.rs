@@ -1,11 +1,12 @@
 /// Errors building the gateway. Request-time failures are HTTP answers, not errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A source's `secret_env` names an environment variable that is not set: starting
-    /// without it would accept unsigned webhooks the operator meant to refuse.
+    /// A source's `secret_env` names an environment variable that is not set: a deployment
+    /// mistake, caught at start rather than as a stream of refused webhooks.
     #[error(
         "ingest.{source_name}.secret_env names the environment variable {env}, which is not set \
-         (or is empty); set it, or clear secret_env to accept unsigned webhooks"
+         (or is empty); set it (or clear secret_env, and set allow_unsigned = true to accept \
+         unsigned webhooks)"
     )]
     MissingSecret {
         source_name: &'static str,

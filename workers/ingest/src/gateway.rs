@@ -16,9 +16,10 @@ use axum::{Json, Router};
 use chatgptd_memory::Memory;
 use chatgptd_runtime::{Producer, WorkerContext};
 use chatgptd_types::avro::Codec;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::Error;
+use crate::access::{Signing, Targets};
 use crate::dedupe::Dedupe;
 use crate::options::{IngestOptions, SourceOptions};
 use crate::rate_limit::RateLimit;
@@ -52,18 +53,24 @@ pub(crate) struct Gateway {
     pub(crate) servicenow_signature_header: HeaderName,
 }
 
-/// One source's signing secret, rate limit and integration accounts.
+/// One source's signing, allowed targets, rate limit and integration accounts.
 pub(crate) struct SourceState {
-    pub(crate) secret: Option<Secret>,
+    pub(crate) signing: Signing,
+    /// `None` for a source whose events name no target to check (ServiceNow).
+    pub(crate) targets: Option<Targets>,
     pub(crate) rate_limit: RateLimit,
     /// Lowercased: logins and user names are case-insensitive at GitHub and ServiceNow.
     integration_accounts: HashSet<String>,
 }
 
 impl SourceState {
-    fn new(options: &SourceOptions, secret: Option<Secret>) -> Self {
+    fn new(source: Source, options: &SourceOptions, secret: Option<Secret>) -> Self {
         SourceState {
-            secret,
+            signing: Signing::new(source, options, secret),
+            targets: options
+                .targets
+                .as_ref()
+                .map(|listed| Targets::new(source, listed)),
             rate_limit: RateLimit::new(options.requests_per_second, options.burst),
             integration_accounts: options
                 .integration_accounts
@@ -104,7 +111,8 @@ impl Ingest {
     }
 
     /// Builds the gateway with the given secrets (tests, or secrets from elsewhere than the
-    /// environment). A source without a secret accepts unsigned webhooks, with a warning now.
+    /// environment). A source without a secret refuses every webhook with 401, unless its
+    /// `allow_unsigned` is true (then nothing is checked, with a warning at every start).
     pub fn with_secrets(
         options: IngestOptions,
         context: &WorkerContext,
@@ -129,17 +137,6 @@ impl Ingest {
                 options.servicenow.signature_header
             ))
         })?;
-        for source in Source::ALL {
-            if secrets.get(source).is_none() {
-                warn!(
-                    source = source.name(),
-                    "webhook signatures are not checked: anyone who can reach {} can post events; \
-                     set ingest.{}.secret_env",
-                    source.route(),
-                    source.name()
-                );
-            }
-        }
         info!(
             topic = %options.topic,
             memory = memory.backend(),
@@ -162,9 +159,13 @@ impl Ingest {
             producer,
             codec: context.codec.clone(),
             dedupe: Dedupe::new(memory, options.dedupe_ttl, options.ack_timeout),
-            jira: SourceState::new(&options.jira, secrets.jira),
-            servicenow: SourceState::new(&options.servicenow.common(), secrets.servicenow),
-            github: SourceState::new(&options.github, secrets.github),
+            jira: SourceState::new(Source::Jira, &options.jira.common(), secrets.jira),
+            servicenow: SourceState::new(
+                Source::ServiceNow,
+                &options.servicenow.common(),
+                secrets.servicenow,
+            ),
+            github: SourceState::new(Source::Github, &options.github.common(), secrets.github),
             servicenow_signature_header,
             options,
         };

@@ -1,16 +1,21 @@
 //! One webhook request, in this order (each step ends the request when it says no):
 //!
 //! 1. body size (413): cheapest, and bounds everything after it;
-//! 2. rate limit (429 + `Retry-After`);
-//! 3. signature over the raw bytes (401), before anything reads the payload;
+//! 2. signature over the raw bytes (401), before anything reads the payload; a source with
+//!    no secret refuses everything here unless it allows unsigned webhooks;
+//! 3. rate limit (429 + `Retry-After`), after the signature: a flood of unsigned or forged
+//!    requests gets 401 without spending the budget of the senders who sign;
 //! 4. JSON and the fields a TicketEvent needs (400); events that are not about a ticket end
 //!    here (200 `recorded`);
-//! 5. integration accounts (200 `ignored`), so our write-backs do not loop;
-//! 6. the dedupe claim (200 `duplicate`, 503 `in_flight`, 503 when memory is down);
-//! 7. produce and wait for the broker's ack up to `ack_timeout` (202, or 503 + `Retry-After`
+//! 5. the target (403): the project or repository must be listed by the source;
+//! 6. integration accounts (200 `ignored`), so our write-backs do not loop;
+//! 7. encode the event (413 above the producer's `message.max.bytes`: the broker would refuse
+//!    it on every retry);
+//! 8. the dedupe claim (200 `duplicate`, 503 `in_flight`, 503 when memory is down);
+//! 9. produce and wait for the broker's ack up to `ack_timeout` (202, or 503 + `Retry-After`
 //!    with the claim released so the sender's retry is not dropped as a duplicate).
 //!
-//! Steps 2-7 run in a task of their own: a sender that hangs up mid-request must not cancel
+//! Steps 2-9 run in a task of their own: a sender that hangs up mid-request must not cancel
 //! the pipeline between the produce and the dedupe confirm.
 
 use std::sync::Arc;
@@ -23,18 +28,21 @@ use axum::response::{IntoResponse, Response};
 use chatgptd_runtime::OutputRecord;
 use chatgptd_types::records::TicketEvent;
 use chatgptd_types::trace::TraceContext;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
+use crate::access::{self, Denied};
 use crate::dedupe::{Claim, Dedupe};
 use crate::gateway::Gateway;
 use crate::parse::{self, Envelope, ParseError, Parsed};
 use crate::response::Outcome;
-use crate::signature;
-use crate::source::{GITHUB_SIGNATURE_HEADER, JIRA_SIGNATURE_HEADER, Source};
+use crate::source::Source;
 use crate::telemetry::{self, RequestHandled};
 
 /// `Retry-After` when the broker or the memory backend is down.
 const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// What librdkafka adds to a record's key, value and headers when it checks
+/// `message.max.bytes` (the v2 record's length fields and attributes), rounded up.
+const RECORD_OVERHEAD_BYTES: usize = 64;
 
 /// Handles one webhook request of `source`.
 pub(crate) async fn handle(
@@ -89,7 +97,7 @@ fn finish(source: Source, delivery_id: Option<&str>, outcome: Outcome) -> Respon
     outcome.into_response()
 }
 
-/// Steps 2-7; returns the delivery id once known, and the outcome.
+/// Steps 2-9; returns the delivery id once known, and the outcome.
 async fn process(
     gateway: &Gateway,
     source: Source,
@@ -97,32 +105,17 @@ async fn process(
     body: &Bytes,
 ) -> (Option<String>, Outcome) {
     let state = gateway.source(source);
+    let verified =
+        state
+            .signing
+            .verify(source, headers, body, &gateway.servicenow_signature_header);
+    match verified {
+        Ok(()) => {}
+        Err(Denied::Signature(refusal)) => return (None, Outcome::Unauthorized(refusal)),
+        Err(Denied::NoSecret) => return (None, Outcome::NoSecret { source }),
+    }
     if let Err(wait) = state.rate_limit.check() {
         return (None, Outcome::RateLimited { retry_after: wait });
-    }
-    if let Some(secret) = &state.secret {
-        let verified = match source {
-            Source::Jira => signature::verify_hex(
-                secret.expose(),
-                body,
-                headers.get(JIRA_SIGNATURE_HEADER).map(|v| v.as_bytes()),
-            ),
-            Source::Github => signature::verify_hex(
-                secret.expose(),
-                body,
-                headers.get(GITHUB_SIGNATURE_HEADER).map(|v| v.as_bytes()),
-            ),
-            Source::ServiceNow => signature::verify_base64(
-                secret.expose(),
-                body,
-                headers
-                    .get(&gateway.servicenow_signature_header)
-                    .map(|v| v.as_bytes()),
-            ),
-        };
-        if let Err(refusal) = verified {
-            return (None, Outcome::Unauthorized(refusal));
-        }
     }
 
     let ticket = match parse_body(gateway, source, headers, body) {
@@ -138,6 +131,12 @@ async fn process(
     };
     let event = ticket.event;
     let delivery_id = Some(event.delivery_id.clone());
+    if let Some(targets) = &state.targets {
+        let target = access::target_of(source, &event.ticket_key);
+        if !targets.allows(target.as_deref()) {
+            return (delivery_id, Outcome::TargetNotAllowed { source, target });
+        }
+    }
     if state.is_integration(&ticket.actor_ids) {
         return (
             delivery_id,
@@ -146,25 +145,73 @@ async fn process(
             },
         );
     }
+    let record = match encode(gateway, headers, &event) {
+        Ok(record) => record,
+        Err(outcome) => return (delivery_id, outcome),
+    };
     (
         delivery_id,
-        claim_and_produce(gateway, source, headers, event).await,
+        claim_and_produce(gateway, source, &event, &record).await,
     )
 }
 
-/// Steps 6 and 7.
+/// Step 7: the record to produce, if the producer can take it.
+fn encode(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    event: &TicketEvent,
+) -> Result<OutputRecord, Outcome> {
+    let payload = gateway
+        .codec
+        .encode(event)
+        .map_err(|err| Outcome::Internal {
+            detail: format!("encoding the event: {err}"),
+        })?;
+    // The gateway's span: a child of the sender's trace if it sent one, else a new trace.
+    let trace = TraceContext::from_bytes(headers.get(TraceContext::HEADER).map(|v| v.as_bytes()))
+        .map(|parent| parent.child())
+        .unwrap_or_else(TraceContext::new_root);
+    let record = OutputRecord {
+        topic: gateway.options.topic.clone(),
+        key: Some(event.key().into_bytes()),
+        payload,
+        headers: vec![(
+            TraceContext::HEADER.to_string(),
+            trace.to_header().into_bytes(),
+        )],
+    };
+    let size = record_size(&record);
+    let limit = gateway.producer.max_message_bytes();
+    if size > limit {
+        return Err(Outcome::RecordTooLarge { size, limit });
+    }
+    Ok(record)
+}
+
+/// The bytes librdkafka counts against `message.max.bytes`, rounded up.
+fn record_size(record: &OutputRecord) -> usize {
+    let key = record.key.as_ref().map_or(0, Vec::len);
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    RECORD_OVERHEAD_BYTES + key + record.payload.len() + headers
+}
+
+/// Steps 8 and 9.
 async fn claim_and_produce(
     gateway: &Gateway,
     source: Source,
-    headers: &HeaderMap,
-    event: TicketEvent,
+    event: &TicketEvent,
+    record: &OutputRecord,
 ) -> Outcome {
     let key = Dedupe::key(source, &event.delivery_id);
-    match gateway.dedupe.claim(&key).await {
-        Ok(Claim::Claimed) => {}
+    let claim = match gateway.dedupe.claim(&key).await {
+        Ok(Claim::Claimed(claim)) => claim,
         Ok(Claim::Done) => {
             return Outcome::Duplicate {
-                event_id: event.event_id,
+                event_id: event.event_id.clone(),
             };
         }
         Ok(Claim::InFlight) => {
@@ -178,20 +225,28 @@ async fn claim_and_produce(
                   "could not claim the delivery");
             return memory_outcome(err, "claiming the delivery");
         }
-    }
+    };
 
-    let outcome = produce(gateway, source, headers, &event).await;
+    let outcome = produce(gateway, source, event, record).await;
     if matches!(outcome, Outcome::Accepted { .. }) {
-        if let Err(err) = gateway.dedupe.confirm(&key).await {
+        if let Err(err) = gateway.dedupe.confirm(&claim).await {
             // The event is persisted: 202 stands. The claim expires soon, so a redelivery
             // after that produces it again (consumers see the same event_id).
             warn!(source = source.name(), delivery_id = %event.delivery_id, event_id = %event.event_id,
                   error = %err, "could not mark the delivery as done");
         }
         telemetry::event_accepted(source, &event.event_type);
-    } else if let Err(err) = gateway.dedupe.release(&key).await {
-        warn!(source = source.name(), delivery_id = %event.delivery_id, error = %err,
-              "could not release the dedupe claim; it expires on its own");
+    } else {
+        match gateway.dedupe.release(&claim).await {
+            Ok(true) => {}
+            // Expired while we waited: another request may own the key now, and keeps it.
+            Ok(false) => info!(source = source.name(), delivery_id = %event.delivery_id,
+                               "the dedupe claim had expired; left as it is"),
+            Err(err) => {
+                warn!(source = source.name(), delivery_id = %event.delivery_id, error = %err,
+                              "could not release the dedupe claim; it expires on its own")
+            }
+        }
     }
     outcome
 }
@@ -225,45 +280,33 @@ fn parse_body(
     parse::parse(source, envelope, &gateway.options.servicenow.instance_url)
 }
 
-/// Step 7: encode, send, wait for the ack up to `ack_timeout`.
+/// Step 9: send, wait for the ack up to `ack_timeout`.
 async fn produce(
     gateway: &Gateway,
     source: Source,
-    headers: &HeaderMap,
     event: &TicketEvent,
+    record: &OutputRecord,
 ) -> Outcome {
-    let payload = match gateway.codec.encode(event) {
-        Ok(payload) => payload,
-        Err(err) => {
-            return Outcome::Internal {
-                detail: format!("encoding the event: {err}"),
-            };
-        }
-    };
-    // The gateway's span: a child of the sender's trace if it sent one, else a new trace.
-    let trace = TraceContext::from_bytes(headers.get(TraceContext::HEADER).map(|v| v.as_bytes()))
-        .map(|parent| parent.child())
-        .unwrap_or_else(TraceContext::new_root);
-    let record = OutputRecord {
-        topic: gateway.options.topic.clone(),
-        key: Some(event.key().into_bytes()),
-        payload,
-        headers: vec![(
-            TraceContext::HEADER.to_string(),
-            trace.to_header().into_bytes(),
-        )],
-    };
     let started = Instant::now();
     // The gateway's producer itself gives up at `ack_timeout` (its delivery timeout), so
     // librdkafka's verdict comes first; this is only a backstop.
     let ack_timeout = gateway.options.ack_timeout + Duration::from_secs(1);
-    match tokio::time::timeout(ack_timeout, gateway.producer.send(&record)).await {
+    match tokio::time::timeout(ack_timeout, gateway.producer.send(record)).await {
         Ok(Ok((partition, offset))) => {
             telemetry::ack_latency(source, started.elapsed());
             Outcome::Accepted {
                 event_id: event.event_id.clone(),
                 partition,
                 offset,
+            }
+        }
+        // A limit of the topic or broker below the producer's: as final as ours.
+        Ok(Err(err)) if chatgptd_runtime::producer::rejects_record(&err) => {
+            warn!(source = source.name(), delivery_id = %event.delivery_id, event_id = %event.event_id,
+                  error = %err, "the broker refused the record itself");
+            Outcome::RecordTooLarge {
+                size: record_size(record),
+                limit: gateway.producer.max_message_bytes(),
             }
         }
         Ok(Err(err)) => {

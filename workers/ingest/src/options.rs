@@ -5,6 +5,8 @@ use std::time::Duration;
 use chatgptd_types::topics::names;
 use serde::{Deserialize, Serialize};
 
+use crate::source::Source;
+
 /// The webhook ingest gateway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +34,7 @@ pub struct IngestOptions {
 
     /// Jira Cloud webhooks (`POST /webhooks/jira`).
     #[serde(default)]
-    pub jira: SourceOptions,
+    pub jira: JiraOptions,
 
     /// ServiceNow Business Rule webhooks (`POST /webhooks/servicenow`).
     #[serde(default)]
@@ -40,7 +42,7 @@ pub struct IngestOptions {
 
     /// GitHub webhooks (`POST /webhooks/github`).
     #[serde(default)]
-    pub github: SourceOptions,
+    pub github: GitHubOptions,
 }
 
 impl Default for IngestOptions {
@@ -50,31 +52,72 @@ impl Default for IngestOptions {
             max_body_bytes: default_max_body_bytes(),
             ack_timeout: default_ack_timeout(),
             dedupe_ttl: default_dedupe_ttl(),
-            jira: SourceOptions::default(),
+            jira: JiraOptions::default(),
             servicenow: ServiceNowOptions::default(),
-            github: SourceOptions::default(),
+            github: GitHubOptions::default(),
         }
     }
 }
 
-/// What every source is configured with.
+impl IngestOptions {
+    /// The settings of `source` that every source has.
+    pub fn source(&self, source: Source) -> SourceOptions {
+        match source {
+            Source::Jira => self.jira.common(),
+            Source::ServiceNow => self.servicenow.common(),
+            Source::Github => self.github.common(),
+        }
+    }
+}
+
+/// What every source is configured with, whatever its section calls its targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceOptions {
+    /// See `secret_env` of each source.
+    pub secret_env: String,
+    /// See `allow_unsigned` of each source.
+    pub allow_unsigned: bool,
+    /// See `integration_accounts` of each source.
+    pub integration_accounts: Vec<String>,
+    /// See `requests_per_second` of each source.
+    pub requests_per_second: u32,
+    /// See `burst` of each source.
+    pub burst: u32,
+    /// The targets (Jira `projects`, GitHub `repositories`) webhooks may be about; `None`
+    /// for a source whose events carry no target to check (ServiceNow).
+    pub targets: Option<Vec<String>>,
+}
+
+/// Jira Cloud webhooks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SourceOptions {
-    /// The environment variable holding the webhook signing secret. Empty: signatures are not
-    /// checked (a warning is logged at start). Set but missing from the environment: the
-    /// gateway does not start, rather than accept unsigned webhooks by accident.
+pub struct JiraOptions {
+    /// The environment variable holding the webhook secret Jira signs with
+    /// (`X-Hub-Signature: sha256=<hex>`). Empty: webhooks are refused with 401, unless
+    /// `allow_unsigned` is true. Set but missing from the environment: the gateway does not
+    /// start, rather than accept unsigned webhooks by accident.
     #[serde(default)]
     pub secret_env: String,
 
+    /// Accept webhooks without a signature when `secret_env` is empty. Anyone who can reach
+    /// the gateway can then post events: for a trusted network or a demo only; a warning is
+    /// logged at every start. Ignored when a secret is configured.
+    #[serde(default)]
+    pub allow_unsigned: bool,
+
     /// Accounts whose events are ignored (200 `ignored`), so the comments and updates
-    /// chatgptd writes back do not come back as new events: Jira `user.accountId` (or the
-    /// comment author's), GitHub `sender.login`.
+    /// chatgptd writes back do not come back as new events: `user.accountId` (or the
+    /// comment author's).
     #[serde(default)]
     pub integration_accounts: Vec<String>,
 
-    /// Sustained webhooks per second accepted from this source (per gateway replica); more get
-    /// 429 with `Retry-After`. 0 turns the limit off.
+    /// The project keys (`PROJ`) whose issues are accepted; a webhook about another project
+    /// gets 403. Empty (the default) accepts none: list your projects, or `["*"]` for any.
+    #[serde(default)]
+    pub projects: Vec<String>,
+
+    /// Sustained webhooks per second accepted (per gateway replica), counted after the
+    /// signature check; more get 429 with `Retry-After`. 0 turns the limit off.
     #[serde(default = "default_requests_per_second")]
     pub requests_per_second: u32,
 
@@ -83,32 +126,120 @@ pub struct SourceOptions {
     pub burst: u32,
 }
 
-impl Default for SourceOptions {
+impl Default for JiraOptions {
     fn default() -> Self {
-        SourceOptions {
+        JiraOptions {
             secret_env: String::new(),
+            allow_unsigned: false,
             integration_accounts: Vec::new(),
+            projects: Vec::new(),
             requests_per_second: default_requests_per_second(),
             burst: default_burst(),
         }
     }
 }
 
+impl JiraOptions {
+    /// The settings every source shares.
+    pub fn common(&self) -> SourceOptions {
+        SourceOptions {
+            secret_env: self.secret_env.clone(),
+            allow_unsigned: self.allow_unsigned,
+            integration_accounts: self.integration_accounts.clone(),
+            requests_per_second: self.requests_per_second,
+            burst: self.burst,
+            targets: Some(self.projects.clone()),
+        }
+    }
+}
+
+/// GitHub webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubOptions {
+    /// The environment variable holding the webhook secret (`X-Hub-Signature-256`). Empty:
+    /// webhooks are refused with 401, unless `allow_unsigned` is true. Set but missing from
+    /// the environment: the gateway does not start.
+    #[serde(default)]
+    pub secret_env: String,
+
+    /// Accept webhooks without a signature when `secret_env` is empty (a warning at every
+    /// start). GitHub always signs when the hook has a secret: prefer giving it one.
+    #[serde(default)]
+    pub allow_unsigned: bool,
+
+    /// Accounts whose events are ignored (200 `ignored`): `sender.login` of chatgptd's bot.
+    #[serde(default)]
+    pub integration_accounts: Vec<String>,
+
+    /// The repositories (`owner/name`, case-insensitive) whose issues are accepted; a
+    /// webhook about another repository gets 403. Empty (the default) accepts none: list
+    /// your repositories, or `["*"]` for any.
+    #[serde(default)]
+    pub repositories: Vec<String>,
+
+    /// Sustained webhooks per second accepted (per gateway replica), counted after the
+    /// signature check; more get 429 with `Retry-After`. 0 turns the limit off.
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: u32,
+
+    /// Webhooks accepted at once above the sustained rate.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+impl Default for GitHubOptions {
+    fn default() -> Self {
+        GitHubOptions {
+            secret_env: String::new(),
+            allow_unsigned: false,
+            integration_accounts: Vec::new(),
+            repositories: Vec::new(),
+            requests_per_second: default_requests_per_second(),
+            burst: default_burst(),
+        }
+    }
+}
+
+impl GitHubOptions {
+    /// The settings every source shares.
+    pub fn common(&self) -> SourceOptions {
+        SourceOptions {
+            secret_env: self.secret_env.clone(),
+            allow_unsigned: self.allow_unsigned,
+            integration_accounts: self.integration_accounts.clone(),
+            requests_per_second: self.requests_per_second,
+            burst: self.burst,
+            targets: Some(self.repositories.clone()),
+        }
+    }
+}
+
 /// ServiceNow: the common settings plus where the signature is and where the instance is.
+///
+/// There is no list of targets: a Business Rule's payload names no instance, and the key it
+/// signs with belongs to one instance, so the signature already says where an event is from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceNowOptions {
     /// The environment variable holding the HMAC key the Business Rule signs with
-    /// (`CertificateEncryption.generateMac(key, "HmacSHA256", body)`). Empty: not checked.
+    /// (`CertificateEncryption.generateMac(key, "HmacSHA256", body)`). Empty: webhooks are
+    /// refused with 401, unless `allow_unsigned` is true.
     #[serde(default)]
     pub secret_env: String,
+
+    /// Accept webhooks without a signature when `secret_env` is empty (a warning at every
+    /// start).
+    #[serde(default)]
+    pub allow_unsigned: bool,
 
     /// Users whose updates are ignored (`sys_updated_by`): the integration user that
     /// chatgptd's work notes are written as.
     #[serde(default)]
     pub integration_accounts: Vec<String>,
 
-    /// Sustained webhooks per second accepted (per gateway replica); 0 turns the limit off.
+    /// Sustained webhooks per second accepted (per gateway replica), counted after the
+    /// signature check; 0 turns the limit off.
     #[serde(default = "default_requests_per_second")]
     pub requests_per_second: u32,
 
@@ -131,6 +262,7 @@ impl Default for ServiceNowOptions {
     fn default() -> Self {
         ServiceNowOptions {
             secret_env: String::new(),
+            allow_unsigned: false,
             integration_accounts: Vec::new(),
             requests_per_second: default_requests_per_second(),
             burst: default_burst(),
@@ -145,9 +277,11 @@ impl ServiceNowOptions {
     pub fn common(&self) -> SourceOptions {
         SourceOptions {
             secret_env: self.secret_env.clone(),
+            allow_unsigned: self.allow_unsigned,
             integration_accounts: self.integration_accounts.clone(),
             requests_per_second: self.requests_per_second,
             burst: self.burst,
+            targets: None,
         }
     }
 }
@@ -200,6 +334,7 @@ mod tests {
             [github]
             secret_env = "GITHUB_WEBHOOK_SECRET"
             integration_accounts = ["chatgptd-bot"]
+            repositories = ["acme/app"]
             requests_per_second = 20
             [servicenow]
             signature_header = "X-ServiceNow-Signature"
@@ -211,8 +346,34 @@ mod tests {
         assert_eq!(options.github.integration_accounts, ["chatgptd-bot"]);
         assert_eq!(options.github.requests_per_second, 20);
         assert_eq!(options.github.burst, default_burst());
+        assert_eq!(
+            options.source(Source::Github).targets,
+            Some(vec!["acme/app".to_string()])
+        );
         assert_eq!(options.servicenow.common().secret_env, "");
-        assert_eq!(options.jira, SourceOptions::default());
+        assert_eq!(options.source(Source::ServiceNow).targets, None);
+        assert_eq!(options.jira, JiraOptions::default());
+    }
+
+    #[test]
+    fn signatures_are_required_and_targets_refused_unless_configured() {
+        let defaults = IngestOptions::default();
+        for source in Source::ALL {
+            let common = defaults.source(source);
+            assert!(!common.allow_unsigned, "{source:?}");
+            assert!(common.secret_env.is_empty(), "{source:?}");
+            assert!(common.targets.is_none_or(|targets| targets.is_empty()));
+        }
+        let options: IngestOptions = toml::from_str(
+            r#"
+            [jira]
+            allow_unsigned = true
+            projects = ["*"]
+            "#,
+        )
+        .unwrap();
+        assert!(options.source(Source::Jira).allow_unsigned);
+        assert_eq!(options.jira.projects, ["*"]);
     }
 
     #[test]

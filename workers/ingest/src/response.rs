@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::parse::ParseError;
 use crate::signature::Refusal;
+use crate::source::Source;
 
 /// How a webhook request ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,10 +28,20 @@ pub(crate) enum Outcome {
     Ignored { event_id: String },
     /// A missing or wrong signature: 401.
     Unauthorized(Refusal),
+    /// The source has no secret and does not allow unsigned webhooks: 401, with the fix.
+    NoSecret { source: Source },
+    /// Signed, but about a target (project, repository) the source does not list: 403.
+    TargetNotAllowed {
+        source: Source,
+        target: Option<String>,
+    },
     /// Malformed JSON or a payload missing what is needed: 400.
     BadRequest(ParseError),
     /// The body is over the limit: 413.
     TooLarge { limit: usize },
+    /// The event made of the body is over the producer's record limit
+    /// (`message.max.bytes`): 413, as the broker would refuse it on every retry.
+    RecordTooLarge { size: usize, limit: usize },
     /// Over the source's rate limit: 429 + `Retry-After`.
     RateLimited { retry_after: Duration },
     /// The same delivery is being produced by another request: 503 + `Retry-After`.
@@ -53,9 +64,10 @@ impl Outcome {
             Outcome::Recorded { .. } => "recorded",
             Outcome::Duplicate { .. } => "duplicate",
             Outcome::Ignored { .. } => "ignored",
-            Outcome::Unauthorized(_) => "unauthorized",
+            Outcome::Unauthorized(_) | Outcome::NoSecret { .. } => "unauthorized",
+            Outcome::TargetNotAllowed { .. } => "target_not_allowed",
             Outcome::BadRequest(_) => "bad_request",
-            Outcome::TooLarge { .. } => "too_large",
+            Outcome::TooLarge { .. } | Outcome::RecordTooLarge { .. } => "too_large",
             Outcome::RateLimited { .. } => "rate_limited",
             Outcome::InFlight { .. } => "in_flight",
             Outcome::Unavailable { .. } => "unavailable",
@@ -98,6 +110,40 @@ impl IntoResponse for Outcome {
                 error("unauthorized", refusal.detail()),
                 None,
             ),
+            Outcome::NoSecret { source } => {
+                let name = source.name();
+                (
+                    StatusCode::UNAUTHORIZED,
+                    error(
+                        "signature_required",
+                        &format!(
+                            "{name} webhooks must be signed and no {name} secret is configured: set \
+                             ingest.{name}.secret_env to the name of an environment variable holding \
+                             the webhook secret the sender signs with, or set \
+                             ingest.{name}.allow_unsigned = true to accept unsigned webhooks"
+                        ),
+                    ),
+                    None,
+                )
+            }
+            Outcome::TargetNotAllowed { source, target } => {
+                let name = source.name();
+                let setting = crate::access::setting(source);
+                let what = match &target {
+                    Some(target) => format!("{target:?} is not in ingest.{name}.{setting}"),
+                    None => format!(
+                        "the event names no target and ingest.{name}.{setting} is not [\"*\"]"
+                    ),
+                };
+                (
+                    StatusCode::FORBIDDEN,
+                    error(
+                        "target_not_allowed",
+                        &format!("{what}: add it to accept its webhooks (\"*\" accepts any)"),
+                    ),
+                    None,
+                )
+            }
             Outcome::BadRequest(parse) => (
                 StatusCode::BAD_REQUEST,
                 error(parse.error, &parse.detail),
@@ -108,6 +154,17 @@ impl IntoResponse for Outcome {
                 error(
                     "payload_too_large",
                     &format!("the body is larger than {limit} bytes"),
+                ),
+                None,
+            ),
+            Outcome::RecordTooLarge { size, limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                error(
+                    "record_too_large",
+                    &format!(
+                        "the event made of this body is {size} bytes, above the {limit} bytes a \
+                         record may have (the producer's message.max.bytes)"
+                    ),
                 ),
                 None,
             ),
@@ -179,5 +236,42 @@ mod tests {
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    async fn body(outcome: Outcome) -> (StatusCode, serde_json::Value) {
+        let response = outcome.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn refusals_say_which_setting_fixes_them() {
+        let (status, no_secret) = body(Outcome::NoSecret {
+            source: Source::Github,
+        })
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(no_secret["error"], "signature_required");
+        let detail = no_secret["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("ingest.github.secret_env")
+                && detail.contains("ingest.github.allow_unsigned = true"),
+            "{detail}"
+        );
+        let (status, forbidden) = body(Outcome::TargetNotAllowed {
+            source: Source::Jira,
+            target: Some("KT".into()),
+        })
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(forbidden["error"], "target_not_allowed");
+        let detail = forbidden["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("\"KT\" is not in ingest.jira.projects"),
+            "{detail}"
+        );
     }
 }

@@ -14,8 +14,8 @@ use crate::source::Source;
 /// Metric names, one place.
 pub mod metric {
     /// Webhook requests, by `source` and `outcome` (accepted, recorded, duplicate, ignored,
-    /// unauthorized, bad_request, too_large, rate_limited, in_flight, unavailable,
-    /// internal_error).
+    /// unauthorized, target_not_allowed, bad_request, too_large, rate_limited, in_flight,
+    /// unavailable, internal_error).
     pub const REQUESTS: &str = "chatgptd_ingest_requests_total";
     /// Webhooks accepted (produced, or recorded without a ticket), by `source` and
     /// `event_type`.
@@ -66,6 +66,26 @@ impl RequestHandled<'_> {
                     source,
                     detail = refusal.detail(),
                     "webhook signature refused"
+                )
+            }
+            Outcome::NoSecret { .. } => {
+                warn!(
+                    source,
+                    "webhook refused: no secret configured and unsigned webhooks not allowed"
+                )
+            }
+            Outcome::TargetNotAllowed { target, .. } => {
+                warn!(
+                    source,
+                    delivery_id,
+                    target = target.as_deref().unwrap_or(""),
+                    "webhook refused: its target is not configured"
+                )
+            }
+            Outcome::RecordTooLarge { size, limit } => {
+                warn!(
+                    source,
+                    delivery_id, size, limit, "webhook refused: its record is too large"
                 )
             }
             Outcome::BadRequest(error) => {

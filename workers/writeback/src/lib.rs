@@ -54,8 +54,17 @@
 //! at once, with the tracker's answer in the message. An unreachable memory backend stalls
 //! the worker. A source that is disabled or has no credential is skipped, not an error.
 //!
+//! # Where it writes
+//!
+//! Only to the Jira projects and GitHub repositories its options list (`projects`,
+//! `repositories`; `["*"]` for any; required when the source is enabled). A record about any
+//! other target is dead-lettered at once as `target_not_allowed`, before any tracker call:
+//! a forged webhook must not make the bot comment, with its token, wherever it names.
+//! ServiceNow writes to its one `instance_url` and needs no list.
+//!
 //! [`EnrichedTicket`]: chatgptd_types::records::EnrichedTicket
 
+mod allow;
 mod error;
 mod github;
 mod http;

@@ -9,6 +9,7 @@ use chatgptd_types::topics::names;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::allow::AllowList;
 
 /// How enriched tickets are written back to the trackers they came from.
 ///
@@ -93,6 +94,11 @@ pub struct JiraOptions {
     /// cannot contain them).
     pub add_labels: bool,
 
+    /// The project keys (`PROJ`) whose issues may be written to, taken from the record's
+    /// `ticket_key` (`PROJ-12`); `["*"]` for any. A record about another project is
+    /// dead-lettered (`target_not_allowed`) without calling Jira. Required when enabled.
+    pub projects: Vec<String>,
+
     /// Requests per second to this site, from this replica; 0 for no limit. Waiting for it
     /// counts against `consumer.process_timeout`.
     pub requests_per_second: u32,
@@ -107,6 +113,7 @@ impl Default for JiraOptions {
             api_token_env: default_jira_token_env(),
             post_replies: false,
             add_labels: true,
+            projects: Vec::new(),
             requests_per_second: default_requests_per_second(),
         }
     }
@@ -176,6 +183,11 @@ pub struct GitHubOptions {
     /// Whether the ticket's labels are added to the issue (GitHub creates missing ones).
     pub add_labels: bool,
 
+    /// The repositories (`owner/name`, case-insensitive) the token may comment on; `["*"]`
+    /// for any. A record about another repository (a forged webhook naming it, say) is
+    /// dead-lettered (`target_not_allowed`) without calling GitHub. Required when enabled.
+    pub repositories: Vec<String>,
+
     /// Requests per second to the API, from this replica; 0 for no limit. GitHub's
     /// secondary limits allow about 80 content-creating requests a minute; beyond them it
     /// answers 403 or 429 with `Retry-After`, which is honoured. Waiting for this limit
@@ -191,6 +203,7 @@ impl Default for GitHubOptions {
             token_env: default_github_token_env(),
             post_replies: false,
             add_labels: true,
+            repositories: Vec::new(),
             requests_per_second: default_requests_per_second(),
         }
     }
@@ -238,6 +251,13 @@ impl WritebackOptions {
             if self.jira.email.trim().is_empty() {
                 return config("jira.email must name the API token's account".into());
             }
+            if AllowList::is_empty(&self.jira.projects) {
+                return config(
+                    "jira.projects is empty: list the project keys write-backs may go to, \
+                     or [\"*\"] for any"
+                        .into(),
+                );
+            }
         }
         if self.servicenow.enabled {
             check_url("servicenow.instance_url", &self.servicenow.instance_url)?;
@@ -247,6 +267,13 @@ impl WritebackOptions {
         }
         if self.github.enabled {
             check_url("github.api_url", &self.github.api_url)?;
+            if AllowList::is_empty(&self.github.repositories) {
+                return config(
+                    "github.repositories is empty: list the repositories (owner/name) the \
+                     token may comment on, or [\"*\"] for any"
+                        .into(),
+                );
+            }
         }
         Ok(())
     }
@@ -286,6 +313,14 @@ mod tests {
         options.jira.base_url = "https://example.atlassian.net".into();
         let err = options.validate().unwrap_err().to_string();
         assert!(err.contains("jira.email"), "{err}");
+        options.jira.email = "bot@example.com".into();
+        let err = options.validate().unwrap_err().to_string();
+        assert!(err.contains("jira.projects"), "{err}");
+        options.jira.projects = vec!["*".into()];
+        options.validate().unwrap();
+        options.github.enabled = true;
+        let err = options.validate().unwrap_err().to_string();
+        assert!(err.contains("github.repositories"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub(crate) trait Tracker: Send + Sync + 'static {
     /// The source this tracker serves.
     const SOURCE: Source;
 
-    /// The ticket the record names; a permanent `invalid_ticket` error when it names none.
+    /// The ticket the record names; a permanent `invalid_ticket` error when it names none,
+    /// and a permanent `target_not_allowed` when its project or repository is not listed
+    /// (see `allow.rs`): checked here, so no tracker call precedes it.
     fn target(&self, ticket: &EnrichedTicket) -> Result<Self::Target, ProcessError>;
 
     /// The ticket as the marker and the memory key name it: unique within the source.

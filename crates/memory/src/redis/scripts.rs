@@ -127,3 +127,17 @@ return redis.call('SCARD', KEYS[1])
 ",
     )
 });
+
+/// Deletes a value only if it is the expected one: a compare-and-delete.
+///
+/// KEYS[1]: the value. ARGV: the expected bytes. Returns 1 when deleted, 0 otherwise.
+pub(super) static DELETE_IF_EQUALS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});

@@ -193,6 +193,21 @@ pub(super) fn delete(connection: &Connection, key: &str) -> rusqlite::Result<()>
     Ok(())
 }
 
+/// Removes the key if its live value is `expected`; one statement, so atomic. Returns whether
+/// it removed it.
+pub(super) fn delete_if_equals(
+    connection: &Connection,
+    key: &str,
+    expected: &[u8],
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    let deleted = connection.execute(
+        &format!("DELETE FROM kv WHERE key = ?1 AND value = ?3 AND {LIVE}"),
+        params![key, now_ms, expected],
+    )?;
+    Ok(deleted == 1)
+}
+
 /// Adds `by` to the counter (created at 0 with `expires_at_ms`, also when the old one
 /// expired). Returns the new value; overflow is an error, as in Redis.
 pub(super) fn incr(

@@ -44,6 +44,7 @@ conformance!(
     state_expires,
     put_if_absent_sets_once_until_expiry,
     put_get_delete,
+    delete_if_equals_removes_only_the_expected_value,
     put_with_ttl_expires,
     concurrent_increments_are_exact,
     counter_expiry_is_set_on_creation,
@@ -396,6 +397,29 @@ async fn put_get_delete(backend: &Backend) {
             .await
             .unwrap()
     );
+}
+
+async fn delete_if_equals_removes_only_the_expected_value(backend: &Backend) {
+    let memory = backend.open("test").await;
+    assert!(!memory.delete_if_equals("claim", b"mine").await.unwrap());
+    memory.put("claim", b"theirs", None).await.unwrap();
+    // Another owner's value stays.
+    assert!(!memory.delete_if_equals("claim", b"mine").await.unwrap());
+    assert!(!memory.delete_if_equals("claim", b"their").await.unwrap());
+    assert_eq!(memory.get("claim").await.unwrap(), Some(b"theirs".to_vec()));
+    assert!(memory.delete_if_equals("claim", b"theirs").await.unwrap());
+    assert_eq!(memory.get("claim").await.unwrap(), None);
+
+    // An expired value is absent: nothing to delete, and a new claim is untouched by the old.
+    memory
+        .put_if_absent("claim", b"mine", Some(SHORT_TTL))
+        .await
+        .unwrap();
+    tokio::time::sleep(PAST_SHORT_TTL).await;
+    assert!(!memory.delete_if_equals("claim", b"mine").await.unwrap());
+    assert!(memory.put_if_absent("claim", b"next", None).await.unwrap());
+    assert!(!memory.delete_if_equals("claim", b"mine").await.unwrap());
+    assert_eq!(memory.get("claim").await.unwrap(), Some(b"next".to_vec()));
 }
 
 async fn put_with_ttl_expires(backend: &Backend) {

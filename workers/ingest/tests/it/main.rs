@@ -6,5 +6,6 @@ mod dedupe;
 mod filters;
 mod metrics;
 mod refused;
+mod secure;
 mod support;
 mod unavailable;

@@ -27,6 +27,10 @@ async fn outcomes_events_and_ack_latency_are_measured() {
             metric::REQUESTS
         ),
         format!(
+            r#"{}{{source="github",outcome="target_not_allowed"}}"#,
+            metric::REQUESTS
+        ),
+        format!(
             r#"{}{{source="github",event_type="issues.opened"}}"#,
             metric::EVENTS
         ),
@@ -42,6 +46,15 @@ async fn outcomes_events_and_ack_latency_are_measured() {
         gateway.send(&unsigned).await.status,
         StatusCode::UNAUTHORIZED
     );
+
+    let mut elsewhere = fixture_json(GITHUB_OPENED);
+    elsewhere["repository"]["full_name"] = "someone/else".into();
+    let elsewhere = Webhook::github(
+        serde_json::to_vec(&elsewhere).unwrap(),
+        "issues",
+        "metrics-2",
+    );
+    assert_eq!(gateway.send(&elsewhere).await.status, StatusCode::FORBIDDEN);
 
     let after = prometheus.render();
     for name in &samples {

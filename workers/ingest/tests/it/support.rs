@@ -39,10 +39,18 @@ pub const SERVICENOW_TABLE: &str =
     "servicenow/table_api_get_incident.response.servicenow-docs.json";
 pub const GITHUB_OPENED: &str = "github/issues.opened.octokit-webhooks.json";
 
-/// The options of most tests: defaults, with the ServiceNow instance set.
+/// The Jira projects of the fixtures (`KT-22`, `TES-41`).
+pub const JIRA_PROJECTS: [&str; 2] = ["KT", "TES"];
+/// The repository of the GitHub fixture.
+pub const GITHUB_REPOSITORY: &str = "Codertocat/Hello-World";
+
+/// The options of most tests: defaults, with the ServiceNow instance set and the fixtures'
+/// projects and repository allowed.
 pub fn options() -> IngestOptions {
     let mut options = IngestOptions::default();
     options.servicenow.instance_url = INSTANCE_URL.to_string();
+    options.jira.projects = JIRA_PROJECTS.map(String::from).to_vec();
+    options.github.repositories = vec![GITHUB_REPOSITORY.to_string()];
     options
 }
 
@@ -85,6 +93,17 @@ impl Setup {
             &self.kafka.options(),
             self.memory.clone(),
             secrets(),
+        )
+        .await
+    }
+
+    /// A gateway on this cluster and memory with no secret for any source.
+    pub async fn unsigned_gateway(&self, options: IngestOptions) -> Gateway {
+        Gateway::start(
+            options,
+            &self.kafka.options(),
+            self.memory.clone(),
+            Secrets::default(),
         )
         .await
     }

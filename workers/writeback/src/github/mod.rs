@@ -25,6 +25,7 @@ use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::allow::AllowList;
 use crate::http::{TrackerHttp, bearer};
 use crate::note::{Marker, TriageNote, normalise_labels};
 use crate::options::GitHubOptions;
@@ -47,6 +48,7 @@ pub(crate) struct GitHub {
     http: TrackerHttp,
     post_replies: bool,
     add_labels: bool,
+    repositories: AllowList,
 }
 
 /// An issue (or pull request) of a repository.
@@ -79,6 +81,7 @@ impl GitHub {
             )?,
             post_replies: options.post_replies,
             add_labels: options.add_labels,
+            repositories: AllowList::new("writeback.github.repositories", &options.repositories),
         })
     }
 
@@ -94,7 +97,7 @@ impl Tracker for GitHub {
     const SOURCE: Source = Source::GitHub;
 
     fn target(&self, ticket: &EnrichedTicket) -> Result<GitHubIssue, ProcessError> {
-        parse_key(&ticket.ticket_key)
+        let issue = parse_key(&ticket.ticket_key)
             .or_else(|| ticket.url.as_deref().and_then(parse_url))
             .ok_or_else(|| {
                 invalid_ticket(
@@ -104,7 +107,10 @@ impl Tracker for GitHub {
                         ticket.ticket_key, ticket.url
                     ),
                 )
-            })
+            })?;
+        let repository = format!("{}/{}", issue.owner, issue.repo);
+        self.repositories.check(Source::GitHub, Some(&repository))?;
+        Ok(issue)
     }
 
     fn ticket_ref(issue: &GitHubIssue) -> String {

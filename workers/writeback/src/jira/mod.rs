@@ -23,6 +23,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::allow::AllowList;
 use crate::http::{TrackerHttp, basic_auth};
 use crate::note::{Marker, ReplyMode, TriageNote, normalise_labels};
 use crate::options::JiraOptions;
@@ -43,6 +44,7 @@ pub(crate) struct Jira {
     http: TrackerHttp,
     post_replies: bool,
     add_labels: bool,
+    projects: AllowList,
 }
 
 /// A Jira issue: its id (or key).
@@ -64,6 +66,7 @@ impl Jira {
             )?,
             post_replies: options.post_replies,
             add_labels: options.add_labels,
+            projects: AllowList::new("writeback.jira.projects", &options.projects),
         })
     }
 }
@@ -84,6 +87,13 @@ impl Tracker for Jira {
         if !valid {
             return Err(invalid_ticket(Source::Jira, format!("issue {id:?}")));
         }
+        // The project is in the key (`PROJ-12`); a record with only a numeric id has none.
+        let project = ticket
+            .ticket_key
+            .trim()
+            .rsplit_once('-')
+            .map(|(project, _)| project);
+        self.projects.check(Source::Jira, project)?;
         Ok(JiraIssue(id.to_string()))
     }
 

@@ -2,6 +2,7 @@
 //! per source, replies drafted or posted, idempotency across redeliveries and crashes, error
 //! classification, telemetry, and one run through the runtime on the mock cluster.
 
+mod allowed;
 mod end_to_end;
 mod errors;
 mod github;

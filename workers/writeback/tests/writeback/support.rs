@@ -78,7 +78,8 @@ pub fn github_ticket(number: u64) -> EnrichedTicket {
     )
 }
 
-/// Every source enabled against the fake, no client-side rate limit.
+/// Every source enabled against the fake, no client-side rate limit, the fake's project and
+/// repository allowed.
 pub fn options(fake: &FakeTrackers) -> WritebackOptions {
     let mut options = WritebackOptions {
         request_timeout: Duration::from_secs(5),
@@ -88,6 +89,7 @@ pub fn options(fake: &FakeTrackers) -> WritebackOptions {
     options.jira.base_url = fake.jira_url();
     options.jira.email = JIRA_EMAIL.into();
     options.jira.requests_per_second = 0;
+    options.jira.projects = vec!["PROJ".into()];
     options.servicenow.enabled = true;
     options.servicenow.instance_url = fake.servicenow_url();
     options.servicenow.username = SERVICENOW_USER.into();
@@ -95,6 +97,7 @@ pub fn options(fake: &FakeTrackers) -> WritebackOptions {
     options.github.enabled = true;
     options.github.api_url = fake.github_url();
     options.github.requests_per_second = 0;
+    options.github.repositories = vec!["octo-org/app".into()];
     options
 }
 
@@ -251,6 +254,10 @@ impl Memory for FlakyMemory {
 
     async fn delete(&self, key: &str) -> Result<(), MemoryError> {
         self.inner.delete(key).await
+    }
+
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, MemoryError> {
+        self.inner.delete_if_equals(key, expected).await
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, MemoryError> {
