@@ -171,7 +171,7 @@ impl Enrich {
         );
         let related = group_by_ticket(related);
         if !related.is_empty() {
-            message.push_str("\nRetriever past tickets:\n");
+            message.push_str("\nRelated past tickets:\n");
             for (key, texts) in related {
                 message.push_str(&format!(
                     "- {key}: {}\n",
