@@ -428,7 +428,7 @@ async fn inline(
             raw,
             received_at_ms: chatgptd_types::now_ms(),
         };
-        let Ok(Parsed::Ticket(ticket)) = parse::parse(Source::Github, envelope, "") else {
+        let Ok(Parsed::Ticket(ticket)) = parse::parse(Source::GitHub, envelope, "") else {
             panic!("the payload is a ticket");
         };
         let event = ticket.event;

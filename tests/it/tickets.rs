@@ -33,6 +33,7 @@ use chatgptd_types::topics::{TopicsFile, names};
 use chatgptd_types::trace::TraceContext;
 use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_ingest::signature::{sign_base64, sign_hex};
+use chatgptd_worker_ingest::source::route;
 use chatgptd_worker_ingest::{Ingest, IngestOptions, Secrets, Source};
 use chatgptd_worker_writeback::{Credentials, Writeback, WritebackOptions};
 use rdkafka::Message;
@@ -112,7 +113,7 @@ impl Webhook {
         let path = match source {
             Source::Jira => JIRA_FIXTURE,
             Source::ServiceNow => SERVICENOW_FIXTURE,
-            Source::Github => GITHUB_FIXTURE,
+            Source::GitHub => GITHUB_FIXTURE,
         };
         Webhook::new(source, fixture(path), delivery_id).with_header("traceparent", TRACEPARENT)
     }
@@ -123,7 +124,7 @@ impl Webhook {
         let headers = match source {
             Source::Jira => vec![("X-Atlassian-Webhook-Identifier", delivery_id.to_string())],
             Source::ServiceNow => Vec::new(),
-            Source::Github => vec![
+            Source::GitHub => vec![
                 ("X-GitHub-Event", "issues".to_string()),
                 ("X-GitHub-Delivery", delivery_id.to_string()),
             ],
@@ -141,7 +142,7 @@ impl Webhook {
     fn signed_with(self, secret: &str) -> Webhook {
         let signature = match self.source {
             Source::ServiceNow => sign_base64(secret.as_bytes(), &self.body),
-            Source::Jira | Source::Github => sign_hex(secret.as_bytes(), &self.body),
+            Source::Jira | Source::GitHub => sign_hex(secret.as_bytes(), &self.body),
         };
         let name = signature_header(self.source);
         self.without_header(name).with_header(name, &signature)
@@ -163,7 +164,7 @@ fn signature_header(source: Source) -> &'static str {
         Source::Jira => "X-Hub-Signature",
         // The gateway's default `ingest.servicenow.signature_header`.
         Source::ServiceNow => "X-Signature",
-        Source::Github => "X-Hub-Signature-256",
+        Source::GitHub => "X-Hub-Signature-256",
     }
 }
 
@@ -392,7 +393,7 @@ impl Pipeline {
     async fn send(&self, webhook: &Webhook) -> (u16, Value) {
         let mut request = self
             .client
-            .post(format!("{}{}", self.gateway_url, webhook.source.route()))
+            .post(format!("{}{}", self.gateway_url, route(webhook.source)))
             .header("content-type", "application/json")
             .body(webhook.body.clone());
         for (name, value) in &webhook.headers {
@@ -486,7 +487,7 @@ impl Pipeline {
             chatgptd_worker_ingest::parse::event_id(source, &event.delivery_id),
             "event ids derive from the delivery"
         );
-        assert_eq!(event.source, source.name());
+        assert_eq!(event.source, source.as_str());
         assert_eq!(
             event.raw_payload.as_bytes(),
             webhook.body,
@@ -601,11 +602,11 @@ fn marker(source: Source, enriched: &EnrichedTicket) -> String {
         Source::Jira => enriched.ticket_id.clone(),
         Source::ServiceNow => enriched.ticket_id.clone(),
         // Issue numbers are unique per repository only: the marker names `owner/repo#n`.
-        Source::Github => enriched.ticket_key.clone(),
+        Source::GitHub => enriched.ticket_key.clone(),
     };
     format!(
         "chatgptd:{}:{ticket}:{}",
-        source.name(),
+        source.as_str(),
         enriched.provenance.prompt_version
     )
 }
@@ -848,7 +849,7 @@ async fn a_servicenow_webhook_becomes_a_private_work_note_with_the_draft_reply()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_github_webhook_becomes_a_public_comment_without_the_draft_and_labels() {
     let pipeline = Pipeline::start().await;
-    let webhook = Webhook::fixture(Source::Github, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    let webhook = Webhook::fixture(Source::GitHub, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
     let delivered = pipeline.deliver(&webhook).await;
 
     let event = &delivered.event;
@@ -883,7 +884,7 @@ async fn a_github_webhook_becomes_a_public_comment_without_the_draft_and_labels(
         assert_eq!(call.header("accept"), Some("application/vnd.github+json"));
     }
     assert_call(&calls[1], &format!("POST {GITHUB_COMMENTS}"), &auth, 201);
-    let marker = marker(Source::Github, &delivered.enriched);
+    let marker = marker(Source::GitHub, &delivered.enriched);
     let comment = expected_github_comment(&marker, &delivered.footer);
     assert_eq!(calls[1].body, json!({ "body": comment }));
     assert!(
@@ -1029,11 +1030,11 @@ async fn a_malformed_payload_gets_400_and_nothing_is_produced() {
             "missing_field",
         ),
         (
-            Webhook::new(Source::Github, br#"{"action": "opened"}"#.to_vec(), "gh-1"),
+            Webhook::new(Source::GitHub, br#"{"action": "opened"}"#.to_vec(), "gh-1"),
             "missing_field",
         ),
         (
-            Webhook::fixture(Source::Github, "gh-2").without_header("X-GitHub-Delivery"),
+            Webhook::fixture(Source::GitHub, "gh-2").without_header("X-GitHub-Delivery"),
             "missing_header",
         ),
     ];
@@ -1142,12 +1143,12 @@ async fn a_failed_label_call_after_the_comment_is_retried_without_a_second_comme
         .model
         .push(Behaviour::Content(model_answer().to_string()));
     let (status, answer) = pipeline
-        .send(&Webhook::fixture(Source::Github, "gh-retry-1"))
+        .send(&Webhook::fixture(Source::GitHub, "gh-retry-1"))
         .await;
     assert_eq!(status, 202, "{answer}");
     let enriched: EnrichedTicket = decode(&pipeline.records(names::TICKETS_ENRICHED, 1).await[0]);
     pipeline
-        .wait_written_back(&done_key(Source::Github, &enriched))
+        .wait_written_back(&done_key(Source::GitHub, &enriched))
         .await;
 
     let calls = pipeline.trackers.calls_to(Api::GitHub);
@@ -1279,14 +1280,14 @@ repositories = ["{repository}"]
         }
         request.send()
     };
-    let forged = Webhook::fixture(Source::Github, "up-forged").signed_with("not the secret");
+    let forged = Webhook::fixture(Source::GitHub, "up-forged").signed_with("not the secret");
     let refused = post(forged).await.unwrap();
     assert_eq!(
         refused.status(),
         401,
         "the secret from secret_env is checked"
     );
-    let accepted = post(Webhook::fixture(Source::Github, "up-delivery-1"))
+    let accepted = post(Webhook::fixture(Source::GitHub, "up-delivery-1"))
         .await
         .unwrap();
     assert_eq!(accepted.status(), 202, "{}", up.log());

@@ -2,6 +2,7 @@
 //!
 //! - [`avro`]: the Avro codec (single-object encoding) and the store of known schemas.
 //! - [`records`]: one Rust struct per record type in `schemas/`.
+//! - [`source`]: the trackers tickets come from.
 //! - [`topics`]: the model of `topics.yaml`.
 //! - [`trace`]: W3C trace context, carried in Kafka headers.
 //! - [`ErrorKind`] and [`Classify`]: the one vocabulary for how a failed record is handled.
@@ -9,6 +10,7 @@
 
 pub mod avro;
 pub mod records;
+pub mod source;
 pub mod topics;
 pub mod trace;
 pub mod waiting;
@@ -18,6 +20,7 @@ mod error;
 
 pub use disposition::{Classify, ErrorKind};
 pub use error::Error;
+pub use source::Source;
 
 /// Milliseconds since the Unix epoch, the unit of every `*_ms` timestamp in the records.
 pub fn now_ms() -> i64 {

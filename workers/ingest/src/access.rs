@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::options::SourceOptions;
 use crate::secrets::Secret;
 use crate::signature::{self, Refusal};
-use crate::source::{GITHUB_SIGNATURE_HEADER, JIRA_SIGNATURE_HEADER, Source};
+use crate::source::{GITHUB_SIGNATURE_HEADER, JIRA_SIGNATURE_HEADER, Source, route};
 
 /// How a source's webhooks are authenticated.
 pub(crate) enum Signing {
@@ -39,7 +39,7 @@ impl Signing {
     /// Decides the mode at build, and says so in the log at every start: loudly when
     /// webhooks are not checked.
     pub(crate) fn new(source: Source, options: &SourceOptions, secret: Option<Secret>) -> Self {
-        let name = source.name();
+        let name = source.as_str();
         match secret {
             Some(secret) => {
                 if options.allow_unsigned {
@@ -54,7 +54,7 @@ impl Signing {
                 warn!(
                     source = name,
                     "UNSIGNED WEBHOOKS ACCEPTED: ingest.{name}.allow_unsigned = true and no secret, so anyone who can reach {} can post events; set ingest.{name}.secret_env instead",
-                    source.route()
+                    route(source)
                 );
                 Signing::Unsigned
             }
@@ -84,7 +84,7 @@ impl Signing {
         let header = |name: &str| headers.get(name).map(|value| value.as_bytes());
         let verified = match source {
             Source::Jira => signature::verify_hex(secret, body, header(JIRA_SIGNATURE_HEADER)),
-            Source::Github => signature::verify_hex(secret, body, header(GITHUB_SIGNATURE_HEADER)),
+            Source::GitHub => signature::verify_hex(secret, body, header(GITHUB_SIGNATURE_HEADER)),
             Source::ServiceNow => signature::verify_base64(
                 secret,
                 body,
@@ -112,9 +112,9 @@ impl Targets {
             .collect();
         if !any && names.is_empty() {
             info!(
-                source = source.name(),
+                source = source.as_str(),
                 "ingest.{}.{} is empty: every ticket webhook of this source is refused with 403",
-                source.name(),
+                source.as_str(),
                 setting(source)
             );
         }
@@ -131,7 +131,7 @@ impl Targets {
 pub(crate) fn setting(source: Source) -> &'static str {
     match source {
         Source::Jira => "projects",
-        Source::Github => "repositories",
+        Source::GitHub => "repositories",
         Source::ServiceNow => "targets",
     }
 }
@@ -142,7 +142,7 @@ pub(crate) fn target_of(source: Source, ticket_key: &str) -> Option<String> {
     let key = ticket_key.trim();
     let target = match source {
         Source::Jira => key.rsplit_once('-').map(|(project, _)| project),
-        Source::Github => key.rsplit_once('#').map(|(repository, _)| repository),
+        Source::GitHub => key.rsplit_once('#').map(|(repository, _)| repository),
         Source::ServiceNow => None,
     }?;
     (!target.is_empty()).then(|| target.to_string())
@@ -154,7 +154,7 @@ mod tests {
 
     fn targets(listed: &[&str]) -> Targets {
         let listed: Vec<String> = listed.iter().map(|name| name.to_string()).collect();
-        Targets::new(Source::Github, &listed)
+        Targets::new(Source::GitHub, &listed)
     }
 
     #[test]
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn targets_come_from_the_ticket_key() {
         assert_eq!(
-            target_of(Source::Github, "Codertocat/Hello-World#1").as_deref(),
+            target_of(Source::GitHub, "Codertocat/Hello-World#1").as_deref(),
             Some("Codertocat/Hello-World")
         );
         assert_eq!(target_of(Source::Jira, "KT-22").as_deref(), Some("KT"));

@@ -66,7 +66,7 @@ impl Dedupe {
 
     /// The memory key of a delivery.
     pub(crate) fn key(source: Source, delivery_id: &str) -> String {
-        format!("dedupe:{}:{delivery_id}", source.name())
+        format!("dedupe:{}:{delivery_id}", source.as_str())
     }
 
     /// Claims `key`, atomically across replicas.
@@ -130,7 +130,7 @@ mod tests {
     #[tokio::test]
     async fn a_release_keeps_a_claim_another_request_took_after_ours_expired() {
         let (dedupe, memory, _dir) = dedupe().await;
-        let key = Dedupe::key(Source::Github, "d-1");
+        let key = Dedupe::key(Source::GitHub, "d-1");
         let Claim::Claimed(ours) = dedupe.claim(&key).await.unwrap() else {
             panic!("the first claim is ours");
         };

@@ -24,7 +24,7 @@ use crate::dedupe::Dedupe;
 use crate::options::{IngestOptions, SourceOptions};
 use crate::rate_limit::RateLimit;
 use crate::secrets::{Secret, Secrets};
-use crate::source::Source;
+use crate::source::{Source, route};
 
 /// The webhook ingest gateway. Cheap to clone; every clone serves the same state.
 #[derive(Clone)]
@@ -93,7 +93,7 @@ impl Gateway {
         match source {
             Source::Jira => &self.jira,
             Source::ServiceNow => &self.servicenow,
-            Source::Github => &self.github,
+            Source::GitHub => &self.github,
         }
     }
 }
@@ -165,7 +165,7 @@ impl Ingest {
                 &options.servicenow.common(),
                 secrets.servicenow,
             ),
-            github: SourceState::new(Source::Github, &options.github.common(), secrets.github),
+            github: SourceState::new(Source::GitHub, &options.github.common(), secrets.github),
             servicenow_signature_header,
             options,
         };
@@ -183,7 +183,7 @@ impl Ingest {
             let handler = move |headers: HeaderMap, body: Result<Bytes, BytesRejection>| {
                 crate::handler::handle(gateway, source, headers, body)
             };
-            router = router.route(source.route(), post(handler).fallback(method_not_allowed));
+            router = router.route(route(source), post(handler).fallback(method_not_allowed));
         }
         router.layer(DefaultBodyLimit::max(self.gateway.options.max_body_bytes))
     }

@@ -75,7 +75,7 @@ pub(crate) async fn handle(
         Ok(response) => response,
         Err(err) => {
             // A panic is a bug: its text stays in our log, not in the sender's.
-            error!(source = source.name(), error = %err, "webhook request task failed");
+            error!(source = source.as_str(), error = %err, "webhook request task failed");
             finish(
                 source,
                 None,
@@ -221,7 +221,7 @@ async fn claim_and_produce(
             };
         }
         Err(err) => {
-            warn!(source = source.name(), delivery_id = %event.delivery_id, error = %err,
+            warn!(source = source.as_str(), delivery_id = %event.delivery_id, error = %err,
                   "could not claim the delivery");
             return memory_outcome(err, "claiming the delivery");
         }
@@ -232,7 +232,7 @@ async fn claim_and_produce(
         if let Err(err) = gateway.dedupe.confirm(&claim).await {
             // The event is persisted: 202 stands. The claim expires soon, so a redelivery
             // after that produces it again (consumers see the same event_id).
-            warn!(source = source.name(), delivery_id = %event.delivery_id, event_id = %event.event_id,
+            warn!(source = source.as_str(), delivery_id = %event.delivery_id, event_id = %event.event_id,
                   error = %err, "could not mark the delivery as done");
         }
         telemetry::event_accepted(source, &event.event_type);
@@ -240,10 +240,10 @@ async fn claim_and_produce(
         match gateway.dedupe.release(&claim).await {
             Ok(true) => {}
             // Expired while we waited: another request may own the key now, and keeps it.
-            Ok(false) => info!(source = source.name(), delivery_id = %event.delivery_id,
+            Ok(false) => info!(source = source.as_str(), delivery_id = %event.delivery_id,
                                "the dedupe claim had expired; left as it is"),
             Err(err) => {
-                warn!(source = source.name(), delivery_id = %event.delivery_id, error = %err,
+                warn!(source = source.as_str(), delivery_id = %event.delivery_id, error = %err,
                               "could not release the dedupe claim; it expires on its own")
             }
         }
@@ -302,7 +302,7 @@ async fn produce(
         }
         // A limit of the topic or broker below the producer's: as final as ours.
         Ok(Err(err)) if chatgptd_runtime::producer::rejects_record(&err) => {
-            warn!(source = source.name(), delivery_id = %event.delivery_id, event_id = %event.event_id,
+            warn!(source = source.as_str(), delivery_id = %event.delivery_id, event_id = %event.event_id,
                   error = %err, "the broker refused the record itself");
             Outcome::RecordTooLarge {
                 size: record_size(record),
@@ -310,7 +310,7 @@ async fn produce(
             }
         }
         Ok(Err(err)) => {
-            warn!(source = source.name(), delivery_id = %event.delivery_id, event_id = %event.event_id,
+            warn!(source = source.as_str(), delivery_id = %event.delivery_id, event_id = %event.event_id,
                   error = %err, "the broker refused the event");
             Outcome::Unavailable {
                 detail: "the broker did not acknowledge the event".into(),

@@ -65,7 +65,7 @@ impl IngestOptions {
         match source {
             Source::Jira => self.jira.common(),
             Source::ServiceNow => self.servicenow.common(),
-            Source::Github => self.github.common(),
+            Source::GitHub => self.github.common(),
         }
     }
 }
@@ -347,7 +347,7 @@ mod tests {
         assert_eq!(options.github.requests_per_second, 20);
         assert_eq!(options.github.burst, default_burst());
         assert_eq!(
-            options.source(Source::Github).targets,
+            options.source(Source::GitHub).targets,
             Some(vec!["acme/app".to_string()])
         );
         assert_eq!(options.servicenow.common().secret_env, "");

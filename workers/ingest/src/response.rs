@@ -111,7 +111,7 @@ impl IntoResponse for Outcome {
                 None,
             ),
             Outcome::NoSecret { source } => {
-                let name = source.name();
+                let name = source.as_str();
                 (
                     StatusCode::UNAUTHORIZED,
                     error(
@@ -127,7 +127,7 @@ impl IntoResponse for Outcome {
                 )
             }
             Outcome::TargetNotAllowed { source, target } => {
-                let name = source.name();
+                let name = source.as_str();
                 let setting = crate::access::setting(source);
                 let what = match &target {
                     Some(target) => format!("{target:?} is not in ingest.{name}.{setting}"),
@@ -250,7 +250,7 @@ mod tests {
     #[tokio::test]
     async fn refusals_say_which_setting_fixes_them() {
         let (status, no_secret) = body(Outcome::NoSecret {
-            source: Source::Github,
+            source: Source::GitHub,
         })
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);

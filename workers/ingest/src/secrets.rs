@@ -56,7 +56,7 @@ impl Secrets {
             match lookup(env) {
                 Some(value) if !value.is_empty() => Ok(Some(Secret(value))),
                 _ => Err(Error::MissingSecret {
-                    source_name: source.name(),
+                    source_name: source.as_str(),
                     env: env.to_string(),
                 }),
             }
@@ -64,7 +64,7 @@ impl Secrets {
         Ok(Secrets {
             jira: read(Source::Jira, &options.jira.secret_env)?,
             servicenow: read(Source::ServiceNow, &options.servicenow.secret_env)?,
-            github: read(Source::Github, &options.github.secret_env)?,
+            github: read(Source::GitHub, &options.github.secret_env)?,
         })
     }
 
@@ -73,7 +73,7 @@ impl Secrets {
         match source {
             Source::Jira => self.jira.as_ref(),
             Source::ServiceNow => self.servicenow.as_ref(),
-            Source::Github => self.github.as_ref(),
+            Source::GitHub => self.github.as_ref(),
         }
     }
 }

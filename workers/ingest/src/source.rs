@@ -1,33 +1,13 @@
 //! The three senders and what differs between them at the HTTP level.
 
-/// A webhook sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    Jira,
-    ServiceNow,
-    Github,
-}
+pub use chatgptd_types::Source;
 
-impl Source {
-    /// Every source, in route order.
-    pub const ALL: [Source; 3] = [Source::Jira, Source::ServiceNow, Source::Github];
-
-    /// The name in TicketEvents, keys, routes, metrics and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Jira => "jira",
-            Source::ServiceNow => "servicenow",
-            Source::Github => "github",
-        }
-    }
-
-    /// The route this source posts to.
-    pub fn route(self) -> &'static str {
-        match self {
-            Source::Jira => "/webhooks/jira",
-            Source::ServiceNow => "/webhooks/servicenow",
-            Source::Github => "/webhooks/github",
-        }
+/// The route a source posts its webhooks to.
+pub fn route(source: Source) -> &'static str {
+    match source {
+        Source::Jira => "/webhooks/jira",
+        Source::ServiceNow => "/webhooks/servicenow",
+        Source::GitHub => "/webhooks/github",
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) struct RequestHandled<'a> {
 
 impl RequestHandled<'_> {
     pub(crate) fn emit(&self) {
-        let source = self.source.name();
+        let source = self.source.as_str();
         let delivery_id = self.delivery_id.unwrap_or("");
         let outcome = self.outcome.label();
         match self.outcome {
@@ -106,7 +106,7 @@ impl RequestHandled<'_> {
 pub(crate) fn event_accepted(source: Source, event_type: &str) {
     metrics::counter!(
         metric::EVENTS,
-        "source" => source.name(),
+        "source" => source.as_str(),
         "event_type" => event_type_label(event_type)
     )
     .increment(1);
@@ -114,7 +114,7 @@ pub(crate) fn event_accepted(source: Source, event_type: &str) {
 
 /// How long the broker took to acknowledge.
 pub(crate) fn ack_latency(source: Source, elapsed: Duration) {
-    metrics::histogram!(metric::ACK_SECONDS, "source" => source.name())
+    metrics::histogram!(metric::ACK_SECONDS, "source" => source.as_str())
         .record(elapsed.as_secs_f64());
 }
 
@@ -150,7 +150,7 @@ mod tests {
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, || {
             RequestHandled {
-                source: Source::Github,
+                source: Source::GitHub,
                 delivery_id: Some("d-1"),
                 outcome: &Outcome::Duplicate {
                     event_id: "e".into(),

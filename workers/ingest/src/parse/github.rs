@@ -48,7 +48,7 @@ pub fn parse(envelope: Envelope<'_>) -> Result<Parsed, ParseError> {
         .ok_or_else(|| ParseError::missing_field("repository.full_name"))?;
 
     let mut event = new_event(
-        Source::Github,
+        Source::GitHub,
         envelope,
         delivery_id,
         event_type,

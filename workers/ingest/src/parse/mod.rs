@@ -21,7 +21,7 @@ pub const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0xe01d77c3_c70d_46df_86bc_2aaa
 
 /// The stable event id of a delivery.
 pub fn event_id(source: Source, delivery_id: &str) -> String {
-    let name = format!("{}:{delivery_id}", source.name());
+    let name = format!("{}:{delivery_id}", source.as_str());
     Uuid::new_v5(&EVENT_NAMESPACE, name.as_bytes()).to_string()
 }
 
@@ -94,7 +94,7 @@ pub fn parse(
     match source {
         Source::Jira => jira::parse(envelope),
         Source::ServiceNow => servicenow::parse(envelope, servicenow_instance_url),
-        Source::Github => github::parse(envelope),
+        Source::GitHub => github::parse(envelope),
     }
 }
 
@@ -109,7 +109,7 @@ pub(crate) fn new_event(
 ) -> TicketEvent {
     TicketEvent {
         event_id: event_id(source, &delivery_id),
-        source: source.name().to_string(),
+        source: source.as_str().to_string(),
         delivery_id,
         event_type,
         ticket_id,
@@ -177,10 +177,10 @@ mod tests {
 
     #[test]
     fn event_ids_are_stable_per_source_and_delivery() {
-        let first = event_id(Source::Github, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+        let first = event_id(Source::GitHub, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
         assert_eq!(
             first,
-            event_id(Source::Github, "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            event_id(Source::GitHub, "72d3162e-cc78-11e3-81ab-4c9367dc0958")
         );
         assert_ne!(
             first,

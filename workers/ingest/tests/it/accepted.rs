@@ -208,7 +208,7 @@ async fn github_issue_opened() {
     let webhook = Webhook::github(fixture(GITHUB_OPENED), "issues", delivery);
     let (event, _) = accept_one(&setup, &gateway, &webhook).await;
 
-    assert_eq!(event.event_id, event_id(Source::Github, delivery));
+    assert_eq!(event.event_id, event_id(Source::GitHub, delivery));
     assert_eq!(event.key(), "github:MDU6SXNzdWU0NDQ1MDAwNDE=");
     assert_eq!(event.event_type, "issues.opened");
     assert_eq!(event.ticket_key, "Codertocat/Hello-World#1");

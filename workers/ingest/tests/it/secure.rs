@@ -180,7 +180,7 @@ async fn a_body_whose_record_exceeds_the_producer_limit_gets_413_not_503() {
     assert_eq!(
         setup
             .memory
-            .get(&format!("dedupe:{}:huge-1", Source::Github.name()))
+            .get(&format!("dedupe:{}:huge-1", Source::GitHub.as_str()))
             .await
             .unwrap(),
         None,

@@ -11,6 +11,7 @@ use chatgptd_types::avro::Codec;
 use chatgptd_types::records::TicketEvent;
 use chatgptd_types::topics::names;
 use chatgptd_worker_ingest::signature::{sign_base64, sign_hex};
+use chatgptd_worker_ingest::source::route;
 use chatgptd_worker_ingest::{Ingest, IngestOptions, Secret, Secrets, Source};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
@@ -198,7 +199,7 @@ impl Gateway {
     pub async fn send(&self, webhook: &Webhook) -> Answer {
         let mut request = self
             .client
-            .post(format!("{}{}", self.base_url, webhook.source.route()))
+            .post(format!("{}{}", self.base_url, route(webhook.source)))
             .header("content-type", "application/json")
             .body(webhook.body.clone());
         for (name, value) in &webhook.headers {
@@ -270,7 +271,7 @@ impl Webhook {
     /// A GitHub webhook of `event` with its delivery id, signed.
     pub fn github(body: Vec<u8>, event: &str, delivery_id: &str) -> Webhook {
         Webhook {
-            source: Source::Github,
+            source: Source::GitHub,
             headers: vec![
                 ("X-GitHub-Event".into(), event.into()),
                 ("X-GitHub-Delivery".into(), delivery_id.into()),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chatgptd_testkit::kafka::MockKafka;
 use chatgptd_testkit::wait_until;
 use chatgptd_types::topics::names;
+use chatgptd_worker_ingest::source::route;
 use reqwest::StatusCode;
 
 use crate::support::*;
@@ -113,7 +114,7 @@ async fn a_webhook_answered_503_does_not_land_later_beside_its_retry() {
 
 async fn send_to(base_url: &str, webhook: &Webhook) -> Answer {
     let mut request = chatgptd_testkit::http_client()
-        .post(format!("{base_url}{}", webhook.source.route()))
+        .post(format!("{base_url}{}", route(webhook.source)))
         .body(webhook.body.clone());
     for (name, value) in &webhook.headers {
         request = request.header(name.as_str(), value.as_str());
