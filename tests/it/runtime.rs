@@ -13,7 +13,7 @@ use chatgptd_testkit::kafka::{
     MockKafka, TestCluster, committed, consume, header, produce, producer,
 };
 use chatgptd_testkit::tansu::{Storage, Tansu};
-use chatgptd_testkit::{init_logging, unique, wait_until};
+use chatgptd_testkit::{init_logging, prometheus_sample, unique, wait_until};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{DeadLetter, WorkflowStep};
 use chatgptd_types::trace::TraceContext;
@@ -578,6 +578,94 @@ async fn an_outage_is_waited_out_not_dead_lettered(cluster: &impl TestCluster) {
     running.stop().await.unwrap();
 }
 
+/// A sample of the process's metrics (0 when absent).
+fn metric_sample(sample: &str) -> f64 {
+    let rendered = chatgptd_runtime::telemetry::install_prometheus().render();
+    prometheus_sample(&rendered, sample)
+}
+
+/// A partition paused at its in-flight bound, revoked, and assigned back to the same member
+/// is read again: librdkafka keeps a partition's pause flag across unassign and assign, so
+/// unless the runtime resumes it on assign it is never fetched again. Two partitions, both
+/// paused by the first member; a second member joins, and under the (eager) default protocol
+/// the first gets one of them back, whichever it is. Before that, the lag of partitions the
+/// group never committed is reported.
+async fn a_paused_partition_assigned_back_is_read_again(cluster: &impl TestCluster) {
+    chatgptd_runtime::telemetry::install_prometheus();
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    cluster.create_topic(&input, 2).await;
+    cluster.create_topic(&output, 1).await;
+    let seen: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let started = Arc::new(AtomicUsize::new(0));
+    let (gate_tx, gate) = watch::channel(false);
+    let member = || {
+        let (seen, started, out, gate) =
+            (seen.clone(), started.clone(), output.clone(), gate.clone());
+        FnProcessor::new(move |incoming| {
+            let (seen, started, out, mut gate) =
+                (seen.clone(), started.clone(), out.clone(), gate.clone());
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                gate.wait_for(|open| *open).await.unwrap();
+                seen.lock().unwrap().insert(incoming.value.run_id.clone());
+                Ok(vec![echo(&out, &incoming)])
+            }
+        })
+    };
+    let options = || {
+        let mut options = test_options(&group);
+        options.max_in_flight_per_partition = 4;
+        // The blocked records are abandoned quickly when the partitions are revoked.
+        options.drain_timeout = Duration::from_secs(1);
+        options
+    };
+    let brokers = cluster.brokers();
+    let producer = producer(&brokers);
+    produce_runs(&producer, &input, Some(0), 0..10).await;
+    produce_runs(&producer, &input, Some(1), 10..20).await;
+    let worker = unique("paused-a");
+    let first = start(&brokers, &worker, options(), &input, member());
+    wait_until(WAIT, "both partitions at their bound", || {
+        let n = started.load(Ordering::SeqCst);
+        async move { (n >= 8).then_some(()) }
+    })
+    .await;
+    wait_until(WAIT, "the lag of partitions never committed", || {
+        let lag = |partition: i32| {
+            metric_sample(&format!(
+                "chatgptd_consumer_lag{{worker=\"{worker}\",topic=\"{input}\",partition=\"{partition}\"}}"
+            ))
+        };
+        let lags = (lag(0), lag(1));
+        async move { (lags == (10.0, 10.0)).then_some(()) }
+    })
+    .await;
+
+    let second = start(&brokers, &unique("paused-b"), options(), &input, member());
+    wait_until(WAIT, "the first member's second assignment", || {
+        let assigns = metric_sample(&format!(
+            "chatgptd_rebalances_total{{worker=\"{worker}\",kind=\"assign\"}}"
+        ));
+        async move { (assigns >= 2.0).then_some(()) }
+    })
+    .await;
+    gate_tx.send(true).unwrap();
+    produce_runs(&producer, &input, Some(0), 20..25).await;
+    produce_runs(&producer, &input, Some(1), 25..30).await;
+    wait_until(WAIT, "all 30 records processed", || {
+        let n = seen.lock().unwrap().len();
+        async move { (n == 30).then_some(()) }
+    })
+    .await;
+    wait_until(WAIT, "both partitions committed to their end", || {
+        let offsets = committed(&brokers, &group, &input, 2);
+        async move { (offsets.get(&0) == Some(&15) && offsets.get(&1) == Some(&15)).then_some(()) }
+    })
+    .await;
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}
+
 /// A worker whose topics do not exist refuses to start and says how to fix it.
 async fn missing_topics_are_refused(cluster: &impl TestCluster) {
     let processor = FnProcessor::new(|_| async { Ok(vec![]) });
@@ -637,6 +725,7 @@ on_both_brokers!(
     backpressure_bounds_in_flight_records,
     missing_topics_are_refused,
     an_outage_is_waited_out_not_dead_lettered,
+    a_paused_partition_assigned_back_is_read_again,
 );
 
 /// A tansu restart (SQLite storage) while records are in flight loses nothing: every record
