@@ -666,6 +666,82 @@ async fn a_paused_partition_assigned_back_is_read_again(cluster: &impl TestClust
     second.stop().await.unwrap();
 }
 
+/// A processor that panics on a record: the record is dead-lettered with class `panic` and
+/// the panic's message, the panic is counted as an error, and the records after it, of the
+/// same key too, are processed and committed.
+async fn a_panicking_processor_dead_letters_the_record(cluster: &impl TestCluster) {
+    chatgptd_runtime::telemetry::install_prometheus();
+    let (input, output, dead, group) =
+        (unique("in"), unique("out"), unique("dlq"), unique("group"));
+    for topic in [&input, &output, &dead] {
+        cluster.create_topic(topic, 1).await;
+    }
+    let processor = FnProcessor::new({
+        let out = output.clone();
+        move |incoming| {
+            let out = out.clone();
+            async move {
+                assert!(
+                    incoming.value.step_id != "boom",
+                    "the processor blew up on {}",
+                    incoming.meta.offset
+                );
+                Ok(vec![echo(&out, &incoming)])
+            }
+        }
+    });
+    let mut options = test_options(&group);
+    options.dead_letter_topic = dead.clone();
+    let brokers = cluster.brokers();
+    let worker = unique("panicky");
+    let running = start(&brokers, &worker, options, &input, processor);
+    let producer = producer(&brokers);
+    for step_id in ["ok-0", "boom", "ok-2"] {
+        produce(
+            &producer,
+            &input,
+            Some(0),
+            Some(b"one-key"),
+            &step("one-key", step_id),
+            &[],
+        )
+        .await;
+    }
+    let letters = tokio::task::spawn_blocking({
+        let (brokers, dead) = (brokers.clone(), dead.clone());
+        move || consume(&brokers, &dead, 1, WAIT)
+    })
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        header(&letters[0], dlq::ERROR_CLASS).as_deref(),
+        Some("panic")
+    );
+    assert_eq!(
+        header(&letters[0], dlq::SOURCE_OFFSET).as_deref(),
+        Some("1")
+    );
+    let reason = header(&letters[0], dlq::ERROR_MESSAGE).unwrap();
+    assert!(reason.contains("the processor blew up on 1"), "{reason}");
+    let outputs = consume(&brokers, &output, 2, WAIT);
+    let steps: Vec<String> = outputs.iter().map(|m| decode_step(m).step_id).collect();
+    assert_eq!(steps, ["ok-0", "ok-2"], "the key's lane went on");
+    wait_until(WAIT, "the commit to pass the panic", || {
+        let offsets = committed(&brokers, &group, &input, 1);
+        async move { (offsets.get(&0) == Some(&3)).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        metric_sample(&format!(
+            "chatgptd_errors_total{{worker=\"{worker}\",error_class=\"panic\",stage=\"process\"}}"
+        )),
+        1.0,
+        "the panic is counted"
+    );
+    running.stop().await.unwrap();
+}
+
 /// A worker whose topics do not exist refuses to start and says how to fix it.
 async fn missing_topics_are_refused(cluster: &impl TestCluster) {
     let processor = FnProcessor::new(|_| async { Ok(vec![]) });
@@ -726,6 +802,7 @@ on_both_brokers!(
     missing_topics_are_refused,
     an_outage_is_waited_out_not_dead_lettered,
     a_paused_partition_assigned_back_is_read_again,
+    a_panicking_processor_dead_letters_the_record,
 );
 
 /// A tansu restart (SQLite storage) while records are in flight loses nothing: every record

@@ -1,10 +1,13 @@
 //! Processing one record, with retries, until it is done or dead-lettered.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use chatgptd_types::avro::Codec;
 use chatgptd_types::trace::TraceContext;
+use futures::FutureExt;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use tokio_util::sync::CancellationToken;
@@ -14,7 +17,9 @@ use super::context::{PartitionHooks, RuntimeContext};
 use super::coordinator::{Admitted, Coordinator, LaneStart};
 use super::options::ConsumerOptions;
 use crate::dead_letter::{Failure, dead_letter_record};
-use crate::processor::{ErrorKind, Incoming, ProcessError, Processor, RecordMeta, StartAt};
+use crate::processor::{
+    ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, StartAt,
+};
 use crate::producer::Producer;
 use crate::telemetry::metric;
 
@@ -195,7 +200,7 @@ impl<P: Processor> RecordHandler<P> {
 
     /// One try: process, then produce the outputs and wait for every acknowledgement.
     async fn try_once(&self, incoming: &Incoming<P::Input>) -> Result<(), ProcessError> {
-        let mut outputs = self.processor.process(incoming).await?;
+        let mut outputs = self.process_catching_panics(incoming).await?;
         let traceparent = incoming.meta.trace.to_header();
         for output in &mut outputs {
             if !output
@@ -224,6 +229,32 @@ impl<P: Processor> RecordHandler<P> {
                 .increment(1);
         }
         Ok(())
+    }
+
+    /// Runs the processor; a panic becomes a permanent error of class `panic`, so the record
+    /// is dead-lettered with the panic's message and its lane and partition move on. Uncaught,
+    /// it would end the record's task without completing the record: its key would wait
+    /// forever, and its partition's committed offset stay behind it until a rebalance.
+    async fn process_catching_panics(
+        &self,
+        incoming: &Incoming<P::Input>,
+    ) -> Result<Vec<OutputRecord>, ProcessError> {
+        // Building the future may panic too, so the call is inside what is caught. Unwind
+        // safety: the processor's state is its own; the runtime's state is not touched here.
+        match AssertUnwindSafe(async { self.processor.process(incoming).await })
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                error!(panic = %message, "the processor panicked; the record is dead-lettered");
+                Err(ProcessError::permanent(
+                    "panic",
+                    format!("processor panicked: {message}"),
+                ))
+            }
+        }
     }
 
     /// Sends the record to the dead-letter topic, retrying until the broker has it: only then
@@ -313,6 +344,17 @@ impl<P: Processor> PartitionHooks for RecordHandler<P> {
 
     fn partitions_revoked(&self, partitions: &[(String, i32)]) {
         self.processor.partitions_revoked(partitions);
+    }
+}
+
+/// What a panic said: its message when it was a string (as `panic!` makes them).
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_string()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic without a message".to_string()
     }
 }
 
