@@ -20,7 +20,9 @@ use chatgptd_types::trace::TraceContext;
 use rdkafka::Message;
 use tokio::sync::watch;
 
-use crate::support::{FnProcessor, echo, produce_runs, start, step, test_options};
+use crate::support::{
+    FnProcessor, echo, produce_runs, start, start_in, step, step_value, test_options,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -742,6 +744,97 @@ async fn a_panicking_processor_dead_letters_the_record(cluster: &impl TestCluste
     running.stop().await.unwrap();
 }
 
+/// A record close to `message.max.bytes` that fails permanently: its dead letter, which adds
+/// headers and the error, is refused as too large, so a dead letter without the original
+/// value goes instead, saying where the original is, and the partition moves on.
+async fn a_dead_letter_too_large_goes_without_the_value(cluster: &impl TestCluster) {
+    let (input, output, dead, group) =
+        (unique("in"), unique("out"), unique("dlq"), unique("group"));
+    for topic in [&input, &output, &dead] {
+        cluster.create_topic(topic, 1).await;
+    }
+    let processor = FnProcessor::new({
+        let out = output.clone();
+        move |incoming| {
+            let out = out.clone();
+            async move {
+                if incoming.value.step_id == "invalid" {
+                    return Err(ProcessError::permanent("validation", "the step is invalid"));
+                }
+                Ok(vec![echo(&out, &incoming)])
+            }
+        }
+    });
+    let mut options = test_options(&group);
+    options.dead_letter_topic = dead.clone();
+    let brokers = cluster.brokers();
+    // Only the worker's producer has the small limit: the input is produced and consumed
+    // with librdkafka's defaults.
+    const MAX_BYTES: usize = 10_000;
+    let mut limited = chatgptd_testkit::kafka::test_kafka_options(&brokers);
+    limited
+        .properties
+        .insert("message.max.bytes".into(), MAX_BYTES.to_string());
+    let health = chatgptd_runtime::Health::default();
+    let mut context = chatgptd_runtime::WorkerContext::new(&limited, &health).unwrap();
+    context.kafka = chatgptd_testkit::kafka::test_kafka_options(&brokers);
+    let running = start_in(&context, "too-large", options, &input, processor);
+
+    let mut big = step_value("big", "invalid");
+    big.input_json = "x".repeat(MAX_BYTES - 150);
+    let big = Codec::builtin().encode(&big).unwrap();
+    assert!(big.len() < MAX_BYTES, "the record itself fits");
+    let producer = producer(&brokers);
+    produce(
+        &producer,
+        &input,
+        Some(0),
+        Some(b"big"),
+        &big,
+        &[("origin", b"test")],
+    )
+    .await;
+    produce(
+        &producer,
+        &input,
+        Some(0),
+        Some(b"good"),
+        &step("good", "plain"),
+        &[],
+    )
+    .await;
+
+    let letters = tokio::task::spawn_blocking({
+        let (brokers, dead) = (brokers.clone(), dead.clone());
+        move || consume(&brokers, &dead, 1, WAIT)
+    })
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 1);
+    let omitted = header(&letters[0], dlq::VALUE_OMITTED).expect("says the value is omitted");
+    assert!(omitted.contains(&format!("{input}/0/0")), "{omitted}");
+    assert_eq!(
+        header(&letters[0], dlq::ERROR_CLASS).as_deref(),
+        Some("validation")
+    );
+    let letter: DeadLetter = Codec::builtin()
+        .decode(letters[0].payload().unwrap())
+        .unwrap();
+    assert_eq!(letter.value, None);
+    assert_eq!(letter.source_offset, 0);
+    assert_eq!(
+        letter.error_message, "the step is invalid",
+        "the reason is kept"
+    );
+    assert_eq!(consume(&brokers, &output, 1, WAIT).len(), 1);
+    wait_until(WAIT, "the commit to pass the dead letter", || {
+        let offsets = committed(&brokers, &group, &input, 1);
+        async move { (offsets.get(&0) == Some(&2)).then_some(()) }
+    })
+    .await;
+    running.stop().await.unwrap();
+}
+
 /// A worker whose topics do not exist refuses to start and says how to fix it.
 async fn missing_topics_are_refused(cluster: &impl TestCluster) {
     let processor = FnProcessor::new(|_| async { Ok(vec![]) });
@@ -803,6 +896,7 @@ on_both_brokers!(
     an_outage_is_waited_out_not_dead_lettered,
     a_paused_partition_assigned_back_is_read_again,
     a_panicking_processor_dead_letters_the_record,
+    a_dead_letter_too_large_goes_without_the_value,
 );
 
 /// A tansu restart (SQLite storage) while records are in flight loses nothing: every record

@@ -16,7 +16,7 @@ use tracing::{Instrument, error, info_span, warn};
 use super::context::{PartitionHooks, RuntimeContext};
 use super::coordinator::{Admitted, Coordinator, LaneStart};
 use super::options::ConsumerOptions;
-use crate::dead_letter::{Failure, dead_letter_record};
+use crate::dead_letter::{Failure, dead_letter_record, dead_letter_without_value};
 use crate::processor::{
     ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, StartAt,
 };
@@ -276,7 +276,7 @@ impl<P: Processor> RecordHandler<P> {
             self.processor.dead_lettered(meta);
             return Outcome::Done;
         }
-        let record =
+        let mut record =
             match dead_letter_record(&self.codec, topic, &self.worker, message, &failure, trace) {
                 Ok(record) => record,
                 Err(err) => {
@@ -288,6 +288,7 @@ impl<P: Processor> RecordHandler<P> {
                 }
             };
         let mut attempt = 0;
+        let mut value_omitted = false;
         loop {
             attempt += 1;
             let sent = tokio::select! {
@@ -296,7 +297,7 @@ impl<P: Processor> RecordHandler<P> {
             };
             match sent {
                 Ok(_) => {
-                    warn!(error_class = failure.class, attempts = failure.attempts, error = %failure.message, dead_letter_topic = %topic, "record dead-lettered");
+                    warn!(error_class = failure.class, attempts = failure.attempts, error = %failure.message, dead_letter_topic = %topic, value_omitted, "record dead-lettered");
                     metrics::counter!(
                         metric::DEAD_LETTERS,
                         "worker" => self.worker.clone(),
@@ -309,6 +310,27 @@ impl<P: Processor> RecordHandler<P> {
                 }
                 Err(err) => {
                     self.count_error("produce", "dead_letter");
+                    // Refused for what it is, usually too large (the letter adds headers and
+                    // the error to a record close to `message.max.bytes`): sending it again
+                    // cannot succeed, and the partition would never commit past it. A letter
+                    // without the original value says where the original is instead.
+                    if !value_omitted
+                        && crate::producer::rejects_record(&err)
+                        && let Ok(smaller) = dead_letter_without_value(
+                            &self.codec,
+                            topic,
+                            &self.worker,
+                            message,
+                            &failure,
+                            trace,
+                            &err.to_string(),
+                        )
+                    {
+                        error!(%err, "dead-letter topic refused the record; sending the dead letter without the original value");
+                        record = smaller;
+                        value_omitted = true;
+                        continue;
+                    }
                     error!(%err, attempt, "dead-letter topic did not take the record; retrying");
                     let delay = self.options.backoff.delay(attempt, None);
                     tokio::select! {
