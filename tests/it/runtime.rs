@@ -13,14 +13,16 @@ use chatgptd_testkit::kafka::{
     MockKafka, TestCluster, committed, consume, header, produce, producer,
 };
 use chatgptd_testkit::tansu::{Storage, Tansu};
-use chatgptd_testkit::{init_logging, unique, wait_until};
+use chatgptd_testkit::{init_logging, prometheus_sample, unique, wait_until};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{DeadLetter, WorkflowStep};
 use chatgptd_types::trace::TraceContext;
 use rdkafka::Message;
 use tokio::sync::watch;
 
-use crate::support::{FnProcessor, echo, produce_runs, start, step, test_options};
+use crate::support::{
+    FnProcessor, echo, produce_runs, start, start_in, step, step_value, test_options,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -578,6 +580,261 @@ async fn an_outage_is_waited_out_not_dead_lettered(cluster: &impl TestCluster) {
     running.stop().await.unwrap();
 }
 
+/// A sample of the process's metrics (0 when absent).
+fn metric_sample(sample: &str) -> f64 {
+    let rendered = chatgptd_runtime::telemetry::install_prometheus().render();
+    prometheus_sample(&rendered, sample)
+}
+
+/// A partition paused at its in-flight bound, revoked, and assigned back to the same member
+/// is read again: librdkafka keeps a partition's pause flag across unassign and assign, so
+/// unless the runtime resumes it on assign it is never fetched again. Two partitions, both
+/// paused by the first member; a second member joins, and under the (eager) default protocol
+/// the first gets one of them back, whichever it is. Before that, the lag of partitions the
+/// group never committed is reported.
+async fn a_paused_partition_assigned_back_is_read_again(cluster: &impl TestCluster) {
+    chatgptd_runtime::telemetry::install_prometheus();
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    cluster.create_topic(&input, 2).await;
+    cluster.create_topic(&output, 1).await;
+    let seen: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let started = Arc::new(AtomicUsize::new(0));
+    let (gate_tx, gate) = watch::channel(false);
+    let member = || {
+        let (seen, started, out, gate) =
+            (seen.clone(), started.clone(), output.clone(), gate.clone());
+        FnProcessor::new(move |incoming| {
+            let (seen, started, out, mut gate) =
+                (seen.clone(), started.clone(), out.clone(), gate.clone());
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                gate.wait_for(|open| *open).await.unwrap();
+                seen.lock().unwrap().insert(incoming.value.run_id.clone());
+                Ok(vec![echo(&out, &incoming)])
+            }
+        })
+    };
+    let options = || {
+        let mut options = test_options(&group);
+        options.max_in_flight_per_partition = 4;
+        // The blocked records are abandoned quickly when the partitions are revoked.
+        options.drain_timeout = Duration::from_secs(1);
+        options
+    };
+    let brokers = cluster.brokers();
+    let producer = producer(&brokers);
+    produce_runs(&producer, &input, Some(0), 0..10).await;
+    produce_runs(&producer, &input, Some(1), 10..20).await;
+    let worker = unique("paused-a");
+    let first = start(&brokers, &worker, options(), &input, member());
+    wait_until(WAIT, "both partitions at their bound", || {
+        let n = started.load(Ordering::SeqCst);
+        async move { (n >= 8).then_some(()) }
+    })
+    .await;
+    wait_until(WAIT, "the lag of partitions never committed", || {
+        let lag = |partition: i32| {
+            metric_sample(&format!(
+                "chatgptd_consumer_lag{{worker=\"{worker}\",topic=\"{input}\",partition=\"{partition}\"}}"
+            ))
+        };
+        let lags = (lag(0), lag(1));
+        async move { (lags == (10.0, 10.0)).then_some(()) }
+    })
+    .await;
+
+    let second = start(&brokers, &unique("paused-b"), options(), &input, member());
+    wait_until(WAIT, "the first member's second assignment", || {
+        let assigns = metric_sample(&format!(
+            "chatgptd_rebalances_total{{worker=\"{worker}\",kind=\"assign\"}}"
+        ));
+        async move { (assigns >= 2.0).then_some(()) }
+    })
+    .await;
+    gate_tx.send(true).unwrap();
+    produce_runs(&producer, &input, Some(0), 20..25).await;
+    produce_runs(&producer, &input, Some(1), 25..30).await;
+    wait_until(WAIT, "all 30 records processed", || {
+        let n = seen.lock().unwrap().len();
+        async move { (n == 30).then_some(()) }
+    })
+    .await;
+    wait_until(WAIT, "both partitions committed to their end", || {
+        let offsets = committed(&brokers, &group, &input, 2);
+        async move { (offsets.get(&0) == Some(&15) && offsets.get(&1) == Some(&15)).then_some(()) }
+    })
+    .await;
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}
+
+/// A processor that panics on a record: the record is dead-lettered with class `panic` and
+/// the panic's message, the panic is counted as an error, and the records after it, of the
+/// same key too, are processed and committed.
+async fn a_panicking_processor_dead_letters_the_record(cluster: &impl TestCluster) {
+    chatgptd_runtime::telemetry::install_prometheus();
+    let (input, output, dead, group) =
+        (unique("in"), unique("out"), unique("dlq"), unique("group"));
+    for topic in [&input, &output, &dead] {
+        cluster.create_topic(topic, 1).await;
+    }
+    let processor = FnProcessor::new({
+        let out = output.clone();
+        move |incoming| {
+            let out = out.clone();
+            async move {
+                assert!(
+                    incoming.value.step_id != "boom",
+                    "the processor blew up on {}",
+                    incoming.meta.offset
+                );
+                Ok(vec![echo(&out, &incoming)])
+            }
+        }
+    });
+    let mut options = test_options(&group);
+    options.dead_letter_topic = dead.clone();
+    let brokers = cluster.brokers();
+    let worker = unique("panicky");
+    let running = start(&brokers, &worker, options, &input, processor);
+    let producer = producer(&brokers);
+    for step_id in ["ok-0", "boom", "ok-2"] {
+        produce(
+            &producer,
+            &input,
+            Some(0),
+            Some(b"one-key"),
+            &step("one-key", step_id),
+            &[],
+        )
+        .await;
+    }
+    let letters = tokio::task::spawn_blocking({
+        let (brokers, dead) = (brokers.clone(), dead.clone());
+        move || consume(&brokers, &dead, 1, WAIT)
+    })
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        header(&letters[0], dlq::ERROR_CLASS).as_deref(),
+        Some("panic")
+    );
+    assert_eq!(
+        header(&letters[0], dlq::SOURCE_OFFSET).as_deref(),
+        Some("1")
+    );
+    let reason = header(&letters[0], dlq::ERROR_MESSAGE).unwrap();
+    assert!(reason.contains("the processor blew up on 1"), "{reason}");
+    let outputs = consume(&brokers, &output, 2, WAIT);
+    let steps: Vec<String> = outputs.iter().map(|m| decode_step(m).step_id).collect();
+    assert_eq!(steps, ["ok-0", "ok-2"], "the key's lane went on");
+    wait_until(WAIT, "the commit to pass the panic", || {
+        let offsets = committed(&brokers, &group, &input, 1);
+        async move { (offsets.get(&0) == Some(&3)).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        metric_sample(&format!(
+            "chatgptd_errors_total{{worker=\"{worker}\",error_class=\"panic\",stage=\"process\"}}"
+        )),
+        1.0,
+        "the panic is counted"
+    );
+    running.stop().await.unwrap();
+}
+
+/// A record close to `message.max.bytes` that fails permanently: its dead letter, which adds
+/// headers and the error, is refused as too large, so a dead letter without the original
+/// value goes instead, saying where the original is, and the partition moves on.
+async fn a_dead_letter_too_large_goes_without_the_value(cluster: &impl TestCluster) {
+    let (input, output, dead, group) =
+        (unique("in"), unique("out"), unique("dlq"), unique("group"));
+    for topic in [&input, &output, &dead] {
+        cluster.create_topic(topic, 1).await;
+    }
+    let processor = FnProcessor::new({
+        let out = output.clone();
+        move |incoming| {
+            let out = out.clone();
+            async move {
+                if incoming.value.step_id == "invalid" {
+                    return Err(ProcessError::permanent("validation", "the step is invalid"));
+                }
+                Ok(vec![echo(&out, &incoming)])
+            }
+        }
+    });
+    let mut options = test_options(&group);
+    options.dead_letter_topic = dead.clone();
+    let brokers = cluster.brokers();
+    // Only the worker's producer has the small limit: the input is produced and consumed
+    // with librdkafka's defaults.
+    const MAX_BYTES: usize = 10_000;
+    let mut limited = chatgptd_testkit::kafka::test_kafka_options(&brokers);
+    limited
+        .properties
+        .insert("message.max.bytes".into(), MAX_BYTES.to_string());
+    let health = chatgptd_runtime::Health::default();
+    let mut context = chatgptd_runtime::WorkerContext::new(&limited, &health).unwrap();
+    context.kafka = chatgptd_testkit::kafka::test_kafka_options(&brokers);
+    let running = start_in(&context, "too-large", options, &input, processor);
+
+    let mut big = step_value("big", "invalid");
+    big.input_json = "x".repeat(MAX_BYTES - 150);
+    let big = Codec::builtin().encode(&big).unwrap();
+    assert!(big.len() < MAX_BYTES, "the record itself fits");
+    let producer = producer(&brokers);
+    produce(
+        &producer,
+        &input,
+        Some(0),
+        Some(b"big"),
+        &big,
+        &[("origin", b"test")],
+    )
+    .await;
+    produce(
+        &producer,
+        &input,
+        Some(0),
+        Some(b"good"),
+        &step("good", "plain"),
+        &[],
+    )
+    .await;
+
+    let letters = tokio::task::spawn_blocking({
+        let (brokers, dead) = (brokers.clone(), dead.clone());
+        move || consume(&brokers, &dead, 1, WAIT)
+    })
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 1);
+    let omitted = header(&letters[0], dlq::VALUE_OMITTED).expect("says the value is omitted");
+    assert!(omitted.contains(&format!("{input}/0/0")), "{omitted}");
+    assert_eq!(
+        header(&letters[0], dlq::ERROR_CLASS).as_deref(),
+        Some("validation")
+    );
+    let letter: DeadLetter = Codec::builtin()
+        .decode(letters[0].payload().unwrap())
+        .unwrap();
+    assert_eq!(letter.value, None);
+    assert_eq!(letter.source_offset, 0);
+    assert_eq!(
+        letter.error_message, "the step is invalid",
+        "the reason is kept"
+    );
+    assert_eq!(consume(&brokers, &output, 1, WAIT).len(), 1);
+    wait_until(WAIT, "the commit to pass the dead letter", || {
+        let offsets = committed(&brokers, &group, &input, 1);
+        async move { (offsets.get(&0) == Some(&2)).then_some(()) }
+    })
+    .await;
+    running.stop().await.unwrap();
+}
+
 /// A worker whose topics do not exist refuses to start and says how to fix it.
 async fn missing_topics_are_refused(cluster: &impl TestCluster) {
     let processor = FnProcessor::new(|_| async { Ok(vec![]) });
@@ -637,6 +894,9 @@ on_both_brokers!(
     backpressure_bounds_in_flight_records,
     missing_topics_are_refused,
     an_outage_is_waited_out_not_dead_lettered,
+    a_paused_partition_assigned_back_is_read_again,
+    a_panicking_processor_dead_letters_the_record,
+    a_dead_letter_too_large_goes_without_the_value,
 );
 
 /// A tansu restart (SQLite storage) while records are in flight loses nothing: every record

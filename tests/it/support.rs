@@ -140,19 +140,24 @@ pub fn start(
     let health = Health::default();
     let kafka = chatgptd_testkit::kafka::test_kafka_options(brokers);
     let context = WorkerContext::new(&kafka, &health).unwrap();
-    let runtime = ConsumerRuntime::new(
-        worker,
-        &context,
-        options,
-        vec![input.to_string()],
-        processor,
-    )
-    .unwrap();
+    start_in(&context, worker, options, input, processor)
+}
+
+/// Starts `processor` over `input` with `options`, in `context` (its producer, its health).
+pub fn start_in(
+    context: &WorkerContext,
+    worker: &str,
+    options: ConsumerOptions,
+    input: &str,
+    processor: FnProcessor,
+) -> Running {
+    let runtime =
+        ConsumerRuntime::new(worker, context, options, vec![input.to_string()], processor).unwrap();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(runtime.run(shutdown.clone()));
     Running {
         shutdown,
         handle,
-        health,
+        health: context.health.clone(),
     }
 }

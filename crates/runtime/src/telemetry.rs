@@ -78,12 +78,52 @@ struct TopicStats {
 #[derive(Deserialize)]
 struct PartitionStats {
     partition: i32,
-    #[serde(default = "unknown_lag")]
+    #[serde(default = "unknown_offset")]
     consumer_lag: i64,
+    #[serde(default)]
+    fetch_state: String,
+    #[serde(default = "unknown_offset")]
+    lo_offset: i64,
+    #[serde(default = "unknown_offset")]
+    hi_offset: i64,
+    #[serde(default = "unknown_offset")]
+    ls_offset: i64,
 }
 
-fn unknown_lag() -> i64 {
+fn unknown_offset() -> i64 {
     -1
+}
+
+impl PartitionStats {
+    /// Records between the group's committed offset and the end of the partition, if known.
+    ///
+    /// librdkafka's `consumer_lag` is -1 ("unknown") while the group has committed nothing
+    /// for the partition, which would hide exactly the partition that is stuck from its first
+    /// record (paused, or holding a record that never finishes): no sample, so no alert. The
+    /// group's position is then where a new owner would start, `auto.offset.reset`, which the
+    /// runtime sets to earliest: everything from the low watermark on is unfinished, so the
+    /// lag is the end minus the low watermark. Not the end minus where this consumer started
+    /// fetching: records fetched are not records done, and a restart would read them all
+    /// again. Only for a partition this consumer fetches (state `active`): librdkafka keeps
+    /// the last watermarks of partitions it no longer owns, which would report a stale lag.
+    fn lag(&self) -> Option<i64> {
+        if self.partition < 0 {
+            // librdkafka's internal UA partition.
+            return None;
+        }
+        if self.consumer_lag >= 0 {
+            return Some(self.consumer_lag);
+        }
+        // The end librdkafka measures `consumer_lag` from: the last stable offset under
+        // read_committed (librdkafka's default isolation level), else the high watermark.
+        let end = if self.ls_offset >= 0 {
+            self.ls_offset
+        } else {
+            self.hi_offset
+        };
+        (self.fetch_state == "active" && self.lo_offset >= 0 && end >= self.lo_offset)
+            .then(|| end - self.lo_offset)
+    }
 }
 
 /// Sets the lag gauges from a consumer's statistics JSON.
@@ -93,17 +133,16 @@ pub(crate) fn record_consumer_lag(worker: &str, statistics: &[u8]) {
     };
     for (topic, topic_stats) in stats.topics {
         for partition in topic_stats.partitions.values() {
-            // -1 is librdkafka's "unknown", and partition -1 its internal UA partition.
-            if partition.partition < 0 || partition.consumer_lag < 0 {
+            let Some(lag) = partition.lag() else {
                 continue;
-            }
+            };
             metrics::gauge!(
                 metric::CONSUMER_LAG,
                 "worker" => worker.to_string(),
                 "topic" => topic.clone(),
                 "partition" => partition.partition.to_string()
             )
-            .set(partition.consumer_lag as f64);
+            .set(lag as f64);
         }
     }
 }
@@ -145,5 +184,42 @@ mod tests {
             "{rendered}"
         );
         assert!(!rendered.contains(r#"partition="-1""#));
+    }
+
+    /// A partition the group never committed has no `consumer_lag` from librdkafka; its lag
+    /// is everything from the low watermark on, while this consumer fetches it.
+    #[test]
+    fn a_partition_never_committed_reports_its_whole_backlog() {
+        let handle = install_prometheus();
+        let stats = br#"{"topics":{"t":{"partitions":{
+            "0":{"partition":0,"consumer_lag":-1,"committed_offset":-1001,"fetch_state":"active","lo_offset":3,"hi_offset":12,"ls_offset":10},
+            "1":{"partition":1,"consumer_lag":-1,"committed_offset":-1001,"fetch_state":"active","lo_offset":0,"hi_offset":5,"ls_offset":-1},
+            "2":{"partition":2,"consumer_lag":-1,"committed_offset":-1001,"fetch_state":"none","lo_offset":0,"hi_offset":9,"ls_offset":9},
+            "3":{"partition":3,"consumer_lag":-1,"committed_offset":-1001,"fetch_state":"active","lo_offset":-1,"hi_offset":-1,"ls_offset":-1},
+            "4":{"partition":4,"consumer_lag":2,"committed_offset":7,"fetch_state":"active","lo_offset":0,"hi_offset":9,"ls_offset":9}
+        }}}}"#;
+        record_consumer_lag("never-committed", stats);
+        let rendered = handle.render();
+        let lag = |partition: i32| {
+            let sample = format!(
+                r#"chatgptd_consumer_lag{{worker="never-committed",topic="t",partition="{partition}"}} "#
+            );
+            rendered
+                .lines()
+                .find_map(|line| line.strip_prefix(&sample)?.parse::<f64>().ok())
+        };
+        assert_eq!(lag(0), Some(7.0), "last stable offset minus low watermark");
+        assert_eq!(
+            lag(1),
+            Some(5.0),
+            "high watermark without a last stable offset"
+        );
+        assert_eq!(
+            lag(2),
+            None,
+            "not fetched by this consumer: its watermarks are stale"
+        );
+        assert_eq!(lag(3), None, "watermarks unknown yet");
+        assert_eq!(lag(4), Some(2.0), "librdkafka's own lag when committed");
     }
 }

@@ -148,7 +148,7 @@ impl ConsumerContext for RuntimeContext {
         match rebalance {
             Rebalance::Assign(assigned) => {
                 metrics::counter!(metric::REBALANCES, "worker" => self.worker.clone(), "kind" => "assign").increment(1);
-                self.coordinator.assign(assigned);
+                self.coordinator.assign(consumer, assigned);
                 let total = consumer.assignment().map(|list| list.count()).unwrap_or(0);
                 info!(worker = %self.worker, added = assigned.count(), total, "partitions assigned");
                 // An empty assignment is still a member in good standing (more replicas than

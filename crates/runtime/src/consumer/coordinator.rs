@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::context::RuntimeContext;
 use super::partition::{Admission, LaneKey, PartitionState};
@@ -97,23 +97,38 @@ impl Coordinator {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Partitions were assigned to this member.
-    pub fn assign(&self, partitions: &TopicPartitionList) {
+    /// Partitions were assigned to this member (and the assignment applied): each starts
+    /// afresh, unpaused.
+    ///
+    /// librdkafka keeps the application's pause flag of a partition across unassign and
+    /// assign, so a partition paused at its in-flight bound, revoked, and assigned back to
+    /// this member would stay paused: nothing in flight means no completion to resume it, and
+    /// it would never be fetched again. So every newly assigned partition is resumed here
+    /// (a no-op for one that was not paused). Only the partitions named: under the
+    /// cooperative protocol the ones kept across the rebalance keep their live state.
+    pub fn assign(&self, consumer: &BaseConsumer<RuntimeContext>, partitions: &TopicPartitionList) {
         let mut inner = self.lock();
         for element in partitions.elements() {
             inner.next_epoch += 1;
             let epoch = inner.next_epoch;
             let key = (element.topic().to_string(), element.partition());
+            let mut state = PartitionState::default();
+            if let Err(err) = consumer.resume(&single(&key)) {
+                // The gauge then shows the partition as what it still is: paused.
+                error!(%err, topic = %key.0, partition = key.1, "could not resume a newly assigned partition; it may stay paused");
+                state.paused = true;
+            }
             inner.partitions.insert(
                 key,
                 Assigned {
-                    state: PartitionState::default(),
+                    state,
                     epoch,
                     cancel: CancellationToken::new(),
                     revoking: false,
                 },
             );
         }
+        self.report_gauges(&inner);
     }
 
     /// Partitions currently assigned.

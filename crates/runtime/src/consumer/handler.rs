@@ -1,11 +1,14 @@
 //! Processing one record, with retries, until it is done or dead-lettered.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use chatgptd_types::avro::Codec;
 use chatgptd_types::trace::TraceContext;
 use chatgptd_types::waiting;
+use futures::FutureExt;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use tokio_util::sync::CancellationToken;
@@ -14,8 +17,10 @@ use tracing::{Instrument, error, info_span, warn};
 use super::context::{PartitionHooks, RuntimeContext};
 use super::coordinator::{Admitted, Coordinator, LaneStart};
 use super::options::ConsumerOptions;
-use crate::dead_letter::{Failure, dead_letter_record};
-use crate::processor::{ErrorKind, Incoming, ProcessError, Processor, RecordMeta, StartAt};
+use crate::dead_letter::{Failure, dead_letter_record, dead_letter_without_value};
+use crate::processor::{
+    ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, StartAt,
+};
 use crate::producer::Producer;
 use crate::telemetry::metric;
 
@@ -207,7 +212,7 @@ impl<P: Processor> RecordHandler<P> {
 
     /// One try: process, then produce the outputs and wait for every acknowledgement.
     async fn try_once(&self, incoming: &Incoming<P::Input>) -> Result<(), ProcessError> {
-        let mut outputs = self.processor.process(incoming).await?;
+        let mut outputs = self.process_catching_panics(incoming).await?;
         let traceparent = incoming.meta.trace.to_header();
         for output in &mut outputs {
             if !output
@@ -238,6 +243,32 @@ impl<P: Processor> RecordHandler<P> {
         Ok(())
     }
 
+    /// Runs the processor; a panic becomes a permanent error of class `panic`, so the record
+    /// is dead-lettered with the panic's message and its lane and partition move on. Uncaught,
+    /// it would end the record's task without completing the record: its key would wait
+    /// forever, and its partition's committed offset stay behind it until a rebalance.
+    async fn process_catching_panics(
+        &self,
+        incoming: &Incoming<P::Input>,
+    ) -> Result<Vec<OutputRecord>, ProcessError> {
+        // Building the future may panic too, so the call is inside what is caught. Unwind
+        // safety: the processor's state is its own; the runtime's state is not touched here.
+        match AssertUnwindSafe(async { self.processor.process(incoming).await })
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                error!(panic = %message, "the processor panicked; the record is dead-lettered");
+                Err(ProcessError::permanent(
+                    "panic",
+                    format!("processor panicked: {message}"),
+                ))
+            }
+        }
+    }
+
     /// Sends the record to the dead-letter topic, retrying until the broker has it: only then
     /// may its offset be committed, or the record would be lost.
     async fn dead_letter(
@@ -257,7 +288,7 @@ impl<P: Processor> RecordHandler<P> {
             self.processor.dead_lettered(meta);
             return Outcome::Done;
         }
-        let record =
+        let mut record =
             match dead_letter_record(&self.codec, topic, &self.worker, message, &failure, trace) {
                 Ok(record) => record,
                 Err(err) => {
@@ -269,6 +300,7 @@ impl<P: Processor> RecordHandler<P> {
                 }
             };
         let mut attempt = 0;
+        let mut value_omitted = false;
         loop {
             attempt += 1;
             let sent = tokio::select! {
@@ -277,7 +309,7 @@ impl<P: Processor> RecordHandler<P> {
             };
             match sent {
                 Ok(_) => {
-                    warn!(error_class = failure.class, attempts = failure.attempts, error = %failure.message, dead_letter_topic = %topic, "record dead-lettered");
+                    warn!(error_class = failure.class, attempts = failure.attempts, error = %failure.message, dead_letter_topic = %topic, value_omitted, "record dead-lettered");
                     metrics::counter!(
                         metric::DEAD_LETTERS,
                         "worker" => self.worker.clone(),
@@ -290,6 +322,27 @@ impl<P: Processor> RecordHandler<P> {
                 }
                 Err(err) => {
                     self.count_error("produce", "dead_letter");
+                    // Refused for what it is, usually too large (the letter adds headers and
+                    // the error to a record close to `message.max.bytes`): sending it again
+                    // cannot succeed, and the partition would never commit past it. A letter
+                    // without the original value says where the original is instead.
+                    if !value_omitted
+                        && crate::producer::rejects_record(&err)
+                        && let Ok(smaller) = dead_letter_without_value(
+                            &self.codec,
+                            topic,
+                            &self.worker,
+                            message,
+                            &failure,
+                            trace,
+                            &err.to_string(),
+                        )
+                    {
+                        error!(%err, "dead-letter topic refused the record; sending the dead letter without the original value");
+                        record = smaller;
+                        value_omitted = true;
+                        continue;
+                    }
                     error!(%err, attempt, "dead-letter topic did not take the record; retrying");
                     let delay = self.options.backoff.delay(attempt, None);
                     tokio::select! {
@@ -325,6 +378,17 @@ impl<P: Processor> PartitionHooks for RecordHandler<P> {
 
     fn partitions_revoked(&self, partitions: &[(String, i32)]) {
         self.processor.partitions_revoked(partitions);
+    }
+}
+
+/// What a panic said: its message when it was a string (as `panic!` makes them).
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_string()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic without a message".to_string()
     }
 }
 
