@@ -83,10 +83,11 @@ pub async fn run(config: Config, command: DlqCommand) -> anyhow::Result<ExitCode
         );
     }
     println!(
-        "{} {verb}, {} filtered out, {} skipped after too many replays, {} unreadable or refused again (left in place)",
+        "{} {verb}, {} filtered out, {} skipped after too many replays, {} without their value (too large to keep; left in place), {} unreadable or refused again (left in place)",
         report.matched.len(),
         report.filtered_out,
         report.too_many_replays,
+        report.without_value,
         report.left_in_place
     );
     Ok(ExitCode::SUCCESS)

@@ -97,6 +97,9 @@ pub struct ReplayReport {
     pub filtered_out: usize,
     /// Letters skipped because they were replayed `max_replays` times already.
     pub too_many_replays: usize,
+    /// Letters without their original value (it was too large to dead-letter): there is
+    /// nothing to replay; the letter's `dlq.value.omitted` header says where the original is.
+    pub without_value: usize,
     /// Letters that could not be read, or whose source topic refused them again: they stay
     /// in the dead-letter topic (the log says why).
     pub left_in_place: usize,
@@ -129,6 +132,11 @@ impl Replayer {
         }
         if letter.replay_count >= self.max_replays {
             report.too_many_replays += usize::from(first_time);
+            return None;
+        }
+        if letter.value.is_none() || letter.headers.contains_key(header::VALUE_OMITTED) {
+            // Replaying an empty value would only fail to decode and come back here.
+            report.without_value += usize::from(first_time);
             return None;
         }
         if first_time {
@@ -307,6 +315,22 @@ mod tests {
             report: Arc::default(),
             last_activity: Arc::new(Mutex::new(Instant::now())),
         }
+    }
+
+    #[test]
+    fn a_letter_without_its_value_is_not_replayed() {
+        let replayer = replayer(Filter::default(), false);
+        let mut omitted = letter("tickets.events", "validation", "k", 0);
+        omitted.value = None;
+        omitted.headers.insert(
+            header::VALUE_OMITTED.into(),
+            serde_bytes::ByteBuf::from(b"tickets.events/0/5".to_vec()),
+        );
+        assert!(replayer.decide(&omitted, (0, 1)).is_none());
+        assert!(replayer.decide(&omitted, (0, 1)).is_none());
+        let report = replayer.report.lock().unwrap();
+        assert_eq!(report.without_value, 1, "counted once");
+        assert!(report.matched.is_empty());
     }
 
     #[test]
