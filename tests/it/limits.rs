@@ -195,8 +195,8 @@ async fn behind_openai_limits() {
 
 #[tokio::test]
 async fn behind_azure_limits() {
-    // Azure says what remains, never the limit: nothing to adopt, but each 429 pauses every
-    // caller instead of each finding out with a 429 of its own.
+    // Azure says what remains, never the limit: nothing to adopt, but a 429 that says none
+    // remains pauses every caller for its retry-after.
     behind_a_gateway(HeaderStyle::Azure, 2 * TICKETS).await;
 }
 

@@ -57,11 +57,10 @@ pub async fn send_with_retries(
             Err(failed) => {
                 record_failure(model, &failed);
                 if let Some(limits) = &failed.limits {
-                    limiter.adapt(limits, reserved, attempts.backoff.retry_after_cap());
-                }
-                if let (Error::RateLimited { .. }, Some(wait)) = (&failed.error, failed.retry_after)
-                {
-                    limiter.pause(wait.min(attempts.backoff.retry_after_cap()), "retry_after");
+                    // A 429 that says the limit is spent but not when it resets (Azure,
+                    // LiteLLM) still says when to come back: its retry-after.
+                    let limits = limits.or_reset(failed.retry_after);
+                    limiter.adapt(&limits, reserved, attempts.backoff.retry_after_cap());
                 }
                 if !failed.retryable || attempt >= attempts.max {
                     return Err(failed.error.after_attempts(attempt, failed.retry_after));

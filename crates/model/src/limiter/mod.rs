@@ -332,12 +332,7 @@ impl ModelLimiter {
         let Some((wait, limit)) = pause else {
             return;
         };
-        self.pause(wait.min(cap), limit);
-    }
-
-    /// Holds new attempts for `wait`: a 429 asked us to, so every caller of the model waits
-    /// rather than each learning it from a 429 of its own.
-    pub fn pause(&self, wait: Duration, limit: &'static str) {
+        let wait = wait.min(cap);
         let until = Instant::now() + wait;
         let mut paused = self
             .paused_until

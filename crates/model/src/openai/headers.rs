@@ -29,6 +29,15 @@ pub struct RateLimitHeaders {
 }
 
 impl RateLimitHeaders {
+    /// The same headers, with `reset` standing in for the resets they do not give.
+    pub fn or_reset(&self, reset: Option<Duration>) -> Self {
+        RateLimitHeaders {
+            reset_requests: self.reset_requests.or(reset),
+            reset_tokens: self.reset_tokens.or(reset),
+            ..*self
+        }
+    }
+
     /// Reads the headers; absent or unparsable ones are `None`.
     pub fn parse(headers: &HeaderMap) -> Self {
         let now = SystemTime::now();
