@@ -15,10 +15,11 @@ use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions, HeaderStyle};
 use chatgptd_testkit::kafka::{MockKafka, consume, produce, producer};
 use chatgptd_testkit::{init_logging, unique};
 use chatgptd_types::avro::Codec;
-use chatgptd_types::records::TicketEvent;
 use chatgptd_types::topics::{TopicsFile, names};
 use chatgptd_worker_enrich::EnrichOptions;
 use tokio_util::sync::CancellationToken;
+
+use crate::support::ticket;
 
 /// Tickets in the backlog.
 const TICKETS: usize = 30;
@@ -26,27 +27,6 @@ const TICKETS: usize = 30;
 const WINDOW: Duration = Duration::from_secs(1);
 /// Requests per window: the backlog needs three windows.
 const LIMIT: u32 = 10;
-
-fn ticket(i: usize) -> TicketEvent {
-    TicketEvent {
-        event_id: format!("event-{i}"),
-        source: "jira".into(),
-        delivery_id: format!("delivery-{i}"),
-        event_type: "jira:issue_created".into(),
-        ticket_id: format!("{}", 10_000 + i),
-        ticket_key: format!("PROJ-{i}"),
-        title: format!("Cannot log in, case {i}"),
-        description: "SSO shows error 500 for everyone".into(),
-        priority: None,
-        status: None,
-        labels: vec![],
-        reporter: None,
-        actor: None,
-        url: None,
-        received_at_ms: 0,
-        raw_payload: String::new(),
-    }
-}
 
 /// Runs the backlog through enrich with `limits` on our side, against `fake`; returns how
 /// many tickets were enriched and how many dead-lettered.

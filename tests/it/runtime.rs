@@ -21,7 +21,7 @@ use rdkafka::Message;
 use tokio::sync::watch;
 
 use crate::support::{
-    FnProcessor, echo, produce_runs, start, start_in, step, step_value, test_options,
+    FnProcessor, echo, produce_runs, start, start_in, step, step_value, test_options, ticket,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -233,7 +233,7 @@ async fn poison_records_are_dead_lettered(cluster: &impl TestCluster) {
     let running = start(&cluster.brokers(), "poison", options, &input, processor);
 
     let codec = Codec::builtin();
-    let ticket = codec.encode(&sample_ticket()).unwrap();
+    let ticket = codec.encode(&ticket(0)).unwrap();
     let records: Vec<(&str, Vec<u8>)> = vec![
         ("good-0", step("good-0", "plain")),
         ("garbage", b"\xC3\x01 not avro at all".to_vec()),
@@ -320,27 +320,6 @@ async fn poison_records_are_dead_lettered(cluster: &impl TestCluster) {
     })
     .await;
     running.stop().await.unwrap();
-}
-
-fn sample_ticket() -> chatgptd_types::records::TicketEvent {
-    chatgptd_types::records::TicketEvent {
-        event_id: "e".into(),
-        source: "github".into(),
-        delivery_id: "d".into(),
-        event_type: "issues.opened".into(),
-        ticket_id: "1".into(),
-        ticket_key: "o/r#1".into(),
-        title: "t".into(),
-        description: String::new(),
-        priority: None,
-        status: None,
-        labels: vec![],
-        reporter: None,
-        actor: None,
-        url: None,
-        received_at_ms: 0,
-        raw_payload: String::new(),
-    }
 }
 
 /// Two members of one group split the partitions; every record is processed and committed.

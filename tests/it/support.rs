@@ -11,7 +11,7 @@ use chatgptd_runtime::{
     WorkerContext,
 };
 use chatgptd_types::avro::Codec;
-use chatgptd_types::records::WorkflowStep;
+use chatgptd_types::records::{TicketEvent, WorkflowStep};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -159,5 +159,27 @@ pub fn start_in(
         shutdown,
         handle,
         health: context.health.clone(),
+    }
+}
+
+/// The `n`th of a run of distinct Jira tickets, each with its own key (`PROJ-n`).
+pub fn ticket(n: usize) -> TicketEvent {
+    TicketEvent {
+        event_id: format!("event-{n}"),
+        source: "jira".into(),
+        delivery_id: format!("delivery-{n}"),
+        event_type: "jira:issue_created".into(),
+        ticket_id: format!("{}", 10_000 + n),
+        ticket_key: format!("PROJ-{n}"),
+        title: format!("Cannot log in, case {n}"),
+        description: "SSO shows error 500 for everyone".into(),
+        priority: None,
+        status: None,
+        labels: vec![],
+        reporter: None,
+        actor: None,
+        url: None,
+        received_at_ms: 0,
+        raw_payload: String::new(),
     }
 }

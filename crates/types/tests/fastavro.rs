@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use chatgptd_types::avro::{AvroRecord, Codec};
-use chatgptd_types::records::{EnrichedTicket, Provenance, TicketEvent};
+use chatgptd_types::records::examples::{enriched, ticket};
+use chatgptd_types::records::{EnrichedTicket, TicketEvent};
 use serde_json::{Value, json};
 
 fn workspace_root() -> PathBuf {
@@ -57,63 +58,6 @@ fn fastavro(request: Value) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn ticket() -> TicketEvent {
-    TicketEvent {
-        event_id: "e1".into(),
-        source: "jira".into(),
-        delivery_id: "d1".into(),
-        event_type: "jira:issue_created".into(),
-        ticket_id: "10001".into(),
-        ticket_key: "PROJ-1".into(),
-        title: "Login fails".into(),
-        description: "Since this morning — ünïcode".into(),
-        priority: Some("High".into()),
-        status: None,
-        labels: vec!["auth".into(), "sso".into()],
-        reporter: Some("alice".into()),
-        actor: None,
-        url: Some("https://example.atlassian.net/browse/PROJ-1".into()),
-        received_at_ms: 1_700_000_000_123,
-        raw_payload: "{}".into(),
-    }
-}
-
-/// A record with a timestamp and a named record type referenced from another schema file.
-fn enriched() -> EnrichedTicket {
-    EnrichedTicket {
-        event_id: "e1".into(),
-        source: "jira".into(),
-        ticket_id: "10001".into(),
-        ticket_key: "PROJ-1".into(),
-        title: "Login fails".into(),
-        url: None,
-        category: "access".into(),
-        suggested_priority: "high".into(),
-        sentiment: "negative".into(),
-        language: "en".into(),
-        summary: "User cannot log in".into(),
-        suggested_reply: "We are looking into it".into(),
-        labels: vec!["auth".into()],
-        confidence: 0.87,
-        related_tickets: vec!["PROJ-0".into()],
-        provenance: Provenance {
-            provider: "offline".into(),
-            model: "offline-1".into(),
-            prompt_version: "enrich.v1".into(),
-            request_id: Some("req_123".into()),
-            prompt_tokens: 120,
-            completion_tokens: 80,
-            total_tokens: 200,
-            finish_reason: "stop".into(),
-            cached: false,
-            source_topic: "tickets.events".into(),
-            source_partition: 2,
-            source_offset: 41,
-        },
-        enriched_at_ms: 1_700_000_000_500,
-    }
 }
 
 #[test]

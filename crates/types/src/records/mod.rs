@@ -3,6 +3,7 @@
 
 mod agent;
 mod dead_letter;
+pub mod examples;
 mod memory;
 mod ticket;
 mod workflow;

@@ -4,47 +4,10 @@ use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde_bytes::ByteBuf;
 
+use super::examples::{enriched, provenance, ticket};
 use super::*;
 use crate::Error;
 use crate::avro::{AvroRecord, Codec, SchemaStore};
-
-fn provenance() -> Provenance {
-    Provenance {
-        provider: "offline".into(),
-        model: "offline-1".into(),
-        prompt_version: "enrich.v1".into(),
-        request_id: Some("req_123".into()),
-        prompt_tokens: 120,
-        completion_tokens: 80,
-        total_tokens: 200,
-        finish_reason: "stop".into(),
-        cached: false,
-        source_topic: "tickets.events".into(),
-        source_partition: 2,
-        source_offset: 41,
-    }
-}
-
-pub(crate) fn ticket() -> TicketEvent {
-    TicketEvent {
-        event_id: "e1".into(),
-        source: "jira".into(),
-        delivery_id: "d1".into(),
-        event_type: "jira:issue_created".into(),
-        ticket_id: "10001".into(),
-        ticket_key: "PROJ-1".into(),
-        title: "Login fails".into(),
-        description: "Since this morning — ünïcode".into(),
-        priority: Some("High".into()),
-        status: None,
-        labels: vec!["auth".into()],
-        reporter: Some("alice".into()),
-        actor: None,
-        url: Some("https://example.atlassian.net/browse/PROJ-1".into()),
-        received_at_ms: 1_700_000_000_000,
-        raw_payload: "{}".into(),
-    }
-}
 
 fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(value: T) {
     let codec = Codec::builtin();
@@ -56,25 +19,7 @@ fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(value: T) {
 #[test]
 fn every_record_type_round_trips() {
     round_trip(ticket());
-    round_trip(EnrichedTicket {
-        event_id: "e1".into(),
-        source: "jira".into(),
-        ticket_id: "10001".into(),
-        ticket_key: "PROJ-1".into(),
-        title: "Login fails".into(),
-        url: None,
-        category: "access".into(),
-        suggested_priority: "high".into(),
-        sentiment: "negative".into(),
-        language: "en".into(),
-        summary: "User cannot log in".into(),
-        suggested_reply: "We are looking into it".into(),
-        labels: vec!["auth".into()],
-        confidence: 0.87,
-        related_tickets: vec!["PROJ-0".into()],
-        provenance: provenance(),
-        enriched_at_ms: 1_700_000_000_500,
-    });
+    round_trip(enriched());
     round_trip(AgentMessage {
         id: "m1".into(),
         conversation_id: "c1".into(),
@@ -149,7 +94,7 @@ fn records_with_the_legacy_apache_avro_fingerprint_still_decode() {
     assert_eq!(codec.decode::<TicketEvent>(&bytes).unwrap(), ticket());
     let (name, json) = codec.decode_json(&bytes).unwrap();
     assert_eq!(name, TicketEvent::SCHEMA_NAME);
-    assert_eq!(json["received_at_ms"], 1_700_000_000_000i64);
+    assert_eq!(json["received_at_ms"], ticket().received_at_ms);
 }
 
 #[test]
