@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 use crate::options::RetryOptions;
 
 /// The OpenAI error code of a spent quota.
@@ -24,13 +22,11 @@ pub fn is_retryable_status(status: u16, error_code: Option<&str>) -> bool {
     }
 }
 
-/// How attempts are spaced: `initial * 2^(attempt-1)` capped at `max`, with "equal jitter"
-/// (half fixed, half random) so replicas that failed together do not retry together. A
-/// provider's `retry-after` wins when it asks for longer, up to `retry_after_cap`.
+/// How attempts are spaced: the one [`chatgptd_types::backoff::Backoff`], with a provider's
+/// `retry-after` winning when it asks for longer, up to `retry_after_cap`.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
-    initial: Duration,
-    max: Duration,
+    spacing: chatgptd_types::backoff::Backoff,
     retry_after_cap: Duration,
 }
 
@@ -38,22 +34,18 @@ impl Backoff {
     /// The backoff of `options`.
     pub fn new(options: &RetryOptions) -> Self {
         Backoff {
-            initial: options.backoff_initial,
-            max: options.backoff_max,
+            spacing: chatgptd_types::backoff::Backoff {
+                initial: options.backoff_initial,
+                max: options.backoff_max,
+            },
             retry_after_cap: options.retry_after_cap,
         }
     }
 
     /// The delay after failed attempt `attempt` (1-based).
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(30);
-        let ceiling = self.initial.saturating_mul(1 << exponent).min(self.max);
-        let half = ceiling / 2;
-        let jittered = half + rand::rng().random_range(Duration::ZERO..=half);
-        match retry_after {
-            Some(wanted) => jittered.max(self.cap(wanted)),
-            None => jittered,
-        }
+        self.spacing
+            .delay_capped(attempt, retry_after, self.retry_after_cap)
     }
 
     /// A provider's requested pause, capped.

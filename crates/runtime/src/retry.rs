@@ -1,31 +1,8 @@
-//! Exponential backoff with jitter.
+//! Retry spacing: the one [`Backoff`] (from the types crate), and polling delays.
 
 use std::time::Duration;
 
-use rand::Rng;
-use serde::{Deserialize, Serialize};
-
-/// How retries are spaced: `initial * 2^(attempt-1)`, capped at `max`, with "equal jitter"
-/// (half fixed, half random) so replicas that failed together do not retry together.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Backoff {
-    /// Delay before the second attempt.
-    #[serde(with = "humantime_serde")]
-    pub initial: Duration,
-    /// The longest delay between attempts, also the cap on a server's `Retry-After`.
-    #[serde(with = "humantime_serde")]
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(200),
-            max: Duration::from_secs(30),
-        }
-    }
-}
+pub use chatgptd_types::backoff::Backoff;
 
 /// Delays for polling something that usually settles fast: 5 ms, doubling up to `max`, so a
 /// quick answer is seen within milliseconds and a slow one costs few polls.
@@ -33,78 +10,4 @@ pub fn polling(max: Duration) -> impl Iterator<Item = Duration> {
     std::iter::successors(Some(Duration::from_millis(5)), move |delay| {
         Some((*delay * 2).min(max))
     })
-}
-
-impl Backoff {
-    /// The longest delay after attempt `attempt` (1-based), before jitter.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(30);
-        self.initial.saturating_mul(1 << exponent).min(self.max)
-    }
-
-    /// The delay after attempt `attempt`. A server's `retry_after` is honoured (up to `max`)
-    /// when it asks for longer.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let ceiling = self.ceiling(attempt);
-        let half = ceiling / 2;
-        let jittered = half + rand::rng().random_range(Duration::ZERO..=half);
-        match retry_after {
-            Some(wanted) => jittered.max(wanted.min(self.max)),
-            None => jittered,
-        }
-    }
-
-    /// The most time `attempts` tries can spend waiting between them.
-    pub fn worst_case_total(&self, attempts: u32) -> Duration {
-        (1..attempts).map(|attempt| self.ceiling(attempt)).sum()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grows_exponentially_within_jitter_and_cap() {
-        let backoff = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        };
-        for attempt in 1..=8 {
-            let ceiling = backoff.ceiling(attempt);
-            assert_eq!(
-                ceiling,
-                (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(1))
-            );
-            for _ in 0..50 {
-                let delay = backoff.delay(attempt, None);
-                assert!(
-                    delay >= ceiling / 2 && delay <= ceiling,
-                    "{delay:?} vs {ceiling:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn honours_retry_after_up_to_the_cap() {
-        let backoff = Backoff {
-            initial: Duration::from_millis(10),
-            max: Duration::from_secs(5),
-        };
-        assert!(backoff.delay(1, Some(Duration::from_secs(2))) >= Duration::from_secs(2));
-        assert!(backoff.delay(1, Some(Duration::from_secs(60))) <= Duration::from_secs(5));
-    }
-
-    #[test]
-    fn worst_case_sums_the_ceilings() {
-        let backoff = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(10),
-        };
-        assert_eq!(
-            backoff.worst_case_total(4),
-            Duration::from_millis(100 + 200 + 400)
-        );
-    }
 }

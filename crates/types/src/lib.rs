@@ -1,6 +1,7 @@
 //! Domain types shared by every chatgptd crate.
 //!
 //! - [`avro`]: the Avro codec (single-object encoding) and the store of known schemas.
+//! - [`backoff`]: the one spacing of retries.
 //! - [`records`]: one Rust struct per record type in `schemas/`.
 //! - [`source`]: the trackers tickets come from.
 //! - [`topics`]: the model of `topics.yaml`.
@@ -9,6 +10,7 @@
 //! - [`waiting`]: time a record spends waiting on limits, which its timeout does not count.
 
 pub mod avro;
+pub mod backoff;
 pub mod records;
 pub mod source;
 pub mod topics;

@@ -235,12 +235,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// `Retry-After` in seconds or as an HTTP date (a date in the past means now).
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = header(headers, "retry-after")?.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).ok();
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    chatgptd_types::backoff::parse_retry_after(header(headers, "retry-after")?, now)
 }
 
 /// GitHub's primary limit: `x-ratelimit-reset` is when the window resets, in epoch seconds.

@@ -10,6 +10,8 @@ use super::trigger::Trigger;
 use crate::Error;
 use crate::template::{self, Reference};
 
+pub use chatgptd_types::backoff::Backoff;
+
 /// One workflow: steps run by agents, wired by `depends_on` into a graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +106,8 @@ pub struct RetryPolicy {
     /// attempt fails the run, which `resume` can restart from that step.
     pub max_attempts: u32,
 
-    /// The delays between attempts.
+    /// The delays between attempts (`initial` 2s and `max` 1m when left out; a field left
+    /// out of a given `backoff` takes the shared default, 200ms or 30s).
     pub backoff: Backoff,
 }
 
@@ -112,45 +115,28 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 3,
-            backoff: Backoff::default(),
+            backoff: default_step_backoff(),
         }
     }
 }
 
 impl RetryPolicy {
     /// How long to wait before `attempt` (1-based): nothing before the first, `initial`
-    /// before the second, doubling after that, never more than `max`.
+    /// before the second, doubling after that, never more than `max`. No jitter: a step is
+    /// one record, and its waits are part of the run's documented timing.
     pub fn delay_before(&self, attempt: u32) -> Duration {
         if attempt <= 1 {
             return Duration::ZERO;
         }
-        let doublings = (attempt - 2).min(31);
-        self.backoff
-            .initial
-            .saturating_mul(1u32 << doublings)
-            .min(self.backoff.max)
+        self.backoff.ceiling(attempt - 1)
     }
 }
 
-/// Exponential backoff between attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Backoff {
-    /// The delay before the second attempt; it doubles for each further one.
-    #[serde(with = "humantime_serde")]
-    pub initial: Duration,
-
-    /// The longest delay between attempts.
-    #[serde(with = "humantime_serde")]
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_secs(2),
-            max: Duration::from_secs(60),
-        }
+/// The step's default spacing: slower than a record's, since a step is a model call.
+fn default_step_backoff() -> Backoff {
+    Backoff {
+        initial: Duration::from_secs(2),
+        max: Duration::from_secs(60),
     }
 }
 

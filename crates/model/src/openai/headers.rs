@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use chatgptd_types::backoff::parse_retry_after;
 use reqwest::header::HeaderMap;
 
 /// The prefixes under which gateways report a limit: OpenAI and Azure send `x-ratelimit-*`;
@@ -145,12 +146,8 @@ fn retry_after_with(headers: &HeaderMap, prefix: &str, now: SystemTime) -> Optio
     if let Some(wait) = millis.and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()) {
         return Some(wait);
     }
-    let value = header_str(headers, &format!("{prefix}retry-after"))?.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).ok();
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let value = header_str(headers, &format!("{prefix}retry-after"))?;
+    parse_retry_after(value, now)
 }
 
 #[cfg(test)]
