@@ -7,8 +7,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
     chatgptd_fuzz::parse(
-        Source::Github,
-        &chatgptd_fuzz::sender_headers(Source::Github),
+        Source::GitHub,
+        &chatgptd_fuzz::sender_headers(Source::GitHub),
         body,
     );
 });

@@ -57,7 +57,7 @@ pub fn sender_headers(source: Source) -> HeaderMap {
             );
         }
         Source::ServiceNow => {}
-        Source::Github => {
+        Source::GitHub => {
             headers.insert(
                 "x-github-delivery",
                 HeaderValue::from_static("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
@@ -95,7 +95,7 @@ pub fn parse(source: Source, headers: &HeaderMap, body: &[u8]) {
         }) => assert!(!delivery_id.is_empty() && !event_type.is_empty()),
         Ok(Parsed::Ticket(ticket)) => {
             let event = &ticket.event;
-            assert_eq!(event.source, source.name());
+            assert_eq!(event.source, source.as_str());
             assert_eq!(event.event_id, event_id(source, &event.delivery_id));
             assert!(!event.delivery_id.is_empty() && !event.event_type.is_empty());
             assert!(!event.ticket_id.is_empty() && !event.ticket_key.is_empty());
@@ -123,7 +123,7 @@ impl Webhook {
         match self.source % 3 {
             0 => Source::Jira,
             1 => Source::ServiceNow,
-            _ => Source::Github,
+            _ => Source::GitHub,
         }
     }
 

@@ -60,7 +60,7 @@ pub(crate) const FIXTURES: &[(Source, &str, &[u8])] = &[
         ),
     ),
     (
-        Source::Github,
+        Source::GitHub,
         "issues_opened",
         include_bytes!("../../tests/fixtures/github/issues.opened.octokit-webhooks.json"),
     ),
@@ -92,7 +92,7 @@ fn sender_headers(source: Source, github_event: &str) -> HeaderMap {
             );
         }
         Source::ServiceNow => {}
-        Source::Github => {
+        Source::GitHub => {
             headers.insert(
                 GITHUB_DELIVERY_HEADER,
                 HeaderValue::from_static("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
@@ -124,7 +124,7 @@ fn parse_and_check(source: Source, headers: &HeaderMap, body: &[u8]) -> Result<P
         }
         Ok(Parsed::Ticket(ticket)) => {
             let event = &ticket.event;
-            assert_eq!(event.source, source.name());
+            assert_eq!(event.source, source.as_str());
             assert!(!event.delivery_id.is_empty(), "{event:?}");
             assert_eq!(event.event_id, event_id(source, &event.delivery_id));
             assert!(!event.event_type.is_empty(), "{event:?}");
@@ -149,7 +149,7 @@ fn source() -> impl Strategy<Value = Source> {
     prop_oneof![
         Just(Source::Jira),
         Just(Source::ServiceNow),
-        Just(Source::Github)
+        Just(Source::GitHub)
     ]
 }
 

@@ -42,7 +42,7 @@ impl Request {
         let signature_header = match self.source {
             Source::Jira => "X-Hub-Signature",
             Source::ServiceNow => "X-Signature",
-            Source::Github => "X-Hub-Signature-256",
+            Source::GitHub => "X-Hub-Signature-256",
         };
         headers.push((signature_header.to_string(), signature));
         if let Some(id) = &self.delivery_id {
@@ -75,7 +75,7 @@ const FIXTURES: &[(Source, &str)] = &[
     (Source::Jira, JIRA_COMMENT),
     (Source::ServiceNow, SERVICENOW_RULE),
     (Source::ServiceNow, SERVICENOW_TABLE),
-    (Source::Github, GITHUB_OPENED),
+    (Source::GitHub, GITHUB_OPENED),
 ];
 
 /// Header values: text (non-ASCII too), empty, and signature look-alikes.
@@ -148,7 +148,7 @@ fn request() -> impl Strategy<Value = Request> {
     let source = prop_oneof![
         Just(Source::Jira),
         Just(Source::ServiceNow),
-        Just(Source::Github)
+        Just(Source::GitHub)
     ];
     let body = prop_oneof![
         (
@@ -209,9 +209,8 @@ fn arbitrary_requests_get_a_json_answer_and_never_a_5xx() {
         let setup = Setup::start().await;
         let mut options = options();
         // Unlimited: a 429 would hide what comes after the rate limit.
-        for source in [&mut options.jira, &mut options.github] {
-            source.requests_per_second = 0;
-        }
+        options.jira.requests_per_second = 0;
+        options.github.requests_per_second = 0;
         options.servicenow.requests_per_second = 0;
         let gateway = setup.gateway(options).await;
         (setup, gateway)
