@@ -33,7 +33,7 @@ use tracing::{error, info, warn};
 use crate::access::{self, Denied};
 use crate::dedupe::{Claim, Dedupe};
 use crate::gateway::Gateway;
-use crate::parse::{self, Envelope, ParseError, Parsed};
+use crate::parse::{self, ParseError, Parsed};
 use crate::response::Outcome;
 use crate::source::Source;
 use crate::telemetry::{self, RequestHandled};
@@ -258,26 +258,13 @@ fn parse_body(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Parsed, ParseError> {
-    let malformed = |detail: String| ParseError {
-        error: "malformed_json",
-        detail,
-    };
-    let raw = std::str::from_utf8(body).map_err(|_| malformed("the body is not UTF-8".into()))?;
-    let payload: serde_json::Value =
-        serde_json::from_str(raw).map_err(|err| malformed(err.to_string()))?;
-    if !payload.is_object() {
-        return Err(ParseError {
-            error: "invalid_payload",
-            detail: "the body is not a JSON object".into(),
-        });
-    }
-    let envelope = Envelope {
+    parse::parse_body(
+        source,
         headers,
-        payload: &payload,
-        raw,
-        received_at_ms: chatgptd_types::now_ms(),
-    };
-    parse::parse(source, envelope, &gateway.options.servicenow.instance_url)
+        body,
+        chatgptd_types::now_ms(),
+        &gateway.options.servicenow.instance_url,
+    )
 }
 
 /// Step 9: send, wait for the ack up to `ack_timeout`.

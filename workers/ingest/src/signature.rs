@@ -83,6 +83,9 @@ pub fn verify_base64(secret: &[u8], body: &[u8], header: Option<&[u8]>) -> Resul
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

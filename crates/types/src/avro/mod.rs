@@ -18,6 +18,8 @@ mod canonical;
 mod codec;
 mod framing;
 mod json;
+#[cfg(test)]
+mod proptests;
 mod store;
 
 pub use codec::{AvroRecord, Codec};

@@ -61,7 +61,10 @@ fn block(node: &Value, depth: usize) -> String {
                 .pointer("/attrs/order")
                 .and_then(Value::as_u64)
                 .unwrap_or(1);
-            list(node, depth, |index| format!("{}. ", start + index as u64))
+            // `order` is the sender's number: at u64::MAX the next item must not overflow.
+            list(node, depth, |index| {
+                format!("{}. ", start.saturating_add(index as u64))
+            })
         }
         "blockquote" => blocks(children(node), depth, "\n\n")
             .lines()
@@ -219,6 +222,22 @@ mod tests {
         assert_eq!(
             to_text(&doc),
             "ls -l\nexit 1\n\n> quoted\n\n---\n\nkey | value\n\nin a panel https://x.test/1\n\nstill here"
+        );
+    }
+
+    /// Found by the property tests: `start + index` overflowed (a panic in debug builds, a
+    /// wrap to 0 in release).
+    #[test]
+    fn an_ordered_list_may_start_at_the_largest_number() {
+        let doc = json!({"type": "doc", "content": [
+            {"type": "orderedList", "attrs": {"order": u64::MAX}, "content": [
+                item(vec![paragraph(vec![text("last")])]),
+                item(vec![paragraph(vec![text("past it")])]),
+            ]},
+        ]});
+        assert_eq!(
+            to_text(&doc),
+            format!("{max}. last\n{max}. past it", max = u64::MAX)
         );
     }
 

@@ -5,6 +5,8 @@
 pub mod adf;
 pub mod github;
 pub mod jira;
+#[cfg(test)]
+mod proptests;
 pub mod servicenow;
 
 use axum::http::HeaderMap;
@@ -96,6 +98,37 @@ pub fn parse(
         Source::ServiceNow => servicenow::parse(envelope, servicenow_instance_url),
         Source::GitHub => github::parse(envelope),
     }
+}
+
+/// A body as received: UTF-8, a JSON object, then the source's fields. The handler's step 4,
+/// and the entry point of the property tests and fuzz targets: any bytes and headers give a
+/// [`ParseError`] (a 400), never a panic.
+pub fn parse_body(
+    source: Source,
+    headers: &HeaderMap,
+    body: &[u8],
+    received_at_ms: i64,
+    servicenow_instance_url: &str,
+) -> Result<Parsed, ParseError> {
+    let malformed = |detail: String| ParseError {
+        error: "malformed_json",
+        detail,
+    };
+    let raw = std::str::from_utf8(body).map_err(|_| malformed("the body is not UTF-8".into()))?;
+    let payload: Value = serde_json::from_str(raw).map_err(|err| malformed(err.to_string()))?;
+    if !payload.is_object() {
+        return Err(ParseError {
+            error: "invalid_payload",
+            detail: "the body is not a JSON object".into(),
+        });
+    }
+    let envelope = Envelope {
+        headers,
+        payload: &payload,
+        raw,
+        received_at_ms,
+    };
+    parse(source, envelope, servicenow_instance_url)
 }
 
 /// A TicketEvent with its identity set and everything else empty.

@@ -2,6 +2,7 @@
 //! memory backend (SQLite, and Redis for replicas), and the real public payloads.
 
 mod accepted;
+mod arbitrary;
 mod dedupe;
 mod filters;
 mod metrics;

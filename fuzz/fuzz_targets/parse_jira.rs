@@ -1,0 +1,14 @@
+//! The Jira parser on any body, with a real sender's headers. Seed the corpus with the
+//! fixtures: `cp ../workers/ingest/tests/fixtures/jira/*.json corpus/parse_jira/`.
+#![no_main]
+
+use chatgptd_worker_ingest::Source;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|body: &[u8]| {
+    chatgptd_fuzz::parse(
+        Source::Jira,
+        &chatgptd_fuzz::sender_headers(Source::Jira),
+        body,
+    );
+});
