@@ -1210,3 +1210,80 @@ async fn a_security_ticket_triggers_the_security_audit_once() {
     );
     engine.stop().await;
 }
+
+/// `POST /workflows/{name}/runs` over HTTP on 127.0.0.1: a wait it cannot honour (none, a
+/// negative or fractional one, or longer than a held connection should last) is refused with
+/// the allowed range, and starts no run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_request_with_an_out_of_range_timeout_is_refused_with_the_range() {
+    init_logging();
+    let stack = Stack::start(None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let serving = tokio::spawn(chatgptd_runtime::http::serve(
+        listener,
+        chatgptd::api::workflows::routes(stack.workflows_client()),
+        shutdown.clone(),
+    ));
+    let client = chatgptd_testkit::http_client();
+    let start = |timeout_ms: serde_json::Value, wait: bool| {
+        let request = client
+            .post(format!("{url}/workflows/research/runs"))
+            .json(&serde_json::json!({
+                "input": {"question": "Ferries?"},
+                "wait": wait,
+                "timeout_ms": timeout_ms,
+            }))
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    for refused in [
+        serde_json::json!(0),
+        serde_json::json!(-1),
+        serde_json::json!(1.5),
+        serde_json::json!(300_001),
+        serde_json::json!(u64::MAX),
+    ] {
+        let (status, body) = start(refused.clone(), true).await;
+        assert_eq!(status, 400, "timeout_ms {refused}: {body}");
+        assert_eq!(body["error"], "timeout_ms out of range", "{body}");
+        assert_eq!(
+            (body["min_ms"].as_u64(), body["max_ms"].as_u64()),
+            (Some(1), Some(300_000))
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("from 1 to 300000"),
+            "{body}"
+        );
+    }
+    // No engine runs here, so the run never finishes: the longest wait is asked for
+    // without waiting.
+    for (accepted, wait) in [(1, true), (300_000, false)] {
+        let (status, body) = start(serde_json::json!(accepted), wait).await;
+        assert_eq!(status, 202, "{accepted}: {body}");
+        assert!(body["run_id"].is_string(), "{body}");
+    }
+    let brokers = stack.kafka.brokers();
+    let starts = tokio::task::spawn_blocking(move || {
+        consume(
+            &brokers,
+            names::WORKFLOW_STEPS,
+            usize::MAX,
+            Duration::from_secs(3),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(starts.len(), 2, "only the accepted requests started runs");
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
+}
