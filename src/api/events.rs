@@ -86,6 +86,11 @@ impl EventStreams {
         }
     }
 
+    /// How many subscriptions hold a consumer (and a thread) now.
+    pub fn subscribers(&self) -> usize {
+        self.max_subscribers - self.subscribers.available_permits()
+    }
+
     /// `GET /events` and `GET /runs/{id}/events`.
     pub fn router(self) -> Router {
         Router::new()
@@ -252,6 +257,7 @@ impl EventStreams {
             not_before_ms: None,
             sender,
             shutdown: self.shutdown.clone(),
+            runtime: tokio::runtime::Handle::current(),
             _permit: permit,
         };
         // The answer waits for the assignment, so a stream that cannot start is a 503, not
@@ -312,6 +318,8 @@ struct Subscription {
     not_before_ms: Option<i64>,
     sender: mpsc::Sender<Event>,
     shutdown: CancellationToken,
+    /// The runtime whose timers and channels `deliver` waits on from this blocking thread.
+    runtime: tokio::runtime::Handle,
     /// Held for as long as the subscription runs.
     _permit: OwnedSemaphorePermit,
 }
@@ -323,7 +331,7 @@ impl Subscription {
             .event("ready")
             .id(last_event_id(&self.positions))
             .data(json!({"topics": self.filters.keys().collect::<Vec<_>>()}).to_string());
-        if self.sender.blocking_send(ready).is_err() {
+        if !self.deliver(ready) {
             return;
         }
         let codec = Codec::builtin();
@@ -361,10 +369,24 @@ impl Subscription {
                 .event(name)
                 .id(last_event_id(&self.positions))
                 .data(record.to_string());
-            if self.sender.blocking_send(event).is_err() {
+            if !self.deliver(event) {
                 return;
             }
         }
+    }
+
+    /// Hands `event` to the client's stream, waiting while its channel is full (a slow client
+    /// holds its consumer back). False once the client left or the process shuts down: a
+    /// client that stopped reading must not hold this thread, and with it the process's
+    /// shutdown, forever, as a plain `blocking_send` would.
+    fn deliver(&self, event: Event) -> bool {
+        self.runtime.block_on(async {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => false,
+                sent = self.sender.send(event) => sent.is_ok(),
+            }
+        })
     }
 
     /// Assigns every partition of the subscribed topics at an explicit offset (resumed, or

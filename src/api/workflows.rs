@@ -19,6 +19,10 @@ use crate::workers::Services;
 
 /// How long `POST /workflows/{name}/runs` waits when asked to, unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+/// The longest it may be asked to wait (`timeout_ms`): each wait holds a connection, and
+/// the HTTP server's shutdown grace cuts waits anyway. A longer run is followed with
+/// `GET /runs/{id}` or its event stream.
+const MAX_WAIT: Duration = Duration::from_secs(300);
 
 pub fn router(stack: &Stack, services: &Services) -> anyhow::Result<Router> {
     let (_, workflows) = services.agents()?;
@@ -30,14 +34,19 @@ pub fn router(stack: &Stack, services: &Services) -> anyhow::Result<Router> {
         workflows,
         &options.topic,
     );
-    Ok(Router::new()
+    Ok(routes(client))
+}
+
+/// The routes over `client`.
+pub fn routes(client: WorkflowsClient) -> Router {
+    Router::new()
         .route("/workflows", get(list))
         .route("/workflows/{name}", get(show))
         .route("/workflows/{name}/runs", post(start))
         .route("/runs/{id}", get(run))
         .route("/runs/{id}/resume", post(resume))
         .route("/runs/{id}/steps/{step}/approve", post(approve))
-        .with_state(client))
+        .with_state(client)
 }
 
 fn client_error(err: ClientError) -> Response {
@@ -76,9 +85,33 @@ struct StartRequest {
     /// Wait until the run finishes (or waits for an approval).
     #[serde(default)]
     wait: bool,
-    /// How long to wait, in milliseconds.
+    /// How long to wait, in milliseconds: from 1 to `MAX_WAIT`. Any number is read, so that
+    /// an out-of-range one (negative, fractional, huge) is refused with the range.
     #[serde(default)]
-    timeout_ms: Option<u64>,
+    timeout_ms: Option<serde_json::Number>,
+}
+
+/// The wait a request asked for, or the 400 that gives the allowed range. Zero would make
+/// `wait` meaningless and a huge value would hold the connection for as long as the run.
+fn wait_timeout(timeout_ms: Option<&serde_json::Number>) -> Result<Duration, Box<Response>> {
+    let Some(given) = timeout_ms else {
+        return Ok(DEFAULT_WAIT);
+    };
+    let max_ms = u64::try_from(MAX_WAIT.as_millis()).unwrap_or(u64::MAX);
+    match given.as_u64() {
+        Some(ms) if (1..=max_ms).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "timeout_ms out of range",
+            json!({
+                "detail": format!(
+                    "timeout_ms must be a whole number of milliseconds from 1 to {max_ms}; got {given}"
+                ),
+                "min_ms": 1,
+                "max_ms": max_ms,
+            }),
+        ))),
+    }
 }
 
 fn empty_object() -> Value {
@@ -94,6 +127,11 @@ async fn start(
         Ok(request) => request,
         Err(response) => return *response,
     };
+    // Checked before the run starts: a refused request starts nothing.
+    let timeout = match wait_timeout(request.timeout_ms.as_ref()) {
+        Ok(timeout) => timeout,
+        Err(response) => return *response,
+    };
     let run_id = match client.start(&name, &request.input, "api").await {
         Ok(run_id) => run_id,
         Err(err) => return client_error(err),
@@ -105,9 +143,6 @@ async fn start(
         )
             .into_response();
     }
-    let timeout = request
-        .timeout_ms
-        .map_or(DEFAULT_WAIT, Duration::from_millis);
     match client.wait(&run_id, timeout).await {
         Ok(view) => Json(json!(view)).into_response(),
         Err(ClientError::UnknownRun(_)) => (

@@ -151,11 +151,16 @@ impl Stack {
     /// Sends an `execute` record for `step` of `run` straight to the steps topic, as a
     /// redelivery or a stray record would arrive.
     async fn send_step(&self, run: &str, workflow: &str, step: &str) {
+        self.send_step_of_kind(run, workflow, step, "execute").await;
+    }
+
+    /// Sends a step record of `kind` (`execute`, `resume`) straight to the steps topic.
+    async fn send_step_of_kind(&self, run: &str, workflow: &str, step: &str, kind: &str) {
         let record = WorkflowStep {
             run_id: run.to_string(),
             workflow: workflow.to_string(),
             step_id: step.to_string(),
-            kind: "execute".into(),
+            kind: kind.into(),
             agent: None,
             input_json: "{}".into(),
             attempt: 1,
@@ -169,6 +174,46 @@ impl Stack {
             &Codec::builtin().encode(&record).unwrap(),
             &[],
         )
+        .await;
+    }
+
+    /// Waits until consumer group `group` committed every record of the steps topic, each
+    /// of them handled, along with whatever they emitted.
+    async fn steps_settled(&self, group: &str) {
+        let brokers = self.kafka.brokers();
+        let partitions = TopicsFile::builtin()
+            .topics
+            .iter()
+            .find(|t| t.name == names::WORKFLOW_STEPS)
+            .unwrap()
+            .partitions;
+        wait_until(WAIT, "the engine to commit the whole steps topic", || {
+            let (brokers, group) = (brokers.clone(), group.to_string());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    use rdkafka::consumer::{BaseConsumer, Consumer};
+                    let reader: BaseConsumer = rdkafka::ClientConfig::new()
+                        .set("bootstrap.servers", &brokers)
+                        .create()
+                        .unwrap();
+                    let committed = committed(&brokers, &group, names::WORKFLOW_STEPS, partitions);
+                    (0..partitions)
+                        .all(|partition| {
+                            let (_, end) = reader
+                                .fetch_watermarks(
+                                    names::WORKFLOW_STEPS,
+                                    partition,
+                                    Duration::from_secs(5),
+                                )
+                                .unwrap();
+                            end == 0 || committed.get(&partition) == Some(&end)
+                        })
+                        .then_some(())
+                })
+                .await
+                .unwrap()
+            }
+        })
         .await;
     }
 
@@ -776,17 +821,9 @@ async fn a_redelivered_finished_step_calls_no_model_and_emits_nothing_new() {
     engine.stop().await;
 }
 
-/// A step times out and is retried by its policy; two parallel branches are refused by the
-/// model (permanent), which fails the run with the step's error; resuming the run sends both
-/// branches again (not only the one recorded as failed), and the run completes without
-/// calling the model again for the steps that had succeeded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failed_run_resumes_every_unfinished_branch() {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("fragile.yaml"),
-        r#"name: fragile
+/// A plan, two parallel branches and their join, with quick retries; the branches are not
+/// retried.
+const FRAGILE: &str = r#"name: fragile
 description: A plan, two parallel branches and their join, with quick retries.
 input:
   topic: {type: string, required: true}
@@ -810,9 +847,17 @@ steps:
     agent: atlas-sentinel
     depends_on: [left, right]
     input: "JOIN {{ steps.left.output }} {{ steps.right.output }}"
-"#,
-    )
-    .unwrap();
+"#;
+
+/// A step times out and is retried by its policy; two parallel branches are refused by the
+/// model (permanent), which fails the run with the step's error; resuming the run sends both
+/// branches again (not only the one recorded as failed), and the run completes without
+/// calling the model again for the steps that had succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_run_resumes_every_unfinished_branch() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fragile.yaml"), FRAGILE).unwrap();
     let fake = FakeOpenAi::start().await;
     // The plan's first attempt outlives its timeout; the second answers. Both branches are
     // refused, whichever asks first.
@@ -902,6 +947,86 @@ steps:
     engine.stop().await;
 }
 
+/// A resumed run whose first resumed branch fails again stays failed: the second branch's
+/// resume record, handled after that failure, neither flips the run back to running (where
+/// its join would wait forever and `resume` would refuse a run "not failed") nor runs. A
+/// second resume then finishes the run. Steps are handled one at a time, in the order they
+/// were sent, so the second record comes after the failure every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_branch_failing_again_after_a_resume_leaves_the_run_failed_and_resumable() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fragile.yaml"), FRAGILE).unwrap();
+    let fake = FakeOpenAi::start().await;
+    // The plan answers; `left` is refused (the run fails and `right`, arriving after, is set
+    // aside); resumed, `left` is refused again; everything after that answers.
+    fake.push_all([Behaviour::Ok, Behaviour::Refusal, Behaviour::Refusal]);
+    let mut stack = Stack::start(Some(&fake)).await;
+    stack.workflows = Arc::new(Workflows::load(dir.path(), &stack.registry).unwrap());
+    let group = "workflows-fails-again";
+    let engine = stack.workflows(ConsumerOptions {
+        max_in_flight_per_partition: 1,
+        ..test_options(group)
+    });
+    let client = stack.workflows_client();
+    let run = client
+        .start("fragile", &serde_json::json!({"topic": "tides"}), "test")
+        .await
+        .unwrap();
+    stack.steps_settled(group).await;
+    let failed = client.view(&run).await.unwrap();
+    assert_eq!(failed.run.status, RunStatus::Failed, "{failed:?}");
+    assert_eq!(failed.run.failed_step.as_deref(), Some("left"));
+    assert_eq!(fake.request_count(), 2, "plan and left");
+
+    let resumed = client.resume(&run).await.unwrap();
+    assert_eq!(
+        resumed,
+        ["left", "right"],
+        "the failed branch and the one set aside"
+    );
+    stack.steps_settled(group).await;
+    let again = client.view(&run).await.unwrap();
+    assert_eq!(
+        again.run.status,
+        RunStatus::Failed,
+        "left failed again, and right's resume record came after: {again:?}"
+    );
+    assert_eq!(again.run.failed_step.as_deref(), Some("left"));
+    assert!(
+        again
+            .run
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("model_refusal"),
+        "{:?}",
+        again.run.error
+    );
+    assert_eq!(
+        fake.request_count(),
+        3,
+        "right, arriving at a failed run, was set aside for the next resume"
+    );
+
+    let mut resumed = client
+        .resume(&run)
+        .await
+        .expect("the failed run resumes again");
+    resumed.sort();
+    assert_eq!(resumed, ["left", "right"]);
+    let view = client.wait(&run, WAIT).await.unwrap();
+    assert_eq!(view.run.status, RunStatus::Succeeded, "{view:?}");
+    assert!(
+        view.steps
+            .iter()
+            .all(|s| s.state.status == StepStatus::Succeeded),
+        "{view:?}"
+    );
+    assert_eq!(fake.request_count(), 6, "left, right and the join");
+    engine.stop().await;
+}
+
 /// A step record of a run that goes to the dead-letter topic (here: a step the workflow does
 /// not have) fails the run with a pointer to the letter, instead of leaving it running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -936,6 +1061,27 @@ async fn a_dead_lettered_step_fails_its_run_instead_of_leaving_it_running() {
     assert!(
         error.contains("dead-lettered") && error.contains(names::WORKFLOW_STEPS),
         "{error}"
+    );
+    // A resume record that was not sent by a resume (a stray or replayed one) does not undo
+    // the failure; an explicit resume does.
+    stack
+        .send_step_of_kind(&run, "content-creation", "story", "resume")
+        .await;
+    stack.steps_settled("workflows-dead-letter").await;
+    let still = client.view(&run).await.unwrap();
+    assert_eq!(
+        still.run.status,
+        RunStatus::Failed,
+        "a stray resume record leaves the run failed: {still:?}"
+    );
+    assert_eq!(still.run.error.as_deref(), Some(error.as_str()));
+    client
+        .resume(&run)
+        .await
+        .expect("the failed run can be resumed");
+    assert_eq!(
+        client.view(&run).await.unwrap().run.status,
+        RunStatus::Running
     );
     engine.stop().await;
 }
@@ -1209,4 +1355,81 @@ async fn a_security_ticket_triggers_the_security_audit_once() {
         "the held step shows what it will do"
     );
     engine.stop().await;
+}
+
+/// `POST /workflows/{name}/runs` over HTTP on 127.0.0.1: a wait it cannot honour (none, a
+/// negative or fractional one, or longer than a held connection should last) is refused with
+/// the allowed range, and starts no run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_request_with_an_out_of_range_timeout_is_refused_with_the_range() {
+    init_logging();
+    let stack = Stack::start(None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let serving = tokio::spawn(chatgptd_runtime::http::serve(
+        listener,
+        chatgptd::api::workflows::routes(stack.workflows_client()),
+        shutdown.clone(),
+    ));
+    let client = chatgptd_testkit::http_client();
+    let start = |timeout_ms: serde_json::Value, wait: bool| {
+        let request = client
+            .post(format!("{url}/workflows/research/runs"))
+            .json(&serde_json::json!({
+                "input": {"question": "Ferries?"},
+                "wait": wait,
+                "timeout_ms": timeout_ms,
+            }))
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    for refused in [
+        serde_json::json!(0),
+        serde_json::json!(-1),
+        serde_json::json!(1.5),
+        serde_json::json!(300_001),
+        serde_json::json!(u64::MAX),
+    ] {
+        let (status, body) = start(refused.clone(), true).await;
+        assert_eq!(status, 400, "timeout_ms {refused}: {body}");
+        assert_eq!(body["error"], "timeout_ms out of range", "{body}");
+        assert_eq!(
+            (body["min_ms"].as_u64(), body["max_ms"].as_u64()),
+            (Some(1), Some(300_000))
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("from 1 to 300000"),
+            "{body}"
+        );
+    }
+    // No engine runs here, so the run never finishes: the longest wait is asked for
+    // without waiting.
+    for (accepted, wait) in [(1, true), (300_000, false)] {
+        let (status, body) = start(serde_json::json!(accepted), wait).await;
+        assert_eq!(status, 202, "{accepted}: {body}");
+        assert!(body["run_id"].is_string(), "{body}");
+    }
+    let brokers = stack.kafka.brokers();
+    let starts = tokio::task::spawn_blocking(move || {
+        consume(
+            &brokers,
+            names::WORKFLOW_STEPS,
+            usize::MAX,
+            Duration::from_secs(3),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(starts.len(), 2, "only the accepted requests started runs");
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
 }

@@ -29,6 +29,7 @@ struct Server {
     url: String,
     shutdown: CancellationToken,
     serving: JoinHandle<std::io::Result<()>>,
+    streams: EventStreams,
 }
 
 impl Server {
@@ -59,7 +60,7 @@ impl Server {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let serving = tokio::spawn(chatgptd_runtime::http::serve(
             listener,
-            streams.router(),
+            streams.clone().router(),
             shutdown.clone(),
         ));
         Server {
@@ -68,6 +69,7 @@ impl Server {
             url,
             shutdown,
             serving,
+            streams,
         }
     }
 
@@ -427,4 +429,73 @@ async fn shutdown_ends_open_streams_so_the_server_can_stop() {
         .expect("the server stops once its streams ended")
         .unwrap()
         .unwrap();
+}
+
+/// A client that opens a stream, reads its first event, and then never reads again, with a
+/// small receive buffer so the server's writes back up quickly.
+async fn stalled_client(url: &str, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !String::from_utf8_lossy(&head).contains("ready") {
+        let read = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .expect("the stream starts")
+            .unwrap();
+        assert!(read > 0, "the stream ended early");
+        head.extend_from_slice(&buffer[..read]);
+    }
+    assert!(
+        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_does_not_hold_shutdown() {
+    let server = Server::start(8).await;
+    let path = format!("/events?topics={}", names::MEMORY_RECORDS);
+    let stalled = stalled_client(&server.url, &path).await;
+    // Far more than the subscriber's channel, the server's write buffer and both sockets'
+    // buffers hold: the subscription is held back waiting for its client.
+    let text = "x".repeat(16 * 1024);
+    let payloads: Vec<Vec<u8>> = (0..2000)
+        .map(|i| memory_record(&format!("owner-{i}"), &text))
+        .collect();
+    let server_ref = &server;
+    futures::future::join_all(payloads.iter().enumerate().map(|(i, payload)| async move {
+        let key = format!("owner-{i}");
+        server_ref.send(names::MEMORY_RECORDS, &key, payload).await
+    }))
+    .await;
+    // Time for the subscription to read what it can and get stuck.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    assert_eq!(server.streams.subscribers(), 1);
+    server.shutdown.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(15), server.serving).await;
+    let released = tokio::time::timeout(Duration::from_secs(5), async {
+        while server.streams.subscribers() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Closed before asserting, so that a failure does not hang the test's runtime on the
+    // subscription's thread.
+    drop(stalled);
+    stopped
+        .expect("the server stops although a client stopped reading")
+        .unwrap()
+        .unwrap();
+    released.expect("the subscription's thread ends at shutdown, its client still connected");
 }

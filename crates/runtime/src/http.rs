@@ -1,5 +1,8 @@
 //! `/healthz`, `/readyz` and `/metrics`, merged into the HTTP API of every process.
 
+use std::future::IntoFuture;
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -8,6 +11,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use crate::health::Health;
 
@@ -61,15 +65,37 @@ async fn metrics_text(State(state): State<Observability>) -> impl IntoResponse {
     )
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled.
+/// How long requests under way at shutdown may take to finish. A graceful shutdown waits for
+/// every response to be written, and a client that stopped reading one (an event stream, a
+/// long wait) would otherwise hold the server, and the process, forever.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then lets the requests under
+/// way finish for up to [`SHUTDOWN_GRACE`]. Connections still open after it are abandoned:
+/// they close when the process's runtime ends.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            warn!(
+                grace = ?SHUTDOWN_GRACE,
+                "http: connections still open after the shutdown grace are dropped"
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -148,6 +148,9 @@ impl WorkflowsClient {
     /// and also a second failed branch, or a sibling whose record arrived while the run was
     /// failed and was set aside. Sending only the failed step would leave a fan-in waiting
     /// for those forever.
+    ///
+    /// This is the only way out of `failed`: the engine sets aside step records that find
+    /// their run failed, so a failure (a step's, or the dead-letter hook's) stands until then.
     pub async fn resume(&self, run: &str) -> Result<Vec<String>, ClientError> {
         let view = self.view(run).await?;
         if view.run.status != RunStatus::Failed {

@@ -215,18 +215,20 @@ impl Engine {
             .step(run_id, step_id)
             .await
             .map_err(ProcessError::classified)?;
-        if resume {
-            if run.status == RunStatus::Failed {
-                run.status = RunStatus::Running;
-                run.error = None;
-                run.failed_step = None;
-                run.finished_at_ms = None;
-                self.store
-                    .put_run(run_id, &run)
-                    .await
-                    .map_err(ProcessError::classified)?;
-            }
-        } else if run.status == RunStatus::Failed {
+        // A failed run leaves `failed` only through an explicit resume
+        // (`WorkflowsClient::resume`), which marks it running before it sends its records;
+        // the engine never does. So any step record, `execute` or `resume`, that finds its run
+        // failed is set aside, however old: a branch of the current resume that comes after
+        // another branch failed again, a step emitted before the failure, a record replayed
+        // from the dead letters. Flipping the run back here let such a record undo a failure
+        // (a step's, or the dead-letter hook's): the run read as running with a fan-in
+        // waiting forever, and could not be resumed. Nothing is lost by setting it aside:
+        // the next resume sends every step not yet succeeded whose dependencies have.
+        // Records of an older resume that arrive once the run runs again need no generation
+        // number to tell them apart: a step is claimed by one record at a time and its stored
+        // result makes any other record of it only emit again what follows it.
+        if run.status == RunStatus::Failed {
+            info!(run = %run_id, step = %step_id, kind = %record.kind, "step of a failed run set aside until the run is resumed");
             return Ok(Vec::new());
         }
         match state.as_ref().map(|s| s.status) {

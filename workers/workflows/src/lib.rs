@@ -11,6 +11,8 @@
 //!   record's own position keeps a duplicated step record from running the step a second time
 //!   while the first still runs, and lets the same record take over after a crash.
 //! - A step that fails after its retries fails the run with its error; `resume` runs it again.
+//!   Only `resume` takes a run out of `failed`: step records that find their run failed are
+//!   set aside for it.
 //!   A step marked `approval: required` waits for `approve`.
 //!
 //! Step records are keyed by run id (one partition per run) but not ordered by key: a run's
