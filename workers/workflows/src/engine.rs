@@ -347,7 +347,10 @@ impl Engine {
                     break;
                 }
                 Ok(Err(err)) => format!("{}: {err}", err.class()),
-                Err(_) => format!("timed out after {}", humantime_format(step.timeout)),
+                Err(_) => format!(
+                    "timed out after {}",
+                    humantime::format_duration(step.timeout)
+                ),
             };
             metrics::counter!(metric::STEP_ATTEMPTS, "workflow" => spec.name.clone(), "step" => step_id.clone(), "outcome" => "retried").increment(1);
             warn!(run = %run_id, step = %step_id, attempt, max_attempts, error = %error, "step attempt failed");
@@ -539,17 +542,13 @@ fn check_step_budgets(
                      step's timeout or max_attempts, or raise process_timeout",
                     spec.name,
                     step.id,
-                    humantime_format(needed),
-                    humantime_format(process_timeout)
+                    humantime::format_duration(needed),
+                    humantime::format_duration(process_timeout)
                 )));
             }
         }
     }
     Ok(())
-}
-
-fn humantime_format(duration: Duration) -> String {
-    format!("{}s", duration.as_secs_f64())
 }
 
 impl Processor for Engine {
