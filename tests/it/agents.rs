@@ -269,11 +269,15 @@ impl Running {
     }
 }
 
+/// The agents' heartbeat in these tests: short, but not so short that a loaded machine (the
+/// suite runs CPU-bound property tests beside these) makes a live agent look stale.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
 fn agent_options(group: &str, max_hops: u32) -> AgentsOptions {
     AgentsOptions {
         consumer: test_options(group),
         max_hops,
-        heartbeat_interval: Duration::from_millis(200),
+        heartbeat_interval: HEARTBEAT,
         ..AgentsOptions::default()
     }
 }
@@ -356,13 +360,10 @@ async fn a_message_round_trip_between_two_agents_ends_at_the_hop_limit() {
     );
 
     // Heartbeats: the agents this worker serves are active; none is stale.
-    let health = chatgptd_worker_agents::agent_health(
-        stack.memory.as_ref(),
-        "wanderweave",
-        Duration::from_millis(200),
-    )
-    .await
-    .unwrap();
+    let health =
+        chatgptd_worker_agents::agent_health(stack.memory.as_ref(), "wanderweave", HEARTBEAT)
+            .await
+            .unwrap();
     assert_eq!(health.status, chatgptd_agents::AgentStatus::Active);
     agents.stop().await;
 }
