@@ -16,6 +16,8 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{error, info, warn};
 
 use super::coordinator::{Coordinator, TopicPartition};
+use super::offsets;
+use super::options::OffsetReset;
 use crate::health::Readiness;
 use crate::processor::StartAt;
 use crate::telemetry::{self, metric};
@@ -33,6 +35,7 @@ pub struct RuntimeContext {
     pub(crate) drain_timeout: Duration,
     pub(crate) readiness: Readiness,
     pub(crate) hooks: Arc<dyn PartitionHooks>,
+    pub(crate) offset_reset: OffsetReset,
 }
 
 impl RuntimeContext {
@@ -82,6 +85,11 @@ impl ConsumerContext for RuntimeContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.apply_start_offsets(partitions);
+                // `auto.offset.reset=error` would stop a partition the group never
+                // committed too: the runtime chooses its start instead.
+                if self.offset_reset == OffsetReset::Error {
+                    offsets::start_uncommitted_at_beginning(consumer, &self.worker, partitions);
+                }
                 let assigned = if cooperative {
                     consumer.incremental_assign(partitions)
                 } else {
@@ -149,6 +157,11 @@ impl ConsumerContext for RuntimeContext {
             Rebalance::Assign(assigned) => {
                 metrics::counter!(metric::REBALANCES, "worker" => self.worker.clone(), "kind" => "assign").increment(1);
                 self.coordinator.assign(consumer, assigned);
+                // Before the first fetch: not every broker answers a fetch out of range with
+                // the error librdkafka reports (tansu waits for records there instead).
+                if self.offset_reset == OffsetReset::Error {
+                    offsets::stop_out_of_range(consumer, &self.coordinator, &self.worker);
+                }
                 let total = consumer.assignment().map(|list| list.count()).unwrap_or(0);
                 info!(worker = %self.worker, added = assigned.count(), total, "partitions assigned");
                 // An empty assignment is still a member in good standing (more replicas than
