@@ -5,6 +5,7 @@
 //! runtime and keeps completing meanwhile.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{
@@ -36,6 +37,16 @@ pub struct RuntimeContext {
     pub(crate) readiness: Readiness,
     pub(crate) hooks: Arc<dyn PartitionHooks>,
     pub(crate) offset_reset: OffsetReset,
+    /// Set when librdkafka reports an offset it cannot fetch from; the polling thread, which
+    /// holds the consumer, then finds and stops the partition.
+    pub(crate) offset_reset_reported: AtomicBool,
+}
+
+impl RuntimeContext {
+    /// Whether librdkafka reported an offset out of range since the last call.
+    pub(crate) fn take_offset_reset(&self) -> bool {
+        self.offset_reset_reported.swap(false, Ordering::SeqCst)
+    }
 }
 
 impl RuntimeContext {
@@ -64,6 +75,12 @@ impl ClientContext for RuntimeContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // rdkafka hands `auto.offset.reset=error` over here, without the partition.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) {
+            error!(worker = %self.worker, reason, "librdkafka cannot fetch from a partition's offset; finding which");
+            self.offset_reset_reported.store(true, Ordering::SeqCst);
+            return;
+        }
         warn!(worker = %self.worker, %error, reason, "kafka client error");
     }
 }

@@ -136,6 +136,7 @@ impl<P: Processor> ConsumerRuntime<P> {
             readiness: self.readiness.clone(),
             hooks: self.handler.clone(),
             offset_reset: self.handler.options.offset_reset,
+            offset_reset_reported: AtomicBool::new(false),
         };
         let consumer: BaseConsumer<RuntimeContext> = self
             .consumer_config()?
@@ -210,10 +211,15 @@ fn poll_loop<P: Processor>(
                     runtime.spawn(handler.clone().run_lane(start));
                 }
             }
+            // rdkafka 0.39 reports it to the context's error callback; as a consumer error
+            // in case another version hands it over here.
             Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
                 offsets::reset_error(consumer, &handler.coordinator, &handler.worker);
             }
             Some(Err(err)) => warn!(worker = %handler.worker, %err, "consumer error"),
+        }
+        if consumer.context().take_offset_reset() {
+            offsets::reset_error(consumer, &handler.coordinator, &handler.worker);
         }
     }
 }
