@@ -10,7 +10,7 @@ use std::time::Duration;
 use chatgptd_runtime::ProcessError;
 use chatgptd_runtime::dead_letter::header as dlq;
 use chatgptd_testkit::kafka::{
-    MockKafka, TestCluster, committed, consume, header, produce, producer,
+    MockKafka, TestCluster, commit_offset, committed, consume, header, produce, producer,
 };
 use chatgptd_testkit::tansu::{Storage, Tansu};
 use chatgptd_testkit::{init_logging, prometheus_sample, unique, wait_until};
@@ -814,6 +814,112 @@ async fn a_dead_letter_too_large_goes_without_the_value(cluster: &impl TestClust
     running.stop().await.unwrap();
 }
 
+/// A group whose committed offset is out of range (here beyond the end, as after a topic was
+/// recreated; retention deleting unprocessed records is the same case below the start) stops
+/// that partition: nothing of it is processed, its committed offset stays where it was, and
+/// `/readyz` and a metric say which partition and why. Its other partition keeps going.
+/// librdkafka's `auto.offset.reset` would otherwise move the group silently.
+async fn an_offset_out_of_range_stops_its_partition(cluster: &impl TestCluster) {
+    chatgptd_runtime::telemetry::install_prometheus();
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    cluster.create_topic(&input, 2).await;
+    cluster.create_topic(&output, 1).await;
+    let brokers = cluster.brokers();
+    let producer = producer(&brokers);
+    produce_runs(&producer, &input, Some(0), 0..10).await;
+    produce_runs(&producer, &input, Some(1), 10..20).await;
+    tokio::task::spawn_blocking({
+        let (brokers, group, input) = (brokers.clone(), group.clone(), input.clone());
+        move || commit_offset(&brokers, &group, &input, 0, 1000)
+    })
+    .await
+    .unwrap();
+
+    let seen: Arc<Mutex<Vec<(i32, i64)>>> = Arc::default();
+    let processor = FnProcessor::new({
+        let (seen, out) = (seen.clone(), output.clone());
+        move |incoming| {
+            seen.lock()
+                .unwrap()
+                .push((incoming.meta.partition, incoming.meta.offset));
+            let output = echo(&out, &incoming);
+            async move { Ok(vec![output]) }
+        }
+    });
+    let worker = unique("out-of-range");
+    let running = start(&brokers, &worker, test_options(&group), &input, processor);
+    let component = format!("partitions:{worker}");
+    let detail = wait_until(WAIT, "the partition reported stopped", || {
+        let (_, components) = running.health.snapshot();
+        let status = components.get(&component).cloned();
+        async move { status.filter(|s| !s.ready).map(|s| s.detail) }
+    })
+    .await;
+    assert!(
+        detail.contains(&format!("{input}/0")) && detail.contains("offset 1000 is out of range"),
+        "{detail}"
+    );
+    assert!(detail.contains("0..10"), "the watermarks: {detail}");
+    assert!(!running.health.snapshot().0, "/readyz fails");
+    wait_until(WAIT, "the other partition committed to its end", || {
+        let offsets = committed(&brokers, &group, &input, 2);
+        async move { (offsets.get(&1) == Some(&10)).then_some(()) }
+    })
+    .await;
+    // Several auto-commit intervals.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let offsets = committed(&brokers, &group, &input, 2);
+    assert_eq!(offsets.get(&0), Some(&1000), "the committed offset stays");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|(partition, _)| *partition == 1),
+        "nothing of the stopped partition is processed: {seen:?}"
+    );
+    assert_eq!(seen.len(), 10, "the other partition is processed: {seen:?}");
+    assert_eq!(
+        metric_sample(&format!(
+            "chatgptd_partitions_stopped_total{{worker=\"{worker}\",topic=\"{input}\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        metric_sample(&format!(
+            "chatgptd_stopped_partitions{{worker=\"{worker}\"}}"
+        )),
+        1.0
+    );
+    running.stop().await.unwrap();
+}
+
+/// A new group, which has committed nothing, reads every partition from its first record:
+/// `auto.offset.reset` is `error`, so the runtime chooses that start itself.
+async fn a_new_group_reads_from_the_beginning(cluster: &impl TestCluster) {
+    let (input, output, group) = (unique("in"), unique("out"), unique("group"));
+    cluster.create_topic(&input, 2).await;
+    cluster.create_topic(&output, 1).await;
+    let brokers = cluster.brokers();
+    let producer = producer(&brokers);
+    produce_runs(&producer, &input, Some(0), 0..5).await;
+    produce_runs(&producer, &input, Some(1), 5..12).await;
+    let out = output.clone();
+    let processor =
+        FnProcessor::new(move |incoming| std::future::ready(Ok(vec![echo(&out, &incoming)])));
+    let worker = unique("new-group");
+    let running = start(&brokers, &worker, test_options(&group), &input, processor);
+    wait_until(WAIT, "both partitions committed to their end", || {
+        let offsets = committed(&brokers, &group, &input, 2);
+        async move { (offsets.get(&0) == Some(&5) && offsets.get(&1) == Some(&7)).then_some(()) }
+    })
+    .await;
+    let (ready, components) = running.health.snapshot();
+    assert!(ready, "{components:?}");
+    assert_eq!(
+        components[&format!("partitions:{worker}")].detail,
+        "no partition stopped"
+    );
+    running.stop().await.unwrap();
+}
+
 /// A worker whose topics do not exist refuses to start and says how to fix it.
 async fn missing_topics_are_refused(cluster: &impl TestCluster) {
     let processor = FnProcessor::new(|_| async { Ok(vec![]) });
@@ -876,6 +982,8 @@ on_both_brokers!(
     a_paused_partition_assigned_back_is_read_again,
     a_panicking_processor_dead_letters_the_record,
     a_dead_letter_too_large_goes_without_the_value,
+    an_offset_out_of_range_stops_its_partition,
+    a_new_group_reads_from_the_beginning,
 );
 
 /// A tansu restart (SQLite storage) while records are in flight loses nothing: every record

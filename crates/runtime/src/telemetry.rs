@@ -27,6 +27,11 @@ pub mod metric {
     /// Records between the committed offset and the end of the partition, by `worker`,
     /// `topic` and `partition`.
     pub const CONSUMER_LAG: &str = "chatgptd_consumer_lag";
+    /// Partitions stopped because their offset is out of range, by `worker` and `topic`:
+    /// each stop counted once.
+    pub const PARTITIONS_STOPPED: &str = "chatgptd_partitions_stopped_total";
+    /// Partitions this member holds stopped (offset out of range), by `worker`.
+    pub const STOPPED_PARTITIONS: &str = "chatgptd_stopped_partitions";
     /// Rebalance callbacks, by `worker` and `kind` (assign, revoke).
     pub const REBALANCES: &str = "chatgptd_rebalances_total";
 }
@@ -100,8 +105,8 @@ impl PartitionStats {
     /// librdkafka's `consumer_lag` is -1 ("unknown") while the group has committed nothing
     /// for the partition, which would hide exactly the partition that is stuck from its first
     /// record (paused, or holding a record that never finishes): no sample, so no alert. The
-    /// group's position is then where a new owner would start, `auto.offset.reset`, which the
-    /// runtime sets to earliest: everything from the low watermark on is unfinished, so the
+    /// group's position is then where a new owner would start, the first record (the
+    /// runtime's choice, or `offset_reset = "earliest"`): everything from the low watermark on is unfinished, so the
     /// lag is the end minus the low watermark. Not the end minus where this consumer started
     /// fetching: records fetched are not records done, and a restart would read them all
     /// again. Only for a partition this consumer fetches (state `active`): librdkafka keeps

@@ -171,6 +171,23 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Ha
         .collect()
 }
 
+/// Commits `offset` for `topic`'s `partition` as `group`, as a plain consumer outside the
+/// group's membership would (tools that move a group's offsets do the same).
+pub fn commit_offset(brokers: &str, group: &str, topic: &str, partition: i32, offset: i64) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("offsets writer");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .expect("offset");
+    consumer
+        .commit(&list, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit offset");
+}
+
 /// A header's value as text.
 pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
     message

@@ -5,6 +5,7 @@
 //! runtime and keeps completing meanwhile.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{
@@ -16,6 +17,8 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{error, info, warn};
 
 use super::coordinator::{Coordinator, TopicPartition};
+use super::offsets;
+use super::options::OffsetReset;
 use crate::health::Readiness;
 use crate::processor::StartAt;
 use crate::telemetry::{self, metric};
@@ -33,6 +36,17 @@ pub struct RuntimeContext {
     pub(crate) drain_timeout: Duration,
     pub(crate) readiness: Readiness,
     pub(crate) hooks: Arc<dyn PartitionHooks>,
+    pub(crate) offset_reset: OffsetReset,
+    /// Set when librdkafka reports an offset it cannot fetch from; the polling thread, which
+    /// holds the consumer, then finds and stops the partition.
+    pub(crate) offset_reset_reported: AtomicBool,
+}
+
+impl RuntimeContext {
+    /// Whether librdkafka reported an offset out of range since the last call.
+    pub(crate) fn take_offset_reset(&self) -> bool {
+        self.offset_reset_reported.swap(false, Ordering::SeqCst)
+    }
 }
 
 impl RuntimeContext {
@@ -61,6 +75,12 @@ impl ClientContext for RuntimeContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // rdkafka hands `auto.offset.reset=error` over here, without the partition.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) {
+            error!(worker = %self.worker, reason, "librdkafka cannot fetch from a partition's offset; finding which");
+            self.offset_reset_reported.store(true, Ordering::SeqCst);
+            return;
+        }
         warn!(worker = %self.worker, %error, reason, "kafka client error");
     }
 }
@@ -82,6 +102,11 @@ impl ConsumerContext for RuntimeContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.apply_start_offsets(partitions);
+                // `auto.offset.reset=error` would stop a partition the group never
+                // committed too: the runtime chooses its start instead.
+                if self.offset_reset == OffsetReset::Error {
+                    offsets::start_uncommitted_at_beginning(consumer, &self.worker, partitions);
+                }
                 let assigned = if cooperative {
                     consumer.incremental_assign(partitions)
                 } else {
@@ -149,6 +174,11 @@ impl ConsumerContext for RuntimeContext {
             Rebalance::Assign(assigned) => {
                 metrics::counter!(metric::REBALANCES, "worker" => self.worker.clone(), "kind" => "assign").increment(1);
                 self.coordinator.assign(consumer, assigned);
+                // Before the first fetch: not every broker answers a fetch out of range with
+                // the error librdkafka reports (tansu waits for records there instead).
+                if self.offset_reset == OffsetReset::Error {
+                    offsets::stop_out_of_range(consumer, &self.coordinator, &self.worker);
+                }
                 let total = consumer.assignment().map(|list| list.count()).unwrap_or(0);
                 info!(worker = %self.worker, added = assigned.count(), total, "partitions assigned");
                 // An empty assignment is still a member in good standing (more replicas than

@@ -17,6 +17,7 @@ use tracing::{debug, error, warn};
 
 use super::context::RuntimeContext;
 use super::partition::{Admission, LaneKey, PartitionState};
+use crate::health::Readiness;
 use crate::telemetry::metric;
 
 /// Topic and partition.
@@ -58,6 +59,18 @@ struct Assigned {
     cancel: CancellationToken,
     /// Set while draining: records polled now are not started.
     revoking: bool,
+    /// Where the assignment said to start: a logical offset (stored, beginning) or a number.
+    start: Offset,
+    /// Why the partition was stopped for good (its offset out of range), if it was: paused
+    /// and never resumed while this member holds it.
+    stopped: Option<String>,
+}
+
+/// A partition fetching, as the out-of-range check needs it.
+pub(crate) struct Running {
+    pub partition: TopicPartition,
+    pub epoch: u64,
+    pub start: Offset,
 }
 
 #[derive(Default)]
@@ -76,17 +89,27 @@ pub(crate) struct Coordinator {
     inner: Mutex<Inner>,
     /// Signalled whenever a record completes, so drains can wait for in-flight work.
     completed: Condvar,
+    /// Not ready while a partition is stopped, saying which and why.
+    stopped_readiness: Readiness,
 }
 
 impl Coordinator {
-    pub fn new(worker: &str, max_in_flight: usize, ordered_by_key: bool) -> Self {
-        Coordinator {
+    pub fn new(
+        worker: &str,
+        max_in_flight: usize,
+        ordered_by_key: bool,
+        stopped_readiness: Readiness,
+    ) -> Self {
+        let coordinator = Coordinator {
             worker: worker.to_string(),
             max_in_flight,
             ordered_by_key,
             inner: Mutex::new(Inner::default()),
             completed: Condvar::new(),
-        }
+            stopped_readiness,
+        };
+        coordinator.report_stopped(&coordinator.lock());
+        coordinator
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -125,6 +148,8 @@ impl Coordinator {
                     epoch,
                     cancel: CancellationToken::new(),
                     revoking: false,
+                    start: element.offset(),
+                    stopped: None,
                 },
             );
         }
@@ -134,6 +159,54 @@ impl Coordinator {
     /// Partitions currently assigned.
     pub fn assigned(&self) -> Vec<TopicPartition> {
         self.lock().partitions.keys().cloned().collect()
+    }
+
+    /// Assigned partitions neither stopped nor being revoked, with where each started.
+    pub fn running(&self) -> Vec<Running> {
+        self.lock()
+            .partitions
+            .iter()
+            .filter(|(_, a)| a.stopped.is_none() && !a.revoking)
+            .map(|(partition, a)| Running {
+                partition: partition.clone(),
+                epoch: a.epoch,
+                start: a.start,
+            })
+            .collect()
+    }
+
+    /// Whether some partition this member holds is stopped.
+    pub fn any_stopped(&self) -> bool {
+        self.lock().partitions.values().any(|a| a.stopped.is_some())
+    }
+
+    /// Stops a partition for good while this member holds it: paused, never resumed, and
+    /// reported on `/readyz` with `reason`. False if it was stopped already, or is no longer
+    /// the assignment `epoch` names.
+    pub fn stop(
+        &self,
+        consumer: &BaseConsumer<RuntimeContext>,
+        partition: &TopicPartition,
+        epoch: u64,
+        reason: String,
+    ) -> bool {
+        let mut inner = self.lock();
+        let Some(assigned) = inner.partitions.get_mut(partition) else {
+            return false;
+        };
+        if assigned.epoch != epoch || assigned.stopped.is_some() {
+            return false;
+        }
+        // librdkafka already stopped fetching it; the pause keeps a later resume or seek of
+        // ours from starting it again.
+        if let Err(err) = consumer.pause(&single(partition)) {
+            warn!(%err, topic = %partition.0, partition = partition.1, "could not pause a stopped partition");
+        }
+        assigned.state.paused = true;
+        assigned.stopped = Some(reason);
+        self.report_gauges(&inner);
+        self.report_stopped(&inner);
+        true
     }
 
     /// Takes a polled record: returns it if it may start now; queues it behind its key
@@ -228,6 +301,7 @@ impl Coordinator {
         }
         if assigned.state.should_resume(self.max_in_flight)
             && !assigned.revoking
+            && assigned.stopped.is_none()
             && let Some(consumer) = consumer
         {
             resume(consumer, partition, assigned.state.next_offset());
@@ -271,15 +345,21 @@ impl Coordinator {
                 .0;
         }
         let mut drained = Drained::default();
+        let mut was_stopped = false;
         for partition in partitions {
             if let Some(assigned) = inner.partitions.remove(partition) {
                 assigned.cancel.cancel();
                 drained.abandoned += assigned.state.in_flight();
                 drained.partitions.push(partition.clone());
+                was_stopped |= assigned.stopped.is_some();
             }
         }
         inner.in_flight -= drained.abandoned.min(inner.in_flight);
         self.report_gauges(&inner);
+        // Whoever holds it next finds its offset out of range again, and says so.
+        if was_stopped {
+            self.report_stopped(&inner);
+        }
         drained
     }
 
@@ -288,6 +368,26 @@ impl Coordinator {
         metrics::gauge!(metric::IN_FLIGHT, &labels).set(inner.in_flight as f64);
         let paused = inner.partitions.values().filter(|a| a.state.paused).count();
         metrics::gauge!(metric::PAUSED_PARTITIONS, &labels).set(paused as f64);
+        let stopped = inner
+            .partitions
+            .values()
+            .filter(|a| a.stopped.is_some())
+            .count();
+        metrics::gauge!(metric::STOPPED_PARTITIONS, &labels).set(stopped as f64);
+    }
+
+    fn report_stopped(&self, inner: &Inner) {
+        let mut reasons: Vec<&str> = inner
+            .partitions
+            .values()
+            .filter_map(|a| a.stopped.as_deref())
+            .collect();
+        if reasons.is_empty() {
+            self.stopped_readiness.set(true, "no partition stopped");
+        } else {
+            reasons.sort_unstable();
+            self.stopped_readiness.set(false, &reasons.join("; "));
+        }
     }
 }
 

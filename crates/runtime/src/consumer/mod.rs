@@ -18,6 +18,7 @@
 mod context;
 mod coordinator;
 mod handler;
+mod offsets;
 mod options;
 pub mod partition;
 
@@ -27,15 +28,17 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use context::RuntimeContext;
-pub use options::ConsumerOptions;
+pub use options::{ConsumerOptions, OffsetReset};
 
 use self::context::commit_stored;
 use self::coordinator::Coordinator;
 use self::handler::RecordHandler;
+use self::options::{AUTO_OFFSET_RESET, auto_offset_reset_is_an_option};
 use crate::health::Readiness;
 use crate::kafka::{KafkaOptions, millis};
 use crate::processor::Processor;
@@ -75,6 +78,7 @@ impl<P: Processor> ConsumerRuntime<P> {
             worker,
             options.max_in_flight_per_partition,
             processor.ordered_by_key(),
+            context.health.register(format!("partitions:{worker}")),
         ));
         let handler = Arc::new(RecordHandler {
             worker: worker.to_string(),
@@ -98,15 +102,20 @@ impl<P: Processor> ConsumerRuntime<P> {
     fn consumer_config(&self) -> Result<ClientConfig, Error> {
         let options = &self.handler.options;
         let mut config = ClientConfig::new();
-        config.set("auto.offset.reset", "earliest");
         for (key, value) in self.kafka.base_config(&self.handler.worker)?.config_map() {
             config.set(key, value);
         }
         for (key, value) in &options.properties {
             config.set(key, value);
         }
+        if config.get(AUTO_OFFSET_RESET).is_some() {
+            return Err(auto_offset_reset_is_an_option());
+        }
         config
             .set("group.id", &options.group_id)
+            // A committed offset out of range stops its partition (`error`, the default)
+            // rather than skipping records nobody processed; see `offsets`.
+            .set(AUTO_OFFSET_RESET, options.offset_reset.as_str())
             // Offsets are stored by the runtime, only for completed prefixes; librdkafka
             // commits what is stored in the background and we commit synchronously on revoke.
             .set("enable.auto.offset.store", "false")
@@ -126,6 +135,8 @@ impl<P: Processor> ConsumerRuntime<P> {
             drain_timeout: self.handler.options.drain_timeout,
             readiness: self.readiness.clone(),
             hooks: self.handler.clone(),
+            offset_reset: self.handler.options.offset_reset,
+            offset_reset_reported: AtomicBool::new(false),
         };
         let consumer: BaseConsumer<RuntimeContext> = self
             .consumer_config()?
@@ -200,7 +211,15 @@ fn poll_loop<P: Processor>(
                     runtime.spawn(handler.clone().run_lane(start));
                 }
             }
+            // rdkafka 0.39 reports it to the context's error callback; as a consumer error
+            // in case another version hands it over here.
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                offsets::reset_error(consumer, &handler.coordinator, &handler.worker);
+            }
             Some(Err(err)) => warn!(worker = %handler.worker, %err, "consumer error"),
+        }
+        if consumer.context().take_offset_reset() {
+            offsets::reset_error(consumer, &handler.coordinator, &handler.worker);
         }
     }
 }

@@ -52,8 +52,42 @@ pub struct ConsumerOptions {
     /// Where records that fail permanently go.
     pub dead_letter_topic: String,
 
+    /// What to do when the group's committed offset of a partition is out of range (the
+    /// broker's retention deleted records never processed, or the topic was recreated):
+    /// `error` (the default) stops that partition, reports it on `/readyz` and in the logs,
+    /// and commits nothing past it, so no record is skipped without someone deciding to;
+    /// `earliest` or `latest` let librdkafka move the group to the first or the next record,
+    /// skipping what lies between, and also say where a partition without a committed offset
+    /// starts. With `error`, such a partition starts at its first record. librdkafka's
+    /// `auto.offset.reset` is this option, and may not be set in `properties`.
+    pub offset_reset: OffsetReset,
+
     /// Extra librdkafka properties for this worker's consumer only (after `kafka.properties`).
     pub properties: BTreeMap<String, String>,
+}
+
+/// See [`ConsumerOptions::offset_reset`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    /// Stop the partition and say so.
+    #[default]
+    Error,
+    /// Move to the first record still in the partition.
+    Earliest,
+    /// Move to the end of the partition.
+    Latest,
+}
+
+impl OffsetReset {
+    /// The value of librdkafka's `auto.offset.reset`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OffsetReset::Error => "error",
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+        }
+    }
 }
 
 impl Default for ConsumerOptions {
@@ -68,6 +102,7 @@ impl Default for ConsumerOptions {
             session_timeout: Duration::from_secs(45),
             max_poll_interval: Duration::from_secs(600),
             dead_letter_topic: names::DEAD_LETTER.to_string(),
+            offset_reset: OffsetReset::Error,
             properties: BTreeMap::new(),
         }
     }
@@ -95,6 +130,9 @@ impl ConsumerOptions {
         if self.dead_letter_topic.is_empty() {
             return Err(Error::Config("dead_letter_topic must be set".into()));
         }
+        if self.properties.contains_key(AUTO_OFFSET_RESET) {
+            return Err(auto_offset_reset_is_an_option());
+        }
         Ok(())
     }
 
@@ -121,6 +159,17 @@ impl ConsumerOptions {
     }
 }
 
+/// librdkafka's name for [`ConsumerOptions::offset_reset`].
+pub(crate) const AUTO_OFFSET_RESET: &str = "auto.offset.reset";
+
+/// Two settings for one choice would leave it unclear which one wins.
+pub(crate) fn auto_offset_reset_is_an_option() -> Error {
+    Error::Config(format!(
+        "{AUTO_OFFSET_RESET} may not be set in properties: set the consumer's offset_reset \
+         (\"error\", the default, \"earliest\" or \"latest\") instead"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +179,20 @@ mod tests {
         let options = ConsumerOptions::default();
         options.validate().unwrap();
         assert_eq!(options.poll_interval_warning(), None);
+    }
+
+    #[test]
+    fn offset_reset_is_an_option_not_a_property() {
+        let parsed: ConsumerOptions =
+            serde_json::from_str(r#"{"offset_reset": "earliest"}"#).unwrap();
+        assert_eq!(parsed.offset_reset, OffsetReset::Earliest);
+        assert_eq!(ConsumerOptions::default().offset_reset, OffsetReset::Error);
+        let mut options = ConsumerOptions::default();
+        options
+            .properties
+            .insert(AUTO_OFFSET_RESET.into(), "earliest".into());
+        let err = options.validate().unwrap_err().to_string();
+        assert!(err.contains("offset_reset"), "{err}");
     }
 
     #[test]
