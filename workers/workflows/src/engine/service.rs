@@ -1,0 +1,109 @@
+//! The workflow worker, and the check at start that every step's attempts fit a record's
+//! processing time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatgptd_agents::{Registry, StepSpec, Workflows};
+use chatgptd_memory::Memory;
+use chatgptd_runtime::{ConsumerRuntime, WorkerContext};
+use chatgptd_worker_agents::Brain;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::Engine;
+use crate::options::WorkflowsOptions;
+use crate::trigger::Trigger;
+
+/// The workflow worker: the engine, and the trigger consumer that starts runs from events.
+pub struct WorkflowsService {
+    engine: ConsumerRuntime<Engine>,
+    triggers: Option<ConsumerRuntime<Trigger>>,
+}
+
+impl WorkflowsService {
+    /// The worker for `chatgptd worker workflows` (and `up`).
+    pub fn new(
+        options: &WorkflowsOptions,
+        context: &WorkerContext,
+        workflows: Arc<Workflows>,
+        registry: Arc<Registry>,
+        brain: Brain,
+        memory: Arc<dyn Memory>,
+    ) -> Result<Self, chatgptd_runtime::Error> {
+        check_step_budgets(&workflows, options.consumer.process_timeout)?;
+        let engine = Engine::new(options.clone(), workflows.clone(), registry, brain, memory);
+        let engine = ConsumerRuntime::new(
+            "workflows",
+            context,
+            options.consumer.clone(),
+            vec![options.topic.clone()],
+            engine,
+        )?;
+        let triggers = if options.triggers && workflows.list().iter().any(|w| w.trigger.is_some()) {
+            let trigger = Trigger::new(workflows, options.topic.clone());
+            Some(ConsumerRuntime::new(
+                "workflow-triggers",
+                context,
+                options.trigger_consumer.clone(),
+                vec![options.trigger_topic.clone()],
+                trigger,
+            )?)
+        } else {
+            None
+        };
+        Ok(WorkflowsService { engine, triggers })
+    }
+
+    /// Runs steps (and starts triggered runs) until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
+        let triggers = self
+            .triggers
+            .map(|triggers| tokio::spawn(triggers.run(shutdown.clone())));
+        let result = self.engine.run(shutdown).await;
+        if let Some(triggers) = triggers {
+            match triggers.await {
+                Ok(Err(err)) => warn!(%err, "trigger consumer failed"),
+                Err(err) => warn!(%err, "trigger consumer panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
+        result
+    }
+}
+
+/// The longest a step's attempts can take: each with its timeout, and the waits between.
+pub(super) fn attempts_budget(step: &StepSpec) -> Duration {
+    let attempts = step.retry.max_attempts.max(1);
+    let waits: Duration = (1..=attempts)
+        .map(|attempt| step.retry.delay_before(attempt))
+        .sum();
+    step.timeout.saturating_mul(attempts) + waits
+}
+
+/// Every attempt of a step runs within one record's processing, so a step whose attempts
+/// can outlast the consumer's `process_timeout` would be cut off and started over with the
+/// model called again. Refused at start, naming the step.
+fn check_step_budgets(
+    workflows: &Workflows,
+    process_timeout: Duration,
+) -> Result<(), chatgptd_runtime::Error> {
+    for spec in workflows.list() {
+        for step in &spec.steps {
+            let attempts = step.retry.max_attempts.max(1);
+            let needed = attempts_budget(step);
+            if needed >= process_timeout {
+                return Err(chatgptd_runtime::Error::Config(format!(
+                    "workflow {} step {}: its {attempts} attempt(s) can take {} (timeout, retries \
+                     and backoff), not within workflows.consumer.process_timeout ({}); lower the \
+                     step's timeout or max_attempts, or raise process_timeout",
+                    spec.name,
+                    step.id,
+                    humantime::format_duration(needed),
+                    humantime::format_duration(process_timeout)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
