@@ -39,3 +39,19 @@ pub use gateway::Ingest;
 pub use options::{GitHubOptions, IngestOptions, JiraOptions, ServiceNowOptions, SourceOptions};
 pub use secrets::{Secret, Secrets};
 pub use source::Source;
+
+/// The property tests' configuration: `cases` in the suite; `PROPTEST_CASES=N` runs N
+/// instead, for a longer hunt. A failure is kept as a unit test, not as a file in the tree.
+#[cfg(test)]
+fn proptest_config(cases: u32) -> proptest::prelude::ProptestConfig {
+    let defaults = proptest::prelude::ProptestConfig::default();
+    proptest::prelude::ProptestConfig {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            defaults.cases
+        } else {
+            cases
+        },
+        failure_persistence: None,
+        ..defaults
+    }
+}

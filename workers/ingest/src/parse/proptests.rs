@@ -7,6 +7,8 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use chatgptd_types::avro::Codec;
 use proptest::prelude::*;
+
+use crate::proptest_config as config;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
 
@@ -65,21 +67,6 @@ pub(crate) const FIXTURES: &[(Source, &str, &[u8])] = &[
         include_bytes!("../../tests/fixtures/github/issues.opened.octokit-webhooks.json"),
     ),
 ];
-
-/// `cases` in the suite; `PROPTEST_CASES=N` runs N instead.
-fn config(cases: u32) -> ProptestConfig {
-    let defaults = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            defaults.cases
-        } else {
-            cases
-        },
-        // A failure is kept as a unit test, not as a file in the source tree.
-        failure_persistence: None,
-        ..defaults
-    }
-}
 
 /// The headers a real sender of `source` sets (signatures are checked before parsing).
 fn sender_headers(source: Source, github_event: &str) -> HeaderMap {

@@ -6,21 +6,9 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use super::*;
+use crate::proptest_config as config;
 
-/// `cases` in the suite; `PROPTEST_CASES=N` runs N instead.
-fn config(cases: u32) -> ProptestConfig {
-    let defaults = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            defaults.cases
-        } else {
-            cases
-        },
-        failure_persistence: None,
-        ..defaults
-    }
-}
+use super::*;
 
 fn digest(secret: &[u8], body: &[u8]) -> Vec<u8> {
     mac(secret, body).finalize().into_bytes().to_vec()

@@ -238,6 +238,13 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The body's `detail`, what the sender is told; every refusal has one.
+    pub fn detail(&self) -> &str {
+        self.body["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no detail in {}", self.body))
+    }
+
     /// `Retry-After` in seconds.
     pub fn retry_after(&self) -> Option<u64> {
         self.headers
