@@ -26,6 +26,15 @@ use crate::support::{
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Waits until `group` has committed `offset` on partition 0 of `topic`; `what` names it.
+async fn wait_committed(brokers: &str, group: &str, topic: &str, offset: i64, what: &str) {
+    wait_until(WAIT, what, || {
+        let offsets = committed(brokers, group, topic, 1);
+        async move { (offsets.get(&0) == Some(&offset)).then_some(()) }
+    })
+    .await;
+}
+
 fn decode_step(message: &rdkafka::message::OwnedMessage) -> WorkflowStep {
     Codec::builtin().decode(message.payload().unwrap()).unwrap()
 }
@@ -103,11 +112,7 @@ async fn commits_only_after_processing(cluster: &impl TestCluster) {
     );
 
     gate_tx.send(true).unwrap();
-    wait_until(WAIT, "the commit to reach the end", || {
-        let offsets = committed(&brokers, &group, &input, 1);
-        async move { (offsets.get(&0) == Some(&10)).then_some(()) }
-    })
-    .await;
+    wait_committed(&brokers, &group, &input, 10, "the commit to reach the end").await;
     running.stop().await.unwrap();
 }
 
@@ -314,10 +319,13 @@ async fn poison_records_are_dead_lettered(cluster: &impl TestCluster) {
         runs,
         HashSet::from(["good-0".to_string(), "good-6".to_string()])
     );
-    wait_until(WAIT, "the commit to pass the dead letters", || {
-        let offsets = committed(&brokers, &group, &input, 1);
-        async move { (offsets.get(&0) == Some(&7)).then_some(()) }
-    })
+    wait_committed(
+        &brokers,
+        &group,
+        &input,
+        7,
+        "the commit to pass the dead letters",
+    )
     .await;
     running.stop().await.unwrap();
 }
@@ -489,11 +497,7 @@ async fn backpressure_bounds_in_flight_records(cluster: &impl TestCluster) {
         "no record beyond the bound is taken"
     );
     gate_tx.send(true).unwrap();
-    wait_until(WAIT, "all 200 committed", || {
-        let offsets = committed(&brokers, &group, &input, 1);
-        async move { (offsets.get(&0) == Some(&200)).then_some(()) }
-    })
-    .await;
+    wait_committed(&brokers, &group, &input, 200, "all 200 committed").await;
     assert_eq!(started.load(Ordering::SeqCst), 200);
     running.stop().await.unwrap();
 }
@@ -708,11 +712,7 @@ async fn a_panicking_processor_dead_letters_the_record(cluster: &impl TestCluste
     let outputs = consume(&brokers, &output, 2, WAIT);
     let steps: Vec<String> = outputs.iter().map(|m| decode_step(m).step_id).collect();
     assert_eq!(steps, ["ok-0", "ok-2"], "the key's lane went on");
-    wait_until(WAIT, "the commit to pass the panic", || {
-        let offsets = committed(&brokers, &group, &input, 1);
-        async move { (offsets.get(&0) == Some(&3)).then_some(()) }
-    })
-    .await;
+    wait_committed(&brokers, &group, &input, 3, "the commit to pass the panic").await;
     assert_eq!(
         metric_sample(&format!(
             "chatgptd_errors_total{{worker=\"{worker}\",error_class=\"panic\",stage=\"process\"}}"
@@ -806,10 +806,13 @@ async fn a_dead_letter_too_large_goes_without_the_value(cluster: &impl TestClust
         "the reason is kept"
     );
     assert_eq!(consume(&brokers, &output, 1, WAIT).len(), 1);
-    wait_until(WAIT, "the commit to pass the dead letter", || {
-        let offsets = committed(&brokers, &group, &input, 1);
-        async move { (offsets.get(&0) == Some(&2)).then_some(()) }
-    })
+    wait_committed(
+        &brokers,
+        &group,
+        &input,
+        2,
+        "the commit to pass the dead letter",
+    )
     .await;
     running.stop().await.unwrap();
 }
