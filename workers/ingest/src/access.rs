@@ -6,9 +6,8 @@
 //! starts with nothing configured, so `chatgptd up` works out of the box; its webhooks just
 //! say what to configure.
 
-use std::collections::HashSet;
-
 use axum::http::{HeaderMap, HeaderName};
+use chatgptd_types::source::AllowList;
 use tracing::{info, warn};
 
 use crate::options::SourceOptions;
@@ -95,22 +94,13 @@ impl Signing {
     }
 }
 
-/// The targets a source accepts: names compared case-insensitively (GitHub repository names
-/// are; Jira project keys are upper case), `"*"` for any.
-pub(crate) struct Targets {
-    any: bool,
-    names: HashSet<String>,
-}
+/// The targets a source accepts (see [`AllowList`]).
+pub(crate) struct Targets(AllowList);
 
 impl Targets {
     pub(crate) fn new(source: Source, listed: &[String]) -> Self {
-        let any = listed.iter().any(|name| name.trim() == "*");
-        let names: HashSet<String> = listed
-            .iter()
-            .map(|name| name.trim().to_lowercase())
-            .filter(|name| !name.is_empty() && name != "*")
-            .collect();
-        if !any && names.is_empty() {
+        let targets = AllowList::new(listed);
+        if targets.allows_nothing() {
             info!(
                 source = source.as_str(),
                 "ingest.{}.{} is empty: every ticket webhook of this source is refused with 403",
@@ -118,12 +108,12 @@ impl Targets {
                 setting(source)
             );
         }
-        Targets { any, names }
+        Targets(targets)
     }
 
     /// Whether events about `target` are accepted; an event without one only under `"*"`.
     pub(crate) fn allows(&self, target: Option<&str>) -> bool {
-        self.any || target.is_some_and(|target| self.names.contains(&target.to_lowercase()))
+        self.0.allows(target)
     }
 }
 

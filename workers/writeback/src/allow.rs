@@ -4,18 +4,16 @@
 //! and the bot's credential must not be used on it: a permanent `target_not_allowed` error,
 //! so the record is dead-lettered at once, visibly, rather than retried or skipped in silence.
 
-use std::collections::HashSet;
-
 use chatgptd_runtime::ProcessError;
+use chatgptd_types::source::AllowList as Targets;
 
 use crate::source::Source;
 
-/// An allow-list: names compared case-insensitively (GitHub repository names are; Jira
-/// project keys are upper case), `"*"` for any.
+/// The targets a tracker may be written to (see [`Targets`]), named by its setting for the
+/// error message.
 #[derive(Debug, Clone)]
 pub(crate) struct AllowList {
-    any: bool,
-    names: HashSet<String>,
+    targets: Targets,
     /// The setting, for the error message: `writeback.github.repositories`.
     setting: &'static str,
 }
@@ -23,27 +21,20 @@ pub(crate) struct AllowList {
 impl AllowList {
     pub(crate) fn new(setting: &'static str, listed: &[String]) -> Self {
         AllowList {
-            any: listed.iter().any(|name| name.trim() == "*"),
-            names: listed
-                .iter()
-                .map(|name| name.trim().to_lowercase())
-                .filter(|name| !name.is_empty() && name != "*")
-                .collect(),
+            targets: Targets::new(listed),
             setting,
         }
     }
 
     /// Whether the list allows nothing at all (a configuration that cannot work).
     pub(crate) fn is_empty(listed: &[String]) -> bool {
-        listed.iter().all(|name| name.trim().is_empty())
+        Targets::new(listed).allows_nothing()
     }
 
     /// Ok if `target` is listed; else the permanent error. A record whose target is unknown
     /// (`None`) passes only under `"*"`.
     pub(crate) fn check(&self, source: Source, target: Option<&str>) -> Result<(), ProcessError> {
-        if self.any
-            || target.is_some_and(|target| self.names.contains(&target.trim().to_lowercase()))
-        {
+        if self.targets.allows(target) {
             return Ok(());
         }
         let what = match target {
