@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chatgptd_types::waiting::waiting;
+use chatgptd_types::waiting;
 
 use crate::error::Error;
 use crate::limiter::ModelLimiter;
@@ -36,7 +36,7 @@ pub async fn send_with_retries(
     loop {
         attempt += 1;
         // Queueing for the limiter is waiting, not working (see `chatgptd_types::waiting`).
-        let permit = waiting(limiter.acquire(reserved)).await?;
+        let permit = waiting::waiting(limiter.acquire(reserved)).await?;
         let outcome = provider.send(body).await;
         drop(permit);
         match outcome {
@@ -69,7 +69,7 @@ pub async fn send_with_retries(
                 metrics::counter!(metric::RETRIES, "model" => model.to_string(), "reason" => retry_reason(&failed))
                     .increment(1);
                 tracing::debug!(%model, attempt, ?delay, error = %failed.error, "retrying model call");
-                chatgptd_types::waiting::sleep(delay).await;
+                waiting::sleep(delay).await;
             }
         }
     }

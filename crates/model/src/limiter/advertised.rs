@@ -13,6 +13,7 @@ use super::local::LocalBucket;
 use super::redis::RedisBackend;
 use super::spec::BucketSpec;
 use crate::error::Error;
+use crate::options::LimitOptions;
 
 /// The advertised request bucket of one model, once a reply has advertised a limit.
 #[derive(Debug)]
@@ -70,8 +71,13 @@ impl Advertised {
         if current.as_ref().is_some_and(|b| b.advertised == limit) {
             return;
         }
-        let burst = (f64::from(limit) * self.burst_fraction).ceil() as u32;
-        let Some(spec) = BucketSpec::new(limit, self.window, burst, self.headroom) else {
+        // Shaped as the configured request bucket would be for this limit.
+        let limits = LimitOptions {
+            requests_per_minute: limit,
+            burst_fraction: self.burst_fraction,
+            ..LimitOptions::default()
+        };
+        let Some(spec) = BucketSpec::requests(&limits, self.window, self.headroom) else {
             return;
         };
         let local = match self.redis {
