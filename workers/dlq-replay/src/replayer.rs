@@ -134,7 +134,7 @@ impl Replayer {
             report.too_many_replays += usize::from(first_time);
             return None;
         }
-        if letter.value.is_none() || letter.headers.contains_key(header::VALUE_OMITTED) {
+        if letter.headers.contains_key(header::VALUE_OMITTED) {
             // Replaying an empty value would only fail to decode and come back here.
             report.without_value += usize::from(first_time);
             return None;
