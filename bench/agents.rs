@@ -12,17 +12,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatgptd_agents::{Registry, Workflows};
+use chatgptd_fleet::{AgentsClient, Brain, BrainContext, Inbox, new_request};
 use chatgptd_memory::MemoryOptions;
 use chatgptd_model::{ModelClient, ModelOptions, ProviderKind};
+use chatgptd_registry::{Registry, Workflows};
 use chatgptd_runtime::embedded::EmbeddedKafka;
 use chatgptd_runtime::{ConsumerOptions, Health, KafkaOptions, WorkerContext};
 use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::FakeOpenAi;
 use chatgptd_types::topics::{TopicsFile, names};
-use chatgptd_worker_agents::{
-    AgentsClient, AgentsOptions, AgentsService, Brain, BrainContext, Inbox, new_request,
-};
+use chatgptd_worker_agents::{AgentsOptions, AgentsService};
 use chatgptd_worker_workflows::{
     RunStatus, RunStore, WorkflowsClient, WorkflowsOptions, WorkflowsService,
 };

@@ -254,7 +254,9 @@ async fn memory_writer_rate(redis: &RedisServer, records: usize, concurrency: us
     let memory: Arc<dyn Memory> = chatgptd_memory::open(&options, std::path::Path::new("."))
         .await
         .unwrap();
-    let writer = Arc::new(chatgptd_worker_memory::MemoryWriter::new(memory, options));
+    let writer = Arc::new(chatgptd_worker_memory_writer::MemoryWriter::new(
+        memory, options,
+    ));
     let mut rng = StdRng::seed_from_u64(3);
     let inputs: Vec<Incoming<MemoryRecord>> = (0..records)
         .map(|i| Incoming {

@@ -17,7 +17,7 @@ use chatgptd_worker_agents::AgentsOptions;
 use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_indexer::IndexerWorkerOptions;
 use chatgptd_worker_ingest::IngestOptions;
-use chatgptd_worker_memory::MemoryWriterOptions;
+use chatgptd_worker_memory_writer::MemoryWriterOptions;
 use chatgptd_worker_workflows::WorkflowsOptions;
 use chatgptd_worker_writeback::WritebackOptions;
 use figment::Figment;
@@ -62,7 +62,7 @@ pub struct Config {
     /// Logging.
     pub log: LogOptions,
 
-    /// The memory writer (`chatgptd worker memory`).
+    /// The memory writer (`chatgptd worker memory-writer`).
     pub memory_writer: MemoryWriterOptions,
 
     /// The indexer (`chatgptd worker indexer`).
@@ -229,23 +229,23 @@ impl Config {
     }
 
     /// The agent registry: from `agents.registry_dir`, or the one compiled into the binary.
-    pub fn registry(&self) -> Result<chatgptd_agents::Registry, chatgptd_agents::Error> {
+    pub fn registry(&self) -> Result<chatgptd_registry::Registry, chatgptd_registry::Error> {
         if self.agents.registry_dir.as_os_str().is_empty() {
-            Ok(chatgptd_agents::Registry::builtin())
+            Ok(chatgptd_registry::Registry::builtin())
         } else {
-            chatgptd_agents::Registry::load(&self.agents.registry_dir)
+            chatgptd_registry::Registry::load(&self.agents.registry_dir)
         }
     }
 
     /// The workflow definitions: from `workflows.workflows_dir`, or the built-in ones.
     pub fn workflow_definitions(
         &self,
-        registry: &chatgptd_agents::Registry,
-    ) -> Result<chatgptd_agents::Workflows, chatgptd_agents::Error> {
+        registry: &chatgptd_registry::Registry,
+    ) -> Result<chatgptd_registry::Workflows, chatgptd_registry::Error> {
         if self.workflows.workflows_dir.as_os_str().is_empty() {
-            Ok(chatgptd_agents::Workflows::builtin(registry))
+            Ok(chatgptd_registry::Workflows::builtin(registry))
         } else {
-            chatgptd_agents::Workflows::load(&self.workflows.workflows_dir, registry)
+            chatgptd_registry::Workflows::load(&self.workflows.workflows_dir, registry)
         }
     }
 

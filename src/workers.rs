@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use chatgptd_agents::{Registry, Workflows};
+use chatgptd_fleet::Brain;
 use chatgptd_memory::Memory;
 use chatgptd_model::ModelClient;
+use chatgptd_registry::{Registry, Workflows};
 use chatgptd_search::{Retriever, SearchService};
-use chatgptd_worker_agents::{AgentsService, Brain};
+use chatgptd_worker_agents::AgentsService;
 use chatgptd_worker_indexer::IndexerService;
 use chatgptd_worker_workflows::WorkflowsService;
 use clap::ValueEnum;
@@ -23,7 +24,7 @@ pub enum WorkerKind {
     /// The webhook gateway: POST /webhooks/{jira,servicenow,github} into TicketEvents.
     Ingest,
     /// MemoryRecords into conversation history and latest state (Redis or SQLite).
-    Memory,
+    MemoryWriter,
     /// MemoryRecords into the search index; serves GET /search.
     Indexer,
     /// TicketEvents through the model into EnrichedTickets.
@@ -40,7 +41,7 @@ impl WorkerKind {
     /// Every kind, in the order `up` starts them.
     pub const ALL: [WorkerKind; 7] = [
         WorkerKind::Ingest,
-        WorkerKind::Memory,
+        WorkerKind::MemoryWriter,
         WorkerKind::Indexer,
         WorkerKind::Enrich,
         WorkerKind::Writeback,
@@ -52,7 +53,7 @@ impl WorkerKind {
     pub fn name(self) -> &'static str {
         match self {
             WorkerKind::Ingest => "ingest",
-            WorkerKind::Memory => "memory",
+            WorkerKind::MemoryWriter => "memory-writer",
             WorkerKind::Indexer => "indexer",
             WorkerKind::Enrich => "enrich",
             WorkerKind::Writeback => "writeback",
@@ -214,8 +215,8 @@ pub fn build(
             routes = Some(ingest.router());
             None
         }
-        WorkerKind::Memory => {
-            let runtime = chatgptd_worker_memory::consumer(
+        WorkerKind::MemoryWriter => {
+            let runtime = chatgptd_worker_memory_writer::consumer(
                 &config.memory_writer,
                 &config.memory,
                 context,

@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chatgptd_agents::{AgentSpec, Registry};
+use chatgptd_fleet::{AgentsClient, Inbox, agent_health, new_request};
 use chatgptd_memory::Memory;
-use chatgptd_worker_agents::{AgentsClient, Inbox, agent_health, new_request};
+use chatgptd_registry::{AgentSpec, Registry};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use chatgptd_fleet::{AgentsClient, Inbox, agent_health, new_request};
 use chatgptd_runtime::{Health, WorkerContext};
-use chatgptd_worker_agents::{AgentsClient, Inbox, agent_health, new_request};
 use clap::Subcommand;
 
 use crate::config::Config;

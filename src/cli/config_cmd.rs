@@ -130,7 +130,7 @@ pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// One line per problem of an agent or workflow definition error.
-fn definition_problems(err: &chatgptd_agents::Error) -> Vec<String> {
+fn definition_problems(err: &chatgptd_registry::Error) -> Vec<String> {
     match err.problems() {
         [] => vec![err.to_string()],
         problems => problems.iter().map(ToString::to_string).collect(),

@@ -12,8 +12,8 @@ use crate::workers::{self, Services, WorkerKind};
 
 const EXAMPLES: &str = "\
 Examples:
-  chatgptd worker memory --brokers kafka:9092                   # memory writer, Redis from config
-  CHATGPTD_MEMORY__REDIS_URL=redis://redis:6379 chatgptd worker memory --brokers kafka:9092
+  chatgptd worker memory-writer --brokers kafka:9092            # memory writer, Redis from config
+  CHATGPTD_MEMORY__REDIS_URL=redis://redis:6379 chatgptd worker memory-writer --brokers kafka:9092
   chatgptd worker indexer --brokers kafka:9092 --http-listen 0.0.0.0:8081   # also serves /search
 
 Run more replicas of a kind to scale it: they share its consumer group and split the partitions.";

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgptd_agents::{Registry, Workflows};
+use chatgptd_fleet::{AgentsClient, Brain, Inbox, new_request};
 use chatgptd_memory::{HistoryEntry, HistoryLimits, Memory, MemoryOptions};
 use chatgptd_model::{ModelClient, ModelOptions, ProviderKind};
+use chatgptd_registry::{Registry, Workflows};
 use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
 use chatgptd_search::{IndexerOptions, Retriever, SearchService, ShardSet};
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi};
@@ -16,9 +17,7 @@ use chatgptd_testkit::{init_logging, wait_until};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{AgentMessage, WorkflowStep};
 use chatgptd_types::topics::{TopicsFile, names};
-use chatgptd_worker_agents::{
-    AgentsClient, AgentsOptions, AgentsService, Brain, Inbox, new_request,
-};
+use chatgptd_worker_agents::{AgentsOptions, AgentsService};
 use chatgptd_worker_workflows::{
     RunStatus, RunStore, StepStatus, WorkflowsClient, WorkflowsOptions, WorkflowsService,
 };
@@ -360,11 +359,10 @@ async fn a_message_round_trip_between_two_agents_ends_at_the_hop_limit() {
     );
 
     // Heartbeats: the agents this worker serves are active; none is stale.
-    let health =
-        chatgptd_worker_agents::agent_health(stack.memory.as_ref(), "wanderweave", HEARTBEAT)
-            .await
-            .unwrap();
-    assert_eq!(health.status, chatgptd_agents::AgentStatus::Active);
+    let health = chatgptd_fleet::agent_health(stack.memory.as_ref(), "wanderweave", HEARTBEAT)
+        .await
+        .unwrap();
+    assert_eq!(health.status, chatgptd_registry::AgentStatus::Active);
     agents.stop().await;
 }
 

@@ -14,7 +14,7 @@ use chatgptd_testkit::{init_logging, unique, wait_until};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::MemoryRecord;
 use chatgptd_worker_indexer::{IndexerService, IndexerWorkerOptions};
-use chatgptd_worker_memory::MemoryWriterOptions;
+use chatgptd_worker_memory_writer::MemoryWriterOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::test_options;
@@ -61,9 +61,13 @@ fn start_writer(kafka: &MockKafka, topic: &str, group: &str, memory: Arc<dyn Mem
         topic: topic.to_string(),
         consumer: test_options(group),
     };
-    let runtime =
-        chatgptd_worker_memory::consumer(&options, &MemoryOptions::default(), &context, memory)
-            .unwrap();
+    let runtime = chatgptd_worker_memory_writer::consumer(
+        &options,
+        &MemoryOptions::default(),
+        &context,
+        memory,
+    )
+    .unwrap();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(runtime.run(shutdown.clone()));
     Writer { shutdown, handle }

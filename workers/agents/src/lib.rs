@@ -13,18 +13,9 @@
 //!
 //! Workers beat for the agents they serve; `status` tells active, standby and stale apart.
 
-mod brain;
-mod client;
-mod heartbeat;
-mod inbox;
 mod messages;
 mod options;
 mod worker;
 
-pub use brain::{Brain, Context as BrainContext};
-pub use client::{AgentsClient, ClientError};
-pub use heartbeat::{AgentHealth, Heartbeats, agent_health};
-pub use inbox::{Inbox, answer_json, inbox_address};
-pub use messages::new_request;
 pub use options::AgentsOptions;
 pub use worker::{AgentWorker, AgentsService};

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
-use chatgptd_agents::{AgentSpec, Registry};
 use chatgptd_memory::{HistoryEntry, Memory};
+use chatgptd_registry::{AgentSpec, Registry};
 use chatgptd_runtime::{
     ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, WorkerContext,
 };
@@ -16,11 +16,9 @@ use chatgptd_types::records::{AgentMessage, MemoryRecord};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::brain::{Brain, Context};
-use crate::heartbeat::Heartbeats;
-use crate::inbox::Inbox;
 use crate::messages::{answer, for_agent};
 use crate::options::AgentsOptions;
+use chatgptd_fleet::{Brain, BrainContext as Context, Heartbeats, Inbox};
 
 /// How many of an agent's latest history entries are read to find one conversation's turns:
 /// the memory writer keeps at most `memory.history_cap` (200 by default) per owner, so this

@@ -118,7 +118,7 @@ impl Processor for MemoryWriter {
     }
 }
 
-/// The memory writer on its consumer group (`chatgptd worker memory`).
+/// The memory writer on its consumer group (`chatgptd worker memory-writer`).
 pub fn consumer(
     options: &MemoryWriterOptions,
     limits: &MemoryOptions,

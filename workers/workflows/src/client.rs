@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatgptd_agents::Workflows;
+use chatgptd_registry::Workflows;
 use chatgptd_runtime::{OutputRecord, Producer};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::WorkflowStep;
@@ -104,7 +104,7 @@ impl WorkflowsClient {
             .get(workflow)
             .ok_or_else(|| ClientError::UnknownWorkflow(workflow.to_string()))?;
         spec.prepare_input(input).map_err(|err| match err {
-            chatgptd_agents::Error::Input { problems, .. } => ClientError::InvalidInput(problems),
+            chatgptd_registry::Error::Input { problems, .. } => ClientError::InvalidInput(problems),
             other => ClientError::InvalidInput(vec![other.to_string()]),
         })?;
         let run_id = uuid::Uuid::new_v4().to_string();

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgptd_agents::Workflows;
 use chatgptd_memory::{Memory, StateEntry};
+use chatgptd_registry::Workflows;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -234,7 +234,7 @@ impl RunStore {
                     id: step.id.clone(),
                     depends_on: step.depends_on.clone(),
                     approval_required: step.approval
-                        == chatgptd_agents::workflow::Approval::Required,
+                        == chatgptd_registry::workflow::Approval::Required,
                     state: recorded.unwrap_or_else(|| StepState::pending(&step.agent)),
                 });
             }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use chatgptd_agents::Workflows;
+use chatgptd_registry::Workflows;
 use chatgptd_runtime::{Incoming, OutputRecord, ProcessError, Processor};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::EnrichedTicket;

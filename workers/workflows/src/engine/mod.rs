@@ -11,12 +11,12 @@ mod step;
 use std::future::Future;
 use std::sync::Arc;
 
-use chatgptd_agents::{Registry, Workflows};
+use chatgptd_fleet::Brain;
 use chatgptd_memory::Memory;
+use chatgptd_registry::{Registry, Workflows};
 use chatgptd_runtime::{Incoming, OutputRecord, ProcessError, Processor, RecordMeta};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::WorkflowStep;
-use chatgptd_worker_agents::Brain;
 use tracing::warn;
 
 pub use records::start_record;

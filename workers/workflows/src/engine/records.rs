@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chatgptd_agents::{StepSpec, WorkflowSpec};
+use chatgptd_registry::{StepSpec, WorkflowSpec};
 use chatgptd_runtime::{Incoming, OutputRecord, ProcessError};
 use chatgptd_types::records::{MemoryRecord, WorkflowStep};
 use serde_json::Value;

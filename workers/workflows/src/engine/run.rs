@@ -1,7 +1,7 @@
 //! Run state transitions: a run starts, fails with a step, or succeeds once its final steps
 //! finished.
 
-use chatgptd_agents::{StepSpec, WorkflowSpec};
+use chatgptd_registry::{StepSpec, WorkflowSpec};
 use chatgptd_runtime::{OutputRecord, ProcessError};
 use chatgptd_types::records::WorkflowStep;
 use serde_json::Value;

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgptd_agents::{Registry, StepSpec, Workflows};
+use chatgptd_fleet::Brain;
 use chatgptd_memory::Memory;
+use chatgptd_registry::{Registry, StepSpec, Workflows};
 use chatgptd_runtime::{ConsumerRuntime, WorkerContext};
-use chatgptd_worker_agents::Brain;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 

@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chatgptd_agents::workflow::Approval;
-use chatgptd_agents::{StepSpec, WorkflowSpec};
+use chatgptd_fleet::BrainContext;
 use chatgptd_model::{Classify, ErrorKind};
+use chatgptd_registry::workflow::Approval;
+use chatgptd_registry::{StepSpec, WorkflowSpec};
 use chatgptd_runtime::{Incoming, OutputRecord, ProcessError};
 use chatgptd_types::records::WorkflowStep;
 use chatgptd_types::waiting;
-use chatgptd_worker_agents::BrainContext;
 use tracing::{info, warn};
 
 use super::service::attempts_budget;

@@ -1,11 +1,11 @@
 //! What an agent says: its persona, its recent turns and relevant memory, through the model.
 //! Shared by the agent worker and the workflow engine (whose steps are answered by agents).
 
-use chatgptd_agents::AgentSpec;
 use chatgptd_memory::HistoryEntry;
 use chatgptd_model::{
     ChatMessage, ChatReply, ChatRequest, ModelClient, Prompt, PromptError, estimate_prompt_tokens,
 };
+use chatgptd_registry::AgentSpec;
 use chatgptd_search::Hit;
 
 /// The built-in wrapper around every persona.

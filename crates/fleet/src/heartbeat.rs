@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgptd_agents::{AgentStatus, status_of};
 use chatgptd_memory::Memory;
+use chatgptd_registry::{AgentStatus, status_of};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -87,7 +87,7 @@ pub struct AgentHealth {
     pub worker: Option<String>,
 }
 
-/// The health of `agent` (see `chatgptd_agents::status`): a beat means a worker registered to
+/// The health of `agent` (see `chatgptd_registry::status`): a beat means a worker registered to
 /// serve it, its age tells active from stale; no beat means standby.
 pub async fn agent_health(
     memory: &dyn Memory,
