@@ -3,6 +3,7 @@
 //! - [`avro`]: the Avro codec (single-object encoding) and the store of known schemas.
 //! - [`backoff`]: the one spacing of retries.
 //! - [`records`]: one Rust struct per record type in `schemas/`.
+//! - [`secrets`]: the one lookup of secrets (the environment, or a map a test hands over).
 //! - [`source`]: the trackers tickets come from.
 //! - [`topics`]: the model of `topics.yaml`.
 //! - [`trace`]: W3C trace context, carried in Kafka headers.
@@ -12,6 +13,7 @@
 pub mod avro;
 pub mod backoff;
 pub mod records;
+pub mod secrets;
 pub mod source;
 pub mod topics;
 pub mod trace;
@@ -22,6 +24,7 @@ mod error;
 
 pub use disposition::{Classify, ErrorKind};
 pub use error::Error;
+pub use secrets::Secrets;
 pub use source::Source;
 
 /// Milliseconds since the Unix epoch, the unit of every `*_ms` timestamp in the records.
