@@ -13,7 +13,7 @@ pub struct AgentsOptions {
     pub topic: String,
     /// Where messages and answers are remembered.
     pub memory_topic: String,
-    /// Consumer settings (group `chatgptd-registry` by default). Replicas serving different
+    /// Consumer settings (group `chatgptd-agents` by default). Replicas serving different
     /// agents must use different groups: each skips messages for agents it does not serve.
     pub consumer: ConsumerOptions,
     /// The agents this worker answers for: agent ids and `fleet:<name>`; empty means every
