@@ -17,7 +17,7 @@ use chatgptd_memory::MemoryOptions;
 use chatgptd_model::{ModelClient, ModelOptions, ProviderKind};
 use chatgptd_registry::{Registry, Workflows};
 use chatgptd_runtime::embedded::EmbeddedKafka;
-use chatgptd_runtime::{ConsumerOptions, Health, KafkaOptions, WorkerContext};
+use chatgptd_runtime::{ConsumerOptions, Health, KafkaOptions, Service, WorkerContext};
 use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::FakeOpenAi;
 use chatgptd_types::topics::{TopicsFile, names};

@@ -37,7 +37,7 @@ use chatgptd_memory::{Memory, MemoryOptions};
 use chatgptd_model::{
     ChatMessage, ChatRequest, LimitOptions, ModelClient, ModelOptions, ProviderKind,
 };
-use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
+use chatgptd_runtime::{ConsumerOptions, Health, Service, WorkerContext};
 use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions};
 use chatgptd_testkit::fake_trackers::{FakeTrackers, GITHUB_TOKEN};
@@ -236,9 +236,13 @@ impl Pipeline {
                 ..EnrichOptions::default()
             };
             let model = model_client(model, memory.clone()).await;
-            let enrich =
-                chatgptd_worker_enrich::consumer(&enrich_options, &context, model, Retriever::None)
-                    .expect("enrichment worker");
+            let enrich = chatgptd_worker_enrich::EnrichService::new(
+                &enrich_options,
+                &context,
+                model,
+                Retriever::None,
+            )
+            .expect("enrichment worker");
             let token = shutdown.clone();
             consumers.push(tokio::spawn(async move {
                 enrich.run(token).await.expect("enrichment worker runs");
@@ -259,9 +263,12 @@ impl Pipeline {
             let writeback =
                 Writeback::with_credentials(&writeback_options, memory.clone(), credentials)
                     .expect("write-back");
-            let writeback =
-                chatgptd_worker_writeback::consumer_with(&writeback_options, &context, writeback)
-                    .expect("write-back worker");
+            let writeback = chatgptd_worker_writeback::WritebackService::new(
+                &writeback_options,
+                &context,
+                writeback,
+            )
+            .expect("write-back worker");
             let token = shutdown.clone();
             consumers.push(tokio::spawn(async move {
                 writeback.run(token).await.expect("write-back worker runs");

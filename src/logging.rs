@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, LogOptions};
+use chatgptd_node::config::{LogFormat, LogOptions};
 
 /// Installs the global subscriber. `quiet` (for `produce`/`tail`, whose stdout is the
 /// output) lowers the default to warnings.

@@ -8,8 +8,8 @@ use chatgptd_fleet::{AgentsClient, Inbox, agent_health, new_request};
 use chatgptd_runtime::{Health, WorkerContext};
 use clap::Subcommand;
 
-use crate::config::Config;
-use crate::stack::{KafkaMode, open_memory, resolve_brokers};
+use chatgptd_node::config::Config;
+use chatgptd_node::stack::{KafkaMode, open_memory, resolve_brokers};
 
 #[derive(Debug, Subcommand)]
 pub enum AgentsCommand {

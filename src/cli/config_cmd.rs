@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use chatgptd_types::avro::SchemaStore;
 use clap::Subcommand;
 
-use crate::config::Loaded;
+use chatgptd_node::config::Loaded;
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {

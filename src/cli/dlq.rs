@@ -8,8 +8,8 @@ use chatgptd_worker_dlq_replay::{Filter, Options, replay};
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::stack::{KafkaMode, resolve_brokers};
+use chatgptd_node::config::Config;
+use chatgptd_node::stack::{KafkaMode, resolve_brokers};
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {

@@ -11,8 +11,9 @@ use clap::Subcommand;
 use rdkafka::consumer::BaseConsumer;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::stack::{KafkaMode, resolve_brokers};
+use chatgptd_node::config::Config;
+use chatgptd_node::stack::{KafkaMode, resolve_brokers};
+use chatgptd_runtime::Service;
 
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, LogFormat, Overrides};
+use chatgptd_node::config::{self, LogFormat, Overrides};
 
 const EXAMPLES: &str = "\
 Examples:

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use chatgptd_model::{Classify, ModelClient};
 use clap::Subcommand;
 
-use crate::config::Config;
+use chatgptd_node::config::Config;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {

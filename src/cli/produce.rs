@@ -12,8 +12,8 @@ use chatgptd_types::trace::TraceContext;
 use clap::Args;
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::stack::{KafkaMode, resolve_brokers};
+use chatgptd_node::config::Config;
+use chatgptd_node::stack::{KafkaMode, resolve_brokers};
 
 const EXAMPLES: &str = r#"Examples:
   chatgptd produce workflows.steps --value '{"run_id":"r1","workflow":"research","step_id":"start"}'

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use chatgptd_search::{SearchQuery, SearchService, parse_since};
 use clap::{Args, ValueEnum};
 
-use crate::config::Config;
+use chatgptd_node::config::Config;
 
 const EXAMPLES: &str = r#"Examples:
   chatgptd search "login sso"                         # best matches first, with snippets

@@ -12,9 +12,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::record_json::record_json;
-use crate::stack::{KafkaMode, resolve_brokers};
+use chatgptd_node::config::Config;
+use chatgptd_node::record_json::record_json;
+use chatgptd_node::stack::{KafkaMode, resolve_brokers};
 
 const EXAMPLES: &str = "\
 Examples:

@@ -6,8 +6,8 @@ use chatgptd_runtime::admin::{self, TopicReport, TopicState};
 use chatgptd_types::topics::TopicsFile;
 use clap::Subcommand;
 
-use crate::config::Config;
-use crate::stack::{KafkaMode, resolve_brokers};
+use chatgptd_node::config::Config;
+use chatgptd_node::stack::{KafkaMode, resolve_brokers};
 
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {

@@ -6,10 +6,10 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::discovery::{self, EmbeddedInfo};
-use crate::stack::{KafkaMode, Stack};
-use crate::workers::{self, Services, WorkerKind};
+use chatgptd_node::config::Config;
+use chatgptd_node::discovery::{self, EmbeddedInfo};
+use chatgptd_node::{KafkaMode, Role, Stack};
+use chatgptd_types::Secrets;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -26,7 +26,7 @@ pub struct UpArgs {}
 pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let stack = Stack::start(config, KafkaMode::EmbeddedUnlessConfigured).await?;
+    let stack = Stack::start(config, Secrets::env(), KafkaMode::EmbeddedUnlessConfigured).await?;
     let listener = tokio::net::TcpListener::bind(stack.config.http.listen)
         .await
         .with_context(|| {
@@ -39,7 +39,6 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
 
-    let services = Services::open(&stack, &WorkerKind::ALL).await?;
     let brokers = stack.context.kafka.brokers.clone();
     let data_dir = stack.config.data_dir.clone();
     let info = EmbeddedInfo {
@@ -50,13 +49,13 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
     discovery::write(&data_dir, &info).context("writing embedded.json to the data directory")?;
     print_banner(&stack, &info);
 
-    let result = workers::run(&stack, &services, &WorkerKind::ALL, listener, shutdown).await;
+    let result = chatgptd_node::run(&stack, &Role::ALL, listener, shutdown).await;
     discovery::remove(&data_dir);
     result.map(|()| ExitCode::SUCCESS)
 }
 
 fn print_banner(stack: &Stack, info: &EmbeddedInfo) {
-    let kafka_note = if stack.is_embedded() {
+    let kafka_note = if stack.embedded().is_some() {
         "embedded broker, topics from topics.yaml"
     } else {
         "configured"
@@ -74,7 +73,7 @@ fn print_banner(stack: &Stack, info: &EmbeddedInfo) {
         "redis"
     };
     println!("  memory  {memory}");
-    let workers: Vec<&str> = WorkerKind::ALL.iter().map(|k| k.name()).collect();
+    let workers: Vec<&str> = Role::ALL.iter().map(|role| role.name()).collect();
     println!("  workers {}", workers.join(", "));
     println!();
     println!("In another terminal:");

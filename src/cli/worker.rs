@@ -6,9 +6,9 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::stack::{KafkaMode, Stack};
-use crate::workers::{self, Services, WorkerKind};
+use chatgptd_node::config::Config;
+use chatgptd_node::{KafkaMode, Role, Stack};
+use chatgptd_types::Secrets;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -16,20 +16,19 @@ Examples:
   CHATGPTD_MEMORY__REDIS_URL=redis://redis:6379 chatgptd worker memory-writer --brokers kafka:9092
   chatgptd worker indexer --brokers kafka:9092 --http-listen 0.0.0.0:8081   # also serves /search
 
-Run more replicas of a kind to scale it: they share its consumer group and split the partitions.";
+Run more replicas of a worker to scale it: they share its consumer group and split the partitions.";
 
 /// Arguments of `chatgptd worker`.
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct WorkerArgs {
-    /// The kind of worker to run
+    /// The worker to run
     #[arg(value_enum)]
-    pub kind: WorkerKind,
+    pub kind: Role,
 }
 
 pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let stack = Stack::start(config, KafkaMode::Configured).await?;
-    let services = Services::open(&stack, &[args.kind]).await?;
+    let stack = Stack::start(config, Secrets::env(), KafkaMode::Configured).await?;
     let listener = tokio::net::TcpListener::bind(stack.config.http.listen)
         .await
         .with_context(|| format!("listening on {}", stack.config.http.listen))?;
@@ -37,6 +36,6 @@ pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
 
-    let result = workers::run(&stack, &services, &[args.kind], listener, shutdown).await;
+    let result = chatgptd_node::run(&stack, &[args.kind], listener, shutdown).await;
     result.map(|()| ExitCode::SUCCESS)
 }

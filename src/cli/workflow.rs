@@ -9,8 +9,8 @@ use chatgptd_runtime::{Health, WorkerContext};
 use chatgptd_worker_workflows::{RunStatus, RunStore, RunView, WorkflowsClient};
 use clap::Subcommand;
 
-use crate::config::Config;
-use crate::stack::{KafkaMode, open_memory, resolve_brokers};
+use chatgptd_node::config::Config;
+use chatgptd_node::stack::{KafkaMode, open_memory, resolve_brokers};
 
 #[derive(Debug, Subcommand)]
 pub enum WorkflowCommand {

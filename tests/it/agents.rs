@@ -9,7 +9,7 @@ use chatgptd_fleet::{AgentsClient, Brain, Inbox, new_request};
 use chatgptd_memory::{HistoryEntry, HistoryLimits, Memory, MemoryOptions};
 use chatgptd_model::{ModelClient, ModelOptions, ProviderKind};
 use chatgptd_registry::{Registry, Workflows};
-use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
+use chatgptd_runtime::{ConsumerOptions, Health, Service, WorkerContext};
 use chatgptd_search::{IndexerOptions, Retriever, SearchService, ShardSet};
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi};
 use chatgptd_testkit::kafka::{MockKafka, committed, consume, produce, producer};
@@ -1368,7 +1368,7 @@ async fn a_run_request_with_an_out_of_range_timeout_is_refused_with_the_range() 
     let shutdown = CancellationToken::new();
     let serving = tokio::spawn(chatgptd_runtime::http::serve(
         listener,
-        chatgptd::api::workflows::routes(stack.workflows_client()),
+        chatgptd_worker_workflows::router(stack.workflows_client()),
         shutdown.clone(),
     ));
     let client = chatgptd_testkit::http_client();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chatgptd::api::events::{EventStreams, RunTopics};
+use chatgptd_node::events::{EventStreams, RunTopics};
 use chatgptd_testkit::kafka::{MockKafka, produce, producer};
 use chatgptd_testkit::{http_client, init_logging, wait_until};
 use chatgptd_types::avro::Codec;

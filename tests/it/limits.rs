@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chatgptd_model::{LimitOptions, ModelClient, ModelOptions, ProviderKind, RetryOptions};
 use chatgptd_runtime::retry::Backoff;
-use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
+use chatgptd_runtime::{ConsumerOptions, Health, Service, WorkerContext};
 use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions, HeaderStyle};
 use chatgptd_testkit::kafka::{MockKafka, consume, produce, producer};
@@ -74,7 +74,8 @@ async fn backlog(fake: &FakeOpenAi, limits: LimitOptions) -> (usize, usize) {
         ..EnrichOptions::default()
     };
     let runtime =
-        chatgptd_worker_enrich::consumer(&options, &context, model, Retriever::None).unwrap();
+        chatgptd_worker_enrich::EnrichService::new(&options, &context, model, Retriever::None)
+            .unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(runtime.run(shutdown.clone()));
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatgptd_memory::{Memory, MemoryOptions};
-use chatgptd_runtime::{Health, WorkerContext};
+use chatgptd_runtime::{Health, Service, WorkerContext};
 use chatgptd_search::{IndexerOptions, SearchQuery, SearchService};
 use chatgptd_testkit::kafka::{MockKafka, committed, produce, producer};
 use chatgptd_testkit::redis::RedisServer;
@@ -61,7 +61,7 @@ fn start_writer(kafka: &MockKafka, topic: &str, group: &str, memory: Arc<dyn Mem
         topic: topic.to_string(),
         consumer: test_options(group),
     };
-    let runtime = chatgptd_worker_memory_writer::consumer(
+    let runtime = chatgptd_worker_memory_writer::MemoryWriterService::new(
         &options,
         &MemoryOptions::default(),
         &context,
@@ -93,7 +93,7 @@ async fn readiness_follows_redis_going_away_and_coming_back() {
     init_logging();
     let mut redis = RedisServer::start().await;
     let data = tempfile::tempdir().unwrap();
-    let config = chatgptd::config::Config {
+    let config = chatgptd_node::config::Config {
         data_dir: data.path().to_path_buf(),
         memory: MemoryOptions {
             redis_url: redis.url(),
@@ -104,7 +104,7 @@ async fn readiness_follows_redis_going_away_and_coming_back() {
         ..Default::default()
     };
     let health = Health::default();
-    let _memory = chatgptd::stack::open_memory(&config, &health)
+    let _memory = chatgptd_node::stack::open_memory(&config, &health)
         .await
         .unwrap();
     let ready = |health: &Health| health.snapshot().0;

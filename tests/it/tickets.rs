@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chatgptd_memory::{Memory, MemoryOptions};
 use chatgptd_model::{LimitOptions, ModelClient, ModelOptions, ProviderKind};
-use chatgptd_runtime::{ConsumerOptions, ConsumerRuntime, Health, Processor, WorkerContext};
+use chatgptd_runtime::{ConsumerOptions, Health, Service, WorkerContext};
 use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi, FakeOptions};
 use chatgptd_testkit::fake_trackers::{
@@ -247,9 +247,9 @@ fn webhook_secrets() -> Secrets {
     }
 }
 
-fn spawn<P: Processor + 'static>(runtime: ConsumerRuntime<P>, health: &Health) -> Running {
+fn spawn<S: Service<Error = chatgptd_runtime::Error>>(service: S, health: &Health) -> Running {
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(runtime.run(shutdown.clone()));
+    let handle = tokio::spawn(service.run(shutdown.clone()));
     Running {
         shutdown,
         handle,
@@ -341,7 +341,7 @@ impl Pipeline {
             consumer: test_options(&unique("enrich")),
             ..EnrichOptions::default()
         };
-        let enrich = chatgptd_worker_enrich::consumer(
+        let enrich = chatgptd_worker_enrich::EnrichService::new(
             &enrich_options,
             &context,
             model_client,
@@ -378,7 +378,8 @@ impl Pipeline {
             Writeback::with_credentials(&options, self.memory.clone(), tracker_credentials())
                 .unwrap();
         let runtime =
-            chatgptd_worker_writeback::consumer_with(&options, &self.context, writeback).unwrap();
+            chatgptd_worker_writeback::WritebackService::new(&options, &self.context, writeback)
+                .unwrap();
         self.writeback = Some(spawn(runtime, &self.health));
     }
 

@@ -98,6 +98,32 @@ pub async fn serve(
     }
 }
 
+/// A JSON error response: `{"error": message, ...extra}`, the one error body of every route.
+pub fn error_response(
+    status: StatusCode,
+    message: &str,
+    extra: serde_json::Value,
+) -> axum::response::Response {
+    let mut body = json!({"error": message});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// A request's JSON body, or the 400 that says why it is not one (boxed: a response is large).
+pub fn json_body<T>(
+    body: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, Box<axum::response::Response>> {
+    body.map(|axum::Json(value)| value).map_err(|rejection| {
+        Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid request body",
+            json!({"detail": rejection.body_text()}),
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use axum::response::IntoResponse;

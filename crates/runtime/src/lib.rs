@@ -7,6 +7,7 @@
 //! - [`producer`]: the shared idempotent, acks=all producer.
 //! - [`admin`], [`embedded`]: topics from `topics.yaml`; the in-process broker of `chatgptd up`.
 //! - [`health`], [`telemetry`], [`http`]: `/readyz`, metrics, and their HTTP endpoints.
+//! - [`Service`]: the one shape of a worker (`run(shutdown)`, `routes()`).
 
 pub mod admin;
 pub mod consumer;
@@ -18,6 +19,7 @@ pub mod kafka;
 pub mod processor;
 pub mod producer;
 pub mod retry;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
@@ -31,6 +33,7 @@ pub use processor::{
     ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, StartAt,
 };
 pub use producer::Producer;
+pub use service::Service;
 
 use chatgptd_types::avro::Codec;
 

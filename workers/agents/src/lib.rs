@@ -15,6 +15,7 @@
 
 mod messages;
 mod options;
+mod routes;
 mod worker;
 
 pub use options::AgentsOptions;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chatgptd_memory::{HistoryEntry, Memory};
 use chatgptd_registry::{AgentSpec, Registry};
 use chatgptd_runtime::{
-    ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, WorkerContext,
+    ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, Service, WorkerContext,
 };
 use chatgptd_search::Retriever;
 use chatgptd_search::retrieve::Retrieval;
@@ -18,7 +18,8 @@ use tracing::debug;
 
 use crate::messages::{answer, for_agent};
 use crate::options::AgentsOptions;
-use chatgptd_fleet::{Brain, BrainContext as Context, Heartbeats, Inbox};
+use crate::routes::AgentsApi;
+use chatgptd_fleet::{AgentsClient, Brain, BrainContext as Context, Heartbeats, Inbox};
 
 /// How many of an agent's latest history entries are read to find one conversation's turns:
 /// the memory writer keeps at most `memory.history_cap` (200 by default) per owner, so this
@@ -419,6 +420,8 @@ impl Processor for AgentWorker {
 pub struct AgentsService {
     runtime: ConsumerRuntime<AgentWorker>,
     heartbeats: Heartbeats,
+    /// What `/agents`, `/fleets` and `/messages` serve from.
+    api: AgentsApi,
 }
 
 impl AgentsService {
@@ -431,6 +434,16 @@ impl AgentsService {
         memory: Arc<dyn Memory>,
         retriever: Retriever,
     ) -> Result<Self, chatgptd_runtime::Error> {
+        let api = AgentsApi {
+            registry: registry.clone(),
+            memory: memory.clone(),
+            client: AgentsClient::new(
+                context.producer.clone(),
+                Inbox::new(memory.clone(), options.inbox_ttl),
+                &options.topic,
+            ),
+            heartbeat_interval: options.heartbeat_interval,
+        };
         let worker = AgentWorker::new(options.clone(), registry, brain, memory.clone(), retriever);
         let worker_id = format!("agents-{}", uuid::Uuid::new_v4());
         let heartbeats = Heartbeats::new(
@@ -440,7 +453,7 @@ impl AgentsService {
             worker_id,
         );
         let runtime = ConsumerRuntime::new(
-            "agents",
+            Self::NAME,
             context,
             options.consumer.clone(),
             vec![options.topic.clone()],
@@ -449,11 +462,21 @@ impl AgentsService {
         Ok(AgentsService {
             runtime,
             heartbeats,
+            api,
         })
+    }
+}
+
+impl Service for AgentsService {
+    type Error = chatgptd_runtime::Error;
+    const NAME: &'static str = "agents";
+
+    fn routes(&self) -> axum::Router {
+        crate::routes::router(self.api.clone())
     }
 
     /// Answers and beats until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
+    async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
         let beating = tokio::spawn(self.heartbeats.run(shutdown.clone()));
         let result = self.runtime.run(shutdown).await;
         let _ = beating.await;

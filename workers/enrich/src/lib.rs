@@ -10,6 +10,8 @@
 //!   `/search`) are added to the prompt, bounded in tokens.
 //! - The model's result cache makes a redelivered ticket free.
 
+mod service;
 mod worker;
 
-pub use worker::{Enrich, EnrichOptions, consumer};
+pub use service::{EnrichService, Error};
+pub use worker::{Enrich, EnrichOptions};

@@ -5,10 +5,7 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use chatgptd_model::{ChatMessage, ChatRequest, ModelClient, Prompt, PromptError};
-use chatgptd_runtime::{
-    ConsumerOptions, ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor,
-    WorkerContext,
-};
+use chatgptd_runtime::{ConsumerOptions, Incoming, OutputRecord, ProcessError, Processor};
 use chatgptd_search::retrieve::Retrieval;
 use chatgptd_search::{Hit, Retriever};
 use chatgptd_types::avro::Codec;
@@ -458,24 +455,6 @@ fn event_kind(event_type: &str) -> &'static str {
     } else {
         "other"
     }
-}
-
-/// The enrichment worker on its consumer group (`chatgptd worker enrich`).
-pub fn consumer(
-    options: &EnrichOptions,
-    context: &WorkerContext,
-    model: ModelClient,
-    related: Retriever,
-) -> Result<ConsumerRuntime<Enrich>, Box<dyn std::error::Error + Send + Sync>> {
-    let enrich = Enrich::new(options.clone(), model, related)?;
-    let runtime = ConsumerRuntime::new(
-        "enrich",
-        context,
-        options.consumer.clone(),
-        vec![options.topic.clone()],
-        enrich,
-    )?;
-    Ok(runtime)
 }
 
 #[cfg(test)]

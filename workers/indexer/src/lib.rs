@@ -9,15 +9,17 @@
 //! Replicas split the partitions like any consumer group; a partition whose shard is new to
 //! a member (another replica indexed it before, on another disk) is read from its beginning.
 
+mod routes;
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
 use chatgptd_runtime::{
     ConsumerOptions, ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, RecordMeta,
-    StartAt, WorkerContext,
+    Service, StartAt, WorkerContext,
 };
-use chatgptd_search::{IndexerOptions, ShardSet};
+use chatgptd_search::{IndexerOptions, SearchService, ShardSet};
 use chatgptd_types::records::MemoryRecord;
 use chatgptd_types::topics::names;
 use serde::{Deserialize, Serialize};
@@ -150,6 +152,8 @@ impl Indexer {
 pub struct IndexerService {
     runtime: ConsumerRuntime<Indexer>,
     shards: Arc<ShardSet>,
+    /// `/search` over the shards this indexer writes.
+    search: Arc<SearchService>,
 }
 
 impl IndexerService {
@@ -160,17 +164,25 @@ impl IndexerService {
         context: &WorkerContext,
     ) -> Result<Self, chatgptd_runtime::Error> {
         let shards = ShardSet::new(index_root, &options.topic, options.index.clone());
+        let search = Arc::new(SearchService::new(&chatgptd_search::topic_dir(
+            index_root,
+            &options.topic,
+        )));
         let indexer = Indexer {
             shards: shards.clone(),
         };
         let runtime = ConsumerRuntime::new(
-            "indexer",
+            Self::NAME,
             context,
             options.consumer.clone(),
             vec![options.topic.clone()],
             indexer,
         )?;
-        Ok(IndexerService { runtime, shards })
+        Ok(IndexerService {
+            runtime,
+            shards,
+            search,
+        })
     }
 
     /// The shards this indexer writes (their committed positions tell how far it got).
@@ -178,9 +190,24 @@ impl IndexerService {
         self.shards.clone()
     }
 
+    /// Search over this indexer's shards, as `/search` serves it; the process's other
+    /// workers search through the same one.
+    pub fn search(&self) -> Arc<SearchService> {
+        self.search.clone()
+    }
+}
+
+impl Service for IndexerService {
+    type Error = chatgptd_runtime::Error;
+    const NAME: &'static str = "indexer";
+
+    fn routes(&self) -> axum::Router {
+        routes::router(self.search.clone())
+    }
+
     /// Indexes until `shutdown`. The committer outlives the consumer: records being drained
     /// at shutdown are waiting for a commit.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
+    async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
         let committer_stop = CancellationToken::new();
         let committer = tokio::spawn(
             self.shards

@@ -30,6 +30,7 @@ pub mod parse;
 mod rate_limit;
 mod response;
 mod secrets;
+mod service;
 pub mod signature;
 pub mod source;
 pub mod telemetry;

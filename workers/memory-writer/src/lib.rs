@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use chatgptd_memory::{HistoryEntry, HistoryLimits, Memory, MemoryOptions, StateEntry};
 use chatgptd_runtime::{
-    ConsumerOptions, ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor,
+    ConsumerOptions, ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, Service,
     WorkerContext,
 };
 use chatgptd_types::records::MemoryRecord;
 use chatgptd_types::topics::names;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 /// The longest text kept in an owner's latest state; the history keeps the whole text.
 const STATE_TEXT_CHARS: usize = 2_000;
@@ -118,19 +119,40 @@ impl Processor for MemoryWriter {
     }
 }
 
-/// The memory writer on its consumer group (`chatgptd worker memory-writer`).
-pub fn consumer(
-    options: &MemoryWriterOptions,
-    limits: &MemoryOptions,
-    context: &WorkerContext,
-    memory: Arc<dyn Memory>,
-) -> Result<ConsumerRuntime<MemoryWriter>, chatgptd_runtime::Error> {
-    let writer = MemoryWriter::new(memory, limits.clone());
-    ConsumerRuntime::new(
-        "memory",
-        context,
-        options.consumer.clone(),
-        vec![options.topic.clone()],
-        writer,
-    )
+/// The memory writer's consumer name: its group is `chatgptd-memory`, as it was before the
+/// worker was named memory-writer; a new name would start a new group from scratch.
+const CONSUMER: &str = "memory";
+
+/// `chatgptd worker memory-writer`: [`MemoryWriter`] on its consumer group.
+pub struct MemoryWriterService {
+    runtime: ConsumerRuntime<MemoryWriter>,
+}
+
+impl MemoryWriterService {
+    /// The writer over `options.topic` into `memory`, capping and expiring by `limits`.
+    pub fn new(
+        options: &MemoryWriterOptions,
+        limits: &MemoryOptions,
+        context: &WorkerContext,
+        memory: Arc<dyn Memory>,
+    ) -> Result<Self, chatgptd_runtime::Error> {
+        let writer = MemoryWriter::new(memory, limits.clone());
+        let runtime = ConsumerRuntime::new(
+            CONSUMER,
+            context,
+            options.consumer.clone(),
+            vec![options.topic.clone()],
+            writer,
+        )?;
+        Ok(MemoryWriterService { runtime })
+    }
+}
+
+impl Service for MemoryWriterService {
+    type Error = chatgptd_runtime::Error;
+    const NAME: &'static str = "memory-writer";
+
+    async fn run(self, shutdown: CancellationToken) -> Result<(), Self::Error> {
+        self.runtime.run(shutdown).await
+    }
 }

@@ -21,10 +21,12 @@
 mod client;
 mod engine;
 mod options;
+mod routes;
 mod state;
 mod trigger;
 
 pub use client::{ClientError, WorkflowsClient};
 pub use engine::{Engine, WorkflowsService, start_record};
 pub use options::WorkflowsOptions;
+pub use routes::router;
 pub use state::{RunStatus, RunStore, RunView, StepStatus, StepView};

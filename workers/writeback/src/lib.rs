@@ -78,10 +78,8 @@ mod source;
 mod tracker;
 mod writeback;
 
-use std::sync::Arc;
-
-use chatgptd_memory::Memory;
-use chatgptd_runtime::{ConsumerRuntime, WorkerContext};
+use chatgptd_runtime::{ConsumerRuntime, Service, WorkerContext};
+use tokio_util::sync::CancellationToken;
 
 pub use error::Error;
 pub use options::{GitHubOptions, JiraOptions, ServiceNowOptions, WritebackOptions};
@@ -92,28 +90,34 @@ pub use writeback::Writeback;
 /// (`chatgptd-writeback`).
 pub const WORKER_NAME: &str = "writeback";
 
-/// The consumer runtime of `chatgptd worker writeback`: [`Writeback`] (credentials from the
-/// environment) over `options.topic`.
-pub fn consumer(
-    options: &WritebackOptions,
-    context: &WorkerContext,
-    memory: Arc<dyn Memory>,
-) -> Result<ConsumerRuntime<Writeback>, Error> {
-    consumer_with(options, context, Writeback::new(options, memory)?)
+/// `chatgptd worker writeback`: a [`Writeback`] on its consumer group over `options.topic`.
+pub struct WritebackService {
+    runtime: ConsumerRuntime<Writeback>,
 }
 
-/// The consumer runtime over `options.topic` for a given [`Writeback`] (tests build theirs
-/// with [`Writeback::with_credentials`]).
-pub fn consumer_with(
-    options: &WritebackOptions,
-    context: &WorkerContext,
-    writeback: Writeback,
-) -> Result<ConsumerRuntime<Writeback>, Error> {
-    Ok(ConsumerRuntime::new(
-        WORKER_NAME,
-        context,
-        options.consumer.clone(),
-        vec![options.topic.clone()],
-        writeback,
-    )?)
+impl WritebackService {
+    /// The worker over `options.topic`, writing back through `writeback`.
+    pub fn new(
+        options: &WritebackOptions,
+        context: &WorkerContext,
+        writeback: Writeback,
+    ) -> Result<Self, Error> {
+        let runtime = ConsumerRuntime::new(
+            WORKER_NAME,
+            context,
+            options.consumer.clone(),
+            vec![options.topic.clone()],
+            writeback,
+        )?;
+        Ok(WritebackService { runtime })
+    }
+}
+
+impl Service for WritebackService {
+    type Error = chatgptd_runtime::Error;
+    const NAME: &'static str = WORKER_NAME;
+
+    async fn run(self, shutdown: CancellationToken) -> Result<(), Self::Error> {
+        self.runtime.run(shutdown).await
+    }
 }

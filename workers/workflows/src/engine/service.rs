@@ -7,18 +7,22 @@ use std::time::Duration;
 use chatgptd_fleet::Brain;
 use chatgptd_memory::Memory;
 use chatgptd_registry::{Registry, StepSpec, Workflows};
-use chatgptd_runtime::{ConsumerRuntime, WorkerContext};
+use chatgptd_runtime::{ConsumerRuntime, Service, WorkerContext};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::Engine;
+use crate::client::WorkflowsClient;
 use crate::options::WorkflowsOptions;
+use crate::state::RunStore;
 use crate::trigger::Trigger;
 
 /// The workflow worker: the engine, and the trigger consumer that starts runs from events.
 pub struct WorkflowsService {
     engine: ConsumerRuntime<Engine>,
     triggers: Option<ConsumerRuntime<Trigger>>,
+    /// Starts, reads and approves runs for `/workflows` and `/runs`.
+    client: WorkflowsClient,
 }
 
 impl WorkflowsService {
@@ -32,9 +36,15 @@ impl WorkflowsService {
         memory: Arc<dyn Memory>,
     ) -> Result<Self, chatgptd_runtime::Error> {
         check_step_budgets(&workflows, options.consumer.process_timeout)?;
+        let client = WorkflowsClient::new(
+            context.producer.clone(),
+            RunStore::new(memory.clone(), options.run_ttl),
+            workflows.clone(),
+            &options.topic,
+        );
         let engine = Engine::new(options.clone(), workflows.clone(), registry, brain, memory);
         let engine = ConsumerRuntime::new(
-            "workflows",
+            Self::NAME,
             context,
             options.consumer.clone(),
             vec![options.topic.clone()],
@@ -52,11 +62,24 @@ impl WorkflowsService {
         } else {
             None
         };
-        Ok(WorkflowsService { engine, triggers })
+        Ok(WorkflowsService {
+            engine,
+            triggers,
+            client,
+        })
+    }
+}
+
+impl Service for WorkflowsService {
+    type Error = chatgptd_runtime::Error;
+    const NAME: &'static str = "workflows";
+
+    fn routes(&self) -> axum::Router {
+        crate::routes::router(self.client.clone())
     }
 
     /// Runs steps (and starts triggered runs) until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
+    async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
         let triggers = self
             .triggers
             .map(|triggers| tokio::spawn(triggers.run(shutdown.clone())));

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chatgptd_runtime::Service;
 use chatgptd_runtime::dead_letter::header as dlq;
 use chatgptd_runtime::retry::Backoff;
 use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
@@ -12,7 +13,7 @@ use chatgptd_testkit::{init_logging, unique, wait_until};
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::DeadLetter;
 use chatgptd_types::topics::names;
-use chatgptd_worker_writeback::{Writeback, consumer_with};
+use chatgptd_worker_writeback::{Writeback, WritebackService};
 use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -75,7 +76,7 @@ async fn writes_back_commits_and_dead_letters_a_ticket_that_is_gone() {
     let writeback =
         Writeback::with_credentials(&harness.options, harness.memory.clone(), credentials())
             .unwrap();
-    let runtime = consumer_with(&harness.options, &context, writeback).unwrap();
+    let runtime = WritebackService::new(&harness.options, &context, writeback).unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(runtime.run(shutdown.clone()));
 

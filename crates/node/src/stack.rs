@@ -1,20 +1,19 @@
-//! One process's composition: the shared parts (Kafka, producer, health) built once, then
-//! the workers and the HTTP server run side by side until shutdown.
+//! What the workers of one process share, opened once: Kafka and the producer at start, the
+//! memory backend, the model client, the registry and the search index on first need.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use anyhow::{Context, bail};
+use chatgptd_fleet::Brain;
 use chatgptd_memory::Memory;
 use chatgptd_model::ModelClient;
+use chatgptd_registry::{Registry, Workflows};
 use chatgptd_runtime::embedded::EmbeddedKafka;
 use chatgptd_runtime::{Health, KafkaOptions, WorkerContext};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use chatgptd_search::{Retriever, SearchService};
+use chatgptd_types::Secrets;
+use tokio::sync::OnceCell;
 
 use crate::config::Config;
 use crate::discovery;
@@ -39,8 +38,15 @@ pub struct Stack {
     pub config: Config,
     pub context: WorkerContext,
     pub health: Health,
+    /// Where secrets come from: the environment in a process, a map in a test.
+    pub secrets: Secrets,
+    /// Opened by the first worker that needs each, then shared.
+    memory: OnceCell<Arc<dyn Memory>>,
+    model: OnceCell<ModelClient>,
+    definitions: OnceLock<(Arc<Registry>, Arc<Workflows>)>,
+    search: OnceLock<Arc<SearchService>>,
     /// The embedded broker, when this process runs one; dropped last.
-    pub embedded: Option<EmbeddedKafka>,
+    embedded: Option<EmbeddedKafka>,
 }
 
 /// How often `/readyz` asks the memory backend whether it answers; sooner while it does
@@ -90,8 +96,9 @@ pub async fn model_client(config: &Config, memory: Arc<dyn Memory>) -> anyhow::R
 }
 
 impl Stack {
-    /// Connects to (or starts) Kafka and creates the shared producer.
-    pub async fn start(config: Config, mode: KafkaMode) -> anyhow::Result<Stack> {
+    /// Connects to (or starts) Kafka and creates the shared producer. Secrets the
+    /// configuration names are looked up in `secrets`.
+    pub async fn start(config: Config, secrets: Secrets, mode: KafkaMode) -> anyhow::Result<Stack> {
         let (kafka, embedded) = resolve_kafka(&config, mode)?;
         let health = Health::default();
         let context = WorkerContext::new(&kafka, &health)?;
@@ -104,13 +111,106 @@ impl Stack {
             config,
             context,
             health,
+            secrets,
+            memory: OnceCell::new(),
+            model: OnceCell::new(),
+            definitions: OnceLock::new(),
+            search: OnceLock::new(),
             embedded,
         })
     }
 
-    /// Whether Kafka is the embedded broker.
-    pub fn is_embedded(&self) -> bool {
-        self.embedded.is_some()
+    /// The embedded broker, when this process runs one.
+    pub fn embedded(&self) -> Option<&EmbeddedKafka> {
+        self.embedded.as_ref()
+    }
+
+    /// The memory backend, opened on first use and reported on `/readyz`.
+    pub async fn memory(&self) -> anyhow::Result<Arc<dyn Memory>> {
+        self.memory
+            .get_or_try_init(|| open_memory(&self.config, &self.health))
+            .await
+            .cloned()
+    }
+
+    /// The model client, created on first use; it caches replies in the memory backend.
+    pub async fn model(&self) -> anyhow::Result<ModelClient> {
+        self.model
+            .get_or_try_init(|| async { model_client(&self.config, self.memory().await?).await })
+            .await
+            .cloned()
+    }
+
+    /// The brain agents and workflow steps think with (`agents.prompt_file`).
+    pub async fn brain(&self) -> anyhow::Result<Brain> {
+        Brain::new(self.model().await?, &self.config.agents.prompt_file)
+            .context("loading the agent prompt")
+    }
+
+    /// The agent registry and the workflow definitions, loaded on first use.
+    pub fn definitions(&self) -> anyhow::Result<(Arc<Registry>, Arc<Workflows>)> {
+        if let Some(loaded) = self.definitions.get() {
+            return Ok(loaded.clone());
+        }
+        let registry = self
+            .config
+            .registry()
+            .context("loading the agent registry")?;
+        let workflows = self
+            .config
+            .workflow_definitions(&registry)
+            .context("loading the workflows")?;
+        Ok(self
+            .definitions
+            .get_or_init(|| (Arc::new(registry), Arc::new(workflows)))
+            .clone())
+    }
+
+    /// Search over the index of the configured memory topic (the indexer's own).
+    pub fn search(&self) -> Arc<SearchService> {
+        self.search
+            .get_or_init(|| Arc::new(SearchService::new(&self.index_dir())))
+            .clone()
+    }
+
+    /// Makes `search` (an indexer's reader of its own shards) the one this process's
+    /// prompts search through, unless one is already in use.
+    pub fn share_search(&self, search: Arc<SearchService>) {
+        let _ = self.search.set(search);
+    }
+
+    fn index_dir(&self) -> std::path::PathBuf {
+        chatgptd_search::topic_dir(&self.config.index_root(), &self.config.indexer.topic)
+    }
+
+    /// Where `worker`'s prompts find relevant memory: an indexer's `/search` when
+    /// `search_url` is set, else this process's index (its own, or one in the data
+    /// directory).
+    pub fn retriever(&self, worker: &str, search_url: &str) -> Retriever {
+        if !search_url.is_empty() {
+            chatgptd_model::install_crypto_provider();
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build();
+            return match client {
+                Ok(client) => Retriever::Remote {
+                    client,
+                    base_url: search_url.to_string(),
+                },
+                Err(_) => Retriever::None,
+            };
+        }
+        if self.search.get().is_some() || self.index_dir().exists() {
+            return Retriever::Local(self.search());
+        }
+        // Prompts then carry no memory: say so, since nothing else would show it.
+        tracing::warn!(
+            worker,
+            index = %self.index_dir().display(),
+            "no search index in this process and no search_url: prompts get no relevant memory; \
+             set {worker}.search_url to an indexer's address"
+        );
+        Retriever::None
     }
 }
 
@@ -171,41 +271,5 @@ pub fn resolve_brokers(config: &Config, mode: KafkaMode) -> anyhow::Result<Kafka
             "no Kafka brokers configured: set kafka.brokers in the config file, \
              CHATGPTD_KAFKA__BROKERS, or --brokers (or use `chatgptd up` for the embedded stack)"
         ),
-    }
-}
-
-/// Something a process runs until shutdown: a worker or the HTTP server.
-pub type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
-
-/// Runs `tasks` until `shutdown` is cancelled and all have stopped. If one fails, the others
-/// are shut down too and its error is returned: a process is not healthy with a dead worker.
-pub async fn run_tasks(
-    tasks: Vec<(String, Task)>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut set = JoinSet::new();
-    for (name, task) in tasks {
-        set.spawn(async move { (name, task.await) });
-    }
-    let mut first_error = None;
-    while let Some(joined) = set.join_next().await {
-        let (name, result) = match joined {
-            Ok(done) => done,
-            Err(err) => ("task".to_string(), Err(anyhow::anyhow!("panicked: {err}"))),
-        };
-        match result {
-            Ok(()) => info!(task = %name, "stopped"),
-            Err(err) => {
-                error!(task = %name, error = %format!("{err:#}"), "failed; stopping the process");
-                if first_error.is_none() {
-                    first_error = Some(err.context(format!("{name} failed")));
-                }
-                shutdown.cancel();
-            }
-        }
-    }
-    match first_error {
-        Some(err) => Err(err),
-        None => Ok(()),
     }
 }

@@ -11,7 +11,7 @@ use chatgptd_search::{Error, SearchQuery, SearchService, parse_since};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error;
+use chatgptd_runtime::http::error_response as error;
 
 /// Query parameters, as people type them.
 #[derive(Debug, Default, Deserialize)]

@@ -35,8 +35,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::error;
 use crate::record_json::record_json;
+use chatgptd_runtime::http::error_response as error;
 
 /// Records buffered per subscriber before its consumer waits for the client to read.
 const BUFFER: usize = 256;

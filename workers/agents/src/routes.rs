@@ -9,42 +9,30 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chatgptd_fleet::{AgentsClient, Inbox, agent_health, new_request};
+use chatgptd_fleet::{AgentsClient, agent_health, new_request};
 use chatgptd_memory::Memory;
 use chatgptd_registry::{AgentSpec, Registry};
+use chatgptd_runtime::http::{error_response as error, json_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-use super::error;
-use crate::stack::Stack;
-use crate::workers::Services;
 
 /// How long `POST .../messages` waits for answers unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// The longest a request may ask to wait (`timeout_ms`): a held connection per caller.
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
+/// What the routes read and send through.
 #[derive(Clone)]
-struct AgentsApi {
-    registry: Arc<Registry>,
-    memory: Arc<dyn Memory>,
-    client: AgentsClient,
-    heartbeat_interval: Duration,
+pub(crate) struct AgentsApi {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) memory: Arc<dyn Memory>,
+    pub(crate) client: AgentsClient,
+    pub(crate) heartbeat_interval: Duration,
 }
 
-pub fn router(stack: &Stack, services: &Services) -> anyhow::Result<Router> {
-    let (registry, _) = services.agents()?;
-    let memory = services.memory()?;
-    let options = &stack.config.agents;
-    let inbox = Inbox::new(memory.clone(), options.inbox_ttl);
-    let client = AgentsClient::new(stack.context.producer.clone(), inbox, &options.topic);
-    let state = AgentsApi {
-        registry,
-        memory,
-        client,
-        heartbeat_interval: options.heartbeat_interval,
-    };
-    Ok(Router::new()
+/// `/agents`, `/fleets` and `/messages` over `state`.
+pub(crate) fn router(state: AgentsApi) -> Router {
+    Router::new()
         .route("/agents", get(list))
         .route("/agents/{id}", get(show))
         .route("/agents/{id}/messages", get(history).post(send_to_agent))
@@ -54,7 +42,7 @@ pub fn router(stack: &Stack, services: &Services) -> anyhow::Result<Router> {
             axum::routing::post(send_to_fleet),
         )
         .route("/messages/{id}", get(answers))
-        .with_state(state))
+        .with_state(state)
 }
 
 async fn describe(state: &AgentsApi, agent: &AgentSpec, full: bool) -> Value {
@@ -190,7 +178,7 @@ async fn send(
     expected: usize,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
-    let request = match super::json_body(body) {
+    let request = match json_body(body) {
         Ok(request) => request,
         Err(response) => return *response,
     };

@@ -9,13 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chatgptd_worker_workflows::{ClientError, RunStore, WorkflowsClient};
+use chatgptd_runtime::http::{error_response as error, json_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error;
-use crate::stack::Stack;
-use crate::workers::Services;
+use crate::client::{ClientError, WorkflowsClient};
 
 /// How long `POST /workflows/{name}/runs` waits when asked to, unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
@@ -24,21 +22,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 /// `GET /runs/{id}` or its event stream.
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
-pub fn router(stack: &Stack, services: &Services) -> anyhow::Result<Router> {
-    let (_, workflows) = services.agents()?;
-    let options = &stack.config.workflows;
-    let store = RunStore::new(services.memory()?, options.run_ttl);
-    let client = WorkflowsClient::new(
-        stack.context.producer.clone(),
-        store,
-        workflows,
-        &options.topic,
-    );
-    Ok(routes(client))
-}
-
-/// The routes over `client`.
-pub fn routes(client: WorkflowsClient) -> Router {
+/// `/workflows` and `/runs` over `client`.
+pub fn router(client: WorkflowsClient) -> Router {
     Router::new()
         .route("/workflows", get(list))
         .route("/workflows/{name}", get(show))
@@ -123,7 +108,7 @@ async fn start(
     Path(name): Path<String>,
     body: Result<Json<StartRequest>, JsonRejection>,
 ) -> Response {
-    let request = match super::json_body(body) {
+    let request = match json_body(body) {
         Ok(request) => request,
         Err(response) => return *response,
     };

@@ -1,0 +1,19 @@
+//! The agent worker: the registry, the brain, and memory from the process's index.
+
+use chatgptd_worker_agents::AgentsService;
+
+use crate::stack::Stack;
+
+pub(super) async fn build(stack: &Stack) -> anyhow::Result<AgentsService> {
+    let options = &stack.config.agents;
+    let (registry, _) = stack.definitions()?;
+    let retriever = stack.retriever("agents", &options.search_url);
+    Ok(AgentsService::new(
+        options,
+        &stack.context,
+        registry,
+        stack.brain().await?,
+        stack.memory().await?,
+        retriever,
+    )?)
+}

@@ -1,0 +1,128 @@
+//! Building each role from the [`Stack`], one module per role, and running the roles of a
+//! process with their merged HTTP API until shutdown.
+
+mod agents;
+mod enrich;
+mod indexer;
+mod ingest;
+mod memory_writer;
+mod workflows;
+mod writeback;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::Context;
+use chatgptd_runtime::Service;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::role::Role;
+use crate::stack::Stack;
+
+/// Something a process runs until shutdown: a worker or the HTTP server.
+type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// A built worker: what it runs until shutdown, and the routes it serves.
+struct Built {
+    name: &'static str,
+    task: Task,
+    routes: axum::Router,
+}
+
+impl Built {
+    fn new<S: Service>(service: S, shutdown: CancellationToken) -> Built {
+        let routes = service.routes();
+        Built {
+            name: S::NAME,
+            task: Box::pin(async move { service.run(shutdown).await.context(S::NAME) }),
+            routes,
+        }
+    }
+}
+
+/// Builds `role` from what the process shares.
+async fn build(role: Role, stack: &Stack, shutdown: CancellationToken) -> anyhow::Result<Built> {
+    let built = match role {
+        Role::Ingest => Built::new(ingest::build(stack).await?, shutdown),
+        Role::MemoryWriter => Built::new(memory_writer::build(stack).await?, shutdown),
+        Role::Indexer => Built::new(indexer::build(stack)?, shutdown),
+        Role::Enrich => Built::new(enrich::build(stack).await?, shutdown),
+        Role::Writeback => Built::new(writeback::build(stack).await?, shutdown),
+        Role::Agents => Built::new(agents::build(stack).await?, shutdown),
+        Role::Workflows => Built::new(workflows::build(stack).await?, shutdown),
+    };
+    Ok(built)
+}
+
+/// Runs `roles` and the HTTP API (their routes merged with the process's own) on
+/// `listener` until `shutdown`; if one of them fails, the others are shut down too and its
+/// error is returned: a process is not healthy with a dead worker.
+pub async fn run(
+    stack: &Stack,
+    roles: &[Role],
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tasks: Vec<(&'static str, Task)> = Vec::new();
+    let mut routes = Vec::new();
+    for role in roles {
+        let built = build(*role, stack, shutdown.clone())
+            .await
+            .with_context(|| format!("building the {} worker", role.name()))?;
+        tasks.push((built.name, built.task));
+        routes.push(built.routes);
+    }
+    let router = crate::http::router(stack, shutdown.clone(), routes)?;
+    let http_shutdown = shutdown.clone();
+    tasks.push((
+        "http",
+        Box::pin(async move {
+            chatgptd_runtime::http::serve(listener, router, http_shutdown)
+                .await
+                .context("http server")
+        }),
+    ));
+    let result = run_tasks(tasks, shutdown).await;
+    // Records the workers produced last are acknowledged before the process goes.
+    stack
+        .context
+        .producer
+        .flush(std::time::Duration::from_secs(5))
+        .await;
+    result
+}
+
+/// Runs `tasks` until `shutdown` is cancelled and all have stopped. If one fails, the others
+/// are shut down too and its error is returned.
+async fn run_tasks(
+    tasks: Vec<(&'static str, Task)>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut set = JoinSet::new();
+    for (name, task) in tasks {
+        set.spawn(async move { (name, task.await) });
+    }
+    let mut first_error = None;
+    while let Some(joined) = set.join_next().await {
+        let (name, result) = match joined {
+            Ok(done) => done,
+            Err(err) => ("task", Err(anyhow::anyhow!("panicked: {err}"))),
+        };
+        match result {
+            Ok(()) => info!(task = %name, "stopped"),
+            Err(err) => {
+                error!(task = %name, error = %format!("{err:#}"), "failed; stopping the process");
+                if first_error.is_none() {
+                    first_error = Some(err.context(format!("{name} failed")));
+                }
+                shutdown.cancel();
+            }
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
