@@ -364,7 +364,7 @@ mod tests {
 
     #[test]
     fn the_example_file_is_valid() {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("chatgptd.example.toml");
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../chatgptd.example.toml");
         Jail::expect_with(|_| {
             let loaded = load(Some(&example), &Overrides::default()).unwrap();
             assert_eq!(

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod node;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
