@@ -69,12 +69,12 @@ mod error;
 mod github;
 mod http;
 mod jira;
-pub mod metric;
 mod note;
 mod options;
 mod secret;
 mod servicenow;
 mod source;
+pub mod telemetry;
 mod tracker;
 mod writeback;
 
@@ -86,6 +86,7 @@ use chatgptd_runtime::{ConsumerRuntime, WorkerContext};
 pub use error::Error;
 pub use options::{GitHubOptions, JiraOptions, ServiceNowOptions, WritebackOptions};
 pub use secret::{Credentials, Secret};
+pub use telemetry::metric;
 pub use writeback::Writeback;
 
 /// The worker's name: in logs and metrics, and its default consumer group
