@@ -10,6 +10,7 @@
 //!   `/search`) are added to the prompt, bounded in tokens.
 //! - The model's result cache makes a redelivered ticket free.
 
+pub mod telemetry;
 mod worker;
 
 pub use worker::{Enrich, EnrichOptions, consumer};
