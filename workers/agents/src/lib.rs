@@ -15,6 +15,7 @@
 
 mod messages;
 mod options;
+pub mod telemetry;
 mod worker;
 
 pub use options::AgentsOptions;

@@ -18,23 +18,13 @@ use tracing::debug;
 
 use crate::messages::{answer, for_agent};
 use crate::options::AgentsOptions;
+use crate::telemetry::{AnswerSent, BroadcastExpanded, MessageRefused};
 use chatgptd_fleet::{Brain, BrainContext as Context, Heartbeats, Inbox};
 
 /// How many of an agent's latest history entries are read to find one conversation's turns:
 /// the memory writer keeps at most `memory.history_cap` (200 by default) per owner, so this
 /// reads all of them and a busy agent's other conversations cannot crowd this one out.
 const HISTORY_SCAN: usize = 200;
-
-/// Metric names.
-pub mod metric {
-    /// Answers, by `agent` (a registry id: bounded) and `kind` (reply, refusal).
-    pub const ANSWERS: &str = "chatgptd_agent_answers_total";
-    /// Refusals by `reason` (hop_limit, loop, token_budget, unknown_agent, agent_disabled,
-    /// unknown_fleet).
-    pub const REFUSALS: &str = "chatgptd_agent_refusals_total";
-    /// Fleet broadcasts expanded, by `fleet`.
-    pub const BROADCASTS: &str = "chatgptd_agent_broadcasts_total";
-}
 
 /// Answers AgentMessages as the agents of the registry.
 pub struct AgentWorker {
@@ -219,8 +209,11 @@ impl AgentWorker {
                 &record,
             )?);
         }
-        metrics::counter!(metric::ANSWERS, "agent" => agent.id.clone(), "kind" => "reply")
-            .increment(1);
+        AnswerSent {
+            message: &message.id,
+            agent: &agent.id,
+        }
+        .emit();
         Ok(outputs)
     }
 
@@ -274,7 +267,15 @@ impl AgentWorker {
                 )
                 .await;
         }
-        metrics::counter!(metric::BROADCASTS, "fleet" => fleet.to_lowercase()).increment(1);
+        BroadcastExpanded {
+            message: &message.id,
+            fleet: self
+                .registry
+                .find_fleet(fleet)
+                .map_or("other", |found| found.id.as_str()),
+            agents: agents.len(),
+        }
+        .emit();
         agents
             .into_iter()
             .map(|agent| {
@@ -295,8 +296,12 @@ impl AgentWorker {
         reason: &'static str,
         text: String,
     ) -> Result<Vec<OutputRecord>, ProcessError> {
-        metrics::counter!(metric::REFUSALS, "reason" => reason).increment(1);
-        tracing::info!(message = %message.id, to = %message.to, reason, "message refused");
+        MessageRefused {
+            message: &message.id,
+            to: &message.to,
+            reason,
+        }
+        .emit();
         self.deliver(&answer(message, agent, "refusal", text)).await
     }
 
