@@ -22,6 +22,7 @@ mod client;
 mod engine;
 mod options;
 mod state;
+pub mod telemetry;
 mod trigger;
 
 pub use client::{ClientError, WorkflowsClient};
