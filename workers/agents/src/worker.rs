@@ -70,6 +70,12 @@ impl AgentWorker {
         }
     }
 
+    /// Encodes with `codec` (the process's, from its worker context) instead of the built-in.
+    fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// The ids of the agents this worker answers for.
     pub fn serving(&self) -> Vec<String> {
         let mut agents: Vec<String> = self.serving.iter().cloned().collect();
@@ -436,7 +442,8 @@ impl AgentsService {
         memory: Arc<dyn Memory>,
         retriever: Retriever,
     ) -> Result<Self, chatgptd_runtime::Error> {
-        let worker = AgentWorker::new(options.clone(), registry, brain, memory.clone(), retriever);
+        let worker = AgentWorker::new(options.clone(), registry, brain, memory.clone(), retriever)
+            .with_codec(context.codec.clone());
         let worker_id = format!("agents-{}", uuid::Uuid::new_v4());
         let heartbeats = Heartbeats::new(
             memory,

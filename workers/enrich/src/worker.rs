@@ -132,6 +132,12 @@ impl Enrich {
         })
     }
 
+    /// Encodes with `codec` (the process's, from its worker context) instead of the built-in.
+    fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// The prompt version in effect.
     pub fn prompt_version(&self) -> &str {
         &self.prompt.version
@@ -428,7 +434,7 @@ pub fn consumer(
     model: ModelClient,
     related: Retriever,
 ) -> Result<ConsumerRuntime<Enrich>, Box<dyn std::error::Error + Send + Sync>> {
-    let enrich = Enrich::new(options.clone(), model, related)?;
+    let enrich = Enrich::new(options.clone(), model, related)?.with_codec(context.codec.clone());
     let runtime = ConsumerRuntime::new(
         "enrich",
         context,

@@ -63,6 +63,12 @@ impl Engine {
         }
     }
 
+    /// Encodes with `codec` (the process's, from its worker context) instead of the built-in.
+    fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     async fn handle(
         &self,
         incoming: &Incoming<WorkflowStep>,

@@ -32,7 +32,8 @@ impl WorkflowsService {
         memory: Arc<dyn Memory>,
     ) -> Result<Self, chatgptd_runtime::Error> {
         check_step_budgets(&workflows, options.consumer.process_timeout)?;
-        let engine = Engine::new(options.clone(), workflows.clone(), registry, brain, memory);
+        let engine = Engine::new(options.clone(), workflows.clone(), registry, brain, memory)
+            .with_codec(context.codec.clone());
         let engine = ConsumerRuntime::new(
             "workflows",
             context,
@@ -41,7 +42,7 @@ impl WorkflowsService {
             engine,
         )?;
         let triggers = if options.triggers && workflows.list().iter().any(|w| w.trigger.is_some()) {
-            let trigger = Trigger::new(workflows, options.topic.clone());
+            let trigger = Trigger::new(workflows, options.topic.clone(), context.codec.clone());
             Some(ConsumerRuntime::new(
                 "workflow-triggers",
                 context,
