@@ -16,6 +16,7 @@
 mod messages;
 mod options;
 mod routes;
+pub mod telemetry;
 mod worker;
 
 pub use options::AgentsOptions;

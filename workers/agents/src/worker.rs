@@ -19,23 +19,13 @@ use tracing::debug;
 use crate::messages::{answer, for_agent};
 use crate::options::AgentsOptions;
 use crate::routes::AgentsApi;
+use crate::telemetry::{AnswerSent, BroadcastExpanded, MessageRefused};
 use chatgptd_fleet::{AgentsClient, Brain, BrainContext as Context, Heartbeats, Inbox};
 
 /// How many of an agent's latest history entries are read to find one conversation's turns:
 /// the memory writer keeps at most `memory.history_cap` (200 by default) per owner, so this
 /// reads all of them and a busy agent's other conversations cannot crowd this one out.
 const HISTORY_SCAN: usize = 200;
-
-/// Metric names.
-pub mod metric {
-    /// Answers, by `agent` (a registry id: bounded) and `kind` (reply, refusal).
-    pub const ANSWERS: &str = "chatgptd_agent_answers_total";
-    /// Refusals by `reason` (hop_limit, loop, token_budget, unknown_agent, agent_disabled,
-    /// unknown_fleet).
-    pub const REFUSALS: &str = "chatgptd_agent_refusals_total";
-    /// Fleet broadcasts expanded, by `fleet`.
-    pub const BROADCASTS: &str = "chatgptd_agent_broadcasts_total";
-}
 
 /// Answers AgentMessages as the agents of the registry.
 pub struct AgentWorker {
@@ -79,6 +69,12 @@ impl AgentWorker {
             serving,
             codec: Codec::builtin(),
         }
+    }
+
+    /// Encodes with `codec` (the process's, from its worker context) instead of the built-in.
+    fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     /// The ids of the agents this worker answers for.
@@ -220,8 +216,11 @@ impl AgentWorker {
                 &record,
             )?);
         }
-        metrics::counter!(metric::ANSWERS, "agent" => agent.id.clone(), "kind" => "reply")
-            .increment(1);
+        AnswerSent {
+            message: &message.id,
+            agent: &agent.id,
+        }
+        .emit();
         Ok(outputs)
     }
 
@@ -275,7 +274,15 @@ impl AgentWorker {
                 )
                 .await;
         }
-        metrics::counter!(metric::BROADCASTS, "fleet" => fleet.to_lowercase()).increment(1);
+        BroadcastExpanded {
+            message: &message.id,
+            fleet: self
+                .registry
+                .find_fleet(fleet)
+                .map_or("other", |found| found.id.as_str()),
+            agents: agents.len(),
+        }
+        .emit();
         agents
             .into_iter()
             .map(|agent| {
@@ -296,8 +303,12 @@ impl AgentWorker {
         reason: &'static str,
         text: String,
     ) -> Result<Vec<OutputRecord>, ProcessError> {
-        metrics::counter!(metric::REFUSALS, "reason" => reason).increment(1);
-        tracing::info!(message = %message.id, to = %message.to, reason, "message refused");
+        MessageRefused {
+            message: &message.id,
+            to: &message.to,
+            reason,
+        }
+        .emit();
         self.deliver(&answer(message, agent, "refusal", text)).await
     }
 
@@ -444,7 +455,8 @@ impl AgentsService {
             ),
             heartbeat_interval: options.heartbeat_interval,
         };
-        let worker = AgentWorker::new(options.clone(), registry, brain, memory.clone(), retriever);
+        let worker = AgentWorker::new(options.clone(), registry, brain, memory.clone(), retriever)
+            .with_codec(context.codec.clone());
         let worker_id = format!("agents-{}", uuid::Uuid::new_v4());
         let heartbeats = Heartbeats::new(
             memory,

@@ -11,6 +11,7 @@
 //! - The model's result cache makes a redelivered ticket free.
 
 mod service;
+pub mod telemetry;
 mod worker;
 
 pub use service::{EnrichService, Error};

@@ -30,7 +30,8 @@ impl EnrichService {
         model: ModelClient,
         related: Retriever,
     ) -> Result<Self, Error> {
-        let enrich = Enrich::new(options.clone(), model, related)?;
+        let enrich =
+            Enrich::new(options.clone(), model, related)?.with_codec(context.codec.clone());
         let runtime = ConsumerRuntime::new(
             Self::NAME,
             context,

@@ -14,6 +14,8 @@ use chatgptd_types::topics::names;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::telemetry::{TicketEnriched, TicketSkipped};
+
 /// The built-in enrichment prompt.
 const BUILTIN_PROMPT: &str = include_str!("../../../prompts/enrich_ticket.v1.md");
 
@@ -127,6 +129,12 @@ impl Enrich {
         })
     }
 
+    /// Encodes with `codec` (the process's, from its worker context) instead of the built-in.
+    pub(crate) fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// The prompt version in effect.
     pub fn prompt_version(&self) -> &str {
         &self.prompt.version
@@ -184,12 +192,13 @@ impl Enrich {
         incoming: &Incoming<TicketEvent>,
     ) -> Result<Vec<OutputRecord>, ProcessError> {
         let ticket = &incoming.value;
-        let labels = [
-            ("source", source_label(&ticket.source)),
-            ("event", event_kind(&ticket.event_type)),
-        ];
         if self.options.skip_event_types.contains(&ticket.event_type) {
-            metrics::counter!(metric::SKIPPED, &labels).increment(1);
+            TicketSkipped {
+                source: &ticket.source,
+                event_type: &ticket.event_type,
+                ticket: &ticket.ticket_key,
+            }
+            .emit();
             return Ok(Vec::new());
         }
         let owner = format!("ticket:{}:{}", ticket.source, ticket.ticket_id);
@@ -273,13 +282,14 @@ impl Enrich {
             provenance,
             enriched_at_ms: chatgptd_types::now_ms(),
         };
-        metrics::counter!(
-            metric::ENRICHED,
-            "source" => source_label(&ticket.source),
-            "event" => event_kind(&ticket.event_type),
-            "category" => enriched.category.clone()
-        )
-        .increment(1);
+        TicketEnriched {
+            source: &ticket.source,
+            event_type: &ticket.event_type,
+            ticket: &ticket.ticket_key,
+            category: &enriched.category,
+            categories: &self.options.categories,
+        }
+        .emit();
         let (ticket_memory, enrichment_memory) = memories(ticket, &enriched, &owner, incoming);
         Ok(vec![
             OutputRecord::avro(
@@ -411,72 +421,5 @@ impl Processor for Enrich {
             self.options.output_topic.clone(),
             self.options.memory_topic.clone(),
         ]
-    }
-}
-
-/// Metric names. Labels are bounded: `source` is a known tracker or `other`, `event` the
-/// kind of event (created, updated, commented, deleted, other), `category` one of the
-/// configured categories.
-pub mod metric {
-    /// Tickets enriched, by `source`, `event` and `category`.
-    pub const ENRICHED: &str = "chatgptd_tickets_enriched_total";
-    /// Ticket events not enriched (deletions and the like), by `source` and `event`.
-    pub const SKIPPED: &str = "chatgptd_tickets_skipped_total";
-}
-
-/// A record's `source` as a metric label: a known tracker, or `other`.
-fn source_label(source: &str) -> &'static str {
-    chatgptd_types::Source::parse(source).map_or("other", chatgptd_types::Source::as_str)
-}
-
-/// The kind of a tracker's event type, a label of a handful of values: event types are the
-/// senders' own (`jira:issue_created`, `issues.labeled`, a ServiceNow rule's free-form
-/// `event`), so as labels they would be unbounded.
-fn event_kind(event_type: &str) -> &'static str {
-    let event = event_type.to_ascii_lowercase();
-    let has = |words: &[&str]| words.iter().any(|word| event.contains(word));
-    if has(&["delet"]) {
-        "deleted"
-    } else if has(&["comment"]) {
-        "commented"
-    } else if has(&["creat", "opened", "insert"]) {
-        "created"
-    } else if has(&[
-        "updat",
-        "edit",
-        "label",
-        "assign",
-        "close",
-        "reopen",
-        "resolv",
-        "transition",
-    ]) {
-        "updated"
-    } else {
-        "other"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metric_labels_are_bounded() {
-        for (event_type, kind) in [
-            ("jira:issue_created", "created"),
-            ("jira:issue_updated", "updated"),
-            ("comment_created", "commented"),
-            ("issues.opened", "created"),
-            ("issues.labeled", "updated"),
-            ("issue_comment.created", "commented"),
-            ("incident.deleted", "deleted"),
-            ("incident.event", "other"),
-            ("a rule's own words", "other"),
-        ] {
-            assert_eq!(event_kind(event_type), kind, "{event_type}");
-        }
-        assert_eq!(source_label("GitHub"), "github");
-        assert_eq!(source_label("gitlab"), "other");
     }
 }

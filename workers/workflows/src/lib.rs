@@ -23,6 +23,7 @@ mod engine;
 mod options;
 mod routes;
 mod state;
+pub mod telemetry;
 mod trigger;
 
 pub use client::{ClientError, WorkflowsClient};

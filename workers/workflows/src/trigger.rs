@@ -24,11 +24,11 @@ pub(crate) struct Trigger {
 }
 
 impl Trigger {
-    pub fn new(workflows: Arc<Workflows>, topic: String) -> Self {
+    pub fn new(workflows: Arc<Workflows>, topic: String, codec: Codec) -> Self {
         Trigger {
             workflows,
             topic,
-            codec: Codec::builtin(),
+            codec,
         }
     }
 

@@ -37,9 +37,9 @@ use serde_json::Value;
 use chatgptd_runtime::ProcessError;
 
 use crate::Error;
-use crate::metric::{RetryAfterRequested, TrackerRequest};
 use crate::secret::Secret;
 use crate::source::Source;
+use crate::telemetry::{RetryAfterRequested, TrackerRequest};
 
 /// The most characters of an error body kept in an error message.
 const MAX_ERROR_TEXT: usize = 300;

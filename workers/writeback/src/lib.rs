@@ -69,12 +69,12 @@ mod error;
 mod github;
 mod http;
 mod jira;
-pub mod metric;
 mod note;
 mod options;
 mod secret;
 mod servicenow;
 mod source;
+pub mod telemetry;
 mod tracker;
 mod writeback;
 
@@ -84,6 +84,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::Error;
 pub use options::{GitHubOptions, JiraOptions, ServiceNowOptions, WritebackOptions};
 pub use secret::{Credentials, Secret};
+pub use telemetry::metric;
 pub use writeback::Writeback;
 
 /// The worker's name: in logs and metrics, and its default consumer group

@@ -12,12 +12,12 @@ use tracing::{info, warn};
 use crate::Error;
 use crate::github::GitHub;
 use crate::jira::Jira;
-use crate::metric::{Outcome, WriteFinished};
 use crate::note::{Marker, ReplyMode, TriageNote};
 use crate::options::WritebackOptions;
 use crate::secret::{Credentials, Secret};
 use crate::servicenow::ServiceNow;
 use crate::source::Source;
+use crate::telemetry::{Outcome, WriteFinished};
 use crate::tracker::Tracker;
 
 /// Writes enriched tickets back to their trackers, at most one comment per ticket and prompt

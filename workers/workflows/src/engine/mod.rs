@@ -25,14 +25,6 @@ pub use service::WorkflowsService;
 use crate::options::WorkflowsOptions;
 use crate::state::{RunStatus, RunStore};
 
-/// Metric names.
-pub mod metric {
-    /// Runs finished, by `workflow` and `status` (succeeded, failed).
-    pub const RUNS: &str = "chatgptd_workflow_runs_total";
-    /// Step attempts, by `workflow`, `step` and `outcome` (succeeded, failed, retried).
-    pub const STEP_ATTEMPTS: &str = "chatgptd_workflow_step_attempts_total";
-}
-
 /// Runs steps.
 pub struct Engine {
     workflows: Arc<Workflows>,
@@ -69,6 +61,12 @@ impl Engine {
             options,
             codec: Codec::builtin(),
         }
+    }
+
+    /// Encodes with `codec` (the process's, from its worker context) instead of the built-in.
+    fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     async fn handle(

@@ -5,11 +5,12 @@ use chatgptd_registry::{StepSpec, WorkflowSpec};
 use chatgptd_runtime::{OutputRecord, ProcessError};
 use chatgptd_types::records::WorkflowStep;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::info;
 
+use super::Engine;
 use super::step::pending;
-use super::{Engine, metric};
 use crate::state::{RunState, RunStatus, StepState, StepStatus};
+use crate::telemetry::{RunFinished, RunOutcome};
 
 impl Engine {
     /// Records the run and emits its root steps. A redelivered start changes nothing.
@@ -104,9 +105,15 @@ impl Engine {
             .release(run_id, &step.id)
             .await
             .map_err(ProcessError::classified)?;
-        metrics::counter!(metric::RUNS, "workflow" => run.workflow.clone(), "status" => "failed")
-            .increment(1);
-        warn!(run = %run_id, step = %step.id, %error, "run failed");
+        RunFinished {
+            run: run_id,
+            workflow: &run.workflow,
+            outcome: RunOutcome::Failed {
+                step: &step.id,
+                error: &error,
+            },
+        }
+        .emit();
         Ok(Vec::new())
     }
 
@@ -155,8 +162,12 @@ impl Engine {
                     .put_run(run_id, &run)
                     .await
                     .map_err(ProcessError::classified)?;
-                metrics::counter!(metric::RUNS, "workflow" => spec.name.clone(), "status" => "succeeded").increment(1);
-                info!(run = %run_id, workflow = %spec.name, "run succeeded");
+                RunFinished {
+                    run: run_id,
+                    workflow: &spec.name,
+                    outcome: RunOutcome::Succeeded,
+                }
+                .emit();
             }
         }
         Ok(records)

@@ -42,7 +42,8 @@ impl WorkflowsService {
             workflows.clone(),
             &options.topic,
         );
-        let engine = Engine::new(options.clone(), workflows.clone(), registry, brain, memory);
+        let engine = Engine::new(options.clone(), workflows.clone(), registry, brain, memory)
+            .with_codec(context.codec.clone());
         let engine = ConsumerRuntime::new(
             Self::NAME,
             context,
@@ -51,7 +52,7 @@ impl WorkflowsService {
             engine,
         )?;
         let triggers = if options.triggers && workflows.list().iter().any(|w| w.trigger.is_some()) {
-            let trigger = Trigger::new(workflows, options.topic.clone());
+            let trigger = Trigger::new(workflows, options.topic.clone(), context.codec.clone());
             Some(ConsumerRuntime::new(
                 "workflow-triggers",
                 context,

@@ -12,9 +12,10 @@ use chatgptd_types::records::WorkflowStep;
 use chatgptd_types::waiting;
 use tracing::{info, warn};
 
+use super::Engine;
 use super::service::attempts_budget;
-use super::{Engine, metric};
 use crate::state::{RunStatus, StepState, StepStatus};
+use crate::telemetry::{StepAttempted, StepOutcome};
 
 impl Engine {
     pub(super) async fn execute(
@@ -134,6 +135,18 @@ impl Engine {
             .brain
             .request(agent, BrainContext::default(), &sender, &rendered);
         let max_attempts = step.retry.max_attempts.max(1);
+        let attempted = |attempt: u32, outcome: StepOutcome, error: &str| {
+            StepAttempted {
+                run: run_id,
+                workflow: &spec.name,
+                step: step_id,
+                attempt,
+                max_attempts,
+                outcome,
+                error,
+            }
+            .emit();
+        };
         let mut last_error = String::new();
         for attempt in 1..=max_attempts {
             waiting::sleep(step.retry.delay_before(attempt)).await;
@@ -151,7 +164,7 @@ impl Engine {
             // Like the record's, the step's timeout counts working time, not a rate limit.
             let error = match waiting::timeout(step.timeout, self.brain.answer(&request)).await {
                 Ok(Ok(reply)) => {
-                    metrics::counter!(metric::STEP_ATTEMPTS, "workflow" => spec.name.clone(), "step" => step_id.clone(), "outcome" => "succeeded").increment(1);
+                    attempted(attempt, StepOutcome::Succeeded, "");
                     let done = StepState {
                         status: StepStatus::Succeeded,
                         output: Some(reply.content),
@@ -174,6 +187,7 @@ impl Engine {
                 }
                 Ok(Err(err)) if err.kind() == ErrorKind::Permanent => {
                     last_error = format!("{}: {err}", err.class());
+                    attempted(attempt, StepOutcome::Failed, &last_error);
                     break;
                 }
                 Ok(Err(err)) => format!("{}: {err}", err.class()),
@@ -182,8 +196,8 @@ impl Engine {
                     humantime::format_duration(step.timeout)
                 ),
             };
-            metrics::counter!(metric::STEP_ATTEMPTS, "workflow" => spec.name.clone(), "step" => step_id.clone(), "outcome" => "retried").increment(1);
-            warn!(run = %run_id, step = %step_id, attempt, max_attempts, error = %error, "step attempt failed");
+            let outcome = StepOutcome::after_failed(attempt, max_attempts);
+            attempted(attempt, outcome, &error);
             last_error = error;
         }
         self.fail(run_id, &mut run, step, max_attempts, last_error)

@@ -8,23 +8,26 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-/// Write-backs by `source`, `outcome` (`posted`, `already_posted`, `skipped`, `failed`) and
-/// `reason`: for `already_posted` where the earlier write was found (`memory`, `tracker`);
-/// for `skipped` why (`disabled`, `no_credentials`, `unknown_source`); for `failed` the
-/// error class; `new` for `posted`.
-pub const WRITES: &str = "chatgptd_writeback_writes_total";
+/// Metric names, one place.
+pub mod metric {
+    /// Write-backs by `source`, `outcome` (`posted`, `already_posted`, `skipped`, `failed`)
+    /// and `reason`: for `already_posted` where the earlier write was found (`memory`,
+    /// `tracker`); for `skipped` why (`disabled`, `no_credentials`, `unknown_source`); for
+    /// `failed` the error class; `new` for `posted`.
+    pub const WRITES: &str = "chatgptd_writeback_writes_total";
 
-/// HTTP requests to trackers, by `source` and `status` (`2xx`, `3xx`, `401`, `403`, `404`,
-/// `429`, `4xx`, `5xx`, `timeout`, `connect`, `error`).
-pub const TRACKER_REQUESTS: &str = "chatgptd_writeback_tracker_requests_total";
+    /// HTTP requests to trackers, by `source` and `status` (`2xx`, `3xx`, `401`, `403`,
+    /// `404`, `429`, `4xx`, `5xx`, `timeout`, `connect`, `error`).
+    pub const TRACKER_REQUESTS: &str = "chatgptd_writeback_tracker_requests_total";
 
-/// The waits trackers asked for with `Retry-After` (or GitHub's rate-limit reset), in
-/// seconds, by `source`.
-pub const RETRY_AFTER_SECONDS: &str = "chatgptd_writeback_retry_after_seconds";
+    /// The waits trackers asked for with `Retry-After` (or GitHub's rate-limit reset), in
+    /// seconds, by `source`.
+    pub const RETRY_AFTER_SECONDS: &str = "chatgptd_writeback_retry_after_seconds";
+}
 
 /// How one record's write-back ended (this try).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The comment was posted by this try.
     Posted,
     /// An earlier try had posted it: nothing posted again.
@@ -48,7 +51,7 @@ impl Outcome {
 
 /// A record's write-back ended.
 #[derive(Debug)]
-pub struct WriteFinished<'a> {
+pub(crate) struct WriteFinished<'a> {
     pub source: &'static str,
     /// The ticket as the tracker names it, for the log only.
     pub ticket: &'a str,
@@ -57,7 +60,7 @@ pub struct WriteFinished<'a> {
 }
 
 impl WriteFinished<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         let (source, ticket, reason) = (self.source, self.ticket, self.reason);
         match self.outcome {
             Outcome::Posted => info!(source, ticket, "triage note posted"),
@@ -74,7 +77,7 @@ impl WriteFinished<'_> {
             Outcome::Failed => debug!(source, ticket, error_class = reason, "write-back failed"),
         }
         metrics::counter!(
-            WRITES,
+            metric::WRITES,
             "source" => source,
             "outcome" => self.outcome.as_str(),
             "reason" => reason
@@ -85,19 +88,19 @@ impl WriteFinished<'_> {
 
 /// One HTTP request to a tracker got an answer (or none).
 #[derive(Debug)]
-pub struct TrackerRequest {
+pub(crate) struct TrackerRequest {
     pub source: &'static str,
     pub status: &'static str,
 }
 
 impl TrackerRequest {
-    pub fn emit(&self) {
-        metrics::counter!(TRACKER_REQUESTS, "source" => self.source, "status" => self.status)
+    pub(crate) fn emit(&self) {
+        metrics::counter!(metric::TRACKER_REQUESTS, "source" => self.source, "status" => self.status)
             .increment(1);
     }
 
     /// The bounded label of an HTTP status.
-    pub fn status_label(status: u16) -> &'static str {
+    pub(crate) fn status_label(status: u16) -> &'static str {
         match status {
             200..=299 => "2xx",
             300..=399 => "3xx",
@@ -113,15 +116,15 @@ impl TrackerRequest {
 
 /// A tracker asked us to wait before trying again.
 #[derive(Debug)]
-pub struct RetryAfterRequested {
+pub(crate) struct RetryAfterRequested {
     pub source: &'static str,
     pub wait: Duration,
 }
 
 impl RetryAfterRequested {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         warn!(source = self.source, wait = ?self.wait, "tracker rate limited: retrying after its wait");
-        metrics::histogram!(RETRY_AFTER_SECONDS, "source" => self.source)
+        metrics::histogram!(metric::RETRY_AFTER_SECONDS, "source" => self.source)
             .record(self.wait.as_secs_f64());
     }
 }

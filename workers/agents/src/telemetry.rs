@@ -1,0 +1,81 @@
+//! Metrics and logs of the agent worker. Labels are bounded: `agent` is a registry id (only
+//! agents this worker answers as), `fleet` a declared fleet's id, `reason` and `kind` come
+//! from fixed sets. A message's recipient is never a label: a sender may write anything there.
+//!
+//! Logs name the message and the agent; never the message's body or the answer.
+
+use tracing::{debug, info};
+
+/// Metric names, one place.
+pub mod metric {
+    /// Answers, by `agent` (a registry id: bounded) and `kind` (reply). Refusals are counted
+    /// by [`REFUSALS`], by reason: their recipient may be no agent at all.
+    pub const ANSWERS: &str = "chatgptd_agent_answers_total";
+    /// Refusals by `reason` (hop_limit, loop, token_budget, unknown_agent, agent_disabled,
+    /// unknown_fleet).
+    pub const REFUSALS: &str = "chatgptd_agent_refusals_total";
+    /// Fleet broadcasts expanded, by `fleet` (the fleet's id, however the sender named it).
+    pub const BROADCASTS: &str = "chatgptd_agent_broadcasts_total";
+}
+
+/// An agent answered a message.
+pub(crate) struct AnswerSent<'a> {
+    /// The message answered, for the log only.
+    pub message: &'a str,
+    /// The answering agent's registry id.
+    pub agent: &'a str,
+}
+
+impl AnswerSent<'_> {
+    pub(crate) fn emit(&self) {
+        debug!(
+            message = self.message,
+            agent = self.agent,
+            "message answered"
+        );
+        metrics::counter!(metric::ANSWERS, "agent" => self.agent.to_string(), "kind" => "reply")
+            .increment(1);
+    }
+}
+
+/// A message was refused, with a reason the sender gets back.
+pub(crate) struct MessageRefused<'a> {
+    /// The message and its recipient, for the log only.
+    pub message: &'a str,
+    pub to: &'a str,
+    pub reason: &'static str,
+}
+
+impl MessageRefused<'_> {
+    pub(crate) fn emit(&self) {
+        info!(
+            message = self.message,
+            to = self.to,
+            reason = self.reason,
+            "message refused"
+        );
+        metrics::counter!(metric::REFUSALS, "reason" => self.reason).increment(1);
+    }
+}
+
+/// A broadcast to a fleet became one message per enabled agent of it.
+pub(crate) struct BroadcastExpanded<'a> {
+    /// The message broadcast, for the log only.
+    pub message: &'a str,
+    /// The fleet's id: one value per declared fleet, whichever of its names (any case) the
+    /// sender used.
+    pub fleet: &'a str,
+    pub agents: usize,
+}
+
+impl BroadcastExpanded<'_> {
+    pub(crate) fn emit(&self) {
+        debug!(
+            message = self.message,
+            fleet = self.fleet,
+            agents = self.agents,
+            "broadcast expanded"
+        );
+        metrics::counter!(metric::BROADCASTS, "fleet" => self.fleet.to_string()).increment(1);
+    }
+}
