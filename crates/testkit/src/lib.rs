@@ -11,6 +11,8 @@ pub mod fake_openai;
 pub mod fake_trackers;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod process;
 pub mod redis;
 #[cfg(feature = "kafka")]

@@ -5,67 +5,36 @@ use std::time::Duration;
 
 use chatgptd_model::{ChatMessage, ChatRequest, ModelOptions, Price, metric};
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use chatgptd_testkit::metrics::{Labels, record};
 
 use crate::fixture::{client, options};
 
-type Snapshot = Vec<(
-    metrics_util::CompositeKey,
-    Option<metrics::Unit>,
-    Option<metrics::SharedString>,
-    DebugValue,
-)>;
-
-/// The value of the metric `name` whose labels include all of `labels`.
-fn find<'s>(snapshot: &'s Snapshot, name: &str, labels: &[(&str, &str)]) -> Option<&'s DebugValue> {
-    snapshot.iter().find_map(|(key, _, _, value)| {
-        let key = key.key();
-        let matches = key.name() == name
-            && labels.iter().all(|(k, v)| {
-                key.labels()
-                    .any(|label| label.key() == *k && label.value() == *v)
-            });
-        matches.then_some(value)
-    })
-}
-
 #[test]
 fn a_call_counts_requests_tokens_rate_limits_latency_and_cost() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::with_local_recorder(&recorder, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let fake = FakeOpenAi::start().await;
-            let options = ModelOptions {
-                prices: [(
-                    "gpt-test".to_string(),
-                    Price {
-                        input_per_million: 150.0,
-                        output_per_million: 600.0,
-                        cached_input_per_million: 75.0,
-                    },
-                )]
-                .into(),
-                ..options(&fake)
-            };
-            let client = client(&options).await;
-            fake.push(Behaviour::RateLimited {
-                retry_after: Duration::from_millis(10),
-            });
-            let request = ChatRequest::new("v1", vec![ChatMessage::user("count me")]);
-            client.chat(&request).await.unwrap();
+    let ((), recorded) = record(|| async {
+        let fake = FakeOpenAi::start().await;
+        let options = ModelOptions {
+            prices: [(
+                "gpt-test".to_string(),
+                Price {
+                    input_per_million: 150.0,
+                    output_per_million: 600.0,
+                    cached_input_per_million: 75.0,
+                },
+            )]
+            .into(),
+            ..options(&fake)
+        };
+        let client = client(&options).await;
+        fake.push(Behaviour::RateLimited {
+            retry_after: Duration::from_millis(10),
         });
+        let request = ChatRequest::new("v1", vec![ChatMessage::user("count me")]);
+        client.chat(&request).await.unwrap();
     });
-    let snapshot: Snapshot = snapshotter.snapshot().into_vec();
 
-    let counter = |name: &str, labels: &[(&str, &str)]| match find(&snapshot, name, labels) {
-        Some(DebugValue::Counter(value)) => *value,
-        other => panic!("{name} {labels:?}: {other:?}"),
-    };
+    let counter =
+        |name: &str, labels: &[(&str, &str)]| recorded.counter(name, Labels::Including(labels));
     assert_eq!(
         counter(
             metric::REQUESTS,
@@ -85,11 +54,7 @@ fn a_call_counts_requests_tokens_rate_limits_latency_and_cost() {
         prompt * 150 + completion * 600
     );
     for histogram in [metric::LIMITER_WAIT_SECONDS, metric::LATENCY_SECONDS] {
-        match find(&snapshot, histogram, &[("model", "gpt-test")]) {
-            Some(DebugValue::Histogram(values)) => {
-                assert_eq!(values.len(), 2, "{histogram}: one per attempt")
-            }
-            other => panic!("{histogram}: {other:?}"),
-        }
+        let values = recorded.histogram(histogram, Labels::Including(&[("model", "gpt-test")]));
+        assert_eq!(values.len(), 2, "{histogram}: one per attempt");
     }
 }
