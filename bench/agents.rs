@@ -20,6 +20,7 @@ use chatgptd_runtime::embedded::EmbeddedKafka;
 use chatgptd_runtime::{ConsumerOptions, Health, KafkaOptions, WorkerContext};
 use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::FakeOpenAi;
+use chatgptd_types::Secrets;
 use chatgptd_types::topics::{TopicsFile, names};
 use chatgptd_worker_agents::{AgentsOptions, AgentsService};
 use chatgptd_worker_workflows::{
@@ -76,7 +77,7 @@ async fn main() {
     .unwrap();
     let registry = Arc::new(Registry::builtin());
     let workflows = Arc::new(Workflows::builtin(&registry));
-    let context = WorkerContext::new(&kafka, &Health::default()).unwrap();
+    let context = WorkerContext::new(&kafka, &Health::default(), &Secrets::env()).unwrap();
     let brain = Brain::new(model.clone(), std::path::Path::new("")).unwrap();
     let shutdown = CancellationToken::new();
 

@@ -199,7 +199,12 @@ async fn main() {
     let memory = SqliteMemory::open(&dir.path().join("memory.db"), "bench")
         .await
         .unwrap();
-    let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+    let context = WorkerContext::new(
+        &kafka.options(),
+        &Health::default(),
+        &chatgptd_types::Secrets::env(),
+    )
+    .unwrap();
     context
         .producer
         .wait_connected(Duration::from_secs(10))

@@ -24,6 +24,7 @@ use chatgptd_runtime::{
     ConsumerOptions, ConsumerRuntime, Health, Incoming, KafkaOptions, OutputRecord, ProcessError,
     Processor, WorkerContext,
 };
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::WorkflowStep;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -258,7 +259,7 @@ async fn one_worker(run: Duration) {
         "fetch.wait.max.ms".into(),
         chatgptd_runtime::embedded::FETCH_WAIT_MS.into(),
     );
-    let context = WorkerContext::new(&kafka, &Health::default()).expect("context");
+    let context = WorkerContext::new(&kafka, &Health::default(), &Secrets::env()).expect("context");
     let options = ConsumerOptions {
         group_id: "bench-model-worker".into(),
         max_in_flight_per_partition: KEYS,

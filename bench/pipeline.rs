@@ -201,7 +201,9 @@ impl Pipeline {
             .await
             .expect("sqlite memory");
         let health = Health::default();
-        let context = WorkerContext::new(&kafka.options(), &health).expect("worker context");
+        let context =
+            WorkerContext::new(&kafka.options(), &health, &chatgptd_types::Secrets::env())
+                .expect("worker context");
         context
             .producer
             .wait_connected(Duration::from_secs(10))

@@ -12,6 +12,7 @@ use chatgptd_memory::Memory;
 use chatgptd_model::ModelClient;
 use chatgptd_runtime::embedded::EmbeddedKafka;
 use chatgptd_runtime::{Health, KafkaOptions, WorkerContext};
+use chatgptd_types::Secrets;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -39,6 +40,8 @@ pub struct Stack {
     pub config: Config,
     pub context: WorkerContext,
     pub health: Health,
+    /// Where every part of the process looks its secrets up (the environment, from the CLI).
+    pub secrets: Secrets,
     /// The embedded broker, when this process runs one; dropped last.
     pub embedded: Option<EmbeddedKafka>,
 }
@@ -90,11 +93,12 @@ pub async fn model_client(config: &Config, memory: Arc<dyn Memory>) -> anyhow::R
 }
 
 impl Stack {
-    /// Connects to (or starts) Kafka and creates the shared producer.
-    pub async fn start(config: Config, mode: KafkaMode) -> anyhow::Result<Stack> {
+    /// Connects to (or starts) Kafka and creates the shared producer. Every secret of the
+    /// process is looked up in `secrets`.
+    pub async fn start(config: Config, mode: KafkaMode, secrets: Secrets) -> anyhow::Result<Stack> {
         let (kafka, embedded) = resolve_kafka(&config, mode)?;
         let health = Health::default();
-        let context = WorkerContext::new(&kafka, &health)?;
+        let context = WorkerContext::new(&kafka, &health, &secrets)?;
         context
             .producer
             .wait_connected(CONNECT_TIMEOUT)
@@ -104,6 +108,7 @@ impl Stack {
             config,
             context,
             health,
+            secrets,
             embedded,
         })
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chatgptd_fleet::{AgentsClient, Inbox, agent_health, new_request};
 use chatgptd_runtime::{Health, WorkerContext};
+use chatgptd_types::Secrets;
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -157,7 +158,8 @@ pub async fn run(config: Config, command: AgentsCommand) -> anyhow::Result<ExitC
             }
             let kafka = resolve_brokers(&config, KafkaMode::ConfiguredOrRunning)?;
             let health = Health::default();
-            let context = WorkerContext::new(&kafka, &health)?;
+            let secrets = Secrets::env();
+            let context = WorkerContext::new(&kafka, &health, &secrets)?;
             let memory = open_memory(&config, &health).await?;
             let client = AgentsClient::new(
                 context.producer.clone(),

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chatgptd_types::Secrets;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +27,7 @@ pub struct UpArgs {}
 pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let stack = Stack::start(config, KafkaMode::EmbeddedUnlessConfigured).await?;
+    let stack = Stack::start(config, KafkaMode::EmbeddedUnlessConfigured, Secrets::env()).await?;
     let listener = tokio::net::TcpListener::bind(stack.config.http.listen)
         .await
         .with_context(|| {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chatgptd_types::Secrets;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +29,7 @@ pub struct WorkerArgs {
 }
 
 pub async fn run(config: Config, args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let stack = Stack::start(config, KafkaMode::Configured).await?;
+    let stack = Stack::start(config, KafkaMode::Configured, Secrets::env()).await?;
     let services = Services::open(&stack, &[args.kind]).await?;
     let listener = tokio::net::TcpListener::bind(stack.config.http.listen)
         .await

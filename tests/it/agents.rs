@@ -14,6 +14,7 @@ use chatgptd_search::{IndexerOptions, Retriever, SearchService, ShardSet};
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi};
 use chatgptd_testkit::kafka::{MockKafka, committed, consume, produce, producer};
 use chatgptd_testkit::{init_logging, wait_until};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{AgentMessage, WorkflowStep};
 use chatgptd_types::topics::{TopicsFile, names};
@@ -69,7 +70,8 @@ impl Stack {
         .unwrap();
         let registry = Arc::new(Registry::builtin());
         let workflows = Arc::new(Workflows::builtin(&registry));
-        let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+        let context =
+            WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
         Stack {
             kafka,
             context,

@@ -11,6 +11,7 @@ use chatgptd_search::{IndexerOptions, SearchQuery, SearchService};
 use chatgptd_testkit::kafka::{MockKafka, committed, produce, producer};
 use chatgptd_testkit::redis::RedisServer;
 use chatgptd_testkit::{init_logging, unique, wait_until};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::MemoryRecord;
 use chatgptd_worker_indexer::{IndexerService, IndexerWorkerOptions};
@@ -56,7 +57,8 @@ struct Writer {
 }
 
 fn start_writer(kafka: &MockKafka, topic: &str, group: &str, memory: Arc<dyn Memory>) -> Writer {
-    let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+    let context =
+        WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
     let options = MemoryWriterOptions {
         topic: topic.to_string(),
         consumer: test_options(group),
@@ -243,7 +245,8 @@ fn start_indexer(
     CancellationToken,
     tokio::task::JoinHandle<Result<(), chatgptd_runtime::Error>>,
 ) {
-    let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+    let context =
+        WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
     let mut consumer = test_options(group);
     consumer.max_in_flight_per_partition = 4096;
     consumer.dead_letter_topic = format!("{topic}.dlq");

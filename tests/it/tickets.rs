@@ -314,7 +314,8 @@ impl Pipeline {
         trackers.add_github_issue(GITHUB_OWNER, GITHUB_REPO, GITHUB_ISSUE);
 
         let health = Health::default();
-        let context = WorkerContext::new(&kafka.options(), &health).unwrap();
+        let context =
+            WorkerContext::new(&kafka.options(), &health, &chatgptd_types::Secrets::env()).unwrap();
 
         let ingest = Ingest::with_secrets(
             ingest_options(),

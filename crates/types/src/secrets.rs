@@ -79,7 +79,10 @@ mod tests {
         // PATH is set in every test process: a map does not fall back to the environment.
         assert_eq!(secrets.get("PATH"), None);
         let printed = format!("{secrets:?}");
-        assert!(printed.contains("JIRA_SECRET") && !printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("JIRA_SECRET") && !printed.contains("s3cret"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl Ingest {
         // 503 could still land later, and the sender's retry would land it a second time.
         let mut kafka = context.kafka.clone();
         kafka.delivery_timeout = options.ack_timeout;
-        let producer = Producer::new(&kafka, "ingest", &context.health)?;
+        let producer = Producer::new(&kafka, "ingest", &context.health, &context.secrets)?;
         // Ready in /readyz once it reaches a broker, not at its first statistics.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let producer = producer.clone();

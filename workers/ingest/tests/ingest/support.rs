@@ -180,7 +180,8 @@ impl Gateway {
         memory: Arc<dyn Memory>,
         secrets: Secrets,
     ) -> Gateway {
-        let context = WorkerContext::new(kafka, &Health::default()).unwrap();
+        let context =
+            WorkerContext::new(kafka, &Health::default(), &chatgptd_types::Secrets::env()).unwrap();
         let ingest = Ingest::with_secrets(options, &context, memory, secrets).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -9,6 +9,7 @@ use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
 use chatgptd_testkit::fake_trackers::Api;
 use chatgptd_testkit::kafka::{MockKafka, committed, consume, header, produce, producer};
 use chatgptd_testkit::{init_logging, unique, wait_until};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::DeadLetter;
 use chatgptd_types::topics::names;
@@ -71,7 +72,8 @@ async fn writes_back_commits_and_dead_letters_a_ticket_that_is_gone() {
         .await;
     }
 
-    let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+    let context =
+        WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
     let writeback =
         Writeback::with_credentials(&harness.options, harness.memory.clone(), credentials())
             .unwrap();
