@@ -74,6 +74,20 @@ impl KafkaOptions {
         client_suffix: &str,
         secrets: &Secrets,
     ) -> Result<ClientConfig, Error> {
+        let mut config = ClientConfig::new();
+        self.apply_base(&mut config, client_suffix, secrets)?;
+        Ok(config)
+    }
+
+    /// Sets what [`base_config`](Self::base_config) sets on `config`. Configs are built by
+    /// setting onto one `ClientConfig`, never by copying another's `config_map()`: that view
+    /// replaces secret values (`sasl.password`, ...) with a placeholder.
+    fn apply_base(
+        &self,
+        config: &mut ClientConfig,
+        client_suffix: &str,
+        secrets: &Secrets,
+    ) -> Result<(), Error> {
         if self.brokers.trim().is_empty() {
             return Err(Error::Config(
                 "no Kafka brokers configured: set kafka.brokers, CHATGPTD_KAFKA__BROKERS or \
@@ -81,7 +95,6 @@ impl KafkaOptions {
                     .to_string(),
             ));
         }
-        let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", format!("{}-{client_suffix}", self.client_id))
@@ -96,7 +109,7 @@ impl KafkaOptions {
             })?;
             config.set(key, value);
         }
-        Ok(config)
+        Ok(())
     }
 
     /// A producer config: acknowledged by every in-sync replica, idempotent, so a retried send
@@ -111,9 +124,7 @@ impl KafkaOptions {
         config.set("linger.ms", "5");
         // A typo in a topic name must fail, not create a topic.
         config.set("allow.auto.create.topics", "false");
-        for (key, value) in self.base_config(client_suffix, secrets)?.config_map() {
-            config.set(key, value);
-        }
+        self.apply_base(&mut config, client_suffix, secrets)?;
         config.set("acks", "all").set("enable.idempotence", "true");
         Ok(config)
     }
@@ -172,6 +183,9 @@ mod tests {
 
         let secrets = Secrets::from_map([("CHATGPTD_TEST_NO_SUCH_VAR", "pw")]);
         let config = options.base_config("x", &secrets).unwrap();
+        assert_eq!(config.get("sasl.password"), Some("pw"));
+        // Not rdkafka's placeholder for secrets, which copying a `config_map()` would give.
+        let config = options.producer_config("x", &secrets).unwrap();
         assert_eq!(config.get("sasl.password"), Some("pw"));
         let empty = Secrets::from_map([("CHATGPTD_TEST_NO_SUCH_VAR", "")]);
         assert!(

@@ -104,14 +104,11 @@ impl<P: Processor> ConsumerRuntime<P> {
     /// The librdkafka config: defaults, the user's properties, then what at-least-once needs.
     fn consumer_config(&self) -> Result<ClientConfig, Error> {
         let options = &self.handler.options;
-        let mut config = ClientConfig::new();
-        for (key, value) in self
+        // Built on the base config itself: a copy of its `config_map()` would carry
+        // rdkafka's placeholder instead of each secret.
+        let mut config = self
             .kafka
-            .base_config(&self.handler.worker, &self.secrets)?
-            .config_map()
-        {
-            config.set(key, value);
-        }
+            .base_config(&self.handler.worker, &self.secrets)?;
         for (key, value) in &options.properties {
             config.set(key, value);
         }
