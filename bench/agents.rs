@@ -55,7 +55,7 @@ async fn main() {
         .properties
         .insert("fetch.wait.max.ms".into(), fetch_wait);
     let data = tempfile::tempdir().unwrap();
-    let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path())
+    let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path(), &Secrets::env())
         .await
         .unwrap();
     let fake = FakeOpenAi::start().await;

@@ -197,9 +197,13 @@ impl Pipeline {
             kafka.create_topic(&topic.name, topic.partitions);
         }
         let dir = tempfile::tempdir().expect("temp dir");
-        let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path())
-            .await
-            .expect("sqlite memory");
+        let memory = chatgptd_memory::open(
+            &MemoryOptions::default(),
+            dir.path(),
+            &chatgptd_types::Secrets::env(),
+        )
+        .await
+        .expect("sqlite memory");
         let health = Health::default();
         let context =
             WorkerContext::new(&kafka.options(), &health, &chatgptd_types::Secrets::env())
@@ -535,9 +539,13 @@ async fn run() {
 
     // Baseline: the same model client settings and SQLite cache, the same tracker, no Kafka.
     let dir = tempfile::tempdir().expect("temp dir");
-    let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path())
-        .await
-        .expect("sqlite memory");
+    let memory = chatgptd_memory::open(
+        &MemoryOptions::default(),
+        dir.path(),
+        &chatgptd_types::Secrets::env(),
+    )
+    .await
+    .expect("sqlite memory");
     let inline_model = model_client(&model, memory).await;
     let github_url = trackers.github_url();
     inline(&inline_model, &github_url, &trackers, &pass(WARMUP_TICKETS)).await;

@@ -53,9 +53,14 @@ const MEMORY_PING_INTERVAL_DOWN: std::time::Duration = std::time::Duration::from
 
 /// Opens the memory backend (Redis if configured, else SQLite in the data directory) and
 /// reports it on `/readyz`, pinging it every few seconds: a Redis that went away makes the
-/// process not ready (its records wait) until it is back.
-pub async fn open_memory(config: &Config, health: &Health) -> anyhow::Result<Arc<dyn Memory>> {
-    let memory = chatgptd_memory::open(&config.memory, &config.data_dir)
+/// process not ready (its records wait) until it is back. Redis's password comes from
+/// `secrets`.
+pub async fn open_memory(
+    config: &Config,
+    health: &Health,
+    secrets: &Secrets,
+) -> anyhow::Result<Arc<dyn Memory>> {
+    let memory = chatgptd_memory::open(&config.memory, &config.data_dir, secrets)
         .await
         .context("opening the memory backend")?;
     let readiness = health.register(format!("memory:{}", memory.backend()));

@@ -98,7 +98,7 @@ impl Services {
     pub async fn open(stack: &Stack, kinds: &[WorkerKind]) -> anyhow::Result<Services> {
         let config = &stack.config;
         let memory = match kinds.iter().any(|k| k.needs_memory()) {
-            true => Some(crate::stack::open_memory(config, &stack.health).await?),
+            true => Some(crate::stack::open_memory(config, &stack.health, &stack.secrets).await?),
             false => None,
         };
         let search = kinds.contains(&WorkerKind::Indexer).then(|| {

@@ -60,7 +60,7 @@ pub async fn run(config: Config, command: AgentsCommand) -> anyhow::Result<ExitC
     match command {
         AgentsCommand::List { fleet } => {
             let health = Health::default();
-            let memory = open_memory(&config, &health).await.ok();
+            let memory = open_memory(&config, &health, &Secrets::env()).await.ok();
             let agents: Vec<_> = match &fleet {
                 Some(fleet) => registry.fleet(fleet),
                 None => registry.agents().iter().collect(),
@@ -160,7 +160,7 @@ pub async fn run(config: Config, command: AgentsCommand) -> anyhow::Result<ExitC
             let health = Health::default();
             let secrets = Secrets::env();
             let context = WorkerContext::new(&kafka, &health, &secrets)?;
-            let memory = open_memory(&config, &health).await?;
+            let memory = open_memory(&config, &health, &secrets).await?;
             let client = AgentsClient::new(
                 context.producer.clone(),
                 Inbox::new(memory, config.agents.inbox_ttl),

@@ -72,7 +72,7 @@ async fn client(config: &Config) -> anyhow::Result<WorkflowsClient> {
     let health = Health::default();
     let secrets = Secrets::env();
     let context = WorkerContext::new(&kafka, &health, &secrets)?;
-    let memory = open_memory(config, &health).await?;
+    let memory = open_memory(config, &health, &secrets).await?;
     let store = RunStore::new(memory, config.workflows.run_ttl);
     Ok(WorkflowsClient::new(
         context.producer.clone(),

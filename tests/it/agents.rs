@@ -49,7 +49,7 @@ impl Stack {
             kafka.create_topic(&topic.name, topic.partitions);
         }
         let data = tempfile::tempdir().unwrap();
-        let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path())
+        let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path(), &Secrets::env())
             .await
             .unwrap();
         let model_options = match fake {

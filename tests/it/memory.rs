@@ -45,7 +45,7 @@ async fn redis_memory(redis: &RedisServer) -> Arc<dyn Memory> {
         response_timeout: Duration::from_millis(500),
         ..MemoryOptions::default()
     };
-    chatgptd_memory::open(&options, std::path::Path::new("unused"))
+    chatgptd_memory::open(&options, std::path::Path::new("unused"), &Secrets::env())
         .await
         .unwrap()
 }
@@ -106,7 +106,7 @@ async fn readiness_follows_redis_going_away_and_coming_back() {
         ..Default::default()
     };
     let health = Health::default();
-    let _memory = chatgptd::stack::open_memory(&config, &health)
+    let _memory = chatgptd::stack::open_memory(&config, &health, &Secrets::env())
         .await
         .unwrap();
     let ready = |health: &Health| health.snapshot().0;

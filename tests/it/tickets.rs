@@ -300,9 +300,13 @@ impl Pipeline {
             kafka.create_topic(&topic.name, topic.partitions);
         }
         let dir = tempfile::tempdir().unwrap();
-        let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path())
-            .await
-            .unwrap();
+        let memory = chatgptd_memory::open(
+            &MemoryOptions::default(),
+            dir.path(),
+            &chatgptd_types::Secrets::env(),
+        )
+        .await
+        .unwrap();
         let model = FakeOpenAi::start_with(FakeOptions {
             api_key: Some(MODEL_KEY.to_string()),
             ..FakeOptions::default()

@@ -10,6 +10,7 @@ use chatgptd_model::{
 };
 use chatgptd_testkit::fake_openai::FakeOpenAi;
 use chatgptd_testkit::redis::RedisServer;
+use chatgptd_types::Secrets;
 
 use crate::fixture::{env, options, triage_schema};
 
@@ -76,7 +77,11 @@ async fn a_memory_outage_stalls_calls_instead_of_paying_for_them() {
         redis_url: redis.url(),
         ..MemoryOptions::default()
     };
-    let memory: Arc<dyn Memory> = Arc::new(RedisMemory::connect(&memory_options).await.unwrap());
+    let memory: Arc<dyn Memory> = Arc::new(
+        RedisMemory::connect(&memory_options, &Secrets::env())
+            .await
+            .unwrap(),
+    );
     let fake = FakeOpenAi::start().await;
     let client = ModelClient::with_env(&cached_options(&fake), Some(memory), env)
         .await

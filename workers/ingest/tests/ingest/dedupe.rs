@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chatgptd_memory::{Memory, MemoryOptions};
 use chatgptd_testkit::redis::RedisServer;
+use chatgptd_types::Secrets;
 use reqwest::StatusCode;
 
 use crate::support::*;
@@ -66,9 +67,10 @@ async fn two_gateway_instances_share_dedupe_through_redis() {
         ..MemoryOptions::default()
     };
     let open = || async {
-        let memory: Arc<dyn Memory> = chatgptd_memory::open(&memory_options, dir.path())
-            .await
-            .unwrap();
+        let memory: Arc<dyn Memory> =
+            chatgptd_memory::open(&memory_options, dir.path(), &Secrets::env())
+                .await
+                .unwrap();
         assert_eq!(memory.backend(), "redis");
         memory
     };
