@@ -70,9 +70,11 @@ async fn main() {
     model_options.default_limits.requests_per_minute = 1_000_000;
     model_options.default_limits.tokens_per_minute = 1_000_000_000;
     model_options.default_limits.max_concurrency = 256;
-    let model = ModelClient::with_env(&model_options, Some(memory.clone()), |name| {
-        (name == "OPENAI_API_KEY").then(|| "sk-bench".to_string())
-    })
+    let model = ModelClient::new(
+        &model_options,
+        Some(memory.clone()),
+        &Secrets::from_map([("OPENAI_API_KEY", "sk-bench")]),
+    )
     .await
     .unwrap();
     let registry = Arc::new(Registry::builtin());

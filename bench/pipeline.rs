@@ -150,9 +150,13 @@ async fn model_client(model: &FakeOpenAi, memory: Arc<dyn Memory>) -> ModelClien
         },
         ..ModelOptions::default()
     };
-    ModelClient::with_env(&options, Some(memory), |_| None)
-        .await
-        .expect("model client")
+    ModelClient::new(
+        &options,
+        Some(memory),
+        &chatgptd_types::Secrets::from_map::<&str, &str>([]),
+    )
+    .await
+    .expect("model client")
 }
 
 /// librdkafka's `fetch.wait.max.ms` default.

@@ -90,9 +90,14 @@ pub async fn open_memory(
 }
 
 /// The model client: the configured OpenAI-compatible provider, or the offline model when
-/// neither a base URL nor an API key is configured. Replies are cached in `memory`.
-pub async fn model_client(config: &Config, memory: Arc<dyn Memory>) -> anyhow::Result<ModelClient> {
-    ModelClient::new(&config.model, Some(memory))
+/// neither a base URL nor an API key is configured. Replies are cached in `memory`; the key
+/// and other secrets come from `secrets`.
+pub async fn model_client(
+    config: &Config,
+    memory: Arc<dyn Memory>,
+    secrets: &Secrets,
+) -> anyhow::Result<ModelClient> {
+    ModelClient::new(&config.model, Some(memory), secrets)
         .await
         .context("creating the model client")
 }

@@ -108,7 +108,9 @@ impl Services {
             )))
         });
         let model = match (&memory, kinds.iter().any(|k| k.needs_model())) {
-            (Some(memory), true) => Some(crate::stack::model_client(config, memory.clone()).await?),
+            (Some(memory), true) => {
+                Some(crate::stack::model_client(config, memory.clone(), &stack.secrets).await?)
+            }
             _ => None,
         };
         let agents = if kinds.iter().any(|k| k.needs_agents()) {

@@ -63,9 +63,11 @@ impl Stack {
                 ..ModelOptions::default()
             },
         };
-        let model = ModelClient::with_env(&model_options, Some(memory.clone()), |name| {
-            (name == "OPENAI_API_KEY").then(|| "sk-test".to_string())
-        })
+        let model = ModelClient::new(
+            &model_options,
+            Some(memory.clone()),
+            &Secrets::from_map([("OPENAI_API_KEY", "sk-test")]),
+        )
         .await
         .unwrap();
         let registry = Arc::new(Registry::builtin());

@@ -54,7 +54,7 @@ async fn backlog(fake: &FakeOpenAi, limits: LimitOptions) -> (usize, usize) {
         cache_ttl: Duration::ZERO,
         ..ModelOptions::default()
     };
-    let model = ModelClient::with_env(&model_options, None, |_| None)
+    let model = ModelClient::new(&model_options, None, &Secrets::from_map::<&str, &str>([]))
         .await
         .unwrap();
     let options = EnrichOptions {

@@ -335,13 +335,14 @@ impl Pipeline {
             axum::serve(listener, router).await.unwrap();
         });
 
-        // Tests cannot set environment variables (no `unsafe`): the key comes through `env`.
-        let model_client =
-            ModelClient::with_env(&model_options(&model), Some(memory.clone()), |name| {
-                (name == MODEL_KEY_ENV).then(|| MODEL_KEY.to_string())
-            })
-            .await
-            .unwrap();
+        // Tests cannot set environment variables (no `unsafe`): the key comes in a map.
+        let model_client = ModelClient::new(
+            &model_options(&model),
+            Some(memory.clone()),
+            &chatgptd_types::Secrets::from_map([(MODEL_KEY_ENV, MODEL_KEY)]),
+        )
+        .await
+        .unwrap();
         let enrich_options = EnrichOptions {
             consumer: test_options(&unique("enrich")),
             ..EnrichOptions::default()
