@@ -47,7 +47,7 @@ use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_ingest::parse::{self, Envelope, Parsed};
 use chatgptd_worker_ingest::signature::sign_hex;
 use chatgptd_worker_ingest::{Ingest, IngestOptions, Secret, Secrets, Source};
-use chatgptd_worker_writeback::{Credentials, Writeback, WritebackOptions};
+use chatgptd_worker_writeback::{Writeback, WritebackOptions};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -262,13 +262,12 @@ impl Pipeline {
             writeback_options.github.api_url = trackers.github_url();
             writeback_options.github.requests_per_second = 0;
             writeback_options.github.repositories = vec![format!("{OWNER}/{REPO}")];
-            let credentials = Credentials {
-                github_token: Some(chatgptd_worker_writeback::Secret::new(GITHUB_TOKEN)),
-                ..Credentials::default()
-            };
-            let writeback =
-                Writeback::with_credentials(&writeback_options, memory.clone(), credentials)
-                    .expect("write-back");
+            let credentials = chatgptd_types::Secrets::from_map([(
+                writeback_options.github.token_env.as_str(),
+                GITHUB_TOKEN,
+            )]);
+            let writeback = Writeback::new(&writeback_options, memory.clone(), &credentials)
+                .expect("write-back");
             let writeback =
                 chatgptd_worker_writeback::consumer_with(&writeback_options, &context, writeback)
                     .expect("write-back worker");

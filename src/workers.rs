@@ -248,9 +248,13 @@ pub fn build(
             }))
         }
         WorkerKind::Writeback => {
-            let runtime =
-                chatgptd_worker_writeback::consumer(&config.writeback, context, services.memory()?)
-                    .context("building the write-back worker")?;
+            let runtime = chatgptd_worker_writeback::consumer(
+                &config.writeback,
+                context,
+                services.memory()?,
+                &stack.secrets,
+            )
+            .context("building the write-back worker")?;
             Some(Box::pin(async move {
                 runtime.run(shutdown).await.context("write-back worker")
             }))

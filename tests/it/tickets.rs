@@ -35,7 +35,7 @@ use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_ingest::signature::{sign_base64, sign_hex};
 use chatgptd_worker_ingest::source::route;
 use chatgptd_worker_ingest::{Ingest, IngestOptions, Secrets, Source};
-use chatgptd_worker_writeback::{Credentials, Writeback, WritebackOptions};
+use chatgptd_worker_writeback::{Writeback, WritebackOptions};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
@@ -212,13 +212,16 @@ fn writeback_options(trackers: &FakeTrackers, group: &str) -> WritebackOptions {
     options
 }
 
-fn tracker_credentials() -> Credentials {
-    use chatgptd_worker_writeback::Secret;
-    Credentials {
-        jira_api_token: Some(Secret::new(JIRA_API_TOKEN)),
-        servicenow_password: Some(Secret::new(SERVICENOW_PASSWORD)),
-        github_token: Some(Secret::new(GITHUB_TOKEN)),
-    }
+/// The fake trackers' credentials, under the names `options` gives them.
+fn tracker_secrets(options: &WritebackOptions) -> chatgptd_types::Secrets {
+    chatgptd_types::Secrets::from_map([
+        (options.jira.api_token_env.as_str(), JIRA_API_TOKEN),
+        (
+            options.servicenow.password_env.as_str(),
+            SERVICENOW_PASSWORD,
+        ),
+        (options.github.token_env.as_str(), GITHUB_TOKEN),
+    ])
 }
 
 /// The project of the Jira fixture (`KT` of `KT-22`).
@@ -381,8 +384,7 @@ impl Pipeline {
         assert!(self.writeback.is_none(), "the write-back is running");
         let options = writeback_options(&self.trackers, &self.writeback_group);
         let writeback =
-            Writeback::with_credentials(&options, self.memory.clone(), tracker_credentials())
-                .unwrap();
+            Writeback::new(&options, self.memory.clone(), &tracker_secrets(&options)).unwrap();
         let runtime =
             chatgptd_worker_writeback::consumer_with(&options, &self.context, writeback).unwrap();
         self.writeback = Some(spawn(runtime, &self.health));

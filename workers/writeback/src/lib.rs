@@ -82,28 +82,29 @@ use std::sync::Arc;
 
 use chatgptd_memory::Memory;
 use chatgptd_runtime::{ConsumerRuntime, WorkerContext};
+use chatgptd_types::Secrets;
 
 pub use error::Error;
 pub use options::{GitHubOptions, JiraOptions, ServiceNowOptions, WritebackOptions};
-pub use secret::{Credentials, Secret};
 pub use writeback::Writeback;
 
 /// The worker's name: in logs and metrics, and its default consumer group
 /// (`chatgptd-writeback`).
 pub const WORKER_NAME: &str = "writeback";
 
-/// The consumer runtime of `chatgptd worker writeback`: [`Writeback`] (credentials from the
-/// environment) over `options.topic`.
+/// The consumer runtime of `chatgptd worker writeback`: [`Writeback`] (credentials from
+/// `secrets`) over `options.topic`.
 pub fn consumer(
     options: &WritebackOptions,
     context: &WorkerContext,
     memory: Arc<dyn Memory>,
+    secrets: &Secrets,
 ) -> Result<ConsumerRuntime<Writeback>, Error> {
-    consumer_with(options, context, Writeback::new(options, memory)?)
+    consumer_with(options, context, Writeback::new(options, memory, secrets)?)
 }
 
-/// The consumer runtime over `options.topic` for a given [`Writeback`] (tests build theirs
-/// with [`Writeback::with_credentials`]).
+/// The consumer runtime over `options.topic` for a given [`Writeback`] (one a test built
+/// with [`Writeback::new`] and a map of secrets, say).
 pub fn consumer_with(
     options: &WritebackOptions,
     context: &WorkerContext,

@@ -18,7 +18,7 @@ use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    Harness, SYS_ID, credentials, github_ticket, jira_ticket, lines, servicenow_ticket, ticket,
+    Harness, SYS_ID, github_ticket, jira_ticket, lines, secrets, servicenow_ticket, ticket,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -74,9 +74,12 @@ async fn writes_back_commits_and_dead_letters_a_ticket_that_is_gone() {
 
     let context =
         WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
-    let writeback =
-        Writeback::with_credentials(&harness.options, harness.memory.clone(), credentials())
-            .unwrap();
+    let writeback = Writeback::new(
+        &harness.options,
+        harness.memory.clone(),
+        &secrets(&harness.options),
+    )
+    .unwrap();
     let runtime = consumer_with(&harness.options, &context, writeback).unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(runtime.run(shutdown.clone()));
