@@ -212,6 +212,7 @@ pub fn build(
                 config.ingest.clone(),
                 context,
                 services.memory()?,
+                &stack.secrets,
             )
             .context("building the webhook gateway")?;
             routes = Some(ingest.router());

@@ -75,8 +75,8 @@ async fn two_gateway_instances_share_dedupe_through_redis() {
         memory
     };
     let kafka = setup.kafka.options();
-    let first = Gateway::start(options(), &kafka, open().await, secrets()).await;
-    let second = Gateway::start(options(), &kafka, open().await, secrets()).await;
+    let first = Gateway::start(signed(options()), &kafka, open().await, secrets()).await;
+    let second = Gateway::start(signed(options()), &kafka, open().await, secrets()).await;
 
     let webhook = Webhook::jira(fixture(JIRA_CREATED), "shared-delivery-1");
     let accepted = first.send(&webhook).await;
