@@ -20,6 +20,7 @@ use chatgptd_runtime::embedded::EmbeddedKafka;
 use chatgptd_runtime::{ConsumerOptions, Health, KafkaOptions, Service, WorkerContext};
 use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::FakeOpenAi;
+use chatgptd_types::Secrets;
 use chatgptd_types::topics::{TopicsFile, names};
 use chatgptd_worker_agents::{AgentsOptions, AgentsService};
 use chatgptd_worker_workflows::{
@@ -54,7 +55,7 @@ async fn main() {
         .properties
         .insert("fetch.wait.max.ms".into(), fetch_wait);
     let data = tempfile::tempdir().unwrap();
-    let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path())
+    let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path(), &Secrets::env())
         .await
         .unwrap();
     let fake = FakeOpenAi::start().await;
@@ -69,14 +70,16 @@ async fn main() {
     model_options.default_limits.requests_per_minute = 1_000_000;
     model_options.default_limits.tokens_per_minute = 1_000_000_000;
     model_options.default_limits.max_concurrency = 256;
-    let model = ModelClient::with_env(&model_options, Some(memory.clone()), |name| {
-        (name == "OPENAI_API_KEY").then(|| "sk-bench".to_string())
-    })
+    let model = ModelClient::new(
+        &model_options,
+        Some(memory.clone()),
+        &Secrets::from_map([("OPENAI_API_KEY", "sk-bench")]),
+    )
     .await
     .unwrap();
     let registry = Arc::new(Registry::builtin());
     let workflows = Arc::new(Workflows::builtin(&registry));
-    let context = WorkerContext::new(&kafka, &Health::default()).unwrap();
+    let context = WorkerContext::new(&kafka, &Health::default(), &Secrets::env()).unwrap();
     let brain = Brain::new(model.clone(), std::path::Path::new("")).unwrap();
     let shutdown = CancellationToken::new();
 

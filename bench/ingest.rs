@@ -21,9 +21,10 @@ use axum::routing::post;
 use chatgptd_memory::SqliteMemory;
 use chatgptd_runtime::{Health, WorkerContext};
 use chatgptd_testkit::kafka::MockKafka;
+use chatgptd_types::Secrets;
 use chatgptd_types::topics::names;
 use chatgptd_worker_ingest::signature::sign_hex;
-use chatgptd_worker_ingest::{Ingest, IngestOptions, Secret, Secrets};
+use chatgptd_worker_ingest::{Ingest, IngestOptions};
 use hdrhistogram::Histogram;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -199,7 +200,8 @@ async fn main() {
     let memory = SqliteMemory::open(&dir.path().join("memory.db"), "bench")
         .await
         .unwrap();
-    let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+    let context =
+        WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
     context
         .producer
         .wait_connected(Duration::from_secs(10))
@@ -209,11 +211,9 @@ async fn main() {
     options.github.requests_per_second = 0;
     // The fixture's repository: the gateway accepts only listed targets.
     options.github.repositories = vec!["Codertocat/Hello-World".into()];
-    let secrets = Secrets {
-        github: Some(Secret::new(SECRET)),
-        ..Secrets::default()
-    };
-    let ingest = Ingest::with_secrets(options, &context, Arc::new(memory), secrets).unwrap();
+    options.github.secret_env = "GITHUB_WEBHOOK_SECRET".into();
+    let secrets = Secrets::from_map([("GITHUB_WEBHOOK_SECRET", SECRET)]);
+    let ingest = Ingest::new(options, &context, Arc::new(memory), &secrets).unwrap();
     let gateway_url = format!("{}/webhooks/github", serve(ingest.router()).await);
     let baseline_router = Router::new().route(
         "/webhooks/github",

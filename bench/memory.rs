@@ -19,6 +19,7 @@ use chatgptd_memory::{Memory, MemoryOptions};
 use chatgptd_runtime::{Incoming, Processor, RecordMeta};
 use chatgptd_search::{IndexerOptions, SearchQuery, SearchService, ShardSet};
 use chatgptd_testkit::redis::RedisServer;
+use chatgptd_types::Secrets;
 use chatgptd_types::records::MemoryRecord;
 use chatgptd_types::trace::TraceContext;
 use hdrhistogram::Histogram;
@@ -251,9 +252,10 @@ async fn memory_writer_rate(redis: &RedisServer, records: usize, concurrency: us
         pool_size: 4,
         ..MemoryOptions::default()
     };
-    let memory: Arc<dyn Memory> = chatgptd_memory::open(&options, std::path::Path::new("."))
-        .await
-        .unwrap();
+    let memory: Arc<dyn Memory> =
+        chatgptd_memory::open(&options, std::path::Path::new("."), &Secrets::env())
+            .await
+            .unwrap();
     let writer = Arc::new(chatgptd_worker_memory_writer::MemoryWriter::new(
         memory, options,
     ));

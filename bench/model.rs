@@ -24,6 +24,7 @@ use chatgptd_runtime::{
     ConsumerOptions, ConsumerRuntime, Health, Incoming, KafkaOptions, OutputRecord, ProcessError,
     Processor, WorkerContext,
 };
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::WorkflowStep;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -155,9 +156,13 @@ fn rates(log: &[LoggedRequest], run: Duration) -> (f64, usize, usize) {
 
 async fn one_client(run: Duration) {
     let fake = limited_fake().await;
-    let client = ModelClient::new(&limited_options(fake.base_url(), String::new()), None)
-        .await
-        .expect("client");
+    let client = ModelClient::new(
+        &limited_options(fake.base_url(), String::new()),
+        None,
+        &Secrets::env(),
+    )
+    .await
+    .expect("client");
     drive(&client, KEYS, run).await;
     let (per_minute, max_window, refused) = rates(&fake.requests(), run);
     println!(
@@ -207,9 +212,13 @@ impl Processor for ModelCaller {
 
 async fn one_worker(run: Duration) {
     let fake = limited_fake().await;
-    let client = ModelClient::new(&limited_options(fake.base_url(), String::new()), None)
-        .await
-        .expect("client");
+    let client = ModelClient::new(
+        &limited_options(fake.base_url(), String::new()),
+        None,
+        &Secrets::env(),
+    )
+    .await
+    .expect("client");
     let cluster = EmbeddedKafka::start(1).expect("embedded broker");
     cluster.create_topic("bench.tickets", 1, 1).expect("topic");
     cluster
@@ -258,7 +267,7 @@ async fn one_worker(run: Duration) {
         "fetch.wait.max.ms".into(),
         chatgptd_runtime::embedded::FETCH_WAIT_MS.into(),
     );
-    let context = WorkerContext::new(&kafka, &Health::default()).expect("context");
+    let context = WorkerContext::new(&kafka, &Health::default(), &Secrets::env()).expect("context");
     let options = ConsumerOptions {
         group_id: "bench-model-worker".into(),
         max_in_flight_per_partition: KEYS,
@@ -342,7 +351,7 @@ async fn child() {
     let base_url = std::env::var("BENCH_BASE_URL").expect("BENCH_BASE_URL");
     let redis_url = std::env::var("BENCH_REDIS_URL").expect("BENCH_REDIS_URL");
     let run = Duration::from_millis(env_number("BENCH_RUN_MS", 30_000));
-    let client = ModelClient::new(&limited_options(base_url, redis_url), None)
+    let client = ModelClient::new(&limited_options(base_url, redis_url), None, &Secrets::env())
         .await
         .expect("client");
     println!("{}", drive(&client, KEYS, run).await);
@@ -364,7 +373,9 @@ async fn overhead(calls: usize) {
         limit_window: Duration::from_secs(60),
         ..limited_options(fake.base_url(), String::new())
     };
-    let client = ModelClient::new(&options, None).await.expect("client");
+    let client = ModelClient::new(&options, None, &Secrets::env())
+        .await
+        .expect("client");
     let request = |i: usize| {
         let mut request = ChatRequest::new("bench", vec![ChatMessage::user(format!("ticket {i}"))]);
         request.cache = false;

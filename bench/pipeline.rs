@@ -42,12 +42,13 @@ use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions};
 use chatgptd_testkit::fake_trackers::{FakeTrackers, GITHUB_TOKEN};
 use chatgptd_testkit::kafka::MockKafka;
+use chatgptd_types::Secrets;
 use chatgptd_types::topics::TopicsFile;
 use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_ingest::parse::{self, Envelope, Parsed};
 use chatgptd_worker_ingest::signature::sign_hex;
-use chatgptd_worker_ingest::{Ingest, IngestOptions, Secret, Secrets, Source};
-use chatgptd_worker_writeback::{Credentials, Writeback, WritebackOptions};
+use chatgptd_worker_ingest::{Ingest, IngestOptions, Source};
+use chatgptd_worker_writeback::{Writeback, WritebackOptions};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -150,7 +151,7 @@ async fn model_client(model: &FakeOpenAi, memory: Arc<dyn Memory>) -> ModelClien
         },
         ..ModelOptions::default()
     };
-    ModelClient::with_env(&options, Some(memory), |_| None)
+    ModelClient::new(&options, Some(memory), &Secrets::from_map::<&str, &str>([]))
         .await
         .expect("model client")
 }
@@ -197,11 +198,12 @@ impl Pipeline {
             kafka.create_topic(&topic.name, topic.partitions);
         }
         let dir = tempfile::tempdir().expect("temp dir");
-        let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path())
+        let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path(), &Secrets::env())
             .await
             .expect("sqlite memory");
         let health = Health::default();
-        let context = WorkerContext::new(&kafka.options(), &health).expect("worker context");
+        let context =
+            WorkerContext::new(&kafka.options(), &health, &Secrets::env()).expect("worker context");
         context
             .producer
             .wait_connected(Duration::from_secs(10))
@@ -212,12 +214,10 @@ impl Pipeline {
         ingest_options.github.requests_per_second = 0;
         // The gateway and the write-back accept only listed targets: the fixture's.
         ingest_options.github.repositories = vec![format!("{OWNER}/{REPO}")];
-        let secrets = Secrets {
-            github: Some(Secret::new(SECRET)),
-            ..Secrets::default()
-        };
-        let ingest = Ingest::with_secrets(ingest_options, &context, memory.clone(), secrets)
-            .expect("gateway");
+        ingest_options.github.secret_env = "GITHUB_WEBHOOK_SECRET".into();
+        let secrets = Secrets::from_map([("GITHUB_WEBHOOK_SECRET", SECRET)]);
+        let ingest =
+            Ingest::new(ingest_options, &context, memory.clone(), &secrets).expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -256,13 +256,10 @@ impl Pipeline {
             writeback_options.github.api_url = trackers.github_url();
             writeback_options.github.requests_per_second = 0;
             writeback_options.github.repositories = vec![format!("{OWNER}/{REPO}")];
-            let credentials = Credentials {
-                github_token: Some(chatgptd_worker_writeback::Secret::new(GITHUB_TOKEN)),
-                ..Credentials::default()
-            };
-            let writeback =
-                Writeback::with_credentials(&writeback_options, memory.clone(), credentials)
-                    .expect("write-back");
+            let credentials =
+                Secrets::from_map([(writeback_options.github.token_env.as_str(), GITHUB_TOKEN)]);
+            let writeback = Writeback::new(&writeback_options, memory.clone(), &credentials)
+                .expect("write-back");
             let writeback = chatgptd_worker_writeback::WritebackService::new(
                 &writeback_options,
                 &context,
@@ -540,7 +537,7 @@ async fn run() {
 
     // Baseline: the same model client settings and SQLite cache, the same tracker, no Kafka.
     let dir = tempfile::tempdir().expect("temp dir");
-    let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path())
+    let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path(), &Secrets::env())
         .await
         .expect("sqlite memory");
     let inline_model = model_client(&model, memory).await;

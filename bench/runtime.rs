@@ -20,6 +20,7 @@ use chatgptd_runtime::{
     ConsumerOptions, ConsumerRuntime, Health, Incoming, KafkaOptions, OutputRecord, ProcessError,
     Processor, WorkerContext,
 };
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::WorkflowStep;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -185,7 +186,7 @@ async fn through_runtime(
     max_in_flight: usize,
 ) -> Duration {
     let health = Health::default();
-    let context = WorkerContext::new(kafka, &health).unwrap();
+    let context = WorkerContext::new(kafka, &health, &Secrets::env()).unwrap();
     let options = ConsumerOptions {
         group_id: format!("bench-{}", uuid::Uuid::new_v4()),
         max_in_flight_per_partition: max_in_flight,

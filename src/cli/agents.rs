@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chatgptd_fleet::{AgentsClient, Inbox, agent_health, new_request};
 use chatgptd_runtime::{Health, WorkerContext};
+use chatgptd_types::Secrets;
 use clap::Subcommand;
 
 use chatgptd_node::config::Config;
@@ -59,7 +60,7 @@ pub async fn run(config: Config, command: AgentsCommand) -> anyhow::Result<ExitC
     match command {
         AgentsCommand::List { fleet } => {
             let health = Health::default();
-            let memory = open_memory(&config, &health).await.ok();
+            let memory = open_memory(&config, &health, &Secrets::env()).await.ok();
             let agents: Vec<_> = match &fleet {
                 Some(fleet) => registry.fleet(fleet),
                 None => registry.agents().iter().collect(),
@@ -157,8 +158,9 @@ pub async fn run(config: Config, command: AgentsCommand) -> anyhow::Result<ExitC
             }
             let kafka = resolve_brokers(&config, KafkaMode::ConfiguredOrRunning)?;
             let health = Health::default();
-            let context = WorkerContext::new(&kafka, &health)?;
-            let memory = open_memory(&config, &health).await?;
+            let secrets = Secrets::env();
+            let context = WorkerContext::new(&kafka, &health, &secrets)?;
+            let memory = open_memory(&config, &health, &secrets).await?;
             let client = AgentsClient::new(
                 context.producer.clone(),
                 Inbox::new(memory, config.agents.inbox_ttl),

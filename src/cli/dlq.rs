@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chatgptd_runtime::{Health, WorkerContext};
+use chatgptd_types::Secrets;
 use chatgptd_worker_dlq_replay::{Filter, Options, replay};
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -49,7 +50,7 @@ pub struct ReplayArgs {
 pub async fn run(config: Config, command: DlqCommand) -> anyhow::Result<ExitCode> {
     let DlqCommand::Replay(args) = command;
     let kafka = resolve_brokers(&config, KafkaMode::ConfiguredOrRunning)?;
-    let context = WorkerContext::new(&kafka, &Health::default())?;
+    let context = WorkerContext::new(&kafka, &Health::default(), &Secrets::env())?;
     let options = Options {
         dead_letter_topic: args.topic,
         filter: Filter {

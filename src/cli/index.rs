@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chatgptd_runtime::{Health, WorkerContext};
+use chatgptd_types::Secrets;
 use chatgptd_worker_indexer::{IndexerService, IndexerWorkerOptions};
 use clap::Subcommand;
 use rdkafka::consumer::BaseConsumer;
@@ -30,6 +31,7 @@ pub enum IndexCommand {
 pub async fn run(config: Config, command: IndexCommand) -> anyhow::Result<ExitCode> {
     let IndexCommand::Rebuild = command;
     let kafka = resolve_brokers(&config, KafkaMode::ConfiguredOrRunning)?;
+    let secrets = Secrets::env();
     let topic = config.indexer.topic.clone();
     let live = chatgptd_search::topic_dir(&config.index_root(), &topic);
     refuse_if_locked(&live)?;
@@ -39,7 +41,8 @@ pub async fn run(config: Config, command: IndexCommand) -> anyhow::Result<ExitCo
     let ends = tokio::task::spawn_blocking({
         let kafka = kafka.clone();
         let topic = topic.clone();
-        move || end_offsets(&kafka, &topic)
+        let secrets = secrets.clone();
+        move || end_offsets(&kafka, &topic, &secrets)
     })
     .await??;
     let records: i64 = ends.values().sum();
@@ -50,7 +53,7 @@ pub async fn run(config: Config, command: IndexCommand) -> anyhow::Result<ExitCo
     );
 
     let health = Health::default();
-    let context = WorkerContext::new(&kafka, &health)?;
+    let context = WorkerContext::new(&kafka, &health, &secrets)?;
     let mut options: IndexerWorkerOptions = config.indexer.clone();
     // A throwaway group: every shard is new, so every partition is read from its beginning.
     options.consumer.group_id = format!("chatgptd-index-rebuild-{}", uuid::Uuid::new_v4());
@@ -109,8 +112,9 @@ pub async fn run(config: Config, command: IndexCommand) -> anyhow::Result<ExitCo
 fn end_offsets(
     kafka: &chatgptd_runtime::KafkaOptions,
     topic: &str,
+    secrets: &Secrets,
 ) -> anyhow::Result<HashMap<i32, i64>> {
-    let consumer: BaseConsumer = kafka.base_config("index-rebuild")?.create()?;
+    let consumer: BaseConsumer = kafka.base_config("index-rebuild", secrets)?.create()?;
     let watermarks =
         chatgptd_runtime::admin::watermarks(&consumer, topic, Duration::from_secs(10))?;
     if watermarks.is_empty() {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use chatgptd_model::{Classify, ModelClient};
+use chatgptd_types::Secrets;
 use clap::Subcommand;
 
 use chatgptd_node::config::Config;
@@ -21,7 +22,7 @@ pub enum ModelCommand {
 
 pub async fn run(config: Config, command: ModelCommand) -> anyhow::Result<ExitCode> {
     let ModelCommand::Check = command;
-    let client = ModelClient::new(&config.model, None).await?;
+    let client = ModelClient::new(&config.model, None, &Secrets::env()).await?;
     match client.check().await {
         Ok(report) => {
             print!("{report}");

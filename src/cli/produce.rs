@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use apache_avro::Schema;
 use chatgptd_runtime::{OutputRecord, WorkerContext};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::trace::TraceContext;
 use clap::Args;
@@ -76,7 +77,11 @@ pub async fn run(config: Config, args: ProduceArgs) -> anyhow::Result<ExitCode> 
 
     let values = read_values(args.value.as_deref())?;
     let kafka = resolve_brokers(&config, KafkaMode::ConfiguredOrRunning)?;
-    let context = WorkerContext::new(&kafka, &chatgptd_runtime::Health::default())?;
+    let context = WorkerContext::new(
+        &kafka,
+        &chatgptd_runtime::Health::default(),
+        &Secrets::env(),
+    )?;
     for mut value in values {
         fill_timestamps(&mut value, &stored.schema);
         let payload = codec

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use clap::{Args, ValueEnum};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -57,7 +58,7 @@ pub enum TailFormat {
 
 pub async fn run(config: Config, args: TailArgs) -> anyhow::Result<ExitCode> {
     let kafka = resolve_brokers(&config, KafkaMode::ConfiguredOrRunning)?;
-    let mut client = kafka.base_config("tail")?;
+    let mut client = kafka.base_config("tail", &Secrets::env())?;
     client.set("enable.auto.commit", "false").set(
         "group.id",
         format!("chatgptd-tail-{}", uuid::Uuid::new_v4()),

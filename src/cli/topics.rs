@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use chatgptd_runtime::admin::{self, TopicReport, TopicState};
+use chatgptd_types::Secrets;
 use chatgptd_types::topics::TopicsFile;
 use clap::Subcommand;
 
@@ -29,9 +30,10 @@ pub enum TopicsCommand {
 pub async fn run(config: Config, command: TopicsCommand) -> anyhow::Result<ExitCode> {
     let topics = config.topics()?;
     let kafka = resolve_brokers(&config, KafkaMode::ConfiguredOrRunning)?;
+    let secrets = Secrets::env();
     let reports = match command {
-        TopicsCommand::Apply => admin::apply(&kafka, &topics).await?,
-        TopicsCommand::List => admin::list(&kafka, &topics).await?,
+        TopicsCommand::Apply => admin::apply(&kafka, &topics, &secrets).await?,
+        TopicsCommand::List => admin::list(&kafka, &topics, &secrets).await?,
     };
     print_table(&topics, &reports);
     let failed = reports

@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chatgptd_types::Secrets;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use chatgptd_node::config::Config;
 use chatgptd_node::{KafkaMode, Role, Stack};
-use chatgptd_types::Secrets;
 
 const EXAMPLES: &str = "\
 Examples:

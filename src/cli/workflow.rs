@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chatgptd_runtime::{Health, WorkerContext};
+use chatgptd_types::Secrets;
 use chatgptd_worker_workflows::{RunStatus, RunStore, RunView, WorkflowsClient};
 use clap::Subcommand;
 
@@ -69,8 +70,9 @@ async fn client(config: &Config) -> anyhow::Result<WorkflowsClient> {
         .context("loading the workflows")?;
     let kafka = resolve_brokers(config, KafkaMode::ConfiguredOrRunning)?;
     let health = Health::default();
-    let context = WorkerContext::new(&kafka, &health)?;
-    let memory = open_memory(config, &health).await?;
+    let secrets = Secrets::env();
+    let context = WorkerContext::new(&kafka, &health, &secrets)?;
+    let memory = open_memory(config, &health, &secrets).await?;
     let store = RunStore::new(memory, config.workflows.run_ttl);
     Ok(WorkflowsClient::new(
         context.producer.clone(),

@@ -14,6 +14,7 @@ use chatgptd_search::{IndexerOptions, Retriever, SearchService, ShardSet};
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi};
 use chatgptd_testkit::kafka::{MockKafka, committed, consume, produce, producer};
 use chatgptd_testkit::{init_logging, wait_until};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{AgentMessage, WorkflowStep};
 use chatgptd_types::topics::{TopicsFile, names};
@@ -48,7 +49,7 @@ impl Stack {
             kafka.create_topic(&topic.name, topic.partitions);
         }
         let data = tempfile::tempdir().unwrap();
-        let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path())
+        let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path(), &Secrets::env())
             .await
             .unwrap();
         let model_options = match fake {
@@ -62,14 +63,17 @@ impl Stack {
                 ..ModelOptions::default()
             },
         };
-        let model = ModelClient::with_env(&model_options, Some(memory.clone()), |name| {
-            (name == "OPENAI_API_KEY").then(|| "sk-test".to_string())
-        })
+        let model = ModelClient::new(
+            &model_options,
+            Some(memory.clone()),
+            &Secrets::from_map([("OPENAI_API_KEY", "sk-test")]),
+        )
         .await
         .unwrap();
         let registry = Arc::new(Registry::builtin());
         let workflows = Arc::new(Workflows::builtin(&registry));
-        let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+        let context =
+            WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
         Stack {
             kafka,
             context,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chatgptd_node::events::{EventStreams, RunTopics};
 use chatgptd_testkit::kafka::{MockKafka, produce, producer};
 use chatgptd_testkit::{http_client, init_logging, wait_until};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::MemoryRecord;
 use chatgptd_types::topics::{TopicsFile, names};
@@ -43,6 +44,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let streams = EventStreams::new(
             kafka.options(),
+            Secrets::env(),
             topics
                 .topics
                 .into_iter()

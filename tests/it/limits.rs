@@ -14,6 +14,7 @@ use chatgptd_search::Retriever;
 use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions, HeaderStyle};
 use chatgptd_testkit::kafka::{MockKafka, consume, produce, producer};
 use chatgptd_testkit::{init_logging, unique};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::topics::{TopicsFile, names};
 use chatgptd_worker_enrich::EnrichOptions;
@@ -38,7 +39,7 @@ async fn backlog(fake: &FakeOpenAi, limits: LimitOptions) -> (usize, usize) {
     }
     let brokers = kafka.brokers();
     let health = Health::default();
-    let context = WorkerContext::new(&kafka.options(), &health).unwrap();
+    let context = WorkerContext::new(&kafka.options(), &health, &Secrets::env()).unwrap();
     let model_options = ModelOptions {
         provider: ProviderKind::OpenAi,
         base_url: fake.base_url(),
@@ -53,7 +54,7 @@ async fn backlog(fake: &FakeOpenAi, limits: LimitOptions) -> (usize, usize) {
         cache_ttl: Duration::ZERO,
         ..ModelOptions::default()
     };
-    let model = ModelClient::with_env(&model_options, None, |_| None)
+    let model = ModelClient::new(&model_options, None, &Secrets::from_map::<&str, &str>([]))
         .await
         .unwrap();
     let options = EnrichOptions {

@@ -11,6 +11,7 @@ use chatgptd_search::{IndexerOptions, SearchQuery, SearchService};
 use chatgptd_testkit::kafka::{MockKafka, committed, produce, producer};
 use chatgptd_testkit::redis::RedisServer;
 use chatgptd_testkit::{init_logging, unique, wait_until};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::MemoryRecord;
 use chatgptd_worker_indexer::{IndexerService, IndexerWorkerOptions};
@@ -44,7 +45,7 @@ async fn redis_memory(redis: &RedisServer) -> Arc<dyn Memory> {
         response_timeout: Duration::from_millis(500),
         ..MemoryOptions::default()
     };
-    chatgptd_memory::open(&options, std::path::Path::new("unused"))
+    chatgptd_memory::open(&options, std::path::Path::new("unused"), &Secrets::env())
         .await
         .unwrap()
 }
@@ -56,7 +57,8 @@ struct Writer {
 }
 
 fn start_writer(kafka: &MockKafka, topic: &str, group: &str, memory: Arc<dyn Memory>) -> Writer {
-    let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+    let context =
+        WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
     let options = MemoryWriterOptions {
         topic: topic.to_string(),
         consumer: test_options(group),
@@ -104,7 +106,7 @@ async fn readiness_follows_redis_going_away_and_coming_back() {
         ..Default::default()
     };
     let health = Health::default();
-    let _memory = chatgptd_node::stack::open_memory(&config, &health)
+    let _memory = chatgptd_node::stack::open_memory(&config, &health, &Secrets::env())
         .await
         .unwrap();
     let ready = |health: &Health| health.snapshot().0;
@@ -243,7 +245,8 @@ fn start_indexer(
     CancellationToken,
     tokio::task::JoinHandle<Result<(), chatgptd_runtime::Error>>,
 ) {
-    let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
+    let context =
+        WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
     let mut consumer = test_options(group);
     consumer.max_in_flight_per_partition = 4096;
     consumer.dead_letter_topic = format!("{topic}.dlq");

@@ -14,6 +14,7 @@ use chatgptd_testkit::kafka::{
 };
 use chatgptd_testkit::tansu::{Storage, Tansu};
 use chatgptd_testkit::{init_logging, prometheus_sample, unique, wait_until};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{DeadLetter, WorkflowStep};
 use chatgptd_types::trace::TraceContext;
@@ -755,7 +756,8 @@ async fn a_dead_letter_too_large_goes_without_the_value(cluster: &impl TestClust
         .properties
         .insert("message.max.bytes".into(), MAX_BYTES.to_string());
     let health = chatgptd_runtime::Health::default();
-    let mut context = chatgptd_runtime::WorkerContext::new(&limited, &health).unwrap();
+    let mut context =
+        chatgptd_runtime::WorkerContext::new(&limited, &health, &Secrets::env()).unwrap();
     context.kafka = chatgptd_testkit::kafka::test_kafka_options(&brokers);
     let running = start_in(&context, "too-large", options, &input, processor);
 
@@ -1139,7 +1141,8 @@ async fn processor_positions_and_unordered_lanes() {
         processor.revoked.clone(),
     );
     let health = chatgptd_runtime::Health::default();
-    let context = chatgptd_runtime::WorkerContext::new(&kafka.options(), &health).unwrap();
+    let context =
+        chatgptd_runtime::WorkerContext::new(&kafka.options(), &health, &Secrets::env()).unwrap();
     let runtime = chatgptd_runtime::ConsumerRuntime::new(
         "positions",
         &context,

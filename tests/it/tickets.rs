@@ -27,6 +27,7 @@ use chatgptd_testkit::fake_trackers::{
 };
 use chatgptd_testkit::kafka::{MockKafka, committed, consume, header};
 use chatgptd_testkit::{basic_auth, http_client, init_logging, unique, wait_until};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{EnrichedTicket, TicketEvent};
 use chatgptd_types::topics::{TopicsFile, names};
@@ -34,8 +35,8 @@ use chatgptd_types::trace::TraceContext;
 use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_ingest::signature::{sign_base64, sign_hex};
 use chatgptd_worker_ingest::source::route;
-use chatgptd_worker_ingest::{Ingest, IngestOptions, Secrets, Source};
-use chatgptd_worker_writeback::{Credentials, Writeback, WritebackOptions};
+use chatgptd_worker_ingest::{Ingest, IngestOptions, Source};
+use chatgptd_worker_writeback::{Writeback, WritebackOptions};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
@@ -212,13 +213,16 @@ fn writeback_options(trackers: &FakeTrackers, group: &str) -> WritebackOptions {
     options
 }
 
-fn tracker_credentials() -> Credentials {
-    use chatgptd_worker_writeback::Secret;
-    Credentials {
-        jira_api_token: Some(Secret::new(JIRA_API_TOKEN)),
-        servicenow_password: Some(Secret::new(SERVICENOW_PASSWORD)),
-        github_token: Some(Secret::new(GITHUB_TOKEN)),
-    }
+/// The fake trackers' credentials, under the names `options` gives them.
+fn tracker_secrets(options: &WritebackOptions) -> Secrets {
+    Secrets::from_map([
+        (options.jira.api_token_env.as_str(), JIRA_API_TOKEN),
+        (
+            options.servicenow.password_env.as_str(),
+            SERVICENOW_PASSWORD,
+        ),
+        (options.github.token_env.as_str(), GITHUB_TOKEN),
+    ])
 }
 
 /// The project of the Jira fixture (`KT` of `KT-22`).
@@ -230,21 +234,25 @@ fn github_repository() -> String {
     format!("{GITHUB_OWNER}/{GITHUB_REPO}")
 }
 
-/// The gateway's defaults, with the fixtures' project and repository allowed.
+/// The gateway's defaults, with the fixtures' project and repository allowed, and every
+/// source's webhooks signed with the secret [`webhook_secrets`] holds.
 fn ingest_options() -> IngestOptions {
     let mut options = IngestOptions::default();
     options.jira.projects = vec![jira_project()];
     options.github.repositories = vec![github_repository()];
+    options.jira.secret_env = "JIRA_WEBHOOK_SECRET".into();
+    options.servicenow.secret_env = "SERVICENOW_WEBHOOK_SECRET".into();
+    options.github.secret_env = "GITHUB_WEBHOOK_SECRET".into();
     options
 }
 
+/// [`WEBHOOK_SECRET`] under the names [`ingest_options`] gives.
 fn webhook_secrets() -> Secrets {
-    use chatgptd_worker_ingest::Secret;
-    Secrets {
-        jira: Some(Secret::new(WEBHOOK_SECRET)),
-        servicenow: Some(Secret::new(WEBHOOK_SECRET)),
-        github: Some(Secret::new(WEBHOOK_SECRET)),
-    }
+    Secrets::from_map([
+        ("JIRA_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("SERVICENOW_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET),
+    ])
 }
 
 fn spawn<S: Service<Error = chatgptd_runtime::Error>>(service: S, health: &Health) -> Running {
@@ -300,7 +308,7 @@ impl Pipeline {
             kafka.create_topic(&topic.name, topic.partitions);
         }
         let dir = tempfile::tempdir().unwrap();
-        let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path())
+        let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path(), &Secrets::env())
             .await
             .unwrap();
         let model = FakeOpenAi::start_with(FakeOptions {
@@ -314,13 +322,13 @@ impl Pipeline {
         trackers.add_github_issue(GITHUB_OWNER, GITHUB_REPO, GITHUB_ISSUE);
 
         let health = Health::default();
-        let context = WorkerContext::new(&kafka.options(), &health).unwrap();
+        let context = WorkerContext::new(&kafka.options(), &health, &Secrets::env()).unwrap();
 
-        let ingest = Ingest::with_secrets(
+        let ingest = Ingest::new(
             ingest_options(),
             &context,
             memory.clone(),
-            webhook_secrets(),
+            &webhook_secrets(),
         )
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -330,13 +338,14 @@ impl Pipeline {
             axum::serve(listener, router).await.unwrap();
         });
 
-        // Tests cannot set environment variables (no `unsafe`): the key comes through `env`.
-        let model_client =
-            ModelClient::with_env(&model_options(&model), Some(memory.clone()), |name| {
-                (name == MODEL_KEY_ENV).then(|| MODEL_KEY.to_string())
-            })
-            .await
-            .unwrap();
+        // Tests cannot set environment variables (no `unsafe`): the key comes in a map.
+        let model_client = ModelClient::new(
+            &model_options(&model),
+            Some(memory.clone()),
+            &Secrets::from_map([(MODEL_KEY_ENV, MODEL_KEY)]),
+        )
+        .await
+        .unwrap();
         let enrich_options = EnrichOptions {
             consumer: test_options(&unique("enrich")),
             ..EnrichOptions::default()
@@ -375,8 +384,7 @@ impl Pipeline {
         assert!(self.writeback.is_none(), "the write-back is running");
         let options = writeback_options(&self.trackers, &self.writeback_group);
         let writeback =
-            Writeback::with_credentials(&options, self.memory.clone(), tracker_credentials())
-                .unwrap();
+            Writeback::new(&options, self.memory.clone(), &tracker_secrets(&options)).unwrap();
         let runtime =
             chatgptd_worker_writeback::WritebackService::new(&options, &self.context, writeback)
                 .unwrap();

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chatgptd_types::Secrets;
 use serde::{Deserialize, Serialize};
 
 mod codec;
@@ -32,10 +33,14 @@ pub use options::MemoryOptions;
 /// Opens the configured backend: Redis when `options.redis_url` is set (checked with a PING,
 /// so a start with Redis down fails with [`Error::Unavailable`] naming the URL without
 /// credentials), else SQLite at `options.sqlite_path` or `<data_dir>/memory.db` (creating
-/// the directory).
-pub async fn open(options: &MemoryOptions, data_dir: &Path) -> Result<Arc<dyn Memory>, Error> {
+/// the directory). Redis's password, if any, is looked up in `secrets`.
+pub async fn open(
+    options: &MemoryOptions,
+    data_dir: &Path,
+    secrets: &Secrets,
+) -> Result<Arc<dyn Memory>, Error> {
     if !options.redis_url.is_empty() {
-        return Ok(Arc::new(RedisMemory::connect(options).await?));
+        return Ok(Arc::new(RedisMemory::connect(options, secrets).await?));
     }
     let path = if options.sqlite_path.as_os_str().is_empty() {
         data_dir.join("memory.db")

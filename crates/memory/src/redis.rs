@@ -45,6 +45,7 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Cmd, FromRedisValue, RedisResult};
 use async_trait::async_trait;
+use chatgptd_types::Secrets;
 
 use self::connection::{connection_info, display_url};
 use self::errors::classify;
@@ -71,10 +72,11 @@ pub struct RedisMemory {
 }
 
 impl RedisMemory {
-    /// Connects `pool_size` connections to `options.redis_url` and checks Redis answers.
-    /// Fails with [`Error::Unavailable`] naming the URL (never the password) when it does not.
-    pub async fn connect(options: &MemoryOptions) -> Result<RedisMemory, Error> {
-        let info = connection_info(options)?;
+    /// Connects `pool_size` connections to `options.redis_url` and checks Redis answers. The
+    /// password, if `redis_password_env` names one, is looked up in `secrets`. Fails with
+    /// [`Error::Unavailable`] naming the URL (never the password) when Redis does not answer.
+    pub async fn connect(options: &MemoryOptions, secrets: &Secrets) -> Result<RedisMemory, Error> {
+        let info = connection_info(options, secrets)?;
         let url = display_url(&info);
         let client = Client::open(info).map_err(|err| classify(&err, format!("redis at {url}")))?;
         let config = ConnectionManagerConfig::new()

@@ -1,8 +1,8 @@
 //! [`ModelClient`]: the one way workers call a model.
 
 use chatgptd_memory::Memory;
-use chatgptd_types::Classify;
 use chatgptd_types::records::Provenance;
+use chatgptd_types::{Classify, Secrets};
 use std::sync::Arc;
 
 use crate::cache::{CacheKeyParts, ResultCache};
@@ -54,24 +54,17 @@ struct Completion {
 }
 
 impl ModelClient {
-    /// A client for `options`, reading the API key and base URL from the process
-    /// environment. `cache` is the memory backend of the result cache (`None`: no cache).
+    /// A client for `options`. The API key, the base URL (`OPENAI_BASE_URL`), secret headers
+    /// and the shared limits' Redis password are looked up in `secrets` (the process
+    /// environment in production, a map in tests). `cache` is the memory backend of the
+    /// result cache (`None`: no cache).
     pub async fn new(
         options: &ModelOptions,
         cache: Option<Arc<dyn Memory>>,
-    ) -> Result<Self, Error> {
-        Self::with_env(options, cache, |name| std::env::var(name).ok()).await
-    }
-
-    /// Like [`new`](Self::new), with `env` standing in for the process environment (tests,
-    /// and hosts that keep secrets elsewhere).
-    pub async fn with_env(
-        options: &ModelOptions,
-        cache: Option<Arc<dyn Memory>>,
-        env: impl Fn(&str) -> Option<String>,
+        secrets: &Secrets,
     ) -> Result<Self, Error> {
         options.validate().map_err(Error::Config)?;
-        let (provider, endpoint) = match resolve(options, &env)? {
+        let (provider, endpoint) = match resolve(options, secrets)? {
             Resolved::OpenAi(endpoint) => (
                 Provider::OpenAi(Box::new(OpenAiProvider::new(&endpoint)?)),
                 endpoint.base_url.clone(),
@@ -82,7 +75,7 @@ impl ModelClient {
         let redis_password = if password_env.is_empty() {
             None
         } else {
-            env(password_env)
+            secrets.get(password_env)
         };
         let limiters = Limiters::new(options, &endpoint, redis_password)?;
         let cache = cache

@@ -1,5 +1,7 @@
-//! Which provider answers, and where it lives: the options completed from the environment,
-//! as the OpenAI SDKs do (`OPENAI_API_KEY`, `OPENAI_BASE_URL`).
+//! Which provider answers, and where it lives: the options completed from the secrets (the
+//! environment in production), as the OpenAI SDKs do (`OPENAI_API_KEY`, `OPENAI_BASE_URL`).
+
+use chatgptd_types::Secrets;
 
 use crate::error::Error;
 use crate::openai::{ApiKey, Endpoint};
@@ -18,12 +20,9 @@ pub enum Resolved {
     Offline,
 }
 
-/// Resolves `options` with `env` as the environment (empty values count as unset).
-pub fn resolve(
-    options: &ModelOptions,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Resolved, Error> {
-    let lookup = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+/// Resolves `options`, looking names up in `secrets` (blank values count as unset).
+pub fn resolve(options: &ModelOptions, secrets: &Secrets) -> Result<Resolved, Error> {
+    let lookup = |name: &str| secrets.get(name).filter(|value| !value.trim().is_empty());
     let configured_url = Some(options.base_url.trim().to_string()).filter(|url| !url.is_empty());
     let env_url = lookup(BASE_URL_ENV);
     let api_key_env = options.api_key_env.trim();
@@ -74,24 +73,19 @@ pub fn resolve(
 mod tests {
     use super::*;
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.to_string())
-        }
+    fn secrets(pairs: &'static [(&'static str, &'static str)]) -> Secrets {
+        Secrets::from_map(pairs.iter().copied())
     }
 
     #[test]
     fn auto_is_offline_without_url_or_key() {
         let options = ModelOptions::default();
         assert!(matches!(
-            resolve(&options, &env(&[])).unwrap(),
+            resolve(&options, &secrets(&[])).unwrap(),
             Resolved::Offline
         ));
         assert!(matches!(
-            resolve(&options, &env(&[("OPENAI_API_KEY", " ")])).unwrap(),
+            resolve(&options, &secrets(&[("OPENAI_API_KEY", " ")])).unwrap(),
             Resolved::Offline
         ));
     }
@@ -100,16 +94,18 @@ mod tests {
     fn auto_is_openai_with_a_key_or_url() {
         let options = ModelOptions::default();
         let Resolved::OpenAi(endpoint) =
-            resolve(&options, &env(&[("OPENAI_API_KEY", "sk-x")])).unwrap()
+            resolve(&options, &secrets(&[("OPENAI_API_KEY", "sk-x")])).unwrap()
         else {
             panic!("expected openai");
         };
         assert_eq!(endpoint.base_url, DEFAULT_BASE_URL);
         assert!(endpoint.api_key.is_some());
 
-        let Resolved::OpenAi(endpoint) =
-            resolve(&options, &env(&[("OPENAI_BASE_URL", "http://llm:8000/v1")])).unwrap()
-        else {
+        let Resolved::OpenAi(endpoint) = resolve(
+            &options,
+            &secrets(&[("OPENAI_BASE_URL", "http://llm:8000/v1")]),
+        )
+        .unwrap() else {
             panic!("expected openai");
         };
         assert_eq!(endpoint.base_url, "http://llm:8000/v1");
@@ -119,9 +115,11 @@ mod tests {
             base_url: "http://configured/v1".into(),
             ..ModelOptions::default()
         };
-        let Resolved::OpenAi(endpoint) =
-            resolve(&configured, &env(&[("OPENAI_BASE_URL", "http://env/v1")])).unwrap()
-        else {
+        let Resolved::OpenAi(endpoint) = resolve(
+            &configured,
+            &secrets(&[("OPENAI_BASE_URL", "http://env/v1")]),
+        )
+        .unwrap() else {
             panic!("expected openai");
         };
         assert_eq!(endpoint.base_url, "http://configured/v1");
@@ -134,7 +132,7 @@ mod tests {
             ..ModelOptions::default()
         };
         assert!(matches!(
-            resolve(&offline, &env(&[("OPENAI_API_KEY", "sk-x")])).unwrap(),
+            resolve(&offline, &secrets(&[("OPENAI_API_KEY", "sk-x")])).unwrap(),
             Resolved::Offline
         ));
 
@@ -143,8 +141,11 @@ mod tests {
             secret_headers: [("api-key".to_string(), "AZURE_KEY".to_string())].into(),
             ..ModelOptions::default()
         };
-        assert!(matches!(resolve(&azure, &env(&[])), Err(Error::Config(_))));
-        let Resolved::OpenAi(endpoint) = resolve(&azure, &env(&[("AZURE_KEY", "k")])).unwrap()
+        assert!(matches!(
+            resolve(&azure, &secrets(&[])),
+            Err(Error::Config(_))
+        ));
+        let Resolved::OpenAi(endpoint) = resolve(&azure, &secrets(&[("AZURE_KEY", "k")])).unwrap()
         else {
             panic!("expected openai");
         };

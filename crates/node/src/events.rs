@@ -24,6 +24,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chatgptd_runtime::KafkaOptions;
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use futures::Stream;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -49,6 +50,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct EventStreams {
     kafka: KafkaOptions,
+    secrets: Secrets,
     topics: Arc<BTreeSet<String>>,
     run_topics: Arc<RunTopics>,
     subscribers: Arc<Semaphore>,
@@ -67,10 +69,11 @@ pub struct RunTopics {
 }
 
 impl EventStreams {
-    /// Streams of `topics` (the names in topics.yaml) from `kafka`, at most `max_subscribers`
-    /// at once.
+    /// Streams of `topics` (the names in topics.yaml) from `kafka` (its secret properties
+    /// from `secrets`), at most `max_subscribers` at once.
     pub fn new(
         kafka: KafkaOptions,
+        secrets: Secrets,
         topics: impl IntoIterator<Item = String>,
         run_topics: RunTopics,
         max_subscribers: usize,
@@ -78,6 +81,7 @@ impl EventStreams {
     ) -> Self {
         EventStreams {
             kafka,
+            secrets,
             topics: Arc::new(topics.into_iter().collect()),
             run_topics: Arc::new(run_topics),
             subscribers: Arc::new(Semaphore::new(max_subscribers)),
@@ -287,7 +291,7 @@ impl EventStreams {
     fn consumer(&self) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
         let mut config = self
             .kafka
-            .base_config("events")
+            .base_config("events", &self.secrets)
             .map_err(|err| rdkafka::error::KafkaError::ClientCreation(err.to_string()))?;
         // librdkafka wants a group id; nothing is committed under it.
         config

@@ -28,6 +28,7 @@ fn event_streams(stack: &Stack, shutdown: CancellationToken) -> anyhow::Result<E
     let topics = config.topics().context("reading the topics file")?;
     Ok(EventStreams::new(
         stack.context.kafka.clone(),
+        stack.secrets.clone(),
         topics.topics.into_iter().map(|topic| topic.name),
         RunTopics {
             steps: config.workflows.topic.clone(),

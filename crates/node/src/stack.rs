@@ -56,9 +56,14 @@ const MEMORY_PING_INTERVAL_DOWN: std::time::Duration = std::time::Duration::from
 
 /// Opens the memory backend (Redis if configured, else SQLite in the data directory) and
 /// reports it on `/readyz`, pinging it every few seconds: a Redis that went away makes the
-/// process not ready (its records wait) until it is back.
-pub async fn open_memory(config: &Config, health: &Health) -> anyhow::Result<Arc<dyn Memory>> {
-    let memory = chatgptd_memory::open(&config.memory, &config.data_dir)
+/// process not ready (its records wait) until it is back. Redis's password comes from
+/// `secrets`.
+pub async fn open_memory(
+    config: &Config,
+    health: &Health,
+    secrets: &Secrets,
+) -> anyhow::Result<Arc<dyn Memory>> {
+    let memory = chatgptd_memory::open(&config.memory, &config.data_dir, secrets)
         .await
         .context("opening the memory backend")?;
     let readiness = health.register(format!("memory:{}", memory.backend()));
@@ -88,9 +93,14 @@ pub async fn open_memory(config: &Config, health: &Health) -> anyhow::Result<Arc
 }
 
 /// The model client: the configured OpenAI-compatible provider, or the offline model when
-/// neither a base URL nor an API key is configured. Replies are cached in `memory`.
-pub async fn model_client(config: &Config, memory: Arc<dyn Memory>) -> anyhow::Result<ModelClient> {
-    ModelClient::new(&config.model, Some(memory))
+/// neither a base URL nor an API key is configured. Replies are cached in `memory`; the key
+/// and other secrets come from `secrets`.
+pub async fn model_client(
+    config: &Config,
+    memory: Arc<dyn Memory>,
+    secrets: &Secrets,
+) -> anyhow::Result<ModelClient> {
+    ModelClient::new(&config.model, Some(memory), secrets)
         .await
         .context("creating the model client")
 }
@@ -101,7 +111,7 @@ impl Stack {
     pub async fn start(config: Config, secrets: Secrets, mode: KafkaMode) -> anyhow::Result<Stack> {
         let (kafka, embedded) = resolve_kafka(&config, mode)?;
         let health = Health::default();
-        let context = WorkerContext::new(&kafka, &health)?;
+        let context = WorkerContext::new(&kafka, &health, &secrets)?;
         context
             .producer
             .wait_connected(CONNECT_TIMEOUT)
@@ -128,7 +138,7 @@ impl Stack {
     /// The memory backend, opened on first use and reported on `/readyz`.
     pub async fn memory(&self) -> anyhow::Result<Arc<dyn Memory>> {
         self.memory
-            .get_or_try_init(|| open_memory(&self.config, &self.health))
+            .get_or_try_init(|| open_memory(&self.config, &self.health, &self.secrets))
             .await
             .cloned()
     }
@@ -136,7 +146,9 @@ impl Stack {
     /// The model client, created on first use; it caches replies in the memory backend.
     pub async fn model(&self) -> anyhow::Result<ModelClient> {
         self.model
-            .get_or_try_init(|| async { model_client(&self.config, self.memory().await?).await })
+            .get_or_try_init(|| async {
+                model_client(&self.config, self.memory().await?, &self.secrets).await
+            })
             .await
             .cloned()
     }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chatgptd_types::Secrets;
 use chatgptd_types::topics::{TopicSpec, TopicsFile};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -47,9 +48,9 @@ struct Admin {
 }
 
 impl Admin {
-    fn new(kafka: &KafkaOptions) -> Result<Self, Error> {
+    fn new(kafka: &KafkaOptions, secrets: &Secrets) -> Result<Self, Error> {
         let client = kafka
-            .base_config("admin")?
+            .base_config("admin", secrets)?
             .create()
             .map_err(Error::kafka("creating the admin client"))?;
         Ok(Admin {
@@ -89,9 +90,14 @@ pub fn watermarks<C: rdkafka::consumer::ConsumerContext>(
         .collect()
 }
 
-/// Compares the cluster with `topics` without changing anything.
-pub async fn list(kafka: &KafkaOptions, topics: &TopicsFile) -> Result<Vec<TopicReport>, Error> {
-    let admin = Admin::new(kafka)?;
+/// Compares the cluster with `topics` without changing anything (Kafka's secret properties
+/// from `secrets`).
+pub async fn list(
+    kafka: &KafkaOptions,
+    topics: &TopicsFile,
+    secrets: &Secrets,
+) -> Result<Vec<TopicReport>, Error> {
+    let admin = Admin::new(kafka, secrets)?;
     let metadata = admin.metadata().await?;
     let configs = admin.topic_configs(&metadata, topics).await;
     Ok(topics
@@ -104,8 +110,12 @@ pub async fn list(kafka: &KafkaOptions, topics: &TopicsFile) -> Result<Vec<Topic
 /// Creates the declared topics that are missing and reports on the others. Running it again
 /// changes nothing. A replication factor above the broker count is capped (a one-broker
 /// development cluster), and the cap is reported.
-pub async fn apply(kafka: &KafkaOptions, topics: &TopicsFile) -> Result<Vec<TopicReport>, Error> {
-    let admin = Admin::new(kafka)?;
+pub async fn apply(
+    kafka: &KafkaOptions,
+    topics: &TopicsFile,
+    secrets: &Secrets,
+) -> Result<Vec<TopicReport>, Error> {
+    let admin = Admin::new(kafka, secrets)?;
     let metadata = admin.metadata().await?;
     let broker_count = metadata.brokers().len().max(1) as i32;
 

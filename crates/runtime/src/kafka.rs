@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chatgptd_types::Secrets;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +25,9 @@ pub struct KafkaOptions {
     /// (`acks`, `enable.idempotence`, `enable.auto.offset.store`, ...).
     pub properties: BTreeMap<String, String>,
 
-    /// librdkafka properties whose values are secrets, mapped to the environment variable that
-    /// holds each, e.g. `sasl.password = "KAFKA_SASL_PASSWORD"`. Never logged.
+    /// librdkafka properties whose values are secrets, mapped to the name of the secret that
+    /// holds each (an environment variable in production), e.g.
+    /// `sasl.password = "KAFKA_SASL_PASSWORD"`. Never logged.
     pub secret_properties: BTreeMap<String, String>,
 
     /// Prefix of every client's `client.id`; the worker kind is appended.
@@ -64,8 +66,28 @@ impl KafkaOptions {
         }
     }
 
-    /// The config every client starts from: brokers, defaults, then the user's properties.
-    pub fn base_config(&self, client_suffix: &str) -> Result<ClientConfig, Error> {
+    /// The config every client starts from: brokers, defaults, then the user's properties,
+    /// with each of `secret_properties` looked up in `secrets` (an unset or empty one is
+    /// [`Error::MissingSecret`]).
+    pub fn base_config(
+        &self,
+        client_suffix: &str,
+        secrets: &Secrets,
+    ) -> Result<ClientConfig, Error> {
+        let mut config = ClientConfig::new();
+        self.apply_base(&mut config, client_suffix, secrets)?;
+        Ok(config)
+    }
+
+    /// Sets what [`base_config`](Self::base_config) sets on `config`. Configs are built by
+    /// setting onto one `ClientConfig`, never by copying another's `config_map()`: that view
+    /// replaces secret values (`sasl.password`, ...) with a placeholder.
+    fn apply_base(
+        &self,
+        config: &mut ClientConfig,
+        client_suffix: &str,
+        secrets: &Secrets,
+    ) -> Result<(), Error> {
         if self.brokers.trim().is_empty() {
             return Err(Error::Config(
                 "no Kafka brokers configured: set kafka.brokers, CHATGPTD_KAFKA__BROKERS or \
@@ -73,7 +95,6 @@ impl KafkaOptions {
                     .to_string(),
             ));
         }
-        let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", format!("{}-{client_suffix}", self.client_id))
@@ -82,26 +103,28 @@ impl KafkaOptions {
             config.set(key, value);
         }
         for (key, env) in &self.secret_properties {
-            let value = std::env::var(env).map_err(|_| Error::MissingSecret {
+            let value = secrets.get(env).ok_or_else(|| Error::MissingSecret {
                 property: key.clone(),
                 env: env.clone(),
             })?;
             config.set(key, value);
         }
-        Ok(config)
+        Ok(())
     }
 
     /// A producer config: acknowledged by every in-sync replica, idempotent, so a retried send
     /// neither loses nor duplicates within the producer session.
-    pub fn producer_config(&self, client_suffix: &str) -> Result<ClientConfig, Error> {
+    pub fn producer_config(
+        &self,
+        client_suffix: &str,
+        secrets: &Secrets,
+    ) -> Result<ClientConfig, Error> {
         let mut config = ClientConfig::new();
         config.set("message.timeout.ms", millis(self.delivery_timeout));
         config.set("linger.ms", "5");
         // A typo in a topic name must fail, not create a topic.
         config.set("allow.auto.create.topics", "false");
-        for (key, value) in self.base_config(client_suffix)?.config_map() {
-            config.set(key, value);
-        }
+        self.apply_base(&mut config, client_suffix, secrets)?;
         config.set("acks", "all").set("enable.idempotence", "true");
         Ok(config)
     }
@@ -134,7 +157,7 @@ mod tests {
             .properties
             .insert("enable.idempotence".into(), "false".into());
         options.properties.insert("linger.ms".into(), "50".into());
-        let config = options.producer_config("test").unwrap();
+        let config = options.producer_config("test", &Secrets::env()).unwrap();
         assert_eq!(config.get("acks"), Some("all"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(
@@ -146,20 +169,38 @@ mod tests {
     }
 
     #[test]
-    fn secrets_come_from_the_environment_and_are_redacted() {
+    fn secrets_come_from_the_lookup_and_are_redacted() {
         let mut options = KafkaOptions::with_brokers("b:1");
         options
             .secret_properties
             .insert("sasl.password".into(), "CHATGPTD_TEST_NO_SUCH_VAR".into());
-        let err = options.base_config("x").unwrap_err().to_string();
+        let err = options
+            .base_config("x", &Secrets::env())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("CHATGPTD_TEST_NO_SUCH_VAR"), "{err}");
         assert_eq!(options.describe()["sasl.password"], "<redacted>");
+
+        let secrets = Secrets::from_map([("CHATGPTD_TEST_NO_SUCH_VAR", "pw")]);
+        let config = options.base_config("x", &secrets).unwrap();
+        assert_eq!(config.get("sasl.password"), Some("pw"));
+        // Not rdkafka's placeholder for secrets, which copying a `config_map()` would give.
+        let config = options.producer_config("x", &secrets).unwrap();
+        assert_eq!(config.get("sasl.password"), Some("pw"));
+        let empty = Secrets::from_map([("CHATGPTD_TEST_NO_SUCH_VAR", "")]);
+        assert!(
+            matches!(
+                options.base_config("x", &empty),
+                Err(Error::MissingSecret { .. })
+            ),
+            "an empty secret is a missing one"
+        );
     }
 
     #[test]
     fn no_brokers_is_a_clear_error() {
         let err = KafkaOptions::default()
-            .base_config("x")
+            .base_config("x", &Secrets::env())
             .unwrap_err()
             .to_string();
         assert!(err.contains("no Kafka brokers configured"), "{err}");

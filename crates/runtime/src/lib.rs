@@ -35,27 +35,32 @@ pub use processor::{
 pub use producer::Producer;
 pub use service::Service;
 
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 
 /// What every worker of a process is given: Kafka settings, the shared producer, the Avro
-/// codec, and the health registry behind `/readyz`.
+/// codec, the health registry behind `/readyz`, and the secrets Kafka's `secret_properties`
+/// are looked up in (by every consumer a worker creates).
 #[derive(Debug, Clone)]
 pub struct WorkerContext {
     pub kafka: KafkaOptions,
     pub producer: Producer,
     pub codec: Codec,
     pub health: Health,
+    pub secrets: Secrets,
 }
 
 impl WorkerContext {
-    /// Creates the shared producer for `kafka` and the built-in codec.
-    pub fn new(kafka: &KafkaOptions, health: &Health) -> Result<Self, Error> {
-        let producer = Producer::new(kafka, "shared", health)?;
+    /// Creates the shared producer for `kafka` (its secret properties from `secrets`) and the
+    /// built-in codec.
+    pub fn new(kafka: &KafkaOptions, health: &Health, secrets: &Secrets) -> Result<Self, Error> {
+        let producer = Producer::new(kafka, "shared", health, secrets)?;
         Ok(WorkerContext {
             kafka: kafka.clone(),
             producer,
             codec: Codec::builtin(),
             health: health.clone(),
+            secrets: secrets.clone(),
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chatgptd_types::Secrets;
 use futures::future::try_join_all;
 use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
@@ -90,10 +91,16 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
-    /// Creates the producer; `/readyz` shows it as `producer:<name>` until a broker is up.
-    pub fn new(kafka: &KafkaOptions, name: &str, health: &Health) -> Result<Self, Error> {
+    /// Creates the producer, its secret properties looked up in `secrets`; `/readyz` shows it
+    /// as `producer:<name>` until a broker is up.
+    pub fn new(
+        kafka: &KafkaOptions,
+        name: &str,
+        health: &Health,
+        secrets: &Secrets,
+    ) -> Result<Self, Error> {
         let readiness = health.register(format!("producer:{name}"));
-        let config = kafka.producer_config(name)?;
+        let config = kafka.producer_config(name, secrets)?;
         let max_message_bytes = config
             .get("message.max.bytes")
             .and_then(|value| value.trim().parse().ok())

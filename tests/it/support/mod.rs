@@ -12,6 +12,7 @@ use chatgptd_runtime::{
     ConsumerOptions, ConsumerRuntime, Health, Incoming, OutputRecord, ProcessError, Processor,
     WorkerContext,
 };
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{TicketEvent, WorkflowStep};
 use tokio::task::JoinHandle;
@@ -141,7 +142,7 @@ pub fn start(
 ) -> Running {
     let health = Health::default();
     let kafka = chatgptd_testkit::kafka::test_kafka_options(brokers);
-    let context = WorkerContext::new(&kafka, &health).unwrap();
+    let context = WorkerContext::new(&kafka, &health, &Secrets::env()).unwrap();
     start_in(&context, worker, options, input, processor)
 }
 

@@ -212,7 +212,9 @@ pub async fn replay(
     if options.dry_run {
         options.consumer.group_id = format!("chatgptd-dlq-replay-dry-run-{}", uuid::Uuid::new_v4());
     }
-    let config = context.kafka.base_config("dlq-replay-progress")?;
+    let config = context
+        .kafka
+        .base_config("dlq-replay-progress", &context.secrets)?;
     let (topic, group) = (
         options.dead_letter_topic.clone(),
         options.consumer.group_id.clone(),

@@ -15,6 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chatgptd_memory::Memory;
 use chatgptd_runtime::{Producer, WorkerContext};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use tracing::info;
 
@@ -23,7 +24,7 @@ use crate::access::{Signing, Targets};
 use crate::dedupe::Dedupe;
 use crate::options::{IngestOptions, SourceOptions};
 use crate::rate_limit::RateLimit;
-use crate::secrets::{Secret, Secrets};
+use crate::secrets::{Secret, SigningSecrets};
 use crate::source::{Source, route};
 
 /// The webhook ingest gateway. Cheap to clone; every clone serves the same state.
@@ -99,26 +100,17 @@ impl Gateway {
 }
 
 impl Ingest {
-    /// Builds the gateway, reading each source's signing secret from the environment
-    /// variable its `secret_env` names.
+    /// Builds the gateway, looking each source's signing secret up in `secrets` under the
+    /// name its `secret_env` gives ([`Error::MissingSecret`] when it is named but unset or
+    /// empty). A source whose `secret_env` is empty refuses every webhook with 401, unless its
+    /// `allow_unsigned` is true (then nothing is checked, with a warning at every start).
     pub fn new(
         options: IngestOptions,
         context: &WorkerContext,
         memory: Arc<dyn Memory>,
+        secrets: &Secrets,
     ) -> Result<Ingest, Error> {
-        let secrets = Secrets::from_env(&options)?;
-        Self::with_secrets(options, context, memory, secrets)
-    }
-
-    /// Builds the gateway with the given secrets (tests, or secrets from elsewhere than the
-    /// environment). A source without a secret refuses every webhook with 401, unless its
-    /// `allow_unsigned` is true (then nothing is checked, with a warning at every start).
-    pub fn with_secrets(
-        options: IngestOptions,
-        context: &WorkerContext,
-        memory: Arc<dyn Memory>,
-        secrets: Secrets,
-    ) -> Result<Ingest, Error> {
+        let secrets = SigningSecrets::look_up(&options, secrets)?;
         if options.topic.trim().is_empty() {
             return Err(Error::Config("topic is empty".into()));
         }
@@ -147,7 +139,7 @@ impl Ingest {
         // 503 could still land later, and the sender's retry would land it a second time.
         let mut kafka = context.kafka.clone();
         kafka.delivery_timeout = options.ack_timeout;
-        let producer = Producer::new(&kafka, "ingest", &context.health)?;
+        let producer = Producer::new(&kafka, "ingest", &context.health, &context.secrets)?;
         // Ready in /readyz once it reaches a broker, not at its first statistics.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let producer = producer.clone();

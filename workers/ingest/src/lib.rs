@@ -38,7 +38,6 @@ pub mod telemetry;
 pub use error::Error;
 pub use gateway::Ingest;
 pub use options::{GitHubOptions, IngestOptions, JiraOptions, ServiceNowOptions, SourceOptions};
-pub use secrets::{Secret, Secrets};
 pub use source::Source;
 
 /// The property tests' configuration: `cases` in the suite; `PROPTEST_CASES=N` runs N

@@ -83,7 +83,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::Error;
 pub use options::{GitHubOptions, JiraOptions, ServiceNowOptions, WritebackOptions};
-pub use secret::{Credentials, Secret};
 pub use telemetry::metric;
 pub use writeback::Writeback;
 

@@ -1,22 +1,20 @@
-//! Credentials: read from the environment (or given by tests), never printed.
+//! Credentials: looked up in the process's [`Secrets`] (its environment, or a test's map),
+//! never printed.
 
 use std::fmt;
+
+use chatgptd_types::Secrets;
 
 use crate::options::WritebackOptions;
 
 /// A secret string whose `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The variable's value, if set and not blank.
-    fn from_env(variable: &str) -> Option<Secret> {
-        let value = std::env::var(variable).ok()?;
+    /// The secret called `name`, trimmed, if set and not blank.
+    fn look_up(secrets: &Secrets, name: &str) -> Option<Secret> {
+        let value = secrets.get(name)?;
         (!value.trim().is_empty()).then(|| Secret(value.trim().to_string()))
     }
 
@@ -34,21 +32,21 @@ impl fmt::Debug for Secret {
 
 /// One credential per tracker; `None` means the source's records are skipped.
 #[derive(Debug, Clone, Default)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// Jira's API token (the user is `jira.email`).
-    pub jira_api_token: Option<Secret>,
+    pub(crate) jira_api_token: Option<Secret>,
     /// ServiceNow's password (the user is `servicenow.username`).
-    pub servicenow_password: Option<Secret>,
+    pub(crate) servicenow_password: Option<Secret>,
     /// GitHub's token.
-    pub github_token: Option<Secret>,
+    pub(crate) github_token: Option<Secret>,
 }
 
 impl Credentials {
-    /// Reads the variables named by the options, for enabled sources only.
-    pub fn from_env(options: &WritebackOptions) -> Credentials {
+    /// Looks the secrets the options name up in `secrets`, for enabled sources only.
+    pub(crate) fn look_up(options: &WritebackOptions, secrets: &Secrets) -> Credentials {
         let read = |enabled: bool, variable: &str| {
             if enabled {
-                Secret::from_env(variable)
+                Secret::look_up(secrets, variable)
             } else {
                 None
             }
@@ -68,7 +66,7 @@ mod tests {
     #[test]
     fn debug_output_never_shows_the_secret() {
         let credentials = Credentials {
-            github_token: Some(Secret::new("ghp_very_secret")),
+            github_token: Some(Secret("ghp_very_secret".to_string())),
             ..Default::default()
         };
         let shown = format!("{credentials:?}");
@@ -79,7 +77,30 @@ mod tests {
     #[test]
     fn disabled_sources_read_no_variable() {
         let options = WritebackOptions::default();
-        let credentials = Credentials::from_env(&options);
+        let secrets = Secrets::from_map([
+            (options.jira.api_token_env.as_str(), "token"),
+            (options.github.token_env.as_str(), "token"),
+        ]);
+        let credentials = Credentials::look_up(&options, &secrets);
         assert!(credentials.jira_api_token.is_none() && credentials.github_token.is_none());
+    }
+
+    #[test]
+    fn enabled_sources_take_their_secret_trimmed_and_skip_a_blank_one() {
+        let mut options = WritebackOptions::default();
+        options.jira.enabled = true;
+        options.github.enabled = true;
+        options.servicenow.enabled = true;
+        let secrets = Secrets::from_map([
+            (options.jira.api_token_env.as_str(), " jira-token\n"),
+            (options.github.token_env.as_str(), "  "),
+        ]);
+        let credentials = Credentials::look_up(&options, &secrets);
+        assert_eq!(
+            credentials.jira_api_token.as_ref().map(Secret::expose),
+            Some("jira-token")
+        );
+        assert!(credentials.github_token.is_none(), "blank is unset");
+        assert!(credentials.servicenow_password.is_none(), "not in the map");
     }
 }

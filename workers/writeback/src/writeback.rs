@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chatgptd_memory::Memory;
 use chatgptd_runtime::{Incoming, OutputRecord, ProcessError, Processor};
+use chatgptd_types::Secrets;
 use chatgptd_types::records::EnrichedTicket;
 use tracing::{info, warn};
 
@@ -21,8 +22,7 @@ use crate::telemetry::{Outcome, WriteFinished};
 use crate::tracker::Tracker;
 
 /// Writes enriched tickets back to their trackers, at most one comment per ticket and prompt
-/// version. Build with [`Writeback::new`] (credentials from the environment) or
-/// [`Writeback::with_credentials`].
+/// version. Build with [`Writeback::new`].
 #[derive(Debug)]
 pub struct Writeback {
     memory: Arc<dyn Memory>,
@@ -41,21 +41,17 @@ enum Destination<T> {
 }
 
 impl Writeback {
-    /// A write-back reading each enabled source's credential from the variable its options
-    /// name. An enabled source whose variable is unset is skipped (with a warning now, and a
+    /// A write-back whose enabled sources each take their credential from `secrets`, under
+    /// the name their options give (`api_token_env`, `password_env`, `token_env`). An
+    /// enabled source whose secret is unset or blank is skipped (with a warning now, and a
     /// log and a metric per record).
-    pub fn new(options: &WritebackOptions, memory: Arc<dyn Memory>) -> Result<Self, Error> {
-        Self::with_credentials(options, memory, Credentials::from_env(options))
-    }
-
-    /// A write-back with the given credentials (tests: the workspace forbids `unsafe`, so they
-    /// cannot set environment variables).
-    pub fn with_credentials(
+    pub fn new(
         options: &WritebackOptions,
         memory: Arc<dyn Memory>,
-        credentials: Credentials,
+        secrets: &Secrets,
     ) -> Result<Self, Error> {
         options.validate()?;
+        let credentials = Credentials::look_up(options, secrets);
         let timeout = options.request_timeout;
         let jira = destination(
             Source::Jira,

@@ -1,21 +1,26 @@
-//! From options to connection info: the URL, the password from the environment, and the URL
-//! as it may be shown (no credentials).
+//! From options to connection info: the URL, the password from the secrets, and the URL as it
+//! may be shown (no credentials).
 
 use ::redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use chatgptd_types::Secrets;
 
 use super::errors::classify;
 use crate::{Error, MemoryOptions};
 
-/// Parses the URL and adds the password from `redis_password_env`. Errors never quote the
-/// URL, which may hold credentials.
-pub(super) fn connection_info(options: &MemoryOptions) -> Result<ConnectionInfo, Error> {
+/// Parses the URL and adds the password: the secret `redis_password_env` names, looked up in
+/// `secrets` (unset or empty is an error). Errors never quote the URL, which may hold
+/// credentials.
+pub(super) fn connection_info(
+    options: &MemoryOptions,
+    secrets: &Secrets,
+) -> Result<ConnectionInfo, Error> {
     let mut info = options
         .redis_url
         .as_str()
         .into_connection_info()
         .map_err(|err| classify(&err, "invalid redis_url".to_string()))?;
     if !options.redis_password_env.is_empty() {
-        let password = std::env::var(&options.redis_password_env).map_err(|_| {
+        let password = secrets.get(&options.redis_password_env).ok_or_else(|| {
             Error::Backend(format!(
                 "redis_password_env names {}, which is not set",
                 options.redis_password_env
@@ -46,7 +51,7 @@ mod tests {
             redis_url: url.to_string(),
             ..MemoryOptions::default()
         };
-        display_url(&connection_info(&options).unwrap())
+        display_url(&connection_info(&options, &Secrets::env()).unwrap())
     }
 
     #[test]
@@ -68,7 +73,7 @@ mod tests {
             redis_url: "http://user:secret@host/".to_string(),
             ..MemoryOptions::default()
         };
-        let err = connection_info(&options).unwrap_err();
+        let err = connection_info(&options, &Secrets::env()).unwrap_err();
         assert!(!err.is_unavailable(), "{err}");
         assert!(!err.to_string().contains("secret"), "{err}");
     }
@@ -80,11 +85,19 @@ mod tests {
             redis_password_env: "CHATGPTD_TEST_SURELY_UNSET_VARIABLE".to_string(),
             ..MemoryOptions::default()
         };
-        let err = connection_info(&options).unwrap_err();
+        let err = connection_info(&options, &Secrets::env()).unwrap_err();
         assert!(
             err.to_string()
                 .contains("CHATGPTD_TEST_SURELY_UNSET_VARIABLE"),
             "{err}"
         );
+        let empty = Secrets::from_map([("CHATGPTD_TEST_SURELY_UNSET_VARIABLE", "")]);
+        assert!(
+            connection_info(&options, &empty).is_err(),
+            "an empty password is a missing one"
+        );
+        let given = Secrets::from_map([("CHATGPTD_TEST_SURELY_UNSET_VARIABLE", "pw")]);
+        let info = connection_info(&options, &given).unwrap();
+        assert_eq!(info.redis_settings().password(), Some("pw"));
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chatgptd_memory::{HistoryEntry, Memory, MemoryOptions};
 use chatgptd_testkit::redis::RedisServer;
+use chatgptd_types::Secrets;
 
 /// A backend for one test, torn down on drop.
 pub enum Backend {
@@ -38,7 +39,7 @@ impl Backend {
             }
             Backend::Sqlite(dir) => dir.path().to_path_buf(),
         };
-        chatgptd_memory::open(&options, &data_dir)
+        chatgptd_memory::open(&options, &data_dir, &Secrets::env())
             .await
             .expect("memory opens")
     }

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use chatgptd_memory::{Memory, MemoryOptions, RedisMemory};
 use chatgptd_testkit::redis::RedisServer;
+use chatgptd_types::Secrets;
 
 #[tokio::test]
 async fn redis_down_at_start_is_unavailable_naming_the_address_not_the_password() {
@@ -15,7 +16,7 @@ async fn redis_down_at_start_is_unavailable_naming_the_address_not_the_password(
         ..MemoryOptions::default()
     };
     let started = Instant::now();
-    let err = chatgptd_memory::open(&options, &std::env::temp_dir())
+    let err = chatgptd_memory::open(&options, &std::env::temp_dir(), &Secrets::env())
         .await
         .unwrap_err();
     assert!(
@@ -40,25 +41,26 @@ async fn open_with_a_redis_url_uses_redis() {
         redis_url: server.url(),
         ..MemoryOptions::default()
     };
-    let memory = chatgptd_memory::open(&options, &std::env::temp_dir())
+    let memory = chatgptd_memory::open(&options, &std::env::temp_dir(), &Secrets::env())
         .await
         .unwrap();
     assert_eq!(memory.backend(), "redis");
     memory.ping().await.unwrap();
 }
 
-/// The password comes from the variable named by `redis_password_env`. Tests cannot set
-/// variables (no unsafe code), so this uses one cargo sets for every test process.
+/// The password is the secret named by `redis_password_env`, looked up in the `Secrets` the
+/// caller hands over (a map here; the environment in production).
 #[tokio::test]
-async fn the_password_comes_from_the_named_environment_variable() {
-    let password = std::env::var("CARGO_PKG_NAME").expect("cargo sets CARGO_PKG_NAME for tests");
+async fn the_password_comes_from_the_named_secret() {
+    let password = "s3cret-redis-pw";
+    let secrets = Secrets::from_map([("CHATGPTD_TEST_REDIS_PASSWORD", password)]);
     let server = RedisServer::start().await;
     let client = redis::Client::open(server.url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("requirepass")
-        .arg(&password)
+        .arg(password)
         .query_async(&mut admin)
         .await
         .unwrap();
@@ -67,25 +69,30 @@ async fn the_password_comes_from_the_named_environment_variable() {
         redis_url: server.url(),
         ..MemoryOptions::default()
     };
-    let err = RedisMemory::connect(&without).await.unwrap_err();
+    let err = RedisMemory::connect(&without, &secrets).await.unwrap_err();
     assert!(
         !err.is_unavailable(),
         "a missing password is a configuration error: {err}"
     );
 
     let with = MemoryOptions {
-        redis_password_env: "CARGO_PKG_NAME".to_string(),
+        redis_password_env: "CHATGPTD_TEST_REDIS_PASSWORD".to_string(),
         ..without.clone()
     };
-    let memory = RedisMemory::connect(&with).await.unwrap();
+    let memory = RedisMemory::connect(&with, &secrets).await.unwrap();
     memory.put("k", b"v", None).await.unwrap();
-    assert!(!format!("{memory:?}").contains(&password));
+    assert!(!format!("{memory:?}").contains(password));
+    // `open`, as the workers call it, hands the secrets on.
+    let opened = chatgptd_memory::open(&with, &std::env::temp_dir(), &secrets)
+        .await
+        .unwrap();
+    assert_eq!(opened.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 
     let unset = MemoryOptions {
         redis_password_env: "CHATGPTD_TEST_SURELY_UNSET_VARIABLE".to_string(),
         ..without
     };
-    let err = RedisMemory::connect(&unset).await.unwrap_err();
+    let err = RedisMemory::connect(&unset, &secrets).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("CHATGPTD_TEST_SURELY_UNSET_VARIABLE"),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use chatgptd_memory::{HistoryLimits, Memory, MemoryOptions, RedisMemory};
 use chatgptd_testkit::redis::RedisServer;
 use chatgptd_testkit::wait_until;
+use chatgptd_types::Secrets;
 
 use crate::fixture::entry;
 
@@ -36,7 +37,9 @@ async fn wait_for_recovery(memory: &RedisMemory) {
 async fn a_stopped_redis_is_unavailable_fast_and_a_restarted_one_works_again() {
     chatgptd_testkit::init_logging();
     let mut server = RedisServer::start().await;
-    let memory = RedisMemory::connect(&options(&server)).await.unwrap();
+    let memory = RedisMemory::connect(&options(&server), &Secrets::env())
+        .await
+        .unwrap();
     memory.put("before", b"v", None).await.unwrap();
 
     server.stop();
@@ -96,7 +99,9 @@ async fn a_stopped_redis_is_unavailable_fast_and_a_restarted_one_works_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_does_not_answer_is_unavailable_after_the_response_timeout() {
     let server = RedisServer::start().await;
-    let memory = RedisMemory::connect(&options(&server)).await.unwrap();
+    let memory = RedisMemory::connect(&options(&server), &Secrets::env())
+        .await
+        .unwrap();
     memory.put("key", b"v", None).await.unwrap();
 
     // CLIENT PAUSE holds every client's commands (the admin's too) for 1.5 s: Redis is up
@@ -133,7 +138,9 @@ async fn a_redis_that_does_not_answer_is_unavailable_after_the_response_timeout(
 #[tokio::test]
 async fn a_full_redis_is_unavailable_until_there_is_room() {
     let server = RedisServer::start().await;
-    let memory = RedisMemory::connect(&options(&server)).await.unwrap();
+    let memory = RedisMemory::connect(&options(&server), &Secrets::env())
+        .await
+        .unwrap();
     let client = redis::Client::open(server.url()).unwrap();
     let admin = client.get_multiplexed_async_connection().await.unwrap();
     let config_set = |name: &'static str, value: &'static str| {
@@ -168,7 +175,9 @@ async fn a_full_redis_is_unavailable_until_there_is_room() {
 #[tokio::test]
 async fn errors_retrying_does_not_fix_are_backend_errors() {
     let server = RedisServer::start().await;
-    let memory = RedisMemory::connect(&options(&server)).await.unwrap();
+    let memory = RedisMemory::connect(&options(&server), &Secrets::env())
+        .await
+        .unwrap();
 
     // Another application wrote a list where we keep a value, and garbage where we keep
     // history.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chatgptd_memory::{HistoryLimits, Memory, MemoryOptions, SqliteMemory, StateEntry};
+use chatgptd_types::Secrets;
 use serde_json::json;
 
 use crate::fixture::{entry, ids};
@@ -65,7 +66,7 @@ async fn memory_survives_reopening_the_file() {
 async fn open_creates_the_data_directory_and_memory_db() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("nested").join("data");
-    let memory = chatgptd_memory::open(&MemoryOptions::default(), &data_dir)
+    let memory = chatgptd_memory::open(&MemoryOptions::default(), &data_dir, &Secrets::env())
         .await
         .unwrap();
     assert_eq!(memory.backend(), "sqlite");
@@ -77,7 +78,9 @@ async fn open_creates_the_data_directory_and_memory_db() {
         sqlite_path: dir.path().join("elsewhere").join("custom.db"),
         ..MemoryOptions::default()
     };
-    let memory = chatgptd_memory::open(&options, &data_dir).await.unwrap();
+    let memory = chatgptd_memory::open(&options, &data_dir, &Secrets::env())
+        .await
+        .unwrap();
     assert_eq!(memory.get("k").await.unwrap(), None);
     assert!(dir.path().join("elsewhere").join("custom.db").is_file());
 }

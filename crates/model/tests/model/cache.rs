@@ -10,8 +10,9 @@ use chatgptd_model::{
 };
 use chatgptd_testkit::fake_openai::FakeOpenAi;
 use chatgptd_testkit::redis::RedisServer;
+use chatgptd_types::Secrets;
 
-use crate::fixture::{env, options, triage_schema};
+use crate::fixture::{options, secrets, triage_schema};
 
 fn cached_options(fake: &FakeOpenAi) -> ModelOptions {
     ModelOptions {
@@ -34,7 +35,7 @@ async fn the_cache_prevents_a_second_call() {
             .unwrap(),
     );
     let fake = FakeOpenAi::start().await;
-    let client = ModelClient::with_env(&cached_options(&fake), Some(memory.clone()), env)
+    let client = ModelClient::new(&cached_options(&fake), Some(memory.clone()), &secrets())
         .await
         .unwrap();
 
@@ -53,7 +54,7 @@ async fn the_cache_prevents_a_second_call() {
     assert_eq!(second.provenance.request_id, first.provenance.request_id);
 
     // A new client on the same memory (a restarted worker) does not pay either.
-    let restarted = ModelClient::with_env(&cached_options(&fake), Some(memory), env)
+    let restarted = ModelClient::new(&cached_options(&fake), Some(memory), &secrets())
         .await
         .unwrap();
     assert!(restarted.chat(&request()).await.unwrap().provenance.cached);
@@ -76,9 +77,13 @@ async fn a_memory_outage_stalls_calls_instead_of_paying_for_them() {
         redis_url: redis.url(),
         ..MemoryOptions::default()
     };
-    let memory: Arc<dyn Memory> = Arc::new(RedisMemory::connect(&memory_options).await.unwrap());
+    let memory: Arc<dyn Memory> = Arc::new(
+        RedisMemory::connect(&memory_options, &Secrets::env())
+            .await
+            .unwrap(),
+    );
     let fake = FakeOpenAi::start().await;
-    let client = ModelClient::with_env(&cached_options(&fake), Some(memory), env)
+    let client = ModelClient::new(&cached_options(&fake), Some(memory), &secrets())
         .await
         .unwrap();
 

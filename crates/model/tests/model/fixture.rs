@@ -4,14 +4,20 @@ use std::time::Duration;
 
 use chatgptd_model::{LimitOptions, ModelClient, ModelOptions, ProviderKind, RetryOptions};
 use chatgptd_testkit::fake_openai::{FakeOpenAi, LoggedRequest};
+use chatgptd_types::Secrets;
 use serde_json::{Value, json};
 
-/// The API key the tests' environment holds.
+/// The API key the tests' secrets hold.
 pub const KEY: &str = "sk-test-4f9c2a7e1b";
 
-/// An environment holding [`KEY`] as `OPENAI_API_KEY`.
-pub fn env(name: &str) -> Option<String> {
-    (name == "OPENAI_API_KEY").then(|| KEY.to_string())
+/// Secrets holding [`KEY`] as `OPENAI_API_KEY`, and nothing else.
+pub fn secrets() -> Secrets {
+    Secrets::from_map([("OPENAI_API_KEY", KEY)])
+}
+
+/// No secrets at all (and not the environment's).
+pub fn no_secrets() -> Secrets {
+    Secrets::from_map::<&str, &str>([])
 }
 
 /// No limits, quick retries, a short timeout: tests opt into what they exercise.
@@ -38,9 +44,9 @@ pub fn options(fake: &FakeOpenAi) -> ModelOptions {
     }
 }
 
-/// A client for `options` with [`KEY`] in its environment and no cache.
+/// A client for `options` with [`KEY`] in its secrets and no cache.
 pub async fn client(options: &ModelOptions) -> ModelClient {
-    ModelClient::with_env(options, None, env)
+    ModelClient::new(options, None, &secrets())
         .await
         .expect("model client")
 }

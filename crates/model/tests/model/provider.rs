@@ -6,23 +6,20 @@ use chatgptd_model::{
     ChatMessage, ChatRequest, MaxTokensParameter, ModelClient, ModelOptions, ProviderKind,
 };
 use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions};
+use chatgptd_types::Secrets;
 
-use crate::fixture::{KEY, client, env, options, triage_schema};
-
-fn no_env(_: &str) -> Option<String> {
-    None
-}
+use crate::fixture::{KEY, client, no_secrets, options, secrets, triage_schema};
 
 #[tokio::test]
 async fn auto_is_offline_without_a_url_or_key_and_openai_with_one() {
     let defaults = ModelOptions::default();
-    let offline = ModelClient::with_env(&defaults, None, no_env)
+    let offline = ModelClient::new(&defaults, None, &no_secrets())
         .await
         .unwrap();
     assert!(offline.is_offline());
     assert_eq!(offline.provider_name(), "offline");
 
-    let with_key = ModelClient::with_env(&defaults, None, env).await.unwrap();
+    let with_key = ModelClient::new(&defaults, None, &secrets()).await.unwrap();
     assert!(!with_key.is_offline());
     assert_eq!(with_key.provider_name(), "openai");
 
@@ -30,7 +27,7 @@ async fn auto_is_offline_without_a_url_or_key_and_openai_with_one() {
         base_url: "http://127.0.0.1:9/v1".to_string(),
         ..ModelOptions::default()
     };
-    let with_url = ModelClient::with_env(&with_url, None, no_env)
+    let with_url = ModelClient::new(&with_url, None, &no_secrets())
         .await
         .unwrap();
     assert_eq!(with_url.provider_name(), "openai");
@@ -38,7 +35,7 @@ async fn auto_is_offline_without_a_url_or_key_and_openai_with_one() {
 
 #[tokio::test]
 async fn the_offline_model_answers_schemas_with_offline_provenance() {
-    let client = ModelClient::with_env(&ModelOptions::default(), None, no_env)
+    let client = ModelClient::new(&ModelOptions::default(), None, &no_secrets())
         .await
         .unwrap();
     let request = ChatRequest::new(
@@ -108,11 +105,8 @@ async fn headers_query_and_token_parameter_are_configurable() {
         extra_query: [("api-version".to_string(), "2024-10-21".to_string())].into(),
         ..options(&fake)
     };
-    let env = |name: &str| match name {
-        "AZURE_KEY" => Some("azure-secret-value".to_string()),
-        _ => None,
-    };
-    let client = ModelClient::with_env(&options, None, env).await.unwrap();
+    let secrets = Secrets::from_map([("AZURE_KEY", "azure-secret-value")]);
+    let client = ModelClient::new(&options, None, &secrets).await.unwrap();
     let mut request = ChatRequest::new("v1", vec![ChatMessage::user("hi")]);
     request.max_completion_tokens = Some(7);
     request.temperature = Some(0.0);

@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use chatgptd_model::{
-    ChatMessage, ChatRequest, Classify, Error, ErrorKind, LimitOptions, ModelOptions,
+    ChatMessage, ChatRequest, Classify, Error, ErrorKind, LimitOptions, ModelClient, ModelOptions,
 };
 use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions, max_in_any_window};
 use chatgptd_testkit::redis::RedisServer;
+use chatgptd_types::Secrets;
 
-use crate::fixture::{client, options, statuses};
+use crate::fixture::{KEY, client, options, secrets, statuses};
 use crate::limits::{WINDOW, hammer};
 
 fn shared_options(fake: &FakeOpenAi, redis: &RedisServer) -> ModelOptions {
@@ -116,4 +117,37 @@ async fn a_redis_outage_makes_calls_unavailable_until_it_is_back() {
     )
     .await;
     assert_eq!(reply.content, "echo: hello");
+}
+
+#[tokio::test]
+async fn the_shared_limiter_authenticates_with_the_password_from_the_secrets() {
+    let redis = RedisServer::start().await;
+    let password = "limits-redis-pw";
+    let admin = redis::Client::open(redis.url()).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(password)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let fake = FakeOpenAi::start().await;
+    let options = ModelOptions {
+        shared_limits_redis_password_env: "CHATGPTD_TEST_LIMITS_PASSWORD".to_string(),
+        ..shared_options(&fake, &redis)
+    };
+    let request = ChatRequest::new("v1", vec![ChatMessage::user("hello")]);
+
+    let without = ModelClient::new(&options, None, &secrets()).await.unwrap();
+    let err = without.chat(&request).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    assert_eq!(fake.request_count(), 0, "no grant, no call");
+
+    let secrets = Secrets::from_map([
+        ("OPENAI_API_KEY", KEY),
+        ("CHATGPTD_TEST_LIMITS_PASSWORD", password),
+    ]);
+    let with = ModelClient::new(&options, None, &secrets).await.unwrap();
+    assert_eq!(with.chat(&request).await.unwrap().content, "echo: hello");
 }

@@ -10,6 +10,7 @@ pub(super) async fn build(stack: &Stack) -> anyhow::Result<Ingest> {
         stack.config.ingest.clone(),
         &stack.context,
         stack.memory().await?,
+        &stack.secrets,
     )
     .context("building the webhook gateway")
 }

@@ -7,7 +7,7 @@ use crate::stack::Stack;
 
 pub(super) async fn build(stack: &Stack) -> anyhow::Result<WritebackService> {
     let options = &stack.config.writeback;
-    let writeback =
-        Writeback::new(options, stack.memory().await?).context("building the write-back worker")?;
+    let writeback = Writeback::new(options, stack.memory().await?, &stack.secrets)
+        .context("building the write-back worker")?;
     Ok(WritebackService::new(options, &stack.context, writeback)?)
 }

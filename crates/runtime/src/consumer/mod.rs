@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use chatgptd_types::Secrets;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -53,6 +54,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ConsumerRuntime<P: Processor> {
     handler: Arc<RecordHandler<P>>,
     kafka: KafkaOptions,
+    secrets: Secrets,
     topics: Vec<String>,
     readiness: Readiness,
 }
@@ -93,6 +95,7 @@ impl<P: Processor> ConsumerRuntime<P> {
         Ok(ConsumerRuntime {
             handler,
             kafka: context.kafka.clone(),
+            secrets: context.secrets.clone(),
             topics,
             readiness,
         })
@@ -101,10 +104,11 @@ impl<P: Processor> ConsumerRuntime<P> {
     /// The librdkafka config: defaults, the user's properties, then what at-least-once needs.
     fn consumer_config(&self) -> Result<ClientConfig, Error> {
         let options = &self.handler.options;
-        let mut config = ClientConfig::new();
-        for (key, value) in self.kafka.base_config(&self.handler.worker)?.config_map() {
-            config.set(key, value);
-        }
+        // Built on the base config itself: a copy of its `config_map()` would carry
+        // rdkafka's placeholder instead of each secret.
+        let mut config = self
+            .kafka
+            .base_config(&self.handler.worker, &self.secrets)?;
         for (key, value) in &options.properties {
             config.set(key, value);
         }

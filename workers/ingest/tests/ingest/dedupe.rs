@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chatgptd_memory::{Memory, MemoryOptions};
 use chatgptd_testkit::redis::RedisServer;
+use chatgptd_types::Secrets;
 use reqwest::StatusCode;
 
 use crate::support::*;
@@ -66,15 +67,16 @@ async fn two_gateway_instances_share_dedupe_through_redis() {
         ..MemoryOptions::default()
     };
     let open = || async {
-        let memory: Arc<dyn Memory> = chatgptd_memory::open(&memory_options, dir.path())
-            .await
-            .unwrap();
+        let memory: Arc<dyn Memory> =
+            chatgptd_memory::open(&memory_options, dir.path(), &Secrets::env())
+                .await
+                .unwrap();
         assert_eq!(memory.backend(), "redis");
         memory
     };
     let kafka = setup.kafka.options();
-    let first = Gateway::start(options(), &kafka, open().await, secrets()).await;
-    let second = Gateway::start(options(), &kafka, open().await, secrets()).await;
+    let first = Gateway::start(signed(options()), &kafka, open().await, secrets()).await;
+    let second = Gateway::start(signed(options()), &kafka, open().await, secrets()).await;
 
     let webhook = Webhook::jira(fixture(JIRA_CREATED), "shared-delivery-1");
     let accepted = first.send(&webhook).await;

@@ -7,12 +7,13 @@ use std::time::Duration;
 use chatgptd_memory::{Memory, SqliteMemory};
 use chatgptd_runtime::{Health, KafkaOptions, WorkerContext};
 use chatgptd_testkit::kafka::{MockKafka, consume};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::TicketEvent;
 use chatgptd_types::topics::names;
 use chatgptd_worker_ingest::signature::{sign_base64, sign_hex};
 use chatgptd_worker_ingest::source::route;
-use chatgptd_worker_ingest::{Ingest, IngestOptions, Secret, Secrets, Source};
+use chatgptd_worker_ingest::{Ingest, IngestOptions, Source};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientConfig, Message};
@@ -22,6 +23,12 @@ use serde_json::Value;
 
 /// Every source's signing secret in these tests.
 pub const SECRET: &str = "It's a Secret to Everybody";
+/// The names [`signed`] options give the sources' signing secrets.
+pub const SECRET_NAMES: [&str; 3] = [
+    "JIRA_WEBHOOK_SECRET",
+    "SERVICENOW_WEBHOOK_SECRET",
+    "GITHUB_WEBHOOK_SECRET",
+];
 /// The ServiceNow instance events link to.
 pub const INSTANCE_URL: &str = "https://acme.service-now.com";
 
@@ -55,13 +62,18 @@ pub fn options() -> IngestOptions {
     options
 }
 
-/// [`SECRET`] for every source.
+/// `options` with every source's `secret_env` naming one of [`SECRET_NAMES`].
+pub fn signed(mut options: IngestOptions) -> IngestOptions {
+    let [jira, servicenow, github] = SECRET_NAMES.map(String::from);
+    options.jira.secret_env = jira;
+    options.servicenow.secret_env = servicenow;
+    options.github.secret_env = github;
+    options
+}
+
+/// [`SECRET`] under every one of [`SECRET_NAMES`], and nothing else.
 pub fn secrets() -> Secrets {
-    Secrets {
-        jira: Some(Secret::new(SECRET)),
-        servicenow: Some(Secret::new(SECRET)),
-        github: Some(Secret::new(SECRET)),
-    }
+    Secrets::from_map(SECRET_NAMES.map(|name| (name, SECRET)))
 }
 
 /// A mock cluster with the TicketEvents topic (3 partitions), and a SQLite memory.
@@ -90,7 +102,7 @@ impl Setup {
     /// A gateway on this cluster and memory, every source signed with [`SECRET`].
     pub async fn gateway(&self, options: IngestOptions) -> Gateway {
         Gateway::start(
-            options,
+            signed(options),
             &self.kafka.options(),
             self.memory.clone(),
             secrets(),
@@ -104,7 +116,7 @@ impl Setup {
             options,
             &self.kafka.options(),
             self.memory.clone(),
-            Secrets::default(),
+            Secrets::from_map::<&str, &str>([]),
         )
         .await
     }
@@ -180,8 +192,8 @@ impl Gateway {
         memory: Arc<dyn Memory>,
         secrets: Secrets,
     ) -> Gateway {
-        let context = WorkerContext::new(kafka, &Health::default()).unwrap();
-        let ingest = Ingest::with_secrets(options, &context, memory, secrets).unwrap();
+        let context = WorkerContext::new(kafka, &Health::default(), &Secrets::env()).unwrap();
+        let ingest = Ingest::new(options, &context, memory, &secrets).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let router = ingest.router();

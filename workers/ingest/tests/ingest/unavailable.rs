@@ -19,7 +19,7 @@ async fn broker_down_gets_503_and_the_retry_is_accepted_once_it_is_back() {
     let down = MockKafka::start();
     down.create_topic(names::TICKET_EVENTS, 3);
     let gateway = Gateway::start(
-        options.clone(),
+        signed(options.clone()),
         &down.options(),
         setup.memory.clone(),
         secrets(),

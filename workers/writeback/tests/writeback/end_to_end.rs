@@ -10,6 +10,7 @@ use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
 use chatgptd_testkit::fake_trackers::Api;
 use chatgptd_testkit::kafka::{MockKafka, committed, consume, header, produce, producer};
 use chatgptd_testkit::{init_logging, unique, wait_until};
+use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::DeadLetter;
 use chatgptd_types::topics::names;
@@ -18,7 +19,7 @@ use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    Harness, SYS_ID, credentials, github_ticket, jira_ticket, lines, servicenow_ticket, ticket,
+    Harness, SYS_ID, github_ticket, jira_ticket, lines, secrets, servicenow_ticket, ticket,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -72,10 +73,14 @@ async fn writes_back_commits_and_dead_letters_a_ticket_that_is_gone() {
         .await;
     }
 
-    let context = WorkerContext::new(&kafka.options(), &Health::default()).unwrap();
-    let writeback =
-        Writeback::with_credentials(&harness.options, harness.memory.clone(), credentials())
-            .unwrap();
+    let context =
+        WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
+    let writeback = Writeback::new(
+        &harness.options,
+        harness.memory.clone(),
+        &secrets(&harness.options),
+    )
+    .unwrap();
     let runtime = WritebackService::new(&harness.options, &context, writeback).unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(runtime.run(shutdown.clone()));

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chatgptd_runtime::{ErrorKind, ProcessError, Processor};
 use chatgptd_testkit::fake_trackers::Api;
-use chatgptd_worker_writeback::{Credentials, Secret, Writeback};
+use chatgptd_testkit::fake_trackers::{GITHUB_TOKEN, JIRA_API_TOKEN};
+use chatgptd_types::Secrets;
+use chatgptd_worker_writeback::Writeback;
 
 use crate::support::{
     Harness, credentials, github_ticket, incoming, jira_ticket, servicenow_ticket, ticket,
@@ -97,13 +99,13 @@ async fn a_rejected_comment_is_dead_lettered() {
 #[tokio::test]
 async fn a_wrong_credential_stalls_instead_of_dead_lettering_everything() {
     let harness = Harness::start().await;
-    let wrong = Credentials {
-        jira_api_token: Some(Secret::new("expired")),
-        servicenow_password: Some(Secret::new("wrong")),
-        github_token: Some(Secret::new("revoked")),
-    };
-    let writeback =
-        Writeback::with_credentials(&harness.options, harness.memory.clone(), wrong).unwrap();
+    let wrong = credentials(
+        &harness.options,
+        Some("expired"),
+        Some("wrong"),
+        Some("revoked"),
+    );
+    let writeback = Writeback::new(&harness.options, harness.memory.clone(), &wrong).unwrap();
     for ticket in [jira_ticket(), servicenow_ticket(), github_ticket(42)] {
         let error = writeback.process(&incoming(&ticket)).await.unwrap_err();
         assert_eq!(
@@ -157,13 +159,14 @@ async fn an_unreachable_memory_stalls_before_any_call() {
 async fn disabled_sources_missing_credentials_and_unknown_sources_are_skipped() {
     let mut harness = Harness::start().await;
     harness.options.jira.enabled = false;
-    let no_servicenow = Credentials {
-        servicenow_password: None,
-        ..credentials()
-    };
+    let no_servicenow = credentials(
+        &harness.options,
+        Some(JIRA_API_TOKEN),
+        None,
+        Some(GITHUB_TOKEN),
+    );
     let writeback =
-        Writeback::with_credentials(&harness.options, harness.memory.clone(), no_servicenow)
-            .unwrap();
+        Writeback::new(&harness.options, harness.memory.clone(), &no_servicenow).unwrap();
     for ticket in [
         jira_ticket(),
         servicenow_ticket(),
@@ -180,17 +183,19 @@ async fn disabled_sources_missing_credentials_and_unknown_sources_are_skipped() 
 }
 
 #[tokio::test]
-async fn new_reads_credentials_from_the_named_variables() {
+async fn new_reads_credentials_from_the_named_secrets() {
     let mut harness = Harness::start().await;
-    // The workspace forbids `unsafe`, so no test can set a variable: an unset one skips the
-    // source, and one that cargo sets serves as a (wrong) token.
+    // A name the secrets do not hold skips the source; the one they hold serves as a (wrong)
+    // token.
     harness.options.jira.api_token_env = "CHATGPTD_TEST_SURELY_UNSET_TOKEN".into();
-    assert!(
-        std::env::var("CARGO_PKG_NAME").is_ok(),
-        "cargo sets it for tests"
-    );
-    harness.options.github.token_env = "CARGO_PKG_NAME".into();
-    let writeback = Writeback::new(&harness.options, Arc::clone(&harness.memory) as _).unwrap();
+    harness.options.github.token_env = "CHATGPTD_TEST_GITHUB_TOKEN".into();
+    let secrets = Secrets::from_map([
+        ("CHATGPTD_TEST_GITHUB_TOKEN", "chatgptd-worker-writeback"),
+        // Under the default name, which the options no longer give: not used.
+        ("JIRA_API_TOKEN", JIRA_API_TOKEN),
+    ]);
+    let writeback =
+        Writeback::new(&harness.options, Arc::clone(&harness.memory) as _, &secrets).unwrap();
 
     writeback.process(&incoming(&jira_ticket())).await.unwrap();
     assert!(

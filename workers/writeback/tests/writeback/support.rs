@@ -13,9 +13,10 @@ use chatgptd_runtime::{Incoming, ProcessError, Processor, RecordMeta};
 use chatgptd_testkit::fake_trackers::{
     FakeTrackers, GITHUB_TOKEN, JIRA_API_TOKEN, JIRA_EMAIL, SERVICENOW_PASSWORD, SERVICENOW_USER,
 };
+use chatgptd_types::Secrets;
 use chatgptd_types::records::{EnrichedTicket, Provenance};
 use chatgptd_types::trace::TraceContext;
-use chatgptd_worker_writeback::{Credentials, Secret, Writeback, WritebackOptions};
+use chatgptd_worker_writeback::{Writeback, WritebackOptions};
 use tempfile::TempDir;
 
 pub const PROMPT: &str = "triage-v3";
@@ -101,13 +102,34 @@ pub fn options(fake: &FakeTrackers) -> WritebackOptions {
     options
 }
 
-/// The credentials the fake accepts.
-pub fn credentials() -> Credentials {
-    Credentials {
-        jira_api_token: Some(Secret::new(JIRA_API_TOKEN)),
-        servicenow_password: Some(Secret::new(SERVICENOW_PASSWORD)),
-        github_token: Some(Secret::new(GITHUB_TOKEN)),
-    }
+/// Secrets holding the given credentials under the names `options` gives them (`None`:
+/// not in the map).
+pub fn credentials(
+    options: &WritebackOptions,
+    jira: Option<&str>,
+    servicenow: Option<&str>,
+    github: Option<&str>,
+) -> Secrets {
+    let named = [
+        (&options.jira.api_token_env, jira),
+        (&options.servicenow.password_env, servicenow),
+        (&options.github.token_env, github),
+    ];
+    Secrets::from_map(
+        named
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.clone(), value?.to_string()))),
+    )
+}
+
+/// The credentials the fake accepts, under the names `options` gives them.
+pub fn secrets(options: &WritebackOptions) -> Secrets {
+    credentials(
+        options,
+        Some(JIRA_API_TOKEN),
+        Some(SERVICENOW_PASSWORD),
+        Some(GITHUB_TOKEN),
+    )
 }
 
 /// The fake with one ticket per source, a SQLite memory, and the options to reach them.
@@ -139,7 +161,7 @@ impl Harness {
 
     /// A write-back over this harness's memory, with `options` and the fake's credentials.
     pub fn writeback(&self) -> Writeback {
-        Writeback::with_credentials(&self.options, self.memory.clone(), credentials()).unwrap()
+        Writeback::new(&self.options, self.memory.clone(), &secrets(&self.options)).unwrap()
     }
 
     /// Processes `ticket` once with a fresh write-back (as a restarted worker would).
