@@ -15,9 +15,10 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `CHATGPTD_PYTHON`, else `.ci/venv/bin/python`; either must have fastavro.
+/// `INTEROP_PYTHON`, else `.ci/venv/bin/python`; either must have fastavro. Not `CHATGPTD_*`:
+/// that prefix is the configuration's, and a stray variable in it is a configuration error.
 fn python() -> PathBuf {
-    let python = std::env::var_os("CHATGPTD_PYTHON")
+    let python = std::env::var_os("INTEROP_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".ci/venv/bin/python"));
     let has_fastavro = Command::new(&python)
@@ -28,7 +29,7 @@ fn python() -> PathBuf {
     assert!(
         has_fastavro,
         "{} cannot import fastavro: run .ci/run (it installs fastavro into .ci/venv), \
-         or point CHATGPTD_PYTHON at a python that has it",
+         or point INTEROP_PYTHON at a python that has it",
         python.display()
     );
     python
