@@ -5,6 +5,10 @@
 //! - [`tansu`]: a real Kafka-protocol broker process (tansu) on a free port.
 //! - [`redis`]: a real `redis-server` on a free port, which can be stopped and restarted.
 //! - [`fake_openai`]: an OpenAI-compatible server that behaves like the real one.
+//! - [`fake_trackers`]: fake Jira, ServiceNow and GitHub REST APIs.
+//! - [`runtime`]: a processor made of a closure, the tests' consumer options, a runtime
+//!   spawned in the test, and the process's metrics.
+//! - [`records`]: records for tests that need many distinct ones.
 //! - [`wait_until`], [`free_port`], [`unique`]: small things every test needs.
 
 pub mod fake_openai;
@@ -12,7 +16,10 @@ pub mod fake_trackers;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod process;
+pub mod records;
 pub mod redis;
+#[cfg(feature = "kafka")]
+pub mod runtime;
 #[cfg(feature = "kafka")]
 pub mod tansu;
 
