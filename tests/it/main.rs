@@ -7,6 +7,5 @@ mod cli;
 mod events;
 mod limits;
 mod memory;
-mod runtime;
 mod support;
 mod tickets;

@@ -3,7 +3,5 @@
 
 pub mod node;
 
-pub use chatgptd_testkit::records::{step, step_value, ticket};
-pub use chatgptd_testkit::runtime::{
-    FnProcessor, Running, echo, produce_runs, start, start_in, test_options,
-};
+pub use chatgptd_testkit::records::{step, ticket};
+pub use chatgptd_testkit::runtime::{Running, test_options};
