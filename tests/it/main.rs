@@ -4,7 +4,6 @@
 
 mod agents;
 mod cli;
-mod events;
 mod limits;
 mod memory;
 mod support;

@@ -9,6 +9,7 @@
 //! - [`runtime`]: a processor made of a closure, the tests' consumer options, a runtime
 //!   spawned in the test, and the process's metrics.
 //! - [`records`]: records for tests that need many distinct ones.
+//! - [`sse`]: a client of a Server-Sent Events stream.
 //! - [`wait_until`], [`free_port`], [`unique`]: small things every test needs.
 
 pub mod fake_openai;
@@ -20,6 +21,7 @@ pub mod records;
 pub mod redis;
 #[cfg(feature = "kafka")]
 pub mod runtime;
+pub mod sse;
 #[cfg(feature = "kafka")]
 pub mod tansu;
 

@@ -3,5 +3,5 @@
 
 pub mod node;
 
-pub use chatgptd_testkit::records::{step, ticket};
+pub use chatgptd_testkit::records::ticket;
 pub use chatgptd_testkit::runtime::{Running, test_options};
