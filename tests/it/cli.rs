@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use chatgptd_testkit::sse::Subscriber;
 use chatgptd_testkit::{http_client, wait_until};
 use serde_json::Value;
 
@@ -158,8 +159,7 @@ async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
         .await
         .unwrap();
     let run_id = started["run_id"].as_str().unwrap().to_string();
-    let (mut events, _) =
-        crate::events::Subscriber::open(&http, &format!("/runs/{run_id}/events"), None).await;
+    let (mut events, _) = Subscriber::open(&http, &format!("/runs/{run_id}/events"), None).await;
     let mut results = Vec::new();
     while results.len() < 5 {
         let event = events.next().await.expect("the run's events go on");

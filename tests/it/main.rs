@@ -1,12 +1,11 @@
-//! Integration tests: the workers and the binary against real protocols on loopback.
+//! Integration tests of the binary and across workers, against real protocols on loopback.
+//! Each crate's own tests sit in its `tests/`.
 //!
 //! One test binary (faster to link than one per file); each module is one area.
 
 mod agents;
 mod cli;
-mod events;
+mod index;
 mod limits;
-mod memory;
-mod runtime;
 mod support;
 mod tickets;

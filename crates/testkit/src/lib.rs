@@ -5,6 +5,11 @@
 //! - [`tansu`]: a real Kafka-protocol broker process (tansu) on a free port.
 //! - [`redis`]: a real `redis-server` on a free port, which can be stopped and restarted.
 //! - [`fake_openai`]: an OpenAI-compatible server that behaves like the real one.
+//! - [`fake_trackers`]: fake Jira, ServiceNow and GitHub REST APIs.
+//! - [`runtime`]: a processor made of a closure, the tests' consumer options, a runtime
+//!   spawned in the test, and the process's metrics.
+//! - [`records`]: records for tests that need many distinct ones.
+//! - [`sse`]: a client of a Server-Sent Events stream.
 //! - [`wait_until`], [`free_port`], [`unique`]: small things every test needs.
 
 pub mod fake_openai;
@@ -14,7 +19,11 @@ pub mod kafka;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod process;
+pub mod records;
 pub mod redis;
+#[cfg(feature = "kafka")]
+pub mod runtime;
+pub mod sse;
 #[cfg(feature = "kafka")]
 pub mod tansu;
 

@@ -213,6 +213,35 @@ impl FakeTrackers {
         format!("http://{}/github", self.shared.addr)
     }
 
+    /// The write-back's tracker sections pointing at this fake, spelled as in the
+    /// configuration file (`jira`, `servicenow`, `github`): every tracker enabled, as the
+    /// user the fake accepts, without a client-side rate limit, allowing `projects` and
+    /// `repositories`. Deserialize it into `WritebackOptions` (whose unknown-field check
+    /// catches a renamed setting) and set the rest there.
+    pub fn writeback_sections(&self, projects: &[&str], repositories: &[&str]) -> Value {
+        serde_json::json!({
+            "jira": {
+                "enabled": true,
+                "base_url": self.jira_url(),
+                "email": JIRA_EMAIL,
+                "projects": projects,
+                "requests_per_second": 0,
+            },
+            "servicenow": {
+                "enabled": true,
+                "instance_url": self.servicenow_url(),
+                "username": SERVICENOW_USER,
+                "requests_per_second": 0,
+            },
+            "github": {
+                "enabled": true,
+                "api_url": self.github_url(),
+                "repositories": repositories,
+                "requests_per_second": 0,
+            },
+        })
+    }
+
     fn state(&self) -> MutexGuard<'_, Trackers> {
         lock(&self.shared.state)
     }

@@ -11,7 +11,7 @@ use chatgptd_memory::{
 };
 use chatgptd_runtime::{Incoming, ProcessError, Processor, RecordMeta};
 use chatgptd_testkit::fake_trackers::{
-    FakeTrackers, GITHUB_TOKEN, JIRA_API_TOKEN, JIRA_EMAIL, SERVICENOW_PASSWORD, SERVICENOW_USER,
+    FakeTrackers, GITHUB_TOKEN, JIRA_API_TOKEN, SERVICENOW_PASSWORD,
 };
 use chatgptd_types::Secrets;
 use chatgptd_types::records::{EnrichedTicket, Provenance};
@@ -82,23 +82,10 @@ pub fn github_ticket(number: u64) -> EnrichedTicket {
 /// Every source enabled against the fake, no client-side rate limit, the fake's project and
 /// repository allowed.
 pub fn options(fake: &FakeTrackers) -> WritebackOptions {
-    let mut options = WritebackOptions {
-        request_timeout: Duration::from_secs(5),
-        ..Default::default()
-    };
-    options.jira.enabled = true;
-    options.jira.base_url = fake.jira_url();
-    options.jira.email = JIRA_EMAIL.into();
-    options.jira.requests_per_second = 0;
-    options.jira.projects = vec!["PROJ".into()];
-    options.servicenow.enabled = true;
-    options.servicenow.instance_url = fake.servicenow_url();
-    options.servicenow.username = SERVICENOW_USER.into();
-    options.servicenow.requests_per_second = 0;
-    options.github.enabled = true;
-    options.github.api_url = fake.github_url();
-    options.github.requests_per_second = 0;
-    options.github.repositories = vec!["octo-org/app".into()];
+    let sections = fake.writeback_sections(&["PROJ"], &["octo-org/app"]);
+    let mut options: WritebackOptions =
+        serde_json::from_value(sections).expect("the fake's tracker sections");
+    options.request_timeout = Duration::from_secs(5);
     options
 }
 
