@@ -269,6 +269,7 @@ struct Pipeline {
     /// The write-back's own node, in a split pipeline.
     writeback: Option<Node>,
     client: reqwest::Client,
+    /// The memory of a split pipeline's nodes.
     redis: Option<RedisServer>,
     _kafka: MockKafka,
     _dir: tempfile::TempDir,
