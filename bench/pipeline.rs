@@ -1,10 +1,11 @@
 //! The ticket pipeline on loopback. `cargo bench --bench pipeline`.
 //!
-//! In one process, as `chatgptd up` composes it: the webhook gateway, the enrichment worker
-//! and the write-back worker on a mock Kafka cluster with the topics of `topics.yaml`, one
-//! SQLite memory (dedupe, model cache, write-back keys), an instant fake OpenAI-compatible
-//! model and the fake trackers. Every webhook is a distinct signed GitHub `issues.opened`
-//! (the octokit example with its own issue number), so keys spread over the partitions.
+//! The real node (`chatgptd_node::Stack` and `run`, as `chatgptd up` starts them) running the
+//! webhook gateway, the enrichment worker and the write-back worker on a mock Kafka cluster
+//! with the topics of `topics.yaml`, one SQLite memory (dedupe, model cache, write-back keys),
+//! an instant fake OpenAI-compatible model and the fake trackers in its configuration. Every
+//! webhook is a distinct signed GitHub `issues.opened` (the octokit example with its own issue
+//! number), so keys spread over the partitions.
 //!
 //! - (a) Acceptance: K concurrent clients post N webhooks; webhooks/s answered 202 (each
 //!   only after the broker acknowledged the TicketEvent with acks=all), p50 and p99 of the
@@ -17,8 +18,8 @@
 //!   arrives (as Kafka does), so with librdkafka's 500 ms default each hop costs up to half a
 //!   second of the mock's making. That pass is printed too, for comparison.
 //! - Baseline, same run: the same work inline without Kafka, one ticket after another: parse
-//!   the payload, one model call (same client settings and cache, same prompt and schema),
-//!   one comment POST to the fake GitHub; p50 and p99.
+//!   the payload, one model call (the node's client settings and cache, the same prompt and
+//!   schema), one comment POST to the fake GitHub; p50 and p99.
 //! - Last, the ratio of the pipeline's p50 to the inline p50.
 //!
 //! `BENCH_WEBHOOKS` (default 2000) scales (a); (b) and the baseline take a tenth of it (at
@@ -33,22 +34,21 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue};
-use chatgptd_memory::{Memory, MemoryOptions};
 use chatgptd_model::{
     ChatMessage, ChatRequest, LimitOptions, ModelClient, ModelOptions, ProviderKind,
 };
-use chatgptd_runtime::{ConsumerOptions, Health, Service, WorkerContext};
-use chatgptd_search::Retriever;
+use chatgptd_node::{Config, KafkaMode, Role, Stack};
+use chatgptd_runtime::ConsumerOptions;
 use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions};
 use chatgptd_testkit::fake_trackers::{FakeTrackers, GITHUB_TOKEN};
 use chatgptd_testkit::kafka::MockKafka;
 use chatgptd_types::Secrets;
 use chatgptd_types::topics::TopicsFile;
 use chatgptd_worker_enrich::EnrichOptions;
+use chatgptd_worker_ingest::Source;
 use chatgptd_worker_ingest::parse::{self, Envelope, Parsed};
 use chatgptd_worker_ingest::signature::sign_hex;
-use chatgptd_worker_ingest::{Ingest, IngestOptions, Source};
-use chatgptd_worker_writeback::{Writeback, WritebackOptions};
+use chatgptd_worker_ingest::source::route;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -136,26 +136,6 @@ async fn post(client: &reqwest::Client, url: &str, webhook: &Webhook) -> u16 {
     status
 }
 
-/// The model client of the pipeline and of the baseline: the fake, no client-side limits,
-/// replies cached in `memory` as in production.
-async fn model_client(model: &FakeOpenAi, memory: Arc<dyn Memory>) -> ModelClient {
-    let options = ModelOptions {
-        provider: ProviderKind::OpenAi,
-        base_url: model.base_url(),
-        api_key_env: String::new(),
-        default_limits: LimitOptions {
-            requests_per_minute: 0,
-            tokens_per_minute: 0,
-            max_concurrency: 0,
-            ..LimitOptions::default()
-        },
-        ..ModelOptions::default()
-    };
-    ModelClient::new(&options, Some(memory), &Secrets::from_map::<&str, &str>([]))
-        .await
-        .expect("model client")
-}
-
 /// librdkafka's `fetch.wait.max.ms` default.
 const LIBRDKAFKA_FETCH_WAIT_MS: usize = 500;
 
@@ -172,6 +152,54 @@ fn consumer_options(group: &str, fetch_wait_ms: Option<usize>) -> ConsumerOption
     }
 }
 
+/// The node's configuration (its Kafka aside): the fake model with no client-side limits and
+/// replies cached in memory as in production, the fixture's repository the only target of
+/// the gateway and the write-back, the fake GitHub, the consumers' `fetch_wait_ms`.
+fn config(
+    data_dir: &Path,
+    model: &FakeOpenAi,
+    trackers: &FakeTrackers,
+    fetch_wait_ms: Option<usize>,
+) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
+    config.model = ModelOptions {
+        provider: ProviderKind::OpenAi,
+        base_url: model.base_url(),
+        api_key_env: String::new(),
+        default_limits: LimitOptions {
+            requests_per_minute: 0,
+            tokens_per_minute: 0,
+            max_concurrency: 0,
+            ..LimitOptions::default()
+        },
+        ..ModelOptions::default()
+    };
+    let repository = format!("{OWNER}/{REPO}");
+    let github = &mut config.ingest.github;
+    github.requests_per_second = 0;
+    github.repositories = vec![repository.clone()];
+    github.secret_env = "GITHUB_WEBHOOK_SECRET".into();
+    config.enrich.consumer = consumer_options("bench-enrich", fetch_wait_ms);
+    config.writeback.consumer = consumer_options("bench-writeback", fetch_wait_ms);
+    let github = &mut config.writeback.github;
+    github.enabled = true;
+    github.api_url = trackers.github_url();
+    github.requests_per_second = 0;
+    github.repositories = vec![repository];
+    config
+}
+
+/// The webhook secret and the GitHub token, under the names `config` gives them.
+fn secrets(config: &Config) -> Secrets {
+    Secrets::from_map([
+        (config.ingest.github.secret_env.as_str(), SECRET),
+        (config.writeback.github.token_env.as_str(), GITHUB_TOKEN),
+    ])
+}
+
 /// What runs: the gateway alone, or the whole pipeline.
 #[derive(Debug, Clone, Copy)]
 enum Mode {
@@ -182,11 +210,12 @@ enum Mode {
     },
 }
 
-/// The gateway, and (in [`Mode::Pipeline`]) the enrichment and write-back workers.
+/// The real node, as `chatgptd up` and `chatgptd worker` start it: the gateway alone
+/// (`[Role::Ingest]`), or in [`Mode::Pipeline`] with the enrichment and write-back workers.
 struct Pipeline {
     gateway_url: String,
     shutdown: CancellationToken,
-    consumers: Vec<JoinHandle<()>>,
+    running: JoinHandle<anyhow::Result<()>>,
     _kafka: MockKafka,
     _dir: tempfile::TempDir,
 }
@@ -198,83 +227,32 @@ impl Pipeline {
             kafka.create_topic(&topic.name, topic.partitions);
         }
         let dir = tempfile::tempdir().expect("temp dir");
-        let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path(), &Secrets::env())
+        let (roles, fetch_wait_ms) = match mode {
+            Mode::GatewayOnly => (vec![Role::Ingest], None),
+            Mode::Pipeline { fetch_wait_ms } => (
+                vec![Role::Ingest, Role::Enrich, Role::Writeback],
+                fetch_wait_ms,
+            ),
+        };
+        let mut config = config(dir.path(), model, trackers, fetch_wait_ms);
+        config.kafka = kafka.options();
+        let secrets = secrets(&config);
+        let stack = Stack::start(config, secrets, KafkaMode::Configured)
             .await
-            .expect("sqlite memory");
-        let health = Health::default();
-        let context =
-            WorkerContext::new(&kafka.options(), &health, &Secrets::env()).expect("worker context");
-        context
-            .producer
-            .wait_connected(Duration::from_secs(10))
-            .await
-            .expect("broker reachable");
-
-        let mut ingest_options = IngestOptions::default();
-        ingest_options.github.requests_per_second = 0;
-        // The gateway and the write-back accept only listed targets: the fixture's.
-        ingest_options.github.repositories = vec![format!("{OWNER}/{REPO}")];
-        ingest_options.github.secret_env = "GITHUB_WEBHOOK_SECRET".into();
-        let secrets = Secrets::from_map([("GITHUB_WEBHOOK_SECRET", SECRET)]);
-        let ingest =
-            Ingest::new(ingest_options, &context, memory.clone(), &secrets).expect("gateway");
+            .expect("the node's stack starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let gateway_url = format!(
-            "http://{}/webhooks/github",
-            listener.local_addr().expect("address")
-        );
-        let router = ingest.router();
-        tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
-
+        let address = listener.local_addr().expect("address");
+        let gateway_url = format!("http://{address}{}", route(Source::GitHub));
         let shutdown = CancellationToken::new();
-        let mut consumers = Vec::new();
-        if let Mode::Pipeline { fetch_wait_ms } = mode {
-            let enrich_options = EnrichOptions {
-                consumer: consumer_options("bench-enrich", fetch_wait_ms),
-                ..EnrichOptions::default()
-            };
-            let model = model_client(model, memory.clone()).await;
-            let enrich = chatgptd_worker_enrich::EnrichService::new(
-                &enrich_options,
-                &context,
-                model,
-                Retriever::None,
-            )
-            .expect("enrichment worker");
-            let token = shutdown.clone();
-            consumers.push(tokio::spawn(async move {
-                enrich.run(token).await.expect("enrichment worker runs");
-            }));
-
-            let mut writeback_options = WritebackOptions {
-                consumer: consumer_options("bench-writeback", fetch_wait_ms),
-                ..WritebackOptions::default()
-            };
-            writeback_options.github.enabled = true;
-            writeback_options.github.api_url = trackers.github_url();
-            writeback_options.github.requests_per_second = 0;
-            writeback_options.github.repositories = vec![format!("{OWNER}/{REPO}")];
-            let credentials =
-                Secrets::from_map([(writeback_options.github.token_env.as_str(), GITHUB_TOKEN)]);
-            let writeback = Writeback::new(&writeback_options, memory.clone(), &credentials)
-                .expect("write-back");
-            let writeback = chatgptd_worker_writeback::WritebackService::new(
-                &writeback_options,
-                &context,
-                writeback,
-            )
-            .expect("write-back worker");
-            let token = shutdown.clone();
-            consumers.push(tokio::spawn(async move {
-                writeback.run(token).await.expect("write-back worker runs");
-            }));
-        }
+        let token = shutdown.clone();
+        let running =
+            tokio::spawn(async move { chatgptd_node::run(&stack, &roles, listener, token).await });
         Pipeline {
             gateway_url,
             shutdown,
-            consumers,
+            running,
             _kafka: kafka,
             _dir: dir,
         }
@@ -282,9 +260,10 @@ impl Pipeline {
 
     async fn stop(self) {
         self.shutdown.cancel();
-        for consumer in self.consumers {
-            let _ = consumer.await;
-        }
+        self.running
+            .await
+            .expect("the node's task")
+            .expect("the node runs until shutdown");
     }
 }
 
@@ -391,11 +370,11 @@ async fn end_to_end(
 /// The baseline: parse, one model call, one comment POST, inline, one ticket after another.
 async fn inline(
     model: &ModelClient,
+    enrich: &EnrichOptions,
     github_url: &str,
     trackers: &FakeTrackers,
     webhooks: &[Webhook],
 ) -> Histogram<u64> {
-    let enrich = EnrichOptions::default();
     let system_prompt = PROMPT.replace("{{categories}}", &enrich.categories.join(", "));
     let schema = json!({
         "type": "object",
@@ -535,15 +514,34 @@ async fn run() {
     }
     let (end_to_end_us, default_fetch_us) = (&end_to_end_us[0], &end_to_end_us[1]);
 
-    // Baseline: the same model client settings and SQLite cache, the same tracker, no Kafka.
+    // Baseline: the node's model client settings and SQLite cache, the same tracker, no Kafka.
     let dir = tempfile::tempdir().expect("temp dir");
-    let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path(), &Secrets::env())
+    let config = config(dir.path(), &model, &trackers, None);
+    let secrets = secrets(&config);
+    let memory = chatgptd_memory::open(&config.memory, &config.data_dir, &secrets)
         .await
         .expect("sqlite memory");
-    let inline_model = model_client(&model, memory).await;
+    let inline_model = chatgptd_node::stack::model_client(&config, memory, &secrets)
+        .await
+        .expect("model client");
     let github_url = trackers.github_url();
-    inline(&inline_model, &github_url, &trackers, &pass(WARMUP_TICKETS)).await;
-    let inline_us = inline(&inline_model, &github_url, &trackers, &pass(tickets)).await;
+    let enrich = &config.enrich;
+    inline(
+        &inline_model,
+        enrich,
+        &github_url,
+        &trackers,
+        &pass(WARMUP_TICKETS),
+    )
+    .await;
+    let inline_us = inline(
+        &inline_model,
+        enrich,
+        &github_url,
+        &trackers,
+        &pass(tickets),
+    )
+    .await;
 
     println!(
         "(a) accepted with broker ack, {webhook_count} webhooks from {clients} clients: \

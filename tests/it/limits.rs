@@ -1,25 +1,22 @@
 //! Waiting is never a failure: a backlog behind a rate limit, ours or a gateway's, is
 //! enriched in full, with no dead letter, however short `process_timeout` is next to the wait.
 //!
-//! The enrichment worker runs on the mock cluster against the fake model. Each test queues
-//! more tickets than the limit lets through within one `process_timeout`, with two attempts
-//! per record: counting the wait as work, or a 429 as a failed attempt, dead-letters tickets.
+//! The enrichment worker runs in a node (`[Role::Enrich]`) on the mock cluster against the fake
+//! model. Each test queues more tickets than the limit lets through within one
+//! `process_timeout`, with two attempts per record: counting the wait as work, or a 429 as a
+//! failed attempt, dead-letters tickets.
 
 use std::time::Duration;
 
-use chatgptd_model::{LimitOptions, ModelClient, ModelOptions, ProviderKind, RetryOptions};
-use chatgptd_runtime::retry::Backoff;
-use chatgptd_runtime::{ConsumerOptions, Health, Service, WorkerContext};
-use chatgptd_search::Retriever;
+use chatgptd_model::{LimitOptions, ModelOptions, ProviderKind, RetryOptions};
+use chatgptd_node::Role;
+use chatgptd_runtime::ConsumerOptions;
 use chatgptd_testkit::fake_openai::{FakeOpenAi, FakeOptions, HeaderStyle};
-use chatgptd_testkit::kafka::{MockKafka, consume, produce, producer};
-use chatgptd_testkit::{init_logging, unique};
-use chatgptd_types::Secrets;
+use chatgptd_testkit::kafka::{consume, produce, producer};
 use chatgptd_types::avro::Codec;
-use chatgptd_types::topics::{TopicsFile, names};
-use chatgptd_worker_enrich::EnrichOptions;
-use tokio_util::sync::CancellationToken;
+use chatgptd_types::topics::names;
 
+use crate::support::node::{self, NO_SECRETS, Node};
 use crate::support::ticket;
 
 /// Tickets in the backlog.
@@ -29,18 +26,13 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// Requests per window: the backlog needs three windows.
 const LIMIT: u32 = 10;
 
-/// Runs the backlog through enrich with `limits` on our side, against `fake`; returns how
-/// many tickets were enriched and how many dead-lettered.
+/// Runs the backlog through a node running enrich with `limits` on our side, against `fake`;
+/// returns how many tickets were enriched and how many dead-lettered.
 async fn backlog(fake: &FakeOpenAi, limits: LimitOptions) -> (usize, usize) {
-    init_logging();
-    let kafka = MockKafka::start();
-    for topic in TopicsFile::builtin().topics {
-        kafka.create_topic(&topic.name, topic.partitions);
-    }
+    let (kafka, dir) = (node::kafka(), tempfile::tempdir().unwrap());
     let brokers = kafka.brokers();
-    let health = Health::default();
-    let context = WorkerContext::new(&kafka.options(), &health, &Secrets::env()).unwrap();
-    let model_options = ModelOptions {
+    let mut config = node::config(&kafka, dir.path(), "limits");
+    config.model = ModelOptions {
         provider: ProviderKind::OpenAi,
         base_url: fake.base_url(),
         limit_window: WINDOW,
@@ -54,31 +46,14 @@ async fn backlog(fake: &FakeOpenAi, limits: LimitOptions) -> (usize, usize) {
         cache_ttl: Duration::ZERO,
         ..ModelOptions::default()
     };
-    let model = ModelClient::new(&model_options, None, &Secrets::from_map::<&str, &str>([]))
-        .await
-        .unwrap();
-    let options = EnrichOptions {
-        consumer: ConsumerOptions {
-            group_id: unique("enrich"),
-            max_attempts: 2,
-            backoff: Backoff {
-                initial: Duration::from_millis(10),
-                max: Duration::from_millis(100),
-            },
-            // Far below the seconds the last tickets wait for their turn.
-            process_timeout: Duration::from_millis(700),
-            drain_timeout: Duration::from_secs(2),
-            session_timeout: Duration::from_secs(6),
-            max_poll_interval: Duration::from_secs(60),
-            ..ConsumerOptions::default()
-        },
-        ..EnrichOptions::default()
+    config.enrich.consumer = ConsumerOptions {
+        max_attempts: 2,
+        // Far below the seconds the last tickets wait for their turn.
+        process_timeout: Duration::from_millis(700),
+        drain_timeout: Duration::from_secs(2),
+        ..config.enrich.consumer
     };
-    let runtime =
-        chatgptd_worker_enrich::EnrichService::new(&options, &context, model, Retriever::None)
-            .unwrap();
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(runtime.run(shutdown.clone()));
+    let node = Node::start(config, NO_SECRETS, &[Role::Enrich]).await;
 
     // One partition: the whole backlog is in flight on one member at once.
     let producer = producer(&brokers);
@@ -115,8 +90,7 @@ async fn backlog(fake: &FakeOpenAi, limits: LimitOptions) -> (usize, usize) {
     })
     .await
     .unwrap();
-    shutdown.cancel();
-    running.await.unwrap().unwrap();
+    node.stop().await.unwrap();
     (enriched.len(), dead.len())
 }
 

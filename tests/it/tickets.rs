@@ -7,51 +7,56 @@
 //! payload, and a write-back interrupted between posting its comment and acknowledging the
 //! record. Last, the same path through the real binary (`chatgptd up`) and its config file.
 //!
-//! Every worker runs in this process as `chatgptd up` composes them: one producer, one SQLite
-//! memory shared by the gateway (dedupe), the model client (result cache) and the write-back
-//! (done keys).
+//! The workers are the real node's (`support::node`), configured by the `chatgptd.toml` of
+//! [`config_toml`] with the fakes in it, their secrets from a map. One node runs the roles of
+//! the pipeline as `chatgptd up` does, on one SQLite memory (the gateway's dedupe, the model's
+//! result cache, the write-back's done keys); the interrupted write-back runs in a node of its
+//! own beside ingest and enrich, as docker-compose deploys them, the two sharing a
+//! redis-server.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::Command;
 use std::time::Duration;
 
-use chatgptd_memory::{Memory, MemoryOptions};
-use chatgptd_model::{LimitOptions, ModelClient, ModelOptions, ProviderKind};
-use chatgptd_runtime::{ConsumerOptions, Health, Service, WorkerContext};
-use chatgptd_search::Retriever;
+use chatgptd_node::{Config, Role, discovery};
 use chatgptd_testkit::fake_openai::{Behaviour, FakeOpenAi, FakeOptions};
 use chatgptd_testkit::fake_trackers::{
     Api, Call, FakeTrackers, GITHUB_TOKEN, JIRA_API_TOKEN, JIRA_EMAIL, SERVICENOW_PASSWORD,
     SERVICENOW_USER,
 };
-use chatgptd_testkit::kafka::{MockKafka, committed, consume, header};
-use chatgptd_testkit::{basic_auth, http_client, init_logging, unique, wait_until};
-use chatgptd_types::Secrets;
-use chatgptd_types::avro::Codec;
+use chatgptd_testkit::kafka::{MockKafka, consume, header};
+use chatgptd_testkit::process::ServerProcess;
+use chatgptd_testkit::redis::RedisServer;
+use chatgptd_testkit::{basic_auth, http_client, wait_until};
+use chatgptd_types::avro::{AvroRecord, Codec};
 use chatgptd_types::records::{EnrichedTicket, TicketEvent};
-use chatgptd_types::topics::{TopicsFile, names};
+use chatgptd_types::topics::names::{DEAD_LETTER, MEMORY_RECORDS, TICKET_EVENTS, TICKETS_ENRICHED};
 use chatgptd_types::trace::TraceContext;
-use chatgptd_worker_enrich::EnrichOptions;
+use chatgptd_worker_ingest::Source;
 use chatgptd_worker_ingest::signature::{sign_base64, sign_hex};
 use chatgptd_worker_ingest::source::route;
-use chatgptd_worker_ingest::{Ingest, IngestOptions, Source};
-use chatgptd_worker_writeback::{Writeback, WritebackOptions};
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::support::{Running, test_options};
+use crate::support::node::{self, Node};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Every source's webhook secret here (GitHub's documented test-vector secret).
 const WEBHOOK_SECRET: &str = "It's a Secret to Everybody";
-/// The model's API key, and the variable the model options name for it.
-const MODEL_KEY_ENV: &str = "E2E_OPENAI_API_KEY";
 const MODEL_KEY: &str = "sk-e2e-fake-key";
+/// Every secret, under the name [`config_toml`] gives it: what a deployment's environment
+/// holds. The nodes get them as a map, `chatgptd up` as its environment.
+const SECRETS: [(&str, &str); 7] = [
+    ("E2E_OPENAI_API_KEY", MODEL_KEY),
+    ("E2E_JIRA_WEBHOOK_SECRET", WEBHOOK_SECRET),
+    ("E2E_SERVICENOW_WEBHOOK_SECRET", WEBHOOK_SECRET),
+    ("E2E_GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET),
+    ("E2E_JIRA_API_TOKEN", JIRA_API_TOKEN),
+    ("E2E_SERVICENOW_PASSWORD", SERVICENOW_PASSWORD),
+    ("E2E_GITHUB_TOKEN", GITHUB_TOKEN),
+];
 /// The sender's trace (the W3C specification's example).
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -60,30 +65,106 @@ const JIRA_FIXTURE: &str = "jira/jira_issue_created.cloud.mattermost-plugin-jira
 const SERVICENOW_FIXTURE: &str = "servicenow/SYNTH_business_rule_outbound_incident.json";
 const GITHUB_FIXTURE: &str = "github/issues.opened.octokit-webhooks.json";
 
-/// The tickets the fixtures are about.
+/// The tickets the fixtures are about: Jira project `KT`, GitHub `Codertocat/Hello-World`.
 const JIRA_ISSUE_ID: &str = "10509";
 const JIRA_ISSUE_KEY: &str = "KT-22";
 const SYS_ID: &str = "a9e30c7dc61122760116894de7bcc7bd";
 const INCIDENT: &str = "INC0000046";
-const GITHUB_OWNER: &str = "Codertocat";
-const GITHUB_REPO: &str = "Hello-World";
-const GITHUB_ISSUE: u64 = 1;
+const GITHUB_ISSUE: (&str, &str, u64) = ("Codertocat", "Hello-World", 1);
 
-/// What the fake model answers for the first ticket of a test.
+const JIRA_COMMENTS: &str = "/rest/api/3/issue/10509/comment";
+const JIRA_ISSUE: &str = "/rest/api/3/issue/10509";
+const INCIDENT_PATH: &str = "/api/now/table/incident/a9e30c7dc61122760116894de7bcc7bd";
+const GITHUB_COMMENTS: &str = "/repos/Codertocat/Hello-World/issues/1/comments";
+const GITHUB_LABELS: &str = "/repos/Codertocat/Hello-World/issues/1/labels";
+
+/// What the fake model answers for the first ticket of a test, and the facts every tracker's
+/// note shows of it.
 const SUMMARY: &str = "The reporter cannot use the product since this morning.";
 const REPLY: &str = "Hello,\nthanks for the report. We are looking into it now.\n\nBest regards";
+const FACTS: [(&str, &str); 6] = [
+    ("Category", "access"),
+    ("Suggested priority", "high"),
+    ("Sentiment", "negative"),
+    ("Language", "en"),
+    ("Confidence", "87%"),
+    ("Labels", "login, needs triage"),
+];
 
-fn model_answer() -> Value {
-    json!({
-        "category": "access",
-        "suggested_priority": "high",
-        "sentiment": "negative",
-        "language": "EN",
-        "summary": SUMMARY,
-        "suggested_reply": REPLY,
-        "labels": ["login", "needs triage"],
-        "confidence": 0.87,
-    })
+fn model_answer() -> Behaviour {
+    Behaviour::Content(
+        json!({
+            "category": "access", "suggested_priority": "high", "sentiment": "negative",
+            "language": "EN", "summary": SUMMARY, "suggested_reply": REPLY,
+            "labels": ["login", "needs triage"], "confidence": 0.87,
+        })
+        .to_string(),
+    )
+}
+
+/// The fakes in a `chatgptd.toml`: the model, every tracker (replies are drafts, the
+/// default), the fixtures' project and repository allowed on both sides, no client-side
+/// limits, the secrets by the names of [`SECRETS`]. A stopped write-back abandons what is in
+/// flight after a second.
+fn config_toml(model: &FakeOpenAi, trackers: &FakeTrackers) -> String {
+    let (jira, servicenow) = (trackers.jira_url(), trackers.servicenow_url());
+    format!(
+        r#"
+[model]
+provider = "openai"
+base_url = "{model}"
+api_key_env = "E2E_OPENAI_API_KEY"
+default_limits = {{ requests_per_minute = 0, tokens_per_minute = 0, max_concurrency = 0 }}
+
+[ingest]
+jira = {{ secret_env = "E2E_JIRA_WEBHOOK_SECRET", projects = ["KT"] }}
+servicenow = {{ secret_env = "E2E_SERVICENOW_WEBHOOK_SECRET" }}
+github = {{ secret_env = "E2E_GITHUB_WEBHOOK_SECRET", repositories = ["Codertocat/Hello-World"] }}
+
+[writeback]
+request_timeout = "5s"
+consumer = {{ drain_timeout = "1s" }}
+
+[writeback.jira]
+enabled = true
+base_url = "{jira}"
+email = "{JIRA_EMAIL}"
+api_token_env = "E2E_JIRA_API_TOKEN"
+projects = ["KT"]
+requests_per_second = 0
+
+[writeback.servicenow]
+enabled = true
+instance_url = "{servicenow}"
+username = "{SERVICENOW_USER}"
+password_env = "E2E_SERVICENOW_PASSWORD"
+requests_per_second = 0
+
+[writeback.github]
+enabled = true
+api_url = "{github}"
+token_env = "E2E_GITHUB_TOKEN"
+repositories = ["Codertocat/Hello-World"]
+requests_per_second = 0
+"#,
+        model = model.base_url(),
+        github = trackers.github_url(),
+    )
+}
+
+/// The fake model (it wants [`MODEL_KEY`]) and trackers (with the fixtures' tickets).
+async fn fakes() -> (FakeOpenAi, FakeTrackers) {
+    let api_key = Some(MODEL_KEY.to_string());
+    let model = FakeOpenAi::start_with(FakeOptions {
+        api_key,
+        ..FakeOptions::default()
+    });
+    let trackers = FakeTrackers::start().await;
+    trackers.add_jira_issue(JIRA_ISSUE_ID, JIRA_ISSUE_KEY);
+    trackers.add_servicenow_incident(SYS_ID, INCIDENT);
+    let (owner, repo, issue) = GITHUB_ISSUE;
+    trackers.add_github_issue(owner, repo, issue);
+    (model.await, trackers)
 }
 
 /// A fixture's exact bytes: from `../shared/fixtures/webhooks`, else from the identical copy
@@ -130,12 +211,12 @@ impl Webhook {
                 ("X-GitHub-Delivery", delivery_id.to_string()),
             ],
         };
-        Webhook {
+        let webhook = Webhook {
             source,
             body,
             headers,
-        }
-        .signed_with(WEBHOOK_SECRET)
+        };
+        webhook.signed_with(WEBHOOK_SECRET)
     }
 
     /// The signature header as the sender computes it with `secret`: hex for Jira and GitHub,
@@ -158,6 +239,15 @@ impl Webhook {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         self
     }
+
+    /// Posts it to `url`.
+    async fn post(&self, client: &reqwest::Client, url: &str) -> reqwest::Response {
+        let mut request = client.post(url).header("content-type", "application/json");
+        for (name, value) in &self.headers {
+            request = request.header(*name, value.as_str());
+        }
+        request.body(self.body.clone()).send().await.unwrap()
+    }
 }
 
 fn signature_header(source: Source) -> &'static str {
@@ -169,127 +259,20 @@ fn signature_header(source: Source) -> &'static str {
     }
 }
 
-/// The model options every test uses: the fake, no client-side limits.
-fn model_options(model: &FakeOpenAi) -> ModelOptions {
-    let unlimited = LimitOptions {
-        requests_per_minute: 0,
-        tokens_per_minute: 0,
-        max_concurrency: 0,
-        ..LimitOptions::default()
-    };
-    ModelOptions {
-        provider: ProviderKind::OpenAi,
-        base_url: model.base_url(),
-        api_key_env: MODEL_KEY_ENV.to_string(),
-        default_limits: unlimited,
-        ..ModelOptions::default()
-    }
-}
-
-/// Every tracker enabled at the fake; replies are drafts (the defaults).
-fn writeback_options(trackers: &FakeTrackers, group: &str) -> WritebackOptions {
-    let mut options = WritebackOptions {
-        request_timeout: Duration::from_secs(5),
-        consumer: ConsumerOptions {
-            // A stopped write-back abandons what is in flight after a second.
-            drain_timeout: Duration::from_secs(1),
-            ..test_options(group)
-        },
-        ..WritebackOptions::default()
-    };
-    options.jira.enabled = true;
-    options.jira.base_url = trackers.jira_url();
-    options.jira.email = JIRA_EMAIL.to_string();
-    options.jira.projects = vec![jira_project()];
-    options.jira.requests_per_second = 0;
-    options.servicenow.enabled = true;
-    options.servicenow.instance_url = trackers.servicenow_url();
-    options.servicenow.username = SERVICENOW_USER.to_string();
-    options.servicenow.requests_per_second = 0;
-    options.github.enabled = true;
-    options.github.api_url = trackers.github_url();
-    options.github.repositories = vec![github_repository()];
-    options.github.requests_per_second = 0;
-    options
-}
-
-/// The fake trackers' credentials, under the names `options` gives them.
-fn tracker_secrets(options: &WritebackOptions) -> Secrets {
-    Secrets::from_map([
-        (options.jira.api_token_env.as_str(), JIRA_API_TOKEN),
-        (
-            options.servicenow.password_env.as_str(),
-            SERVICENOW_PASSWORD,
-        ),
-        (options.github.token_env.as_str(), GITHUB_TOKEN),
-    ])
-}
-
-/// The project of the Jira fixture (`KT` of `KT-22`).
-fn jira_project() -> String {
-    JIRA_ISSUE_KEY.split('-').next().unwrap().to_string()
-}
-
-fn github_repository() -> String {
-    format!("{GITHUB_OWNER}/{GITHUB_REPO}")
-}
-
-/// The gateway's defaults, with the fixtures' project and repository allowed, and every
-/// source's webhooks signed with the secret [`webhook_secrets`] holds.
-fn ingest_options() -> IngestOptions {
-    let mut options = IngestOptions::default();
-    options.jira.projects = vec![jira_project()];
-    options.github.repositories = vec![github_repository()];
-    options.jira.secret_env = "JIRA_WEBHOOK_SECRET".into();
-    options.servicenow.secret_env = "SERVICENOW_WEBHOOK_SECRET".into();
-    options.github.secret_env = "GITHUB_WEBHOOK_SECRET".into();
-    options
-}
-
-/// [`WEBHOOK_SECRET`] under the names [`ingest_options`] gives.
-fn webhook_secrets() -> Secrets {
-    Secrets::from_map([
-        ("JIRA_WEBHOOK_SECRET", WEBHOOK_SECRET),
-        ("SERVICENOW_WEBHOOK_SECRET", WEBHOOK_SECRET),
-        ("GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET),
-    ])
-}
-
-fn spawn<S: Service<Error = chatgptd_runtime::Error>>(service: S, health: &Health) -> Running {
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(service.run(shutdown.clone()));
-    Running {
-        shutdown,
-        handle,
-        health: health.clone(),
-    }
-}
-
-/// The whole pipeline on one mock cluster, with the fakes it talks to.
+/// The fakes of one test and the nodes in front of them.
 struct Pipeline {
-    kafka: MockKafka,
-    memory: Arc<dyn Memory>,
     model: FakeOpenAi,
     trackers: FakeTrackers,
-    context: WorkerContext,
-    health: Health,
-    gateway_url: String,
+    config: Config,
+    /// Ingest and enrich, and the write-back unless it runs in a node of its own.
+    node: Node,
+    /// The write-back's own node, in a split pipeline.
+    writeback: Option<Node>,
     client: reqwest::Client,
-    enrich: Running,
-    writeback: Option<Running>,
-    writeback_group: String,
-    server: tokio::task::JoinHandle<()>,
+    /// The memory of a split pipeline's nodes.
+    redis: Option<RedisServer>,
+    _kafka: MockKafka,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        self.server.abort();
-        self.enrich.shutdown.cancel();
-        if let Some(writeback) = &self.writeback {
-            writeback.shutdown.cancel();
-        }
-    }
 }
 
 /// What one webhook became on its way through.
@@ -301,172 +284,105 @@ struct Delivered {
 }
 
 impl Pipeline {
+    /// One node running ingest, enrich and write-back, as `chatgptd up` does, on SQLite.
     async fn start() -> Pipeline {
-        init_logging();
-        let kafka = MockKafka::start();
-        for topic in TopicsFile::builtin().topics {
-            kafka.create_topic(&topic.name, topic.partitions);
+        Self::start_on(None).await
+    }
+
+    /// Ingest and enrich in one node, the write-back in another, sharing a redis-server.
+    async fn split() -> Pipeline {
+        Self::start_on(Some(RedisServer::start().await)).await
+    }
+
+    async fn start_on(redis: Option<RedisServer>) -> Pipeline {
+        let (kafka, dir) = (node::kafka(), tempfile::tempdir().unwrap());
+        let (model, trackers) = fakes().await;
+        let config = node::config(&kafka, dir.path(), "tickets");
+        let mut config = node::with_toml(config, &config_toml(&model, &trackers));
+        let mut roles = vec![Role::Ingest, Role::Enrich];
+        match &redis {
+            Some(redis) => config.memory.redis_url = redis.url(),
+            None => roles.push(Role::Writeback),
         }
-        let dir = tempfile::tempdir().unwrap();
-        let memory = chatgptd_memory::open(&MemoryOptions::default(), dir.path(), &Secrets::env())
-            .await
-            .unwrap();
-        let model = FakeOpenAi::start_with(FakeOptions {
-            api_key: Some(MODEL_KEY.to_string()),
-            ..FakeOptions::default()
-        })
-        .await;
-        let trackers = FakeTrackers::start().await;
-        trackers.add_jira_issue(JIRA_ISSUE_ID, JIRA_ISSUE_KEY);
-        trackers.add_servicenow_incident(SYS_ID, INCIDENT);
-        trackers.add_github_issue(GITHUB_OWNER, GITHUB_REPO, GITHUB_ISSUE);
-
-        let health = Health::default();
-        let context = WorkerContext::new(&kafka.options(), &health, &Secrets::env()).unwrap();
-
-        let ingest = Ingest::new(
-            ingest_options(),
-            &context,
-            memory.clone(),
-            &webhook_secrets(),
-        )
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gateway_url = format!("http://{}", listener.local_addr().unwrap());
-        let router = ingest.router();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
-
-        // Tests cannot set environment variables (no `unsafe`): the key comes in a map.
-        let model_client = ModelClient::new(
-            &model_options(&model),
-            Some(memory.clone()),
-            &Secrets::from_map([(MODEL_KEY_ENV, MODEL_KEY)]),
-        )
-        .await
-        .unwrap();
-        let enrich_options = EnrichOptions {
-            consumer: test_options(&unique("enrich")),
-            ..EnrichOptions::default()
-        };
-        let enrich = chatgptd_worker_enrich::EnrichService::new(
-            &enrich_options,
-            &context,
-            model_client,
-            Retriever::None,
-        )
-        .unwrap();
-        let enrich = spawn(enrich, &health);
-
+        let node = Node::start(config.clone(), SECRETS, &roles).await;
         let mut pipeline = Pipeline {
-            kafka,
-            memory,
             model,
             trackers,
-            context,
-            health,
-            gateway_url,
-            client: http_client(),
-            enrich,
+            config,
+            node,
             writeback: None,
-            writeback_group: unique("writeback"),
-            server,
+            client: http_client(),
+            redis,
+            _kafka: kafka,
             _dir: dir,
         };
-        pipeline.start_writeback();
+        if pipeline.redis.is_some() {
+            pipeline.start_writeback().await;
+        }
         pipeline
     }
 
-    /// Starts the write-back worker in its consumer group (again, after a stop: it resumes
-    /// from the group's committed offsets).
-    fn start_writeback(&mut self) {
+    /// Starts the write-back's own node (again after a stop: it resumes from its group's
+    /// committed offsets).
+    async fn start_writeback(&mut self) {
         assert!(self.writeback.is_none(), "the write-back is running");
-        let options = writeback_options(&self.trackers, &self.writeback_group);
-        let writeback =
-            Writeback::new(&options, self.memory.clone(), &tracker_secrets(&options)).unwrap();
-        let runtime =
-            chatgptd_worker_writeback::WritebackService::new(&options, &self.context, writeback)
-                .unwrap();
-        self.writeback = Some(spawn(runtime, &self.health));
+        let node = Node::start(self.config.clone(), SECRETS, &[Role::Writeback]).await;
+        self.writeback = Some(node);
     }
 
-    /// Stops the write-back worker: what is in flight after `drain_timeout` is abandoned,
+    /// Stops the write-back's node: what is in flight after `drain_timeout` is abandoned,
     /// neither finished nor committed, as in a crash.
     async fn stop_writeback(&mut self) {
-        let running = self.writeback.take().expect("the write-back is running");
-        running.stop().await.unwrap();
+        let node = self.writeback.take().expect("the write-back is running");
+        node.stop().await.unwrap();
     }
 
     /// Posts a webhook; the status and the JSON body (every answer is JSON).
     async fn send(&self, webhook: &Webhook) -> (u16, Value) {
-        let mut request = self
-            .client
-            .post(format!("{}{}", self.gateway_url, route(webhook.source)))
-            .header("content-type", "application/json")
-            .body(webhook.body.clone());
-        for (name, value) in &webhook.headers {
-            request = request.header(*name, value.as_str());
-        }
-        let response = request.send().await.unwrap();
+        let url = self.node.url(route(webhook.source));
+        let response = webhook.post(&self.client, &url).await;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string());
+        let content_type = response.headers().get("content-type").cloned();
         let text = response.text().await.unwrap();
-        assert_eq!(
-            content_type.as_deref(),
-            Some("application/json"),
-            "answer {status}: {text}"
-        );
+        let json = content_type
+            .as_ref()
+            .is_some_and(|v| v == "application/json");
+        assert!(json, "answer {status} ({content_type:?}): {text}");
         let body = serde_json::from_str(&text)
             .unwrap_or_else(|err| panic!("answer {status} is not JSON ({err}): {text}"));
         (status, body)
     }
 
-    /// Records on `topic`: the sum of its partitions' high watermarks (exact at once for the
-    /// gateway, which answers 202 only after the ack).
+    /// Records on `topic` so far.
     async fn count(&self, topic: &str) -> i64 {
-        let brokers = self.kafka.brokers();
-        let topic = topic.to_string();
-        tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .create()
-                .unwrap();
-            let partitions = TopicsFile::builtin().get(&topic).unwrap().partitions;
-            (0..partitions)
-                .map(|partition| {
-                    consumer
-                        .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-                        .unwrap()
-                        .1
-                })
-                .sum()
-        })
-        .await
-        .unwrap()
+        node::count(&self.node.brokers(), topic).await
     }
 
     /// Waits for `count` records on `topic` and returns them.
     async fn records(&self, topic: &str, count: usize) -> Vec<OwnedMessage> {
-        let brokers = self.kafka.brokers();
-        let owned_topic = topic.to_string();
-        let records =
-            tokio::task::spawn_blocking(move || consume(&brokers, &owned_topic, count, WAIT))
-                .await
-                .unwrap();
-        assert_eq!(records.len(), count, "records on {topic}");
-        records
+        node::records(&self.node.brokers(), topic, count).await
+    }
+
+    fn calls(&self, api: Api) -> Vec<Call> {
+        self.trackers.calls_to(api)
+    }
+
+    /// No tracker but `api` was called.
+    fn assert_only_called(&self, api: Api) {
+        for other in [Api::Jira, Api::ServiceNow, Api::GitHub] {
+            assert!(
+                other == api || self.calls(other).is_empty(),
+                "{other:?} called"
+            );
+        }
     }
 
     /// Waits until the write-back recorded `key` as done in memory: the last step of a write,
     /// after which the record is acknowledged.
     async fn wait_written_back(&self, key: &str) {
+        let memory = self.node.memory().await;
         wait_until(WAIT, &format!("the write-back's done key {key}"), || {
-            let memory = self.memory.clone();
-            let key = key.to_string();
+            let (memory, key) = (memory.clone(), key.to_string());
             async move { memory.get(&key).await.ok().flatten().map(|_| ()) }
         })
         .await;
@@ -478,37 +394,30 @@ impl Pipeline {
     async fn deliver(&self, webhook: &Webhook) -> Delivered {
         let source = webhook.source;
         let model_requests_before = self.model.request_count();
-        self.model
-            .push(Behaviour::Content(model_answer().to_string()));
+        self.model.push(model_answer());
 
         let (status, answer) = self.send(webhook).await;
         assert_eq!(status, 202, "{answer}");
         assert_eq!(answer["status"], "accepted");
-        assert_eq!(self.count(names::TICKET_EVENTS).await, 1);
-        let event_record = &self.records(names::TICKET_EVENTS, 1).await[0];
+        assert_eq!(self.count(TICKET_EVENTS).await, 1);
+        let event_record = &self.records(TICKET_EVENTS, 1).await[0];
         assert_eq!(answer["partition"], event_record.partition());
         assert_eq!(answer["offset"], event_record.offset());
         assert_traced(event_record);
         let event: TicketEvent = decode(event_record);
         assert_eq!(answer["event_id"], event.event_id.as_str());
+        let derived = chatgptd_worker_ingest::parse::event_id(source, &event.delivery_id);
         assert_eq!(
-            event.event_id,
-            chatgptd_worker_ingest::parse::event_id(source, &event.delivery_id),
+            event.event_id, derived,
             "event ids derive from the delivery"
         );
         assert_eq!(event.source, source.as_str());
-        assert_eq!(
-            event.raw_payload.as_bytes(),
-            webhook.body,
-            "the payload is kept as received"
-        );
-        assert_eq!(
-            key(event_record),
-            event.key(),
-            "keyed by ticket, so its updates stay in order"
-        );
+        let raw = event.raw_payload.as_bytes();
+        assert_eq!(raw, webhook.body, "the payload is kept as received");
+        let keyed = "keyed by ticket, so its updates stay in order";
+        assert_eq!(key(event_record), event.key(), "{keyed}");
 
-        let enriched_record = &self.records(names::TICKETS_ENRICHED, 1).await[0];
+        let enriched_record = &self.records(TICKETS_ENRICHED, 1).await[0];
         assert_traced(enriched_record);
         assert_eq!(key(enriched_record), event.key());
         let enriched: EnrichedTicket = decode(enriched_record);
@@ -539,7 +448,7 @@ impl Pipeline {
         assert_eq!(provenance.finish_reason, "stop");
         assert!(!provenance.cached);
         assert!(provenance.prompt_tokens > 0 && provenance.completion_tokens > 0);
-        assert_eq!(provenance.source_topic, names::TICKET_EVENTS);
+        assert_eq!(provenance.source_topic, TICKET_EVENTS);
         assert_eq!(provenance.source_partition, event_record.partition());
         assert_eq!(provenance.source_offset, event_record.offset());
 
@@ -551,39 +460,57 @@ impl Pipeline {
         assert_eq!(request.header("authorization"), Some(bearer.as_str()));
         assert_eq!(request.uri, "/v1/chat/completions");
         assert_eq!(request.body["model"], "gpt-4o-mini");
-        assert_eq!(
-            request.body["response_format"]["json_schema"]["name"],
-            "ticket_enrichment"
-        );
+        let schema = &request.body["response_format"]["json_schema"]["name"];
+        assert_eq!(schema, "ticket_enrichment");
         let user_message = request.body["messages"][1]["content"].as_str().unwrap();
-        assert!(
-            user_message.contains(&event.ticket_key) && user_message.contains(&event.title),
-            "{user_message}"
-        );
+        let about = user_message.contains(&event.ticket_key) && user_message.contains(&event.title);
+        assert!(about, "{user_message}");
 
-        let done_key = done_key(source, &enriched);
-        self.wait_written_back(&done_key).await;
+        self.wait_written_back(&done_key(source, &enriched)).await;
         // The ticket and its enrichment are remembered, on the same trace.
-        for record in self.records(names::MEMORY_RECORDS, 2).await {
+        for record in self.records(MEMORY_RECORDS, 2).await {
             assert_traced(&record);
         }
-        assert_eq!(self.count(names::TICKETS_ENRICHED).await, 1);
-        assert_eq!(self.count(names::MEMORY_RECORDS).await, 2);
-        assert_eq!(self.count(names::DEAD_LETTER).await, 0);
+        assert_eq!(self.count(TICKETS_ENRICHED).await, 1);
+        assert_eq!(self.count(MEMORY_RECORDS).await, 2);
+        assert_eq!(self.count(DEAD_LETTER).await, 0);
 
-        let footer = format!(
-            "Generated by chatgptd: model {}, prompt {}, request {request_id}",
-            provenance.model, provenance.prompt_version
-        );
+        let (model, prompt) = (&provenance.model, &provenance.prompt_version);
+        let footer =
+            format!("Generated by chatgptd: model {model}, prompt {prompt}, request {request_id}");
         Delivered {
             event,
             enriched,
             footer,
         }
     }
+
+    /// Sends the ServiceNow fixture and waits for its write-back: proof that the pipeline ran
+    /// past whatever was sent before it.
+    async fn send_sentinel(&self) {
+        let (status, answer) = self.send(&Webhook::fixture(Source::ServiceNow, "")).await;
+        assert_eq!(status, 202, "{answer}");
+        let enriched = wait_until(WAIT, "the sentinel's enrichment", || async {
+            let brokers = self.node.brokers();
+            let records = tokio::task::spawn_blocking(move || {
+                consume(
+                    &brokers,
+                    TICKETS_ENRICHED,
+                    usize::MAX,
+                    Duration::from_millis(500),
+                )
+            });
+            let records = records.await.unwrap();
+            let mut enriched = records.iter().map(decode::<EnrichedTicket>);
+            enriched.find(|enriched| enriched.source == "servicenow")
+        })
+        .await;
+        let done = done_key(Source::ServiceNow, &enriched);
+        self.wait_written_back(&done).await;
+    }
 }
 
-fn decode<T: chatgptd_types::avro::AvroRecord>(record: &OwnedMessage) -> T {
+fn decode<T: AvroRecord>(record: &OwnedMessage) -> T {
     Codec::builtin().decode(record.payload().unwrap()).unwrap()
 }
 
@@ -593,31 +520,23 @@ fn key(record: &OwnedMessage) -> String {
 
 /// The record carries the sender's trace id, in a span of its own.
 fn assert_traced(record: &OwnedMessage) {
+    let topic = record.topic();
     let value = header(record, TraceContext::HEADER)
-        .unwrap_or_else(|| panic!("a record on {} without traceparent", record.topic()));
+        .unwrap_or_else(|| panic!("a record on {topic} without traceparent"));
     let trace = TraceContext::parse(&value).unwrap();
-    assert_eq!(
-        trace.trace_id_hex(),
-        TRACE_ID,
-        "trace id on {}",
-        record.topic()
-    );
+    assert_eq!(trace.trace_id_hex(), TRACE_ID, "trace id on {topic}");
     assert_ne!(value, TRACEPARENT, "each hop is a child span");
 }
 
 /// The write-back's marker: `chatgptd:<source>:<ticket>:<prompt version>`.
 fn marker(source: Source, enriched: &EnrichedTicket) -> String {
     let ticket = match source {
-        Source::Jira => enriched.ticket_id.clone(),
-        Source::ServiceNow => enriched.ticket_id.clone(),
+        Source::Jira | Source::ServiceNow => &enriched.ticket_id,
         // Issue numbers are unique per repository only: the marker names `owner/repo#n`.
-        Source::GitHub => enriched.ticket_key.clone(),
+        Source::GitHub => &enriched.ticket_key,
     };
-    format!(
-        "chatgptd:{}:{ticket}:{}",
-        source.as_str(),
-        enriched.provenance.prompt_version
-    )
+    let version = &enriched.provenance.prompt_version;
+    format!("chatgptd:{}:{ticket}:{version}", source.as_str())
 }
 
 /// The memory key a finished write-back leaves.
@@ -630,11 +549,23 @@ fn lines(calls: &[Call]) -> Vec<String> {
     calls.iter().map(Call::line).collect()
 }
 
-/// A call made with these credentials, answered `status`.
-fn assert_call(call: &Call, line: &str, authorization: &str, status: u16) {
-    assert_eq!(call.line(), line);
-    assert_eq!(call.header("authorization"), Some(authorization), "{line}");
-    assert_eq!(call.status, status, "{line}: {}", call.body);
+/// Checks that `calls` are `expected` (`METHOD /path` and the status each got), each made
+/// with `authorization`.
+fn assert_calls(calls: &[Call], authorization: &str, expected: &[(&str, u16)]) {
+    let got: Vec<_> = calls.iter().map(|c| (c.line(), c.status)).collect();
+    let expected: Vec<_> = expected.iter().map(|(l, s)| (l.to_string(), *s)).collect();
+    assert_eq!(got, expected, "{calls:#?}");
+    for call in calls {
+        assert_eq!(call.header("authorization"), Some(authorization));
+    }
+}
+
+/// A call's query, in order.
+fn query(call: &Call) -> Vec<(&str, &str)> {
+    call.query
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
 }
 
 /// The Jira comment as Atlassian Document Format: the note, the draft reply, the
@@ -643,17 +574,10 @@ fn expected_jira_comment(marker: &str, footer: &str) -> Value {
     let text = |text: &str| json!({"type": "text", "text": text});
     let strong = |text: &str| json!({"type": "text", "text": text, "marks": [{"type": "strong"}]});
     let paragraph = |content: Vec<Value>| json!({"type": "paragraph", "content": content});
-    let fact = |label: &str, value: &str| json!({"type": "listItem", "content": [paragraph(vec![strong(&format!("{label}: ")), text(value)])]});
+    let fact = |(label, value): (&str, &str)| json!({"type": "listItem", "content": [paragraph(vec![strong(&format!("{label}: ")), text(value)])]});
     json!({"version": 1, "type": "doc", "content": [
         paragraph(vec![strong("chatgptd triage")]),
-        {"type": "bulletList", "content": [
-            fact("Category", "access"),
-            fact("Suggested priority", "high"),
-            fact("Sentiment", "negative"),
-            fact("Language", "en"),
-            fact("Confidence", "87%"),
-            fact("Labels", "login, needs triage"),
-        ]},
+        {"type": "bulletList", "content": FACTS.map(fact)},
         paragraph(vec![strong("Summary")]),
         paragraph(vec![text(SUMMARY)]),
         paragraph(vec![strong("Suggested reply (DRAFT, not sent to the customer)")]),
@@ -674,88 +598,40 @@ fn expected_jira_comment(marker: &str, footer: &str) -> Value {
 
 /// The ServiceNow work note: plain text, the draft reply inside, the marker last.
 fn expected_work_note(marker: &str, footer: &str) -> String {
+    let facts: String = FACTS
+        .map(|(label, value)| format!("- {label}: {value}\n"))
+        .concat();
     format!(
-        "chatgptd triage\n\
-         - Category: access\n\
-         - Suggested priority: high\n\
-         - Sentiment: negative\n\
-         - Language: en\n\
-         - Confidence: 87%\n\
-         - Labels: login, needs triage\n\
-         \n\
-         Summary:\n\
-         {SUMMARY}\n\
-         \n\
-         Suggested reply (DRAFT, not sent to the customer):\n\
-         {REPLY}\n\
-         \n\
-         {footer}\n\
-         [{marker}]"
+        "chatgptd triage\n{facts}\nSummary:\n{SUMMARY}\n\n\
+         Suggested reply (DRAFT, not sent to the customer):\n{REPLY}\n\n{footer}\n[{marker}]"
     )
 }
 
 /// The GitHub comment: Markdown, the note only (issue comments are public: no draft).
 fn expected_github_comment(marker: &str, footer: &str) -> String {
+    let facts: String = FACTS
+        .map(|(label, value)| format!("- **{label}:** {value}\n"))
+        .concat();
     format!(
-        "**chatgptd triage**\n\
-         \n\
-         - **Category:** access\n\
-         - **Suggested priority:** high\n\
-         - **Sentiment:** negative\n\
-         - **Language:** en\n\
-         - **Confidence:** 87%\n\
-         - **Labels:** login, needs triage\n\
-         \n\
-         **Summary**\n\
-         \n\
-         {SUMMARY}\n\
-         \n\
-         <sub>{footer}</sub>\n\
-         \n\
-         <!-- {marker} -->"
+        "**chatgptd triage**\n\n{facts}\n**Summary**\n\n{SUMMARY}\n\n\
+         <sub>{footer}</sub>\n\n<!-- {marker} -->"
     )
 }
 
-fn jira_auth() -> String {
-    basic_auth(JIRA_EMAIL, JIRA_API_TOKEN)
-}
-
-fn servicenow_auth() -> String {
-    basic_auth(SERVICENOW_USER, SERVICENOW_PASSWORD)
-}
-
-fn github_auth() -> String {
-    format!("Bearer {GITHUB_TOKEN}")
-}
-
-const JIRA_COMMENTS: &str = "/rest/api/3/issue/10509/comment";
-const JIRA_ISSUE: &str = "/rest/api/3/issue/10509";
-const INCIDENT_PATH: &str = "/api/now/table/incident/a9e30c7dc61122760116894de7bcc7bd";
-const GITHUB_COMMENTS: &str = "/repos/Codertocat/Hello-World/issues/1/comments";
-const GITHUB_LABELS: &str = "/repos/Codertocat/Hello-World/issues/1/labels";
-
 /// Checks Jira's three calls: look for the marker, post the comment, add the labels.
 fn assert_jira_write(calls: &[Call], delivered: &Delivered) {
+    let get = format!("GET {JIRA_COMMENTS}");
+    let post = format!("POST {JIRA_COMMENTS}");
+    let put = format!("PUT {JIRA_ISSUE}");
+    let auth = basic_auth(JIRA_EMAIL, JIRA_API_TOKEN);
+    assert_calls(calls, &auth, &[(&get, 200), (&post, 201), (&put, 204)]);
+    let newest_first = [
+        ("orderBy", "-created"),
+        ("startAt", "0"),
+        ("maxResults", "100"),
+    ];
+    assert_eq!(query(&calls[0]), newest_first);
     let marker = marker(Source::Jira, &delivered.enriched);
-    assert_eq!(
-        lines(calls),
-        [
-            format!("GET {JIRA_COMMENTS}"),
-            format!("POST {JIRA_COMMENTS}"),
-            format!("PUT {JIRA_ISSUE}"),
-        ]
-    );
-    let auth = jira_auth();
-    assert_call(&calls[0], &format!("GET {JIRA_COMMENTS}"), &auth, 200);
-    assert_eq!(
-        calls[0].query,
-        [
-            ("orderBy".to_string(), "-created".to_string()),
-            ("startAt".to_string(), "0".to_string()),
-            ("maxResults".to_string(), "100".to_string()),
-        ]
-    );
-    assert_call(&calls[1], &format!("POST {JIRA_COMMENTS}"), &auth, 201);
     assert_eq!(
         calls[1].body,
         json!({
@@ -764,573 +640,334 @@ fn assert_jira_write(calls: &[Call], delivered: &Delivered) {
             "properties": [{"key": "sd.public.comment", "value": {"internal": true}}],
         })
     );
-    assert_call(&calls[2], &format!("PUT {JIRA_ISSUE}"), &auth, 204);
-    assert_eq!(
-        calls[2].body,
-        json!({"update": {"labels": [{"add": "login"}, {"add": "needs-triage"}]}}),
-        "Jira labels cannot hold spaces"
-    );
+    let labels = json!({"update": {"labels": [{"add": "login"}, {"add": "needs-triage"}]}});
+    assert_eq!(calls[2].body, labels, "Jira labels cannot hold spaces");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jira_webhook_becomes_an_internal_adf_comment_and_labels() {
-    let pipeline = Pipeline::start().await;
+    let e2e = Pipeline::start().await;
     let webhook = Webhook::fixture(Source::Jira, "jira-delivery-1");
-    let delivered = pipeline.deliver(&webhook).await;
+    let delivered = e2e.deliver(&webhook).await;
 
     let event = &delivered.event;
     assert_eq!(event.event_type, "jira:issue_created");
     assert_eq!(event.delivery_id, "jira-delivery-1");
-    assert_eq!(
-        (event.ticket_id.as_str(), event.ticket_key.as_str()),
-        (JIRA_ISSUE_ID, JIRA_ISSUE_KEY)
-    );
+    assert_eq!(event.ticket_id, JIRA_ISSUE_ID);
+    assert_eq!(event.ticket_key, JIRA_ISSUE_KEY);
     assert_eq!(event.title, "Lots of fields selected");
-    assert_eq!(
-        event.url.as_deref(),
-        Some("https://mmtest.atlassian.net/browse/KT-22")
-    );
+    let url = "https://mmtest.atlassian.net/browse/KT-22";
+    assert_eq!(event.url.as_deref(), Some(url));
 
-    assert_jira_write(&pipeline.trackers.calls_to(Api::Jira), &delivered);
-    assert_eq!(pipeline.trackers.jira_comments(JIRA_ISSUE_ID).len(), 1);
-    assert_eq!(
-        pipeline.trackers.jira_labels(JIRA_ISSUE_KEY),
-        ["login", "needs-triage"]
-    );
-    assert!(pipeline.trackers.calls_to(Api::ServiceNow).is_empty());
-    assert!(pipeline.trackers.calls_to(Api::GitHub).is_empty());
+    assert_jira_write(&e2e.calls(Api::Jira), &delivered);
+    assert_eq!(e2e.trackers.jira_comments(JIRA_ISSUE_ID).len(), 1);
+    let labels = e2e.trackers.jira_labels(JIRA_ISSUE_KEY);
+    assert_eq!(labels, ["login", "needs-triage"]);
+    e2e.assert_only_called(Api::Jira);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_servicenow_webhook_becomes_a_private_work_note_with_the_draft_reply() {
-    let pipeline = Pipeline::start().await;
-    let webhook = Webhook::fixture(Source::ServiceNow, "");
-    let delivered = pipeline.deliver(&webhook).await;
+    let e2e = Pipeline::start().await;
+    let delivered = e2e.deliver(&Webhook::fixture(Source::ServiceNow, "")).await;
 
     let event = &delivered.event;
     assert_eq!(event.event_type, "incident.updated");
-    assert_eq!(
-        event.delivery_id,
-        format!("{SYS_ID}:2015-11-01 22:37:27"),
-        "one delivery per update of the record"
-    );
-    assert_eq!(
-        (event.ticket_id.as_str(), event.ticket_key.as_str()),
-        (SYS_ID, INCIDENT)
-    );
+    let delivery = format!("{SYS_ID}:2015-11-01 22:37:27");
+    let per_update = "one delivery per update of the record";
+    assert_eq!(event.delivery_id, delivery, "{per_update}");
+    assert_eq!(event.ticket_id, SYS_ID);
+    assert_eq!(event.ticket_key, INCIDENT);
     assert_eq!(event.title, "Can't access SFA software");
 
-    let calls = pipeline.trackers.calls_to(Api::ServiceNow);
-    assert_eq!(
-        lines(&calls),
-        [
-            format!("GET {INCIDENT_PATH}"),
-            format!("PATCH {INCIDENT_PATH}")
-        ]
-    );
-    let auth = servicenow_auth();
-    assert_call(&calls[0], &format!("GET {INCIDENT_PATH}"), &auth, 200);
-    assert_eq!(
-        calls[0].query,
-        [
-            ("sysparm_fields".to_string(), "work_notes".to_string()),
-            ("sysparm_display_value".to_string(), "true".to_string()),
-        ]
-    );
-    assert_call(&calls[1], &format!("PATCH {INCIDENT_PATH}"), &auth, 200);
+    let calls = e2e.calls(Api::ServiceNow);
+    let get = format!("GET {INCIDENT_PATH}");
+    let patch = format!("PATCH {INCIDENT_PATH}");
+    let auth = basic_auth(SERVICENOW_USER, SERVICENOW_PASSWORD);
+    assert_calls(&calls, &auth, &[(&get, 200), (&patch, 200)]);
+    let work_notes = [
+        ("sysparm_fields", "work_notes"),
+        ("sysparm_display_value", "true"),
+    ];
+    assert_eq!(query(&calls[0]), work_notes);
     let marker = marker(Source::ServiceNow, &delivered.enriched);
+    let note = expected_work_note(&marker, &delivered.footer);
     // Only `work_notes` (private): nothing in `comments`, which the caller would see.
-    assert_eq!(
-        calls[1].body,
-        json!({"work_notes": expected_work_note(&marker, &delivered.footer)})
-    );
-    assert_eq!(
-        pipeline.trackers.servicenow_journal(SYS_ID),
-        [(
-            "work_notes".to_string(),
-            expected_work_note(&marker, &delivered.footer)
-        )]
-    );
-    assert!(pipeline.trackers.calls_to(Api::Jira).is_empty());
-    assert!(pipeline.trackers.calls_to(Api::GitHub).is_empty());
+    assert_eq!(calls[1].body, json!({ "work_notes": note }));
+    let journal = e2e.trackers.servicenow_journal(SYS_ID);
+    assert_eq!(journal, [("work_notes".to_string(), note)]);
+    e2e.assert_only_called(Api::ServiceNow);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_github_webhook_becomes_a_public_comment_without_the_draft_and_labels() {
-    let pipeline = Pipeline::start().await;
-    let webhook = Webhook::fixture(Source::GitHub, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
-    let delivered = pipeline.deliver(&webhook).await;
+    let e2e = Pipeline::start().await;
+    let delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    let webhook = Webhook::fixture(Source::GitHub, delivery);
+    let delivered = e2e.deliver(&webhook).await;
 
     let event = &delivered.event;
     assert_eq!(event.event_type, "issues.opened");
-    assert_eq!(event.delivery_id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
-    assert_eq!(
-        (event.ticket_id.as_str(), event.ticket_key.as_str()),
-        ("MDU6SXNzdWU0NDQ1MDAwNDE=", "Codertocat/Hello-World#1")
-    );
+    assert_eq!(event.delivery_id, delivery);
+    assert_eq!(event.ticket_id, "MDU6SXNzdWU0NDQ1MDAwNDE=");
+    assert_eq!(event.ticket_key, "Codertocat/Hello-World#1");
     assert_eq!(event.title, "Spelling error in the README file");
 
-    let calls = pipeline.trackers.calls_to(Api::GitHub);
-    assert_eq!(
-        lines(&calls),
-        [
-            format!("GET {GITHUB_COMMENTS}"),
-            format!("POST {GITHUB_COMMENTS}"),
-            format!("POST {GITHUB_LABELS}"),
-        ]
-    );
-    let auth = github_auth();
-    assert_call(&calls[0], &format!("GET {GITHUB_COMMENTS}"), &auth, 200);
-    assert_eq!(
-        calls[0].query_param("since"),
-        None,
-        "every comment: the marker may be older than this record"
-    );
+    let calls = e2e.calls(Api::GitHub);
+    let get = format!("GET {GITHUB_COMMENTS}");
+    let post = format!("POST {GITHUB_COMMENTS}");
+    let labels = format!("POST {GITHUB_LABELS}");
+    let auth = format!("Bearer {GITHUB_TOKEN}");
+    assert_calls(&calls, &auth, &[(&get, 200), (&post, 201), (&labels, 200)]);
+    let every = "every comment: the marker may be older than this record";
+    assert_eq!(calls[0].query_param("since"), None, "{every}");
     assert_eq!(calls[0].query_param("per_page"), Some("100"));
     assert_eq!(calls[0].query_param("page"), Some("1"));
     for call in &calls {
         assert_eq!(call.header("x-github-api-version"), Some("2022-11-28"));
         assert_eq!(call.header("accept"), Some("application/vnd.github+json"));
     }
-    assert_call(&calls[1], &format!("POST {GITHUB_COMMENTS}"), &auth, 201);
     let marker = marker(Source::GitHub, &delivered.enriched);
     let comment = expected_github_comment(&marker, &delivered.footer);
     assert_eq!(calls[1].body, json!({ "body": comment }));
-    assert!(
-        !comment.contains("thanks for the report") && !comment.contains("DRAFT"),
-        "a public comment carries no draft reply"
-    );
-    assert_call(&calls[2], &format!("POST {GITHUB_LABELS}"), &auth, 200);
+    let draft = comment.contains("thanks for the report") || comment.contains("DRAFT");
+    assert!(!draft, "a public comment carries no draft reply");
     assert_eq!(calls[2].body, json!({"labels": ["login", "needs triage"]}));
-    assert_eq!(
-        pipeline
-            .trackers
-            .github_comments(GITHUB_OWNER, GITHUB_REPO, GITHUB_ISSUE),
-        [comment]
-    );
-    assert!(pipeline.trackers.calls_to(Api::Jira).is_empty());
-    assert!(pipeline.trackers.calls_to(Api::ServiceNow).is_empty());
-}
-
-/// Sends the ServiceNow fixture and waits for its write-back: proof that the pipeline ran
-/// past whatever was sent before it.
-async fn send_sentinel(pipeline: &Pipeline) {
-    let (status, answer) = pipeline
-        .send(&Webhook::fixture(Source::ServiceNow, ""))
-        .await;
-    assert_eq!(status, 202, "{answer}");
-    let enriched = wait_until(WAIT, "the sentinel's enrichment", || async {
-        let brokers = pipeline.kafka.brokers();
-        let records = tokio::task::spawn_blocking(move || {
-            consume(
-                &brokers,
-                names::TICKETS_ENRICHED,
-                usize::MAX,
-                Duration::from_millis(500),
-            )
-        })
-        .await
-        .unwrap();
-        records
-            .iter()
-            .map(decode::<EnrichedTicket>)
-            .find(|enriched| enriched.source == "servicenow")
-    })
-    .await;
-    pipeline
-        .wait_written_back(&done_key(Source::ServiceNow, &enriched))
-        .await;
+    let (owner, repo, issue) = GITHUB_ISSUE;
+    assert_eq!(e2e.trackers.github_comments(owner, repo, issue), [comment]);
+    e2e.assert_only_called(Api::GitHub);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_webhook_is_a_duplicate_and_changes_nothing() {
-    let pipeline = Pipeline::start().await;
+    let e2e = Pipeline::start().await;
     let webhook = Webhook::fixture(Source::Jira, "jira-delivery-2");
-    let delivered = pipeline.deliver(&webhook).await;
+    let delivered = e2e.deliver(&webhook).await;
 
     // Jira retries with the same identifier and counts its retries.
-    let retry = webhook
-        .clone()
-        .with_header("X-Atlassian-Webhook-Retry", "1");
-    let (status, answer) = pipeline.send(&retry).await;
+    let retry = webhook.with_header("X-Atlassian-Webhook-Retry", "1");
+    let (status, answer) = e2e.send(&retry).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(
-        answer,
-        json!({"status": "duplicate", "event_id": delivered.event.event_id})
-    );
-    assert_eq!(
-        pipeline.count(names::TICKET_EVENTS).await,
-        1,
-        "no second event"
-    );
+    let event_id = &delivered.event.event_id;
+    assert_eq!(answer, json!({"status": "duplicate", "event_id": event_id}));
+    assert_eq!(e2e.count(TICKET_EVENTS).await, 1, "no second event");
 
-    send_sentinel(&pipeline).await;
-    assert_eq!(pipeline.count(names::TICKET_EVENTS).await, 2);
-    assert_eq!(pipeline.count(names::TICKETS_ENRICHED).await, 2);
-    assert_eq!(pipeline.model.request_count(), 2, "no second model call");
-    assert_jira_write(&pipeline.trackers.calls_to(Api::Jira), &delivered);
-    assert_eq!(pipeline.trackers.jira_comments(JIRA_ISSUE_ID).len(), 1);
+    e2e.send_sentinel().await;
+    assert_eq!(e2e.count(TICKET_EVENTS).await, 2);
+    assert_eq!(e2e.count(TICKETS_ENRICHED).await, 2);
+    assert_eq!(e2e.model.request_count(), 2, "no second model call");
+    assert_jira_write(&e2e.calls(Api::Jira), &delivered);
+    assert_eq!(e2e.trackers.jira_comments(JIRA_ISSUE_ID).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_signature_is_refused_and_nothing_is_produced_or_posted() {
-    let pipeline = Pipeline::start().await;
+    let e2e = Pipeline::start().await;
     for source in Source::ALL {
         let forged = Webhook::fixture(source, "forged-1").signed_with("not the secret");
-        let (status, answer) = pipeline.send(&forged).await;
+        let (status, answer) = e2e.send(&forged).await;
         assert_eq!(status, 401, "{source:?}: {answer}");
         assert_eq!(answer["error"], "unauthorized");
         assert_eq!(answer["detail"], "the signature does not match the body");
 
-        let unsigned =
-            Webhook::fixture(source, "unsigned-1").without_header(signature_header(source));
-        let (status, answer) = pipeline.send(&unsigned).await;
+        let unsigned = Webhook::fixture(source, "unsigned-1");
+        let unsigned = unsigned.without_header(signature_header(source));
+        let (status, answer) = e2e.send(&unsigned).await;
         assert_eq!(status, 401, "{source:?}: {answer}");
         assert_eq!(answer["detail"], "the signature header is missing");
 
         // Signed over other bytes: one changed byte of the real payload.
         let mut tampered = Webhook::fixture(source, "tampered-1");
-        let last = tampered.body.len() - 1;
-        tampered.body[last] = b' ';
-        let (status, _) = pipeline.send(&tampered).await;
-        assert_eq!(status, 401, "{source:?}");
+        *tampered.body.last_mut().unwrap() = b' ';
+        assert_eq!(e2e.send(&tampered).await.0, 401, "{source:?}");
     }
-    assert_eq!(pipeline.count(names::TICKET_EVENTS).await, 0);
+    assert_eq!(e2e.count(TICKET_EVENTS).await, 0);
 
-    send_sentinel(&pipeline).await;
-    assert_eq!(
-        pipeline.count(names::TICKET_EVENTS).await,
-        1,
-        "the sentinel only"
-    );
-    assert_eq!(pipeline.model.request_count(), 1);
-    assert!(pipeline.trackers.calls_to(Api::Jira).is_empty());
-    assert!(pipeline.trackers.calls_to(Api::GitHub).is_empty());
-    assert_eq!(
-        lines(&pipeline.trackers.calls_to(Api::ServiceNow)),
-        [
-            format!("GET {INCIDENT_PATH}"),
-            format!("PATCH {INCIDENT_PATH}")
-        ],
-        "the sentinel only"
-    );
+    e2e.send_sentinel().await;
+    assert_eq!(e2e.count(TICKET_EVENTS).await, 1, "the sentinel only");
+    assert_eq!(e2e.model.request_count(), 1);
+    e2e.assert_only_called(Api::ServiceNow);
+    let sentinel = [
+        format!("GET {INCIDENT_PATH}"),
+        format!("PATCH {INCIDENT_PATH}"),
+    ];
+    let calls = lines(&e2e.calls(Api::ServiceNow));
+    assert_eq!(calls, sentinel, "the sentinel only");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_payload_gets_400_and_nothing_is_produced() {
-    let pipeline = Pipeline::start().await;
+    let e2e = Pipeline::start().await;
     // Each correctly signed, so the refusal is about the payload.
     let jira = fixture(JIRA_FIXTURE);
+    let cut = jira[..jira.len() / 2].to_vec();
+    let number_only = br#"{"event": "incident.updated", "number": "INC0000046"}"#;
+    let no_issue = br#"{"action": "opened"}"#;
+    let no_delivery = Webhook::fixture(Source::GitHub, "gh-2").without_header("X-GitHub-Delivery");
     let cases = [
+        (Webhook::new(Source::Jira, cut, "cut-1"), "malformed_json"),
         (
-            Webhook::new(Source::Jira, jira[..jira.len() / 2].to_vec(), "cut-1"),
-            "malformed_json",
-        ),
-        (
-            Webhook::new(Source::ServiceNow, b"[1, 2, 3]".to_vec(), ""),
+            Webhook::new(Source::ServiceNow, b"[1, 2, 3]".into(), ""),
             "invalid_payload",
         ),
         (
-            Webhook::new(
-                Source::ServiceNow,
-                br#"{"event": "incident.updated", "number": "INC0000046"}"#.to_vec(),
-                "",
-            ),
+            Webhook::new(Source::ServiceNow, number_only.into(), ""),
             "missing_field",
         ),
         (
-            Webhook::new(Source::GitHub, br#"{"action": "opened"}"#.to_vec(), "gh-1"),
+            Webhook::new(Source::GitHub, no_issue.into(), "gh-1"),
             "missing_field",
         ),
-        (
-            Webhook::fixture(Source::GitHub, "gh-2").without_header("X-GitHub-Delivery"),
-            "missing_header",
-        ),
+        (no_delivery, "missing_header"),
     ];
     for (webhook, error) in &cases {
-        let (status, answer) = pipeline.send(webhook).await;
+        let (status, answer) = e2e.send(webhook).await;
         assert_eq!(status, 400, "{:?}: {answer}", webhook.source);
         assert_eq!(answer["error"], *error, "{answer}");
-        assert!(
-            answer["detail"].as_str().is_some_and(|d| !d.is_empty()),
-            "{answer}"
-        );
+        let detail = answer["detail"].as_str().is_some_and(|d| !d.is_empty());
+        assert!(detail, "{answer}");
     }
-    assert_eq!(pipeline.count(names::TICKET_EVENTS).await, 0);
+    assert_eq!(e2e.count(TICKET_EVENTS).await, 0);
 
-    send_sentinel(&pipeline).await;
-    assert_eq!(
-        pipeline.count(names::TICKET_EVENTS).await,
-        1,
-        "the sentinel only"
-    );
-    assert_eq!(pipeline.model.request_count(), 1);
-    assert!(pipeline.trackers.calls_to(Api::Jira).is_empty());
-    assert!(pipeline.trackers.calls_to(Api::GitHub).is_empty());
+    e2e.send_sentinel().await;
+    assert_eq!(e2e.count(TICKET_EVENTS).await, 1, "the sentinel only");
+    assert_eq!(e2e.model.request_count(), 1);
+    e2e.assert_only_called(Api::ServiceNow);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_posting_and_acknowledging_does_not_post_twice() {
-    let mut pipeline = Pipeline::start().await;
+    let mut e2e = Pipeline::split().await;
     // Jira's first two calls (look, post) are answered at once; the third (the labels) is
     // held far longer than the test, so the write-back stops with the comment posted and
     // neither the done key nor the offset written.
-    pipeline.trackers.delay_next(Api::Jira, 2, Duration::ZERO);
-    pipeline
-        .trackers
-        .delay_next(Api::Jira, 1, Duration::from_secs(600));
+    let held = Duration::from_secs(600);
+    e2e.trackers.delay_next(Api::Jira, 2, Duration::ZERO);
+    e2e.trackers.delay_next(Api::Jira, 1, held);
     // Labels to add, so there is a third call.
-    pipeline
-        .model
-        .push(Behaviour::Content(model_answer().to_string()));
-    let (status, answer) = pipeline
-        .send(&Webhook::fixture(Source::Jira, "jira-crash-1"))
-        .await;
+    e2e.model.push(model_answer());
+    let webhook = Webhook::fixture(Source::Jira, "jira-crash-1");
+    let (status, answer) = e2e.send(&webhook).await;
     assert_eq!(status, 202, "{answer}");
+    let post = format!("POST {JIRA_COMMENTS}");
+    let posted = |c: &Call| c.line() == post && c.status == 201;
     wait_until(WAIT, "the comment to be posted", || async {
-        let calls = pipeline.trackers.calls_to(Api::Jira);
-        calls
-            .iter()
-            .any(|c| c.line() == format!("POST {JIRA_COMMENTS}") && c.status == 201)
-            .then_some(())
+        e2e.calls(Api::Jira).iter().any(posted).then_some(())
     })
     .await;
 
-    pipeline.stop_writeback().await;
-    let enriched_record = &pipeline.records(names::TICKETS_ENRICHED, 1).await[0];
-    let enriched: EnrichedTicket = decode(enriched_record);
-    let done_key = done_key(Source::Jira, &enriched);
-    assert_eq!(
-        pipeline.memory.get(&done_key).await.unwrap(),
-        None,
-        "stopped before remembering the write"
-    );
-    let (brokers, group) = (pipeline.kafka.brokers(), pipeline.writeback_group.clone());
-    let partitions = TopicsFile::builtin()
-        .get(names::TICKETS_ENRICHED)
-        .unwrap()
-        .partitions;
-    let offsets = tokio::task::spawn_blocking(move || {
-        committed(&brokers, &group, names::TICKETS_ENRICHED, partitions)
-    })
-    .await
-    .unwrap();
-    let committed_offset = offsets.get(&enriched_record.partition()).copied();
+    e2e.stop_writeback().await;
+    let record = &e2e.records(TICKETS_ENRICHED, 1).await[0];
+    let done_key = done_key(Source::Jira, &decode(record));
+    let done = e2e.node.memory().await.get(&done_key).await.unwrap();
+    assert_eq!(done, None, "stopped before remembering the write");
+    let group = &e2e.config.writeback.consumer.group_id;
+    let offsets = node::committed(&e2e.node.brokers(), group, TICKETS_ENRICHED).await;
+    let committed = offsets.get(&record.partition()).copied();
+    let unacknowledged = committed.is_none_or(|offset| offset <= record.offset());
     assert!(
-        committed_offset.is_none_or(|offset| offset <= enriched_record.offset()),
-        "the record was not acknowledged: committed {committed_offset:?}"
+        unacknowledged,
+        "the record was not acknowledged: committed {committed:?}"
     );
 
     // The restarted worker gets the record again, finds its comment, and finishes.
-    pipeline.start_writeback();
-    pipeline.wait_written_back(&done_key).await;
-    assert_eq!(
-        lines(&pipeline.trackers.calls_to(Api::Jira)),
-        [
-            format!("GET {JIRA_COMMENTS}"),
-            format!("POST {JIRA_COMMENTS}"),
-            format!("GET {JIRA_COMMENTS}"),
-            format!("PUT {JIRA_ISSUE}"),
-        ],
-        "one comment; the retry looks, finds it, and only adds the labels"
-    );
-    assert_eq!(pipeline.trackers.jira_comments(JIRA_ISSUE_ID).len(), 1);
-    assert_eq!(
-        pipeline.trackers.jira_labels(JIRA_ISSUE_ID),
-        ["login", "needs-triage"]
-    );
-    assert_eq!(pipeline.model.request_count(), 1);
+    e2e.start_writeback().await;
+    e2e.wait_written_back(&done_key).await;
+    let get = format!("GET {JIRA_COMMENTS}");
+    let expected = [get.clone(), post, get, format!("PUT {JIRA_ISSUE}")];
+    let retried = "one comment; the retry looks, finds it, and only adds the labels";
+    assert_eq!(lines(&e2e.calls(Api::Jira)), expected, "{retried}");
+    assert_eq!(e2e.trackers.jira_comments(JIRA_ISSUE_ID).len(), 1);
+    let labels = e2e.trackers.jira_labels(JIRA_ISSUE_ID);
+    assert_eq!(labels, ["login", "needs-triage"]);
+    assert_eq!(e2e.model.request_count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_label_call_after_the_comment_is_retried_without_a_second_comment() {
-    let pipeline = Pipeline::start().await;
+    let e2e = Pipeline::start().await;
     // GitHub's third call (the labels, after look and post) fails with a 502.
-    pipeline.trackers.delay_next(Api::GitHub, 2, Duration::ZERO);
-    pipeline.trackers.fail_next(Api::GitHub, 1, 502, None);
-    pipeline
-        .model
-        .push(Behaviour::Content(model_answer().to_string()));
-    let (status, answer) = pipeline
-        .send(&Webhook::fixture(Source::GitHub, "gh-retry-1"))
-        .await;
+    e2e.trackers.delay_next(Api::GitHub, 2, Duration::ZERO);
+    e2e.trackers.fail_next(Api::GitHub, 1, 502, None);
+    e2e.model.push(model_answer());
+    let webhook = Webhook::fixture(Source::GitHub, "gh-retry-1");
+    let (status, answer) = e2e.send(&webhook).await;
     assert_eq!(status, 202, "{answer}");
-    let enriched: EnrichedTicket = decode(&pipeline.records(names::TICKETS_ENRICHED, 1).await[0]);
-    pipeline
-        .wait_written_back(&done_key(Source::GitHub, &enriched))
+    let enriched = decode(&e2e.records(TICKETS_ENRICHED, 1).await[0]);
+    e2e.wait_written_back(&done_key(Source::GitHub, &enriched))
         .await;
 
-    let calls = pipeline.trackers.calls_to(Api::GitHub);
-    assert_eq!(
-        calls
-            .iter()
-            .map(|c| format!("{} {}", c.line(), c.status))
-            .collect::<Vec<_>>(),
-        [
-            format!("GET {GITHUB_COMMENTS} 200"),
-            format!("POST {GITHUB_COMMENTS} 201"),
-            format!("POST {GITHUB_LABELS} 502"),
-            format!("GET {GITHUB_COMMENTS} 200"),
-            format!("POST {GITHUB_LABELS} 200"),
-        ]
-    );
-    assert_eq!(
-        pipeline
-            .trackers
-            .github_comments(GITHUB_OWNER, GITHUB_REPO, GITHUB_ISSUE)
-            .len(),
-        1
-    );
-    assert_eq!(
-        pipeline
-            .trackers
-            .github_labels(GITHUB_OWNER, GITHUB_REPO, GITHUB_ISSUE),
-        ["login", "needs triage"]
-    );
-    assert_eq!(pipeline.count(names::DEAD_LETTER).await, 0);
-}
-
-/// A `chatgptd up` child, killed on drop.
-struct Up {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Up {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let get = format!("GET {GITHUB_COMMENTS}");
+    let post = format!("POST {GITHUB_COMMENTS}");
+    let labels = format!("POST {GITHUB_LABELS}");
+    let auth = format!("Bearer {GITHUB_TOKEN}");
+    let calls = [
+        (&*get, 200),
+        (&post, 201),
+        (&labels, 502),
+        (&get, 200),
+        (&labels, 200),
+    ];
+    assert_calls(&e2e.calls(Api::GitHub), &auth, &calls);
+    let (owner, repo, issue) = GITHUB_ISSUE;
+    assert_eq!(e2e.trackers.github_comments(owner, repo, issue).len(), 1);
+    let labels = e2e.trackers.github_labels(owner, repo, issue);
+    assert_eq!(labels, ["login", "needs triage"]);
+    assert_eq!(e2e.count(DEAD_LETTER).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chatgptd_up_runs_the_pipeline_as_its_config_file_says() {
-    init_logging();
-    let model = FakeOpenAi::start_with(FakeOptions {
-        api_key: Some(MODEL_KEY.to_string()),
-        ..FakeOptions::default()
-    })
-    .await;
-    let trackers = FakeTrackers::start().await;
-    trackers.add_github_issue(GITHUB_OWNER, GITHUB_REPO, GITHUB_ISSUE);
-
+    chatgptd_testkit::init_logging();
+    let (model, trackers) = fakes().await;
+    // The configuration of the tests above, as a file; the secrets in the environment.
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let config = dir.path().join("chatgptd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[model]
-provider = "openai"
-base_url = "{model}"
-api_key_env = "E2E_OPENAI_API_KEY"
-
-[ingest.github]
-secret_env = "E2E_GITHUB_WEBHOOK_SECRET"
-repositories = ["{repository}"]
-
-[writeback.github]
-enabled = true
-api_url = "{github}"
-token_env = "E2E_GITHUB_TOKEN"
-repositories = ["{repository}"]
-"#,
-            model = model.base_url(),
-            github = trackers.github_url(),
-            repository = github_repository(),
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("up.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_chatgptd"))
-        // Nothing from the tests' own environment configures the child.
-        .env_remove("CHATGPTD_CONFIG")
-        .env_remove("RUST_LOG")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env(MODEL_KEY_ENV, MODEL_KEY)
-        .env("E2E_GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("E2E_GITHUB_TOKEN", GITHUB_TOKEN)
-        .arg("--config")
-        .arg(&config)
-        .args(["up", "--http-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data_dir)
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawn chatgptd up");
-    let up = Up { child, log };
-
-    let info_file = data_dir.join("embedded.json");
-    wait_until(Duration::from_secs(60), "embedded.json", || {
-        let exists = info_file.exists();
-        async move { exists.then_some(()) }
-    })
-    .await;
-    let info: Value = serde_json::from_str(&std::fs::read_to_string(&info_file).unwrap()).unwrap();
-    let url = format!("{}/webhooks/github", info["http"].as_str().unwrap());
+    let (file, data_dir) = (dir.path().join("chatgptd.toml"), dir.path().join("data"));
+    std::fs::write(&file, config_toml(&model, &trackers)).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chatgptd"));
+    // Nothing from the tests' own environment configures the child.
+    for name in ["CHATGPTD_CONFIG", "RUST_LOG", "OPENAI_API_KEY"] {
+        command.env_remove(name);
+    }
+    command.env_remove("OPENAI_BASE_URL").envs(SECRETS);
+    command.arg("--config").arg(&file);
+    command.args(["up", "--http-listen", "127.0.0.1:0", "--data-dir"]);
+    command.arg(&data_dir).current_dir(dir.path());
+    let up = ServerProcess::spawn(command, &dir.path().join("up.log")).unwrap();
+    let embedded = || async { discovery::read(&data_dir) };
+    let info = wait_until(Duration::from_secs(60), "embedded.json", embedded).await;
+    let url = format!("{}{}", info.http, route(Source::GitHub));
 
     let client = http_client();
-    let post = |webhook: Webhook| {
-        let mut request = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(webhook.body);
-        for (name, value) in webhook.headers {
-            request = request.header(name, value);
-        }
-        request.send()
-    };
     let forged = Webhook::fixture(Source::GitHub, "up-forged").signed_with("not the secret");
-    let refused = post(forged).await.unwrap();
-    assert_eq!(
-        refused.status(),
-        401,
-        "the secret from secret_env is checked"
-    );
-    let accepted = post(Webhook::fixture(Source::GitHub, "up-delivery-1"))
-        .await
-        .unwrap();
-    assert_eq!(accepted.status(), 202, "{}", up.log());
+    let refused = forged.post(&client, &url).await.status();
+    assert_eq!(refused, 401, "the secret from secret_env is checked");
+    let webhook = Webhook::fixture(Source::GitHub, "up-delivery-1");
+    let accepted = webhook.post(&client, &url).await.status();
+    assert_eq!(accepted, 202, "{}", up.log_tail());
 
-    let posted =
-        |call: &Call| call.line() == format!("POST {GITHUB_COMMENTS}") && call.status == 201;
+    let posted = |c: &Call| c.line() == format!("POST {GITHUB_COMMENTS}") && c.status == 201;
     let found = tokio::time::timeout(Duration::from_secs(90), async {
-        loop {
-            if trackers.calls_to(Api::GitHub).iter().any(posted) {
-                return;
-            }
+        while !trackers.calls_to(Api::GitHub).iter().any(posted) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    })
-    .await;
+    });
+    let found = found.await.is_ok();
     assert!(
-        found.is_ok(),
+        found,
         "no comment posted; chatgptd up said:\n{}",
-        up.log()
+        up.log_tail()
     );
 
-    let comments = trackers.github_comments(GITHUB_OWNER, GITHUB_REPO, GITHUB_ISSUE);
+    let (owner, repo, issue) = GITHUB_ISSUE;
+    let comments = trackers.github_comments(owner, repo, issue);
     assert_eq!(comments.len(), 1);
-    assert!(
-        comments[0].contains("<!-- chatgptd:github:Codertocat/Hello-World#1:"),
-        "{}",
-        comments[0]
-    );
-    let call = trackers
-        .calls_to(Api::GitHub)
-        .into_iter()
-        .find(posted)
-        .unwrap();
-    assert_eq!(call.header("authorization"), Some(github_auth().as_str()));
+    let marker = "<!-- chatgptd:github:Codertocat/Hello-World#1:";
+    assert!(comments[0].contains(marker), "{}", comments[0]);
+    let calls = trackers.calls_to(Api::GitHub);
+    let call = calls.into_iter().find(posted).unwrap();
+    let auth = format!("Bearer {GITHUB_TOKEN}");
+    assert_eq!(call.header("authorization"), Some(auth.as_str()));
     let requests = model.requests();
     assert_eq!(requests.len(), 1, "one model call");
     let bearer = format!("Bearer {MODEL_KEY}");

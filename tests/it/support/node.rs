@@ -1,16 +1,31 @@
 //! The real node, started as `chatgptd up` and `chatgptd worker` start it: a configuration
-//! with fakes in it, a map of secrets, the roles to run, HTTP on 127.0.0.1.
+//! with fakes in it, a map of secrets, the roles to run, HTTP on 127.0.0.1. Several nodes on
+//! one cluster are several processes of one deployment (with a redis-server as their memory,
+//! `config.memory.redis_url`, as docker-compose deploys them).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use chatgptd_memory::Memory;
 use chatgptd_node::{Config, KafkaMode, Role, Stack};
 use chatgptd_testkit::kafka::MockKafka;
 use chatgptd_types::Secrets;
 use chatgptd_types::topics::TopicsFile;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::test_options;
+
+/// How long [`records`] waits for the records it expects, and metadata requests for answers.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// No secrets, for [`Node::start`].
+pub const NO_SECRETS: [(&str, &str); 0] = [];
 
 /// The mock cluster with every topic of `topics.yaml`.
 pub fn kafka() -> MockKafka {
@@ -38,6 +53,15 @@ pub fn config(kafka: &MockKafka, data_dir: &std::path::Path, tag: &str) -> Confi
     config.workflows.consumer = test_options(&format!("{tag}-workflows"));
     config.workflows.trigger_consumer = test_options(&format!("{tag}-triggers"));
     config
+}
+
+/// `config` with the settings of `toml` (a fragment of a `chatgptd.toml`, as a user writes
+/// it) over it; a key the configuration does not know is an error, as in the file.
+pub fn with_toml(config: Config, toml: &str) -> Config {
+    Figment::from(Serialized::defaults(config))
+        .merge(Toml::string(toml))
+        .extract()
+        .unwrap_or_else(|err| panic!("the node's configuration: {err}\n{toml}"))
 }
 
 /// A running node.
@@ -85,6 +109,16 @@ impl Node {
         format!("{}{path}", self.url)
     }
 
+    /// The node's memory backend (SQLite in its data directory, or its Redis).
+    pub async fn memory(&self) -> Arc<dyn Memory> {
+        self.stack.memory().await.expect("the node's memory opens")
+    }
+
+    /// The node's brokers.
+    pub fn brokers(&self) -> String {
+        self.stack.context.kafka.brokers.clone()
+    }
+
     /// Stops the node gracefully (in-flight work drains) and returns what `run` returned.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
@@ -97,4 +131,53 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// A client of `brokers` for metadata, watermarks and committed offsets.
+fn client(brokers: &str) -> BaseConsumer {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", brokers).create().unwrap()
+}
+
+/// How many partitions `topic` has.
+fn partitions(client: &BaseConsumer, topic: &str) -> i32 {
+    let metadata = client.fetch_metadata(Some(topic), WAIT).unwrap();
+    metadata.topics()[0].partitions().len() as i32
+}
+
+/// Records on `topic` at `brokers` so far: the sum of its partitions' high watermarks (exact
+/// at once for records whose producer has its acknowledgement).
+pub async fn count(brokers: &str, topic: &str) -> i64 {
+    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let client = client(&brokers);
+        let high = |partition| client.fetch_watermarks(&topic, partition, WAIT).unwrap().1;
+        (0..partitions(&client, &topic)).map(high).sum()
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits for `count` records on `topic` at `brokers` (read from the beginning) and returns
+/// them.
+pub async fn records(brokers: &str, topic: &str, count: usize) -> Vec<OwnedMessage> {
+    let (brokers, owned) = (brokers.to_string(), topic.to_string());
+    let records = tokio::task::spawn_blocking(move || {
+        chatgptd_testkit::kafka::consume(&brokers, &owned, count, WAIT)
+    })
+    .await
+    .unwrap();
+    assert_eq!(records.len(), count, "records on {topic}");
+    records
+}
+
+/// The offsets `group` committed on the partitions of `topic` (absent: none committed).
+pub async fn committed(brokers: &str, group: &str, topic: &str) -> HashMap<i32, i64> {
+    let (brokers, group, topic) = (brokers.to_string(), group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let partitions = partitions(&client(&brokers), &topic);
+        chatgptd_testkit::kafka::committed(&brokers, &group, &topic, partitions)
+    })
+    .await
+    .unwrap()
 }
