@@ -229,11 +229,7 @@ pub async fn settled(node: &Node, run: &str) -> RunView {
         run,
         "the run to finish or wait for an approval",
         |view| {
-            view.run.status != RunStatus::Running
-                || view
-                    .steps
-                    .iter()
-                    .any(|s| s.state.status == StepStatus::WaitingApproval)
+            view.run.status != RunStatus::Running || steps_in(view, StepStatus::WaitingApproval) > 0
         },
     )
     .await
