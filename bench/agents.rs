@@ -1,36 +1,38 @@
 //! Agents and workflows with an instant model. `cargo bench --bench agents`.
 //!
-//! 1. Agent message round trip, as an API caller sees it: the message produced to Kafka, the
-//!    agent worker answering through the model, the answer read from the inbox in memory.
-//!    Baseline in the same run: the same model call made directly. Target: p50 below 100 ms.
+//! 1. Agent message round trip, as an API caller sees it: `POST /agents/{id}/messages`
+//!    waiting for the answer, the message produced to Kafka, the agent worker answering
+//!    through the model, the answer read from the inbox in memory. Baseline in the same run:
+//!    the same model call made directly. Target: p50 below 100 ms.
 //! 2. Workflow runs: the research workflow (5 steps, a fan-out of 3 and a fan-in) started
-//!    `BENCH_RUNS` times at once (default 200): runs completed per second, and the share done
-//!    within the deadline.
+//!    `BENCH_RUNS` times at once (default 200) with `POST /workflows/research/runs`: runs
+//!    completed per second, and the share done within the deadline.
 //!
-//! Embedded broker, SQLite memory, a fake OpenAI-compatible server answering at once.
+//! The real node (`chatgptd_node`, as `chatgptd up` runs it: its embedded broker, SQLite
+//! memory) with the agents and workflows roles, and a fake OpenAI-compatible server
+//! answering at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatgptd_fleet::{AgentsClient, Brain, BrainContext, Inbox, new_request};
-use chatgptd_memory::MemoryOptions;
-use chatgptd_model::{ModelClient, ModelOptions, ProviderKind};
-use chatgptd_registry::{Registry, Workflows};
-use chatgptd_runtime::embedded::EmbeddedKafka;
-use chatgptd_runtime::{ConsumerOptions, Health, KafkaOptions, Service, WorkerContext};
-use chatgptd_search::Retriever;
+use chatgptd_fleet::BrainContext;
+use chatgptd_model::ProviderKind;
+use chatgptd_node::{Config, KafkaMode, Role, Stack};
 use chatgptd_testkit::fake_openai::FakeOpenAi;
 use chatgptd_types::Secrets;
-use chatgptd_types::topics::{TopicsFile, names};
-use chatgptd_worker_agents::{AgentsOptions, AgentsService};
-use chatgptd_worker_workflows::{
-    RunStatus, RunStore, WorkflowsClient, WorkflowsOptions, WorkflowsService,
-};
+use chatgptd_worker_workflows::{RunStatus, RunStore};
 use hdrhistogram::Histogram;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
     histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+/// POSTs `body` to `url`; the status and the JSON answer.
+async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let response = client.post(url).json(&body).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -44,91 +46,65 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
 
-    let kafka_cluster = EmbeddedKafka::start(1).unwrap();
-    kafka_cluster.create_topics(&TopicsFile::builtin()).unwrap();
-    let mut kafka = KafkaOptions::with_brokers(kafka_cluster.bootstrap_servers());
-    kafka.properties.insert("linger.ms".into(), "1".into());
-    // As `chatgptd up` sets for its embedded broker (see embedded::FETCH_WAIT_MS).
-    let fetch_wait = std::env::var("BENCH_FETCH_WAIT_MS")
-        .unwrap_or_else(|_| chatgptd_runtime::embedded::FETCH_WAIT_MS.into());
-    kafka
-        .properties
-        .insert("fetch.wait.max.ms".into(), fetch_wait);
     let data = tempfile::tempdir().unwrap();
-    let memory = chatgptd_memory::open(&MemoryOptions::default(), data.path(), &Secrets::env())
-        .await
-        .unwrap();
     let fake = FakeOpenAi::start().await;
+    let mut config = Config {
+        data_dir: data.path().to_path_buf(),
+        ..Config::default()
+    };
+    config
+        .kafka
+        .properties
+        .insert("linger.ms".into(), "1".into());
+    // The node gives the embedded broker's clients embedded::FETCH_WAIT_MS, as `chatgptd up`
+    // does, unless this sets another.
+    if let Ok(fetch_wait) = std::env::var("BENCH_FETCH_WAIT_MS") {
+        config
+            .kafka
+            .properties
+            .insert("fetch.wait.max.ms".into(), fetch_wait);
+    }
     // Quotas far above what the run needs: this measures the pipeline, not the limiter
     // (whose pacing bench/model.rs measures).
-    let mut model_options = ModelOptions {
-        provider: ProviderKind::OpenAi,
-        base_url: fake.base_url(),
-        cache_ttl: Duration::ZERO,
-        ..ModelOptions::default()
-    };
-    model_options.default_limits.requests_per_minute = 1_000_000;
-    model_options.default_limits.tokens_per_minute = 1_000_000_000;
-    model_options.default_limits.max_concurrency = 256;
-    let model = ModelClient::new(
-        &model_options,
-        Some(memory.clone()),
-        &Secrets::from_map([("OPENAI_API_KEY", "sk-bench")]),
+    config.model.provider = ProviderKind::OpenAi;
+    config.model.base_url = fake.base_url();
+    config.model.cache_ttl = Duration::ZERO;
+    config.model.default_limits.requests_per_minute = 1_000_000;
+    config.model.default_limits.tokens_per_minute = 1_000_000_000;
+    config.model.default_limits.max_concurrency = 256;
+    config.workflows.triggers = false;
+    let secrets = [(config.model.api_key_env.clone(), "sk-bench".to_string())];
+    let stack = Stack::start(
+        config,
+        Secrets::from_map(secrets),
+        KafkaMode::EmbeddedUnlessConfigured,
     )
     .await
     .unwrap();
-    let registry = Arc::new(Registry::builtin());
-    let workflows = Arc::new(Workflows::builtin(&registry));
-    let context = WorkerContext::new(&kafka, &Health::default(), &Secrets::env()).unwrap();
-    let brain = Brain::new(model.clone(), std::path::Path::new("")).unwrap();
+    let stack = Arc::new(stack);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-
-    let agents_options = AgentsOptions {
-        consumer: ConsumerOptions {
-            group_id: "bench-agents".into(),
-            ..ConsumerOptions::default()
-        },
-        ..AgentsOptions::default()
+    let node = tokio::spawn({
+        let (stack, shutdown) = (stack.clone(), shutdown.clone());
+        async move {
+            let roles = [Role::Agents, Role::Workflows];
+            chatgptd_node::run(&stack, &roles, listener, shutdown).await
+        }
+    });
+    let http = chatgptd_testkit::http_client();
+    let ask = |body: String| {
+        let request = json!({"body": body, "from": "bench", "timeout_ms": 30_000});
+        post(&http, format!("{url}/agents/wanderweave/messages"), request)
     };
-    let agents = AgentsService::new(
-        &agents_options,
-        &context,
-        registry.clone(),
-        brain.clone(),
-        memory.clone(),
-        Retriever::None,
-    )
-    .unwrap();
-    let agents = tokio::spawn(agents.run(shutdown.clone()));
-    let workflow_options = WorkflowsOptions {
-        triggers: false,
-        ..WorkflowsOptions::default()
-    };
-    let engine = WorkflowsService::new(
-        &workflow_options,
-        &context,
-        workflows.clone(),
-        registry.clone(),
-        brain.clone(),
-        memory.clone(),
-    )
-    .unwrap();
-    let engine = tokio::spawn(engine.run(shutdown.clone()));
 
-    let client = AgentsClient::new(
-        context.producer.clone(),
-        Inbox::new(memory.clone(), Duration::from_secs(3600)),
-        names::AGENT_MESSAGES,
-    );
     // Warm-up: the consumer joins its group (the embedded broker waits 3 s) and answers once.
-    let warm = new_request("bench", "wanderweave", "warm up", None, 0);
-    client.send(&warm).await.unwrap();
-    client
-        .wait(&warm.id, 1, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let (status, answer) = ask("warm up".into()).await;
+    assert_eq!(status, 200, "the warm-up is answered: {answer}");
 
     println!("# 1. agent message round trip, {messages} messages one after another");
+    let brain = stack.brain().await.unwrap();
+    let (registry, _) = stack.definitions().unwrap();
     let agent = registry.get("wanderweave").unwrap();
     let mut direct = Histogram::<u64>::new(3).unwrap();
     for i in 0..messages {
@@ -144,20 +120,10 @@ async fn main() {
     }
     let mut round_trip = Histogram::<u64>::new(3).unwrap();
     for i in 0..messages {
-        let message = new_request(
-            "bench",
-            "wanderweave",
-            &format!("Question {i}: a weekend in Lisbon?"),
-            None,
-            0,
-        );
         let started = Instant::now();
-        client.send(&message).await.unwrap();
-        let answers = client
-            .wait(&message.id, 1, Duration::from_secs(30))
-            .await
-            .unwrap();
-        assert_eq!(answers.len(), 1, "message {i} unanswered");
+        let (status, answer) = ask(format!("Question {i}: a weekend in Lisbon?")).await;
+        assert_eq!(status, 200, "message {i} unanswered: {answer}");
+        assert_eq!(answer["answers"].as_array().map(Vec::len), Some(1));
         round_trip
             .record(started.elapsed().as_micros() as u64)
             .unwrap();
@@ -168,7 +134,7 @@ async fn main() {
         ms(&direct, 0.99)
     );
     println!(
-        "through Kafka, worker and inbox:    p50 {:>7.2} ms   p99 {:>7.2} ms   (target p50 < 100 ms)",
+        "through HTTP, Kafka, worker, inbox: p50 {:>7.2} ms   p99 {:>7.2} ms   (target p50 < 100 ms)",
         ms(&round_trip, 0.5),
         ms(&round_trip, 0.99)
     );
@@ -176,26 +142,17 @@ async fn main() {
     println!(
         "\n# 2. {runs} research runs started at once (5 steps each: a fan-out of 3, a fan-in)"
     );
-    let store = RunStore::new(memory.clone(), Duration::from_secs(3600));
-    let runs_client = WorkflowsClient::new(
-        context.producer.clone(),
-        store.clone(),
-        workflows.clone(),
-        names::WORKFLOW_STEPS,
-    );
+    // Runs are watched in the memory they are recorded in, not through the API: the
+    // watching must not slow what it measures.
+    let store = RunStore::new(stack.memory().await.unwrap(), Duration::from_secs(3600));
     let started = Instant::now();
     let mut ids = Vec::with_capacity(runs);
     for i in 0..runs {
-        ids.push(
-            runs_client
-                .start(
-                    "research",
-                    &serde_json::json!({"question": format!("Question {i}?")}),
-                    "bench",
-                )
-                .await
-                .unwrap(),
-        );
+        let input = json!({"question": format!("Question {i}?")});
+        let url = format!("{url}/workflows/research/runs");
+        let (status, body) = post(&http, url, json!({ "input": input })).await;
+        assert_eq!(status, 202, "run {i} started: {body}");
+        ids.push(body["run_id"].as_str().unwrap().to_string());
     }
     let deadline = Duration::from_secs(120);
     let mut done = 0;
@@ -224,8 +181,7 @@ async fn main() {
     );
 
     shutdown.cancel();
-    let _ = agents.await;
-    let _ = engine.await;
+    node.await.unwrap().unwrap();
     println!();
     println!(
         "ratio round trip p50 / direct call p50:  {:>7.2}",

@@ -30,4 +30,4 @@ pub use client::{ClientError, WorkflowsClient};
 pub use engine::{Engine, WorkflowsService, start_record};
 pub use options::WorkflowsOptions;
 pub use routes::router;
-pub use state::{RunStatus, RunStore, RunView, StepStatus, StepView};
+pub use state::{RunState, RunStatus, RunStore, RunView, StepState, StepStatus, StepView};

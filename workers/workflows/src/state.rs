@@ -83,8 +83,8 @@ impl StepState {
     }
 }
 
-/// A run as the API and the CLI show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A run as the API and the CLI show it, and as a client of the API reads it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
     pub run_id: String,
     #[serde(flatten)]
@@ -93,7 +93,7 @@ pub struct RunView {
 }
 
 /// A step as the API and the CLI show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepView {
     pub id: String,
     pub depends_on: Vec<String>,
