@@ -5,4 +5,4 @@ pub mod fleet;
 pub mod node;
 
 pub use chatgptd_testkit::records::ticket;
-pub use chatgptd_testkit::runtime::{Running, test_options};
+pub use chatgptd_testkit::runtime::test_options;
