@@ -75,6 +75,21 @@ impl Recorded {
         }
     }
 
+    /// Every sample of `name`, as its labels (`key`, `value`): to check that no label holds
+    /// what must not be one (an id, error text).
+    pub fn labels_of(&self, name: &str) -> Vec<Vec<(String, String)>> {
+        self.samples
+            .iter()
+            .filter(|(key, _)| key.key().name() == name)
+            .map(|(key, _)| {
+                key.key()
+                    .labels()
+                    .map(|label| (label.key().to_string(), label.value().to_string()))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The values the histogram `name` with `labels` recorded; panics if there is none.
     pub fn histogram(&self, name: &str, labels: Labels<'_>) -> Vec<f64> {
         match self.find(name, labels) {

@@ -109,6 +109,8 @@ fn category_label<'a>(category: &'a str, categories: &[String]) -> &'a str {
 
 #[cfg(test)]
 mod tests {
+    use chatgptd_testkit::metrics::{Labels, record};
+
     use super::*;
 
     #[test]
@@ -135,10 +137,8 @@ mod tests {
 
     #[test]
     fn enriched_and_skipped_tickets_are_counted() {
-        let recorder = metrics_util::debugging::DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
         let categories = ["bug".to_string()];
-        metrics::with_local_recorder(&recorder, || {
+        let ((), recorded) = record(|| async {
             TicketEnriched {
                 source: "jira",
                 event_type: "jira:issue_created",
@@ -154,20 +154,19 @@ mod tests {
             }
             .emit();
         });
-        let keys: Vec<String> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(key, _, _, _)| format!("{:?}", key.key()))
-            .collect();
-        let all = keys.join("\n");
-        assert!(
-            all.contains(metric::ENRICHED) && all.contains("\"other\"") && !all.contains("made up"),
-            "{all}"
+        let enriched = [
+            ("source", "jira"),
+            ("event", "created"),
+            ("category", "other"),
+        ];
+        assert_eq!(
+            recorded.counter(metric::ENRICHED, Labels::Exactly(&enriched)),
+            1
         );
-        assert!(
-            all.contains(metric::SKIPPED) && all.contains("deleted"),
-            "{all}"
+        let skipped = [("source", "servicenow"), ("event", "deleted")];
+        assert_eq!(
+            recorded.counter(metric::SKIPPED, Labels::Exactly(&skipped)),
+            1
         );
     }
 }

@@ -129,6 +129,8 @@ impl StepAttempted<'_> {
 
 #[cfg(test)]
 mod tests {
+    use chatgptd_testkit::metrics::{Labels, record};
+
     use super::*;
 
     #[test]
@@ -141,9 +143,7 @@ mod tests {
 
     #[test]
     fn step_attempts_and_runs_are_counted_by_outcome() {
-        let recorder = metrics_util::debugging::DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        metrics::with_local_recorder(&recorder, || {
+        let ((), recorded) = record(|| async {
             for outcome in [
                 StepOutcome::Succeeded,
                 StepOutcome::Retried,
@@ -170,24 +170,21 @@ mod tests {
             }
             .emit();
         });
-        let keys: Vec<String> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(key, _, _, _)| format!("{:?}", key.key()))
-            .collect();
-        let all = keys.join("\n");
         for outcome in ["succeeded", "retried", "failed"] {
-            assert!(
-                keys.iter().any(|key| key.contains(metric::STEP_ATTEMPTS)
-                    && key.contains(&format!("\"{outcome}\""))),
-                "{outcome}: {all}"
-            );
+            let labels = [("outcome", outcome)];
+            let attempts = recorded.counter(metric::STEP_ATTEMPTS, Labels::Including(&labels));
+            assert_eq!(attempts, 1, "{outcome}");
         }
-        assert!(all.contains(metric::RUNS), "{all}");
-        assert!(
-            !all.contains("run-1") && !all.contains("timed out"),
-            "{all}"
-        );
+        let runs = recorded.labels_of(metric::RUNS);
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        // Ids and error text go to the log, never to labels.
+        for labels in [runs, recorded.labels_of(metric::STEP_ATTEMPTS)].concat() {
+            for (_, value) in &labels {
+                assert!(
+                    !value.contains("run-1") && !value.contains("timed out"),
+                    "{labels:?}"
+                );
+            }
+        }
     }
 }
