@@ -84,16 +84,7 @@ fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
 
 /// The octokit `issues.opened` example, from the shared fixtures or the ingest crate's copy.
 fn github_payload() -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixture = "github/issues.opened.octokit-webhooks.json";
-    let candidates = [
-        root.join("../shared/fixtures/webhooks").join(fixture),
-        root.join("workers/ingest/tests/fixtures").join(fixture),
-    ];
-    let bytes = candidates
-        .iter()
-        .find_map(|candidate| std::fs::read(candidate).ok())
-        .unwrap_or_else(|| panic!("{fixture} not found in {candidates:?}"));
+    let bytes = chatgptd_testkit::webhooks::fixture("github/issues.opened.octokit-webhooks.json");
     serde_json::from_slice(&bytes).expect("the fixture is JSON")
 }
 

@@ -481,7 +481,9 @@ async fn a_separate_ingest_worker_feeds_up_and_tail_shows_the_enriched_ticket() 
         async move { request.await.ok().map(|_| ()) }
     })
     .await;
-    let body = crate::tickets::fixture("jira/jira_issue_created.cloud.mattermost-plugin-jira.json");
+    let body = chatgptd_testkit::webhooks::fixture(
+        "jira/jira_issue_created.cloud.mattermost-plugin-jira.json",
+    );
     let signature = chatgptd_worker_ingest::signature::sign_hex(b"demo-secret", &body);
     let accepted = client
         .post(format!("{base}/webhooks/jira"))

@@ -14,7 +14,6 @@
 //! own beside ingest and enrich, as docker-compose deploys them, the two sharing a
 //! redis-server.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,13 +26,13 @@ use chatgptd_testkit::fake_trackers::{
 use chatgptd_testkit::kafka::{MockKafka, consume, header};
 use chatgptd_testkit::process::ServerProcess;
 use chatgptd_testkit::redis::RedisServer;
+use chatgptd_testkit::webhooks::{SECRET as WEBHOOK_SECRET, Webhook, fixture, signature_header};
 use chatgptd_testkit::{basic_auth, http_client, wait_until};
 use chatgptd_types::avro::{AvroRecord, Codec};
 use chatgptd_types::records::{EnrichedTicket, TicketEvent};
 use chatgptd_types::topics::names::{DEAD_LETTER, MEMORY_RECORDS, TICKET_EVENTS, TICKETS_ENRICHED};
 use chatgptd_types::trace::TraceContext;
 use chatgptd_worker_ingest::Source;
-use chatgptd_worker_ingest::signature::{sign_base64, sign_hex};
 use chatgptd_worker_ingest::source::route;
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
@@ -43,8 +42,6 @@ use crate::support::node::{self, Node};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Every source's webhook secret here (GitHub's documented test-vector secret).
-const WEBHOOK_SECRET: &str = "It's a Secret to Everybody";
 const MODEL_KEY: &str = "sk-e2e-fake-key";
 /// Every secret, under the name [`config_toml`] gives it: what a deployment's environment
 /// holds. The nodes get them as a map, `chatgptd up` as its environment.
@@ -167,95 +164,23 @@ async fn fakes() -> (FakeOpenAi, FakeTrackers) {
     (model.await, trackers)
 }
 
-/// A fixture's exact bytes: from `../shared/fixtures/webhooks`, else from the identical copy
-/// the ingest crate keeps in the repository.
-pub(crate) fn fixture(path: &str) -> Vec<u8> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        root.join("../shared/fixtures/webhooks").join(path),
-        root.join("workers/ingest/tests/fixtures").join(path),
-    ];
-    candidates
-        .iter()
-        .find_map(|candidate| std::fs::read(candidate).ok())
-        .unwrap_or_else(|| panic!("fixture {path} not found in {candidates:?}"))
+/// The fixture of `source`, signed as its sender signs it, with a `traceparent`.
+fn fixture_webhook(source: Source, delivery_id: &str) -> Webhook {
+    let path = match source {
+        Source::Jira => JIRA_FIXTURE,
+        Source::ServiceNow => SERVICENOW_FIXTURE,
+        Source::GitHub => GITHUB_FIXTURE,
+    };
+    webhook(source, fixture(path), delivery_id).with_header("traceparent", Some(TRACEPARENT))
 }
 
-/// A webhook as its sender posts it: body, delivery headers, signature.
-#[derive(Debug, Clone)]
-struct Webhook {
-    source: Source,
-    body: Vec<u8>,
-    headers: Vec<(&'static str, String)>,
-}
-
-impl Webhook {
-    /// The fixture of `source`, signed with [`WEBHOOK_SECRET`], with a `traceparent`.
-    fn fixture(source: Source, delivery_id: &str) -> Webhook {
-        let path = match source {
-            Source::Jira => JIRA_FIXTURE,
-            Source::ServiceNow => SERVICENOW_FIXTURE,
-            Source::GitHub => GITHUB_FIXTURE,
-        };
-        Webhook::new(source, fixture(path), delivery_id).with_header("traceparent", TRACEPARENT)
-    }
-
-    /// `body` from `source`, signed with [`WEBHOOK_SECRET`]. ServiceNow's delivery id comes
-    /// from the body (`sys_id:sys_updated_on`), so `delivery_id` is not sent for it.
-    fn new(source: Source, body: Vec<u8>, delivery_id: &str) -> Webhook {
-        let headers = match source {
-            Source::Jira => vec![("X-Atlassian-Webhook-Identifier", delivery_id.to_string())],
-            Source::ServiceNow => Vec::new(),
-            Source::GitHub => vec![
-                ("X-GitHub-Event", "issues".to_string()),
-                ("X-GitHub-Delivery", delivery_id.to_string()),
-            ],
-        };
-        let webhook = Webhook {
-            source,
-            body,
-            headers,
-        };
-        webhook.signed_with(WEBHOOK_SECRET)
-    }
-
-    /// The signature header as the sender computes it with `secret`: hex for Jira and GitHub,
-    /// base64 (`CertificateEncryption.generateMac`) for ServiceNow.
-    fn signed_with(self, secret: &str) -> Webhook {
-        let signature = match self.source {
-            Source::ServiceNow => sign_base64(secret.as_bytes(), &self.body),
-            Source::Jira | Source::GitHub => sign_hex(secret.as_bytes(), &self.body),
-        };
-        let name = signature_header(self.source);
-        self.without_header(name).with_header(name, &signature)
-    }
-
-    fn with_header(mut self, name: &'static str, value: &str) -> Webhook {
-        self.headers.push((name, value.to_string()));
-        self
-    }
-
-    fn without_header(mut self, name: &str) -> Webhook {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self
-    }
-
-    /// Posts it to `url`.
-    async fn post(&self, client: &reqwest::Client, url: &str) -> reqwest::Response {
-        let mut request = client.post(url).header("content-type", "application/json");
-        for (name, value) in &self.headers {
-            request = request.header(*name, value.as_str());
-        }
-        request.body(self.body.clone()).send().await.unwrap()
-    }
-}
-
-fn signature_header(source: Source) -> &'static str {
+/// `body` from `source` with its delivery headers (GitHub's event is `issues`), signed.
+/// ServiceNow's delivery id comes from the body, so `delivery_id` is not sent for it.
+fn webhook(source: Source, body: Vec<u8>, delivery_id: &str) -> Webhook {
     match source {
-        Source::Jira => "X-Hub-Signature",
-        // The gateway's default `ingest.servicenow.signature_header`.
-        Source::ServiceNow => "X-Signature",
-        Source::GitHub => "X-Hub-Signature-256",
+        Source::Jira => Webhook::jira(body, delivery_id),
+        Source::ServiceNow => Webhook::servicenow(body),
+        Source::GitHub => Webhook::github(body, "issues", delivery_id),
     }
 }
 
@@ -488,7 +413,7 @@ impl Pipeline {
     /// Sends the ServiceNow fixture and waits for its write-back: proof that the pipeline ran
     /// past whatever was sent before it.
     async fn send_sentinel(&self) {
-        let (status, answer) = self.send(&Webhook::fixture(Source::ServiceNow, "")).await;
+        let (status, answer) = self.send(&fixture_webhook(Source::ServiceNow, "")).await;
         assert_eq!(status, 202, "{answer}");
         let enriched = wait_until(WAIT, "the sentinel's enrichment", || async {
             let brokers = self.node.brokers();
@@ -647,7 +572,7 @@ fn assert_jira_write(calls: &[Call], delivered: &Delivered) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jira_webhook_becomes_an_internal_adf_comment_and_labels() {
     let e2e = Pipeline::start().await;
-    let webhook = Webhook::fixture(Source::Jira, "jira-delivery-1");
+    let webhook = fixture_webhook(Source::Jira, "jira-delivery-1");
     let delivered = e2e.deliver(&webhook).await;
 
     let event = &delivered.event;
@@ -669,7 +594,7 @@ async fn a_jira_webhook_becomes_an_internal_adf_comment_and_labels() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_servicenow_webhook_becomes_a_private_work_note_with_the_draft_reply() {
     let e2e = Pipeline::start().await;
-    let delivered = e2e.deliver(&Webhook::fixture(Source::ServiceNow, "")).await;
+    let delivered = e2e.deliver(&fixture_webhook(Source::ServiceNow, "")).await;
 
     let event = &delivered.event;
     assert_eq!(event.event_type, "incident.updated");
@@ -703,7 +628,7 @@ async fn a_servicenow_webhook_becomes_a_private_work_note_with_the_draft_reply()
 async fn a_github_webhook_becomes_a_public_comment_without_the_draft_and_labels() {
     let e2e = Pipeline::start().await;
     let delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
-    let webhook = Webhook::fixture(Source::GitHub, delivery);
+    let webhook = fixture_webhook(Source::GitHub, delivery);
     let delivered = e2e.deliver(&webhook).await;
 
     let event = &delivered.event;
@@ -741,11 +666,11 @@ async fn a_github_webhook_becomes_a_public_comment_without_the_draft_and_labels(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_webhook_is_a_duplicate_and_changes_nothing() {
     let e2e = Pipeline::start().await;
-    let webhook = Webhook::fixture(Source::Jira, "jira-delivery-2");
+    let webhook = fixture_webhook(Source::Jira, "jira-delivery-2");
     let delivered = e2e.deliver(&webhook).await;
 
     // Jira retries with the same identifier and counts its retries.
-    let retry = webhook.with_header("X-Atlassian-Webhook-Retry", "1");
+    let retry = webhook.with_header("X-Atlassian-Webhook-Retry", Some("1"));
     let (status, answer) = e2e.send(&retry).await;
     assert_eq!(status, 200, "{answer}");
     let event_id = &delivered.event.event_id;
@@ -764,20 +689,20 @@ async fn a_redelivered_webhook_is_a_duplicate_and_changes_nothing() {
 async fn a_bad_signature_is_refused_and_nothing_is_produced_or_posted() {
     let e2e = Pipeline::start().await;
     for source in Source::ALL {
-        let forged = Webhook::fixture(source, "forged-1").signed_with("not the secret");
+        let forged = fixture_webhook(source, "forged-1").signed_with("not the secret");
         let (status, answer) = e2e.send(&forged).await;
         assert_eq!(status, 401, "{source:?}: {answer}");
         assert_eq!(answer["error"], "unauthorized");
         assert_eq!(answer["detail"], "the signature does not match the body");
 
-        let unsigned = Webhook::fixture(source, "unsigned-1");
-        let unsigned = unsigned.without_header(signature_header(source));
+        let unsigned = fixture_webhook(source, "unsigned-1");
+        let unsigned = unsigned.with_header(signature_header(source), None);
         let (status, answer) = e2e.send(&unsigned).await;
         assert_eq!(status, 401, "{source:?}: {answer}");
         assert_eq!(answer["detail"], "the signature header is missing");
 
         // Signed over other bytes: one changed byte of the real payload.
-        let mut tampered = Webhook::fixture(source, "tampered-1");
+        let mut tampered = fixture_webhook(source, "tampered-1");
         *tampered.body.last_mut().unwrap() = b' ';
         assert_eq!(e2e.send(&tampered).await.0, 401, "{source:?}");
     }
@@ -803,19 +728,20 @@ async fn a_malformed_payload_gets_400_and_nothing_is_produced() {
     let cut = jira[..jira.len() / 2].to_vec();
     let number_only = br#"{"event": "incident.updated", "number": "INC0000046"}"#;
     let no_issue = br#"{"action": "opened"}"#;
-    let no_delivery = Webhook::fixture(Source::GitHub, "gh-2").without_header("X-GitHub-Delivery");
+    let no_delivery =
+        fixture_webhook(Source::GitHub, "gh-2").with_header("X-GitHub-Delivery", None);
     let cases = [
-        (Webhook::new(Source::Jira, cut, "cut-1"), "malformed_json"),
+        (webhook(Source::Jira, cut, "cut-1"), "malformed_json"),
         (
-            Webhook::new(Source::ServiceNow, b"[1, 2, 3]".into(), ""),
+            webhook(Source::ServiceNow, b"[1, 2, 3]".into(), ""),
             "invalid_payload",
         ),
         (
-            Webhook::new(Source::ServiceNow, number_only.into(), ""),
+            webhook(Source::ServiceNow, number_only.into(), ""),
             "missing_field",
         ),
         (
-            Webhook::new(Source::GitHub, no_issue.into(), "gh-1"),
+            webhook(Source::GitHub, no_issue.into(), "gh-1"),
             "missing_field",
         ),
         (no_delivery, "missing_header"),
@@ -846,7 +772,7 @@ async fn a_crash_between_posting_and_acknowledging_does_not_post_twice() {
     e2e.trackers.delay_next(Api::Jira, 1, held);
     // Labels to add, so there is a third call.
     e2e.model.push(model_answer());
-    let webhook = Webhook::fixture(Source::Jira, "jira-crash-1");
+    let webhook = fixture_webhook(Source::Jira, "jira-crash-1");
     let (status, answer) = e2e.send(&webhook).await;
     assert_eq!(status, 202, "{answer}");
     let post = format!("POST {JIRA_COMMENTS}");
@@ -890,7 +816,7 @@ async fn a_failed_label_call_after_the_comment_is_retried_without_a_second_comme
     e2e.trackers.delay_next(Api::GitHub, 2, Duration::ZERO);
     e2e.trackers.fail_next(Api::GitHub, 1, 502, None);
     e2e.model.push(model_answer());
-    let webhook = Webhook::fixture(Source::GitHub, "gh-retry-1");
+    let webhook = fixture_webhook(Source::GitHub, "gh-retry-1");
     let (status, answer) = e2e.send(&webhook).await;
     assert_eq!(status, 202, "{answer}");
     let enriched = decode(&e2e.records(TICKETS_ENRICHED, 1).await[0]);
@@ -939,10 +865,10 @@ async fn chatgptd_up_runs_the_pipeline_as_its_config_file_says() {
     let url = format!("{}{}", info.http, route(Source::GitHub));
 
     let client = http_client();
-    let forged = Webhook::fixture(Source::GitHub, "up-forged").signed_with("not the secret");
+    let forged = fixture_webhook(Source::GitHub, "up-forged").signed_with("not the secret");
     let refused = forged.post(&client, &url).await.status();
     assert_eq!(refused, 401, "the secret from secret_env is checked");
-    let webhook = Webhook::fixture(Source::GitHub, "up-delivery-1");
+    let webhook = fixture_webhook(Source::GitHub, "up-delivery-1");
     let accepted = webhook.post(&client, &url).await.status();
     assert_eq!(accepted, 202, "{}", up.log_tail());
 

@@ -26,6 +26,7 @@ pub mod runtime;
 pub mod sse;
 #[cfg(feature = "kafka")]
 pub mod tansu;
+pub mod webhooks;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

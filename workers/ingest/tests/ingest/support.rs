@@ -11,9 +11,8 @@ use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::TicketEvent;
 use chatgptd_types::topics::names;
-use chatgptd_worker_ingest::signature::{sign_base64, sign_hex};
 use chatgptd_worker_ingest::source::route;
-use chatgptd_worker_ingest::{Ingest, IngestOptions, Source};
+use chatgptd_worker_ingest::{Ingest, IngestOptions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientConfig, Message};
@@ -22,7 +21,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 /// Every source's signing secret in these tests.
-pub const SECRET: &str = "It's a Secret to Everybody";
+pub use chatgptd_testkit::webhooks::{SECRET, Webhook};
 /// The names [`signed`] options give the sources' signing secrets.
 pub const SECRET_NAMES: [&str; 3] = [
     "JIRA_WEBHOOK_SECRET",
@@ -263,63 +262,6 @@ impl Answer {
             .get("retry-after")
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse().ok())
-    }
-}
-
-/// A webhook to send: a body and the headers its sender would set, signed with [`SECRET`].
-#[derive(Debug, Clone)]
-pub struct Webhook {
-    pub source: Source,
-    pub body: Vec<u8>,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Webhook {
-    /// A Jira webhook with its delivery id, signed.
-    pub fn jira(body: Vec<u8>, delivery_id: &str) -> Webhook {
-        Webhook {
-            source: Source::Jira,
-            headers: vec![
-                ("X-Atlassian-Webhook-Identifier".into(), delivery_id.into()),
-                ("X-Hub-Signature".into(), sign_hex(SECRET.as_bytes(), &body)),
-            ],
-            body,
-        }
-    }
-
-    /// A GitHub webhook of `event` with its delivery id, signed.
-    pub fn github(body: Vec<u8>, event: &str, delivery_id: &str) -> Webhook {
-        Webhook {
-            source: Source::GitHub,
-            headers: vec![
-                ("X-GitHub-Event".into(), event.into()),
-                ("X-GitHub-Delivery".into(), delivery_id.into()),
-                (
-                    "X-Hub-Signature-256".into(),
-                    sign_hex(SECRET.as_bytes(), &body),
-                ),
-            ],
-            body,
-        }
-    }
-
-    /// A ServiceNow Business Rule webhook, signed in `X-Signature`.
-    pub fn servicenow(body: Vec<u8>) -> Webhook {
-        Webhook {
-            source: Source::ServiceNow,
-            headers: vec![("X-Signature".into(), sign_base64(SECRET.as_bytes(), &body))],
-            body,
-        }
-    }
-
-    /// The same webhook with a header replaced (or removed when `value` is `None`).
-    pub fn with_header(mut self, name: &str, value: Option<&str>) -> Webhook {
-        self.headers
-            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
-        if let Some(value) = value {
-            self.headers.push((name.to_string(), value.to_string()));
-        }
-        self
     }
 }
 
