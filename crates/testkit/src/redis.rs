@@ -98,6 +98,23 @@ impl RedisServer {
         }
     }
 
+    /// Makes the server require `password` from now on (`CONFIG SET requirepass`), as a
+    /// deployment's Redis does. A restart forgets it.
+    pub async fn require_password(&self, password: &str) {
+        let args = ["CONFIG", "SET", "requirepass", password];
+        let mut command = format!("*{}\r\n", args.len());
+        for arg in args {
+            command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connecting to redis-server");
+        stream.write_all(command.as_bytes()).await.unwrap();
+        let mut reply = [0u8; 5];
+        stream.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"+OK\r\n", "CONFIG SET requirepass");
+    }
+
     /// The server's output so far, for failure messages.
     pub fn log_tail(&self) -> String {
         self.process

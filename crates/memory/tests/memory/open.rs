@@ -55,15 +55,7 @@ async fn the_password_comes_from_the_named_secret() {
     let password = "s3cret-redis-pw";
     let secrets = Secrets::from_map([("CHATGPTD_TEST_REDIS_PASSWORD", password)]);
     let server = RedisServer::start().await;
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(password)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    server.require_password(password).await;
 
     let without = MemoryOptions {
         redis_url: server.url(),

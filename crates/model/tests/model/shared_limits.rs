@@ -123,15 +123,7 @@ async fn a_redis_outage_makes_calls_unavailable_until_it_is_back() {
 async fn the_shared_limiter_authenticates_with_the_password_from_the_secrets() {
     let redis = RedisServer::start().await;
     let password = "limits-redis-pw";
-    let admin = redis::Client::open(redis.url()).unwrap();
-    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(password)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    redis.require_password(password).await;
     let fake = FakeOpenAi::start().await;
     let options = ModelOptions {
         shared_limits_redis_password_env: "CHATGPTD_TEST_LIMITS_PASSWORD".to_string(),
