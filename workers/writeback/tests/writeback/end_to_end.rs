@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use chatgptd_runtime::Service;
 use chatgptd_runtime::dead_letter::header as dlq;
-use chatgptd_runtime::retry::Backoff;
-use chatgptd_runtime::{ConsumerOptions, Health, WorkerContext};
+use chatgptd_runtime::{Health, WorkerContext};
 use chatgptd_testkit::fake_trackers::Api;
 use chatgptd_testkit::kafka::{MockKafka, committed, consume, header, produce, producer};
 use chatgptd_testkit::{init_logging, unique, wait_until};
@@ -34,18 +33,7 @@ async fn writes_back_commits_and_dead_letters_a_ticket_that_is_gone() {
 
     let mut harness = Harness::start().await;
     let group = unique("writeback");
-    harness.options.consumer = ConsumerOptions {
-        group_id: group.clone(),
-        max_attempts: 3,
-        backoff: Backoff {
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(100),
-        },
-        process_timeout: Duration::from_secs(10),
-        drain_timeout: Duration::from_secs(4),
-        session_timeout: Duration::from_secs(6),
-        ..ConsumerOptions::default()
-    };
+    harness.options.consumer = chatgptd_testkit::runtime::test_options(&group);
 
     // In partition order: three writes, one ticket that is gone, a redelivery, a source
     // nobody writes to.
