@@ -1,6 +1,14 @@
 //! The roles a process can run. `chatgptd up` runs them all; `chatgptd worker <role>` runs
 //! one; replicas of a role share its consumer group and split its partitions.
 
+use chatgptd_runtime::Service;
+use chatgptd_worker_agents::AgentsService;
+use chatgptd_worker_enrich::EnrichService;
+use chatgptd_worker_indexer::IndexerService;
+use chatgptd_worker_ingest::Ingest;
+use chatgptd_worker_memory_writer::MemoryWriterService;
+use chatgptd_worker_workflows::WorkflowsService;
+use chatgptd_worker_writeback::WritebackService;
 use clap::ValueEnum;
 
 /// A worker a process can run.
@@ -36,16 +44,16 @@ impl Role {
         Role::Workflows,
     ];
 
-    /// The name used in logs, metrics and `chatgptd worker <name>`.
+    /// The name used in logs, metrics and `chatgptd worker <name>`: its worker's own.
     pub fn name(self) -> &'static str {
         match self {
-            Role::Ingest => "ingest",
-            Role::MemoryWriter => "memory-writer",
-            Role::Indexer => "indexer",
-            Role::Enrich => "enrich",
-            Role::Writeback => "writeback",
-            Role::Agents => "agents",
-            Role::Workflows => "workflows",
+            Role::Ingest => Ingest::NAME,
+            Role::MemoryWriter => MemoryWriterService::NAME,
+            Role::Indexer => IndexerService::NAME,
+            Role::Enrich => EnrichService::NAME,
+            Role::Writeback => WritebackService::NAME,
+            Role::Agents => AgentsService::NAME,
+            Role::Workflows => WorkflowsService::NAME,
         }
     }
 }
