@@ -8,11 +8,11 @@ use chatgptd_fleet::{AgentsClient, Inbox};
 use chatgptd_model::ProviderKind;
 use chatgptd_node::{Config, Role};
 use chatgptd_testkit::fake_openai::FakeOpenAi;
-use chatgptd_testkit::kafka::{MockKafka, committed, consume, produce, producer};
+use chatgptd_testkit::kafka::{MockKafka, consume, produce, producer};
 use chatgptd_testkit::{http_client, wait_until};
 use chatgptd_types::avro::{AvroRecord, Codec};
 use chatgptd_types::records::WorkflowStep;
-use chatgptd_types::topics::{TopicsFile, names};
+use chatgptd_types::topics::names;
 use chatgptd_worker_workflows::{RunStatus, RunView, StepState, StepStatus, WorkflowsOptions};
 use rdkafka::Message;
 use serde_json::{Value, json};
@@ -126,29 +126,16 @@ impl Fleet {
             self.kafka.brokers(),
             self.config.workflows.consumer.group_id.clone(),
         );
-        let partitions = TopicsFile::builtin()
-            .topics
-            .iter()
-            .find(|t| t.name == names::WORKFLOW_STEPS)
-            .unwrap()
-            .partitions;
         wait_until(WAIT, "the engine to commit the whole steps topic", || {
             let (brokers, group) = (brokers.clone(), group.clone());
-            let settled = tokio::task::spawn_blocking(move || {
-                use rdkafka::consumer::{BaseConsumer, Consumer};
-                let reader: BaseConsumer = rdkafka::ClientConfig::new()
-                    .set("bootstrap.servers", &brokers)
-                    .create()
-                    .unwrap();
-                let committed = committed(&brokers, &group, names::WORKFLOW_STEPS, partitions);
-                (0..partitions).all(|partition| {
-                    let (_, end) = reader
-                        .fetch_watermarks(names::WORKFLOW_STEPS, partition, Duration::from_secs(5))
-                        .unwrap();
-                    end == 0 || committed.get(&partition) == Some(&end)
-                })
-            });
-            async move { settled.await.unwrap().then_some(()) }
+            async move {
+                let ends = node::ends(&brokers, names::WORKFLOW_STEPS).await;
+                let committed = node::committed(&brokers, &group, names::WORKFLOW_STEPS).await;
+                let done = |(partition, end): (&i32, &i64)| {
+                    *end == 0 || committed.get(partition) == Some(end)
+                };
+                ends.iter().all(done).then_some(())
+            }
         })
         .await;
     }

@@ -145,17 +145,24 @@ fn partitions(client: &BaseConsumer, topic: &str) -> i32 {
     metadata.topics()[0].partitions().len() as i32
 }
 
-/// Records on `topic` at `brokers` so far: the sum of its partitions' high watermarks (exact
-/// at once for records whose producer has its acknowledgement).
-pub async fn count(brokers: &str, topic: &str) -> i64 {
+/// The end (high watermark) of each partition of `topic` at `brokers`.
+pub async fn ends(brokers: &str, topic: &str) -> HashMap<i32, i64> {
     let (brokers, topic) = (brokers.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
         let client = client(&brokers);
         let high = |partition| client.fetch_watermarks(&topic, partition, WAIT).unwrap().1;
-        (0..partitions(&client, &topic)).map(high).sum()
+        (0..partitions(&client, &topic))
+            .map(|partition| (partition, high(partition)))
+            .collect()
     })
     .await
     .unwrap()
+}
+
+/// Records on `topic` at `brokers` so far: the sum of its partitions' ends (exact at once
+/// for records whose producer has its acknowledgement).
+pub async fn count(brokers: &str, topic: &str) -> i64 {
+    ends(brokers, topic).await.values().sum()
 }
 
 /// Waits for `count` records on `topic` at `brokers` (read from the beginning) and returns
