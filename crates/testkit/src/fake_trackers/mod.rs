@@ -114,10 +114,21 @@ impl Call {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The query as `(name, value)` pairs, in order, for exact assertions.
+    pub fn query_pairs(&self) -> Vec<(&str, &str)> {
+        let pairs = self.query.iter();
+        pairs.map(|(n, v)| (n.as_str(), v.as_str())).collect()
+    }
+
     /// `"METHOD /path"`, for compact assertions on call sequences.
     pub fn line(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
+}
+
+/// The `METHOD /path` line of each call, for assertions on a sequence.
+pub fn lines(calls: &[Call]) -> Vec<String> {
+    calls.iter().map(Call::line).collect()
 }
 
 /// What a scripted call gets.

@@ -92,13 +92,8 @@ async fn posts_an_internal_adf_comment_with_a_draft_reply_then_labels() {
                 .starts_with("chatgptd-writeback/")
         );
     }
-    let query: Vec<(&str, &str)> = calls[0]
-        .query
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     assert_eq!(
-        query,
+        calls[0].query_pairs(),
         vec![
             ("orderBy", "-created"),
             ("startAt", "0"),

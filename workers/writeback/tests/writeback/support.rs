@@ -19,6 +19,9 @@ use chatgptd_types::trace::TraceContext;
 use chatgptd_worker_writeback::{Writeback, WritebackOptions};
 use tempfile::TempDir;
 
+// The tests name it from here with the rest of their fixtures.
+pub use chatgptd_testkit::fake_trackers::lines;
+
 pub const PROMPT: &str = "triage-v3";
 pub const SYS_ID: &str = "a9e30c7dc61122760116894de7bcc7bd";
 pub const SUMMARY: &str = "The user cannot log in since resetting their password this morning.";
@@ -293,9 +296,4 @@ impl Memory for FlakyMemory {
     fn backend(&self) -> &'static str {
         "flaky"
     }
-}
-
-/// The calls to one API as `METHOD /path` lines.
-pub fn lines(calls: &[chatgptd_testkit::fake_trackers::Call]) -> Vec<String> {
-    calls.iter().map(|c| c.line()).collect()
 }
