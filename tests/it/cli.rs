@@ -6,17 +6,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use chatgptd_testkit::sse::Subscriber;
+use chatgptd_testkit::webhooks::{Webhook, fixture};
 use chatgptd_testkit::{http_client, wait_until};
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(60);
+use crate::support::chatgptd;
 
-fn chatgptd() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chatgptd"));
-    // The tests' own environment must not leak configuration in.
-    command.env_remove("CHATGPTD_CONFIG").env_remove("RUST_LOG");
-    command
-}
+const WAIT: Duration = Duration::from_secs(60);
 
 /// Runs a chatgptd tool against the `up` in `data_dir`.
 fn tool(data_dir: &Path, args: &[&str]) -> Output {
@@ -481,19 +477,12 @@ async fn a_separate_ingest_worker_feeds_up_and_tail_shows_the_enriched_ticket() 
         async move { request.await.ok().map(|_| ()) }
     })
     .await;
-    let body = chatgptd_testkit::webhooks::fixture(
-        "jira/jira_issue_created.cloud.mattermost-plugin-jira.json",
-    );
-    let signature = chatgptd_worker_ingest::signature::sign_hex(b"demo-secret", &body);
-    let accepted = client
-        .post(format!("{base}/webhooks/jira"))
-        .header("X-Atlassian-Webhook-Identifier", "separate-ingest-1")
-        .header("X-Hub-Signature", signature)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let body = fixture("jira/jira_issue_created.cloud.mattermost-plugin-jira.json");
+    // Signed with the secret the README sets, not the testkit's.
+    let webhook = Webhook::jira(body, "separate-ingest-1").signed_with("demo-secret");
+    let accepted = webhook
+        .post(&client, &format!("{base}/webhooks/jira"))
+        .await;
     assert_eq!(accepted.status(), 202);
 
     let tailed = tool(
