@@ -3,6 +3,7 @@
 
 pub mod fleet;
 pub mod node;
+pub mod pipeline;
 
 use std::process::Command;
 
