@@ -1,18 +1,30 @@
 //! The two declaration files every agent file refers to: the action catalogue
 //! (`agents/actions.yaml`) and the fleets (`agents/fleets.yaml`).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
-/// `agents/actions.yaml`: every action an agent may be allowed to take.
+use crate::policy::{PolicyOptions, RiskRule};
+
+/// The action whose call is the model's final answer: never offered as a tool.
+pub const REPLY: &str = "reply";
+
+/// `agents/actions.yaml`: every action an agent may be allowed to take, and the policy
+/// that scores each call.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionsFile {
+    /// How calls are scored and decided; the defaults when absent.
+    #[serde(default)]
+    pub policy: PolicyOptions,
+
     /// The catalogue. An agent's `actions` may only name actions listed here.
     pub actions: Vec<ActionSpec>,
 }
 
 /// One catalogued action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionSpec {
     /// The action's id, `snake_case`, as agents list it and as a model's tool call names it,
@@ -33,6 +45,24 @@ pub struct ActionSpec {
     /// `medium` action as well, whatever this says.
     #[serde(default)]
     pub approval: bool,
+
+    /// How long a request for approval of this action waits for a person before it
+    /// expires; unset means the policy's `default_approval_expiry`.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub approval_expiry: Option<Duration>,
+
+    /// The JSON Schema of the action's arguments: an object schema with
+    /// `additionalProperties: false` and its required arguments in `required`. It is the
+    /// tool's `parameters` for the model, and what a call's arguments are checked against.
+    pub parameters: serde_json::Value,
+
+    /// What in a call's arguments raises its risk score, e.g. an amount over a limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RiskRule>,
 }
 
 /// How much harm a wrong use of an action can do.

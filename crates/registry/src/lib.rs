@@ -1,8 +1,10 @@
 //! The agent registry and the workflow definitions: the files in `agents/` and
 //! `workflows/`, loaded, validated and described.
 //!
-//! - [`Registry`]: agents, their fleets and the action catalogue; which actions need
-//!   approval ([`Registry::decide`]).
+//! - [`Registry`]: agents, their fleets and the action catalogue, with each action's
+//!   argument schema and risk rules.
+//! - [`policy`]: the decision, risk score and reasons for one call of an action
+//!   ([`Registry::assess`]), and the tools an agent is offered ([`Registry::tools_for`]).
 //! - [`Workflows`] / [`WorkflowSpec`]: steps wired by `depends_on`, the graph helpers the
 //!   engine schedules with, triggers.
 //! - [`template`]: step input templates (`{{ input.topic }}`, `{{ steps.plan.output }}`).
@@ -17,6 +19,7 @@
 pub mod agent;
 pub mod catalogue;
 pub mod check;
+pub mod policy;
 pub mod registry;
 pub mod status;
 pub mod template;
@@ -28,9 +31,10 @@ mod names;
 mod source;
 
 pub use agent::{AgentSpec, AgentState, LimitOptions, ModelSpec, Tier};
-pub use catalogue::{ActionSpec, FleetSpec, FleetSummary, Risk};
+pub use catalogue::{ActionSpec, FleetSpec, FleetSummary, REPLY, Risk};
 pub use check::{Report, check, check_dirs};
 pub use error::{Error, Problem};
+pub use policy::{Assessment, PolicyOptions};
 pub use registry::{ActionDecision, Registry};
 pub use status::{AgentStatus, status_of};
 pub use template::render;

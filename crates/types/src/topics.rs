@@ -16,6 +16,12 @@ pub mod names {
     pub const TICKETS_ENRICHED: &str = "tickets.enriched";
     /// AgentMessages between agents, users and workflows.
     pub const AGENT_MESSAGES: &str = "agents.messages";
+    /// ActionAudits: every call of an action by an agent, and what became of it.
+    pub const AGENT_AUDIT: &str = "agents.audit";
+    /// ApprovalRequests and their outcomes.
+    pub const AGENT_APPROVALS: &str = "agents.approvals";
+    /// Escalations to the on-duty humans.
+    pub const AGENT_ESCALATIONS: &str = "agents.escalations";
     /// WorkflowSteps to execute.
     pub const WORKFLOW_STEPS: &str = "workflows.steps";
     /// MemoryRecords for the memory writer and the indexer.
@@ -172,6 +178,9 @@ mod tests {
             names::TICKET_EVENTS,
             names::TICKETS_ENRICHED,
             names::AGENT_MESSAGES,
+            names::AGENT_AUDIT,
+            names::AGENT_APPROVALS,
+            names::AGENT_ESCALATIONS,
             names::WORKFLOW_STEPS,
             names::MEMORY_RECORDS,
         ] {

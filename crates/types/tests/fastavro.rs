@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use chatgptd_types::avro::{AvroRecord, Codec};
-use chatgptd_types::records::examples::{enriched, ticket};
-use chatgptd_types::records::{EnrichedTicket, TicketEvent};
+use chatgptd_types::records::examples::{
+    action_audit, approval_request, enriched, escalation, ticket,
+};
+use chatgptd_types::records::{
+    ActionAudit, ApprovalRequest, EnrichedTicket, Escalation, TicketEvent,
+};
 use serde_json::{Value, json};
 
 fn workspace_root() -> PathBuf {
@@ -79,44 +83,83 @@ fn fastavro_computes_the_fingerprints_we_write() {
     assert_eq!(theirs[TicketEvent::SCHEMA_NAME], "cccfa141feaccc60");
 }
 
+/// One example of every record type that is not only part of another, with its schema
+/// name, as the Python side reads and writes records.
+fn examples() -> Vec<Value> {
+    let example = |name: &str, record: Value| json!({"schema": name, "record": record});
+    vec![
+        example(
+            TicketEvent::SCHEMA_NAME,
+            serde_json::to_value(ticket()).unwrap(),
+        ),
+        example(
+            EnrichedTicket::SCHEMA_NAME,
+            serde_json::to_value(enriched()).unwrap(),
+        ),
+        example(
+            ActionAudit::SCHEMA_NAME,
+            serde_json::to_value(action_audit()).unwrap(),
+        ),
+        example(
+            ApprovalRequest::SCHEMA_NAME,
+            serde_json::to_value(approval_request()).unwrap(),
+        ),
+        example(
+            Escalation::SCHEMA_NAME,
+            serde_json::to_value(escalation()).unwrap(),
+        ),
+    ]
+}
+
+/// Our encoding of each of [`examples`], in the same order.
+fn encoded(codec: &Codec) -> Vec<Vec<u8>> {
+    vec![
+        codec.encode(&ticket()).unwrap(),
+        codec.encode(&enriched()).unwrap(),
+        codec.encode(&action_audit()).unwrap(),
+        codec.encode(&approval_request()).unwrap(),
+        codec.encode(&escalation()).unwrap(),
+    ]
+}
+
 #[test]
 fn fastavro_reads_what_we_write() {
     let codec = Codec::builtin();
-    let framed = [
-        hex::encode(codec.encode(&ticket()).unwrap()),
-        hex::encode(codec.encode(&enriched()).unwrap()),
-    ];
+    let framed: Vec<String> = encoded(&codec).iter().map(hex::encode).collect();
     let reply = fastavro(json!({ "read": framed }));
-    assert_eq!(
-        reply["read"],
-        json!([
-            {"schema": TicketEvent::SCHEMA_NAME, "record": serde_json::to_value(ticket()).unwrap()},
-            {"schema": EnrichedTicket::SCHEMA_NAME, "record": serde_json::to_value(enriched()).unwrap()},
-        ])
-    );
+    assert_eq!(reply["read"], Value::Array(examples()));
 }
 
 #[test]
 fn we_read_what_fastavro_writes() {
     let codec = Codec::builtin();
-    let reply = fastavro(json!({ "write": [
-        {"schema": TicketEvent::SCHEMA_NAME, "record": serde_json::to_value(ticket()).unwrap()},
-        {"schema": EnrichedTicket::SCHEMA_NAME, "record": serde_json::to_value(enriched()).unwrap()},
-    ]}));
+    let reply = fastavro(json!({ "write": examples() }));
     let written: Vec<Vec<u8>> = reply["write"]
         .as_array()
         .unwrap()
         .iter()
         .map(|framed| hex::decode(framed.as_str().unwrap()).unwrap())
         .collect();
-    assert_eq!(written.len(), 2);
+    assert_eq!(written.len(), 5);
     assert_eq!(codec.decode::<TicketEvent>(&written[0]).unwrap(), ticket());
     assert_eq!(
         codec.decode::<EnrichedTicket>(&written[1]).unwrap(),
         enriched()
     );
+    assert_eq!(
+        codec.decode::<ActionAudit>(&written[2]).unwrap(),
+        action_audit()
+    );
+    assert_eq!(
+        codec.decode::<ApprovalRequest>(&written[3]).unwrap(),
+        approval_request()
+    );
+    assert_eq!(
+        codec.decode::<Escalation>(&written[4]).unwrap(),
+        escalation()
+    );
     // Byte for byte what we write: same header, same body.
-    assert_eq!(written[0], codec.encode(&ticket()).unwrap());
+    assert_eq!(written, encoded(&codec));
 }
 
 #[test]

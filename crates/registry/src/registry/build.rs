@@ -8,6 +8,7 @@ use crate::Problem;
 use crate::agent::{AgentSpec, AgentsFile, Tier};
 use crate::catalogue::{ActionSpec, ActionsFile, FleetSpec, FleetsFile, Risk};
 use crate::names::{is_kebab_case, is_snake_case};
+use crate::policy::{self, PolicyOptions};
 use crate::source::Source;
 
 /// The catalogue file's name.
@@ -20,8 +21,14 @@ pub(crate) const FLEETS_FILE: &str = "fleets.yaml";
 pub(crate) fn build(sources: &[Source]) -> (Registry, Vec<Problem>) {
     let mut problems = Vec::new();
 
-    let actions = declaration::<ActionsFile>(sources, ACTIONS_FILE, &mut problems)
-        .map(|(source, file)| check_actions(&source.path, file.actions, &mut problems));
+    let (actions, policy) = match declaration::<ActionsFile>(sources, ACTIONS_FILE, &mut problems) {
+        Some((source, file)) => {
+            policy::check_policy(&source.path, &file.policy, &mut problems);
+            let actions = check_actions(&source.path, file.actions, &mut problems);
+            (Some(actions), file.policy)
+        }
+        None => (None, PolicyOptions::default()),
+    };
     let fleets = declaration::<FleetsFile>(sources, FLEETS_FILE, &mut problems)
         .map(|(source, file)| check_fleets(&source.path, file.fleets, &mut problems));
 
@@ -79,6 +86,7 @@ pub(crate) fn build(sources: &[Source]) -> (Registry, Vec<Problem>) {
     let registry = Registry {
         fleets,
         actions: actions.unwrap_or_default(),
+        policy,
         agents,
         warnings,
     };
@@ -141,6 +149,7 @@ fn check_actions(
             problem("declared twice".into());
             continue;
         }
+        policy::check_action(path, &item, &action, problems);
         kept.push(action);
     }
     kept

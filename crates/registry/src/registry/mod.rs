@@ -12,8 +12,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::agent::{AgentSpec, Tier};
-use crate::catalogue::{ActionSpec, FleetSpec, FleetSummary, Risk};
+use crate::agent::AgentSpec;
+use crate::catalogue::{ActionSpec, FleetSpec, FleetSummary};
+use crate::policy::PolicyOptions;
 use crate::{Error, Problem, builtin, source};
 
 pub(crate) use build::build;
@@ -26,6 +27,8 @@ pub struct Registry {
     fleets: Vec<FleetSpec>,
     /// The action catalogue, in file order.
     actions: Vec<ActionSpec>,
+    /// How calls of the actions are scored and decided.
+    policy: PolicyOptions,
     /// Every agent, sorted by id (lookups binary-search it).
     agents: Vec<AgentSpec>,
     /// Findings that do not stop loading.
@@ -41,7 +44,8 @@ pub enum ActionDecision {
     Allowed,
     /// Hold it until a person approves.
     NeedsApproval,
-    /// Refuse it: the agent does not hold the action, or the agent or action is unknown.
+    /// Refuse it: the agent or action is unknown, the agent is disabled or does not hold
+    /// the action, or the call's risk score reaches the policy's `refuse_at`.
     Refused,
 }
 
@@ -143,22 +147,22 @@ impl Registry {
             .collect()
     }
 
-    /// What to do when `agent` asks to take `action`. The rule: refused unless the agent
-    /// holds the action; then approval is needed when the catalogue says so, or when the
-    /// agent is experimental and the action's risk is `medium` or more; otherwise allowed.
+    /// What to do when `agent` asks to take `action`, before its arguments are known:
+    /// [`Registry::assess`] with none, so no rule applies (rules only add to the score, so
+    /// a call's decision is never laxer than this). Refused for an unknown agent.
     pub fn decide(&self, agent: &str, action: &str) -> ActionDecision {
-        let (Some(agent), Some(action)) = (self.get(agent), self.action(action)) else {
-            return ActionDecision::Refused;
-        };
-        if !agent.permits(&action.id) {
-            return ActionDecision::Refused;
+        match self.get(agent) {
+            Some(agent) => {
+                self.assess(agent, action, &serde_json::Value::Null)
+                    .decision
+            }
+            None => ActionDecision::Refused,
         }
-        let experimental_gate = agent.tier == Tier::Experimental && action.risk >= Risk::Medium;
-        if action.approval || experimental_gate {
-            ActionDecision::NeedsApproval
-        } else {
-            ActionDecision::Allowed
-        }
+    }
+
+    /// How calls of the actions are scored and decided (`policy:` in `actions.yaml`).
+    pub fn policy(&self) -> &PolicyOptions {
+        &self.policy
     }
 
     /// Whether `agent` taking `action` must wait for a person's approval. Fails closed:

@@ -1,7 +1,8 @@
 use std::path::Path;
 
 use super::*;
-use crate::agent::AgentState;
+use crate::agent::{AgentState, Tier};
+use crate::catalogue::Risk;
 
 /// The built-in personas named in the issue, with the fleet each belongs to.
 const PERSONAS: &[(&str, &str)] = &[
@@ -207,9 +208,9 @@ fn agents_serialize_for_the_api() {
 
 const ACTIONS: &str = "
 actions:
-  - {id: reply, description: Answer., risk: low}
-  - {id: create_ticket, description: Open a ticket., risk: medium}
-  - {id: modify_access, description: Change access., risk: high, approval: true}
+  - {id: reply, description: Answer., risk: low, parameters: {type: object, properties: {}, additionalProperties: false}}
+  - {id: create_ticket, description: Open a ticket., risk: medium, parameters: {type: object, properties: {}, additionalProperties: false}}
+  - {id: modify_access, description: Change access., risk: high, approval: true, parameters: {type: object, properties: {}, additionalProperties: false}}
 ";
 
 const FLEETS_YAML: &str = "
@@ -391,10 +392,10 @@ fn empty_prompts_and_bad_model_settings_are_problems_all_reported() {
 fn catalogue_rules() {
     let actions = "
 actions:
-  - {id: reply, description: Answer., risk: low}
-  - {id: reply, description: Again., risk: low}
-  - {id: nuke, description: Irreversible., risk: high}
-  - {id: Bad-Id, description: '', risk: low}
+  - {id: reply, description: Answer., risk: low, parameters: {type: object, properties: {}, additionalProperties: false}}
+  - {id: reply, description: Again., risk: low, parameters: {type: object, properties: {}, additionalProperties: false}}
+  - {id: nuke, description: Irreversible., risk: high, parameters: {type: object, properties: {}, additionalProperties: false}}
+  - {id: Bad-Id, description: '', risk: low, parameters: {type: object, properties: {}, additionalProperties: false}}
 ";
     let file = format!("fleet: Atlas\nagents:{}", agent_yaml("scout", ""));
     let problems = load_fixture(&[("actions.yaml", actions), ("atlas.yaml", &file)]);

@@ -42,6 +42,18 @@ const BUILTIN_CURRENT: &[(&str, &str)] = &[
         "dead_letter.avsc",
         include_str!("../../../../schemas/dead_letter.avsc"),
     ),
+    (
+        "action_audit.avsc",
+        include_str!("../../../../schemas/action_audit.avsc"),
+    ),
+    (
+        "approval_request.avsc",
+        include_str!("../../../../schemas/approval_request.avsc"),
+    ),
+    (
+        "escalation.avsc",
+        include_str!("../../../../schemas/escalation.avsc"),
+    ),
 ];
 
 /// Earlier versions (`schemas/history/*.avsc`): still readable, never written.
@@ -389,7 +401,7 @@ mod tests {
     fn every_version_is_listed_once_and_only_logical_types_change_the_fingerprint() {
         let store = SchemaStore::builtin().unwrap();
         let versions: Vec<_> = store.all_versions().collect();
-        assert_eq!(versions.len(), 8, "7 current schemas and ticket_event.v1");
+        assert_eq!(versions.len(), 11, "10 current schemas and ticket_event.v1");
         for version in versions {
             let has_logical_type = serde_json::to_string(&version.schema)
                 .unwrap()

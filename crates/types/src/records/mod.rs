@@ -1,6 +1,7 @@
 //! One Rust struct per Avro record type in `schemas/`. Field docs live in the `.avsc` files;
 //! the tests below check that every struct encodes with, and decodes from, its schema.
 
+mod action;
 mod agent;
 mod dead_letter;
 pub mod examples;
@@ -8,6 +9,7 @@ mod memory;
 mod ticket;
 mod workflow;
 
+pub use action::{ActionAudit, ApprovalRequest, ApprovalState, AuditEvent, Escalation, action_id};
 pub use agent::AgentMessage;
 pub use dead_letter::DeadLetter;
 pub use memory::MemoryRecord;

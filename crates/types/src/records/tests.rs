@@ -4,7 +4,7 @@ use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde_bytes::ByteBuf;
 
-use super::examples::{enriched, provenance, ticket};
+use super::examples::{action_audit, approval_request, enriched, escalation, provenance, ticket};
 use super::*;
 use crate::Error;
 use crate::avro::{AvroRecord, Codec, SchemaStore};
@@ -20,6 +20,9 @@ fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(value: T) {
 fn every_record_type_round_trips() {
     round_trip(ticket());
     round_trip(enriched());
+    round_trip(action_audit());
+    round_trip(approval_request());
+    round_trip(escalation());
     round_trip(AgentMessage {
         id: "m1".into(),
         conversation_id: "c1".into(),
@@ -244,5 +247,40 @@ fn dead_letter_bytes_print_as_text_or_hex() {
 fn store_from_the_repository_directory_matches_builtin() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
     let store = SchemaStore::from_dir(&dir).unwrap();
-    assert_eq!(store.current_schemas().len(), 7);
+    let names = |store: &SchemaStore| -> Vec<String> {
+        store
+            .current_schemas()
+            .iter()
+            .map(|schema| schema.name.clone())
+            .collect()
+    };
+    assert_eq!(names(&store), names(&SchemaStore::builtin().unwrap()));
+    assert_eq!(store.current_schemas().len(), 10);
+}
+
+/// `chatgptd tail` prints records through `decode_json`: a timestamp inside a union (the
+/// approval's `decided_at_ms`) must come out as the same number as a plain one.
+#[test]
+fn nullable_timestamps_print_as_numbers() {
+    let codec = Codec::builtin();
+    let approval = approval_request();
+    let (name, json) = codec
+        .decode_json(&codec.encode(&approval).unwrap())
+        .unwrap();
+    assert_eq!(name, ApprovalRequest::SCHEMA_NAME);
+    assert_eq!(json, serde_json::to_value(&approval).unwrap());
+
+    let pending = ApprovalRequest {
+        state: "pending".into(),
+        decided_by: None,
+        decision_reason: None,
+        decided_at_ms: None,
+        ..approval
+    };
+    let (_, json) = codec.decode_json(&codec.encode(&pending).unwrap()).unwrap();
+    assert_eq!(json["decided_at_ms"], serde_json::Value::Null);
+    let bytes = codec
+        .encode_json(ApprovalRequest::SCHEMA_NAME, &json)
+        .unwrap();
+    assert_eq!(codec.decode::<ApprovalRequest>(&bytes).unwrap(), pending);
 }
