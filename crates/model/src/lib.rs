@@ -42,6 +42,7 @@ mod request;
 mod resolve;
 pub mod retry;
 mod tokens;
+mod tool;
 mod validate;
 
 pub use chatgptd_types::{Classify, ErrorKind};
@@ -52,8 +53,9 @@ pub use options::{
     LimitOptions, MaxTokensParameter, ModelOptions, Price, ProviderKind, RetryOptions,
 };
 pub use prompt::{Prompt, PromptError};
-pub use request::{ChatMessage, ChatReply, ChatRequest, ResponseSchema, Role, Usage};
-pub use tokens::estimate_prompt_tokens;
+pub use request::{ChatMessage, ChatReply, ChatRequest, FinishReason, ResponseSchema, Role, Usage};
+pub use tokens::{estimate_prompt_tokens, estimate_request_tokens, estimate_tools_tokens};
+pub use tool::{Tool, ToolCall, ToolChoice};
 
 /// Installs rustls' ring crypto provider for the process, once. reqwest is built without a
 /// provider of its own, so a client cannot be built before this runs; [`ModelClient::new`]

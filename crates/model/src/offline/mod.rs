@@ -18,6 +18,7 @@ mod text;
 use sha2::{Digest, Sha256};
 
 use crate::request::{ChatRequest, Role};
+use crate::tool::ToolCall;
 pub use text::Analysis;
 
 /// The provider name in provenance.
@@ -29,7 +30,10 @@ pub const MODEL: &str = "offline-1";
 /// The offline model's answer to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OfflineAnswer {
+    /// Empty when the answer is tool calls.
     pub content: String,
+    /// The calls of offered tools the request asks for.
+    pub tool_calls: Vec<ToolCall>,
     /// A stable id derived from the request, so logs can correlate repeated answers.
     pub request_id: String,
 }
@@ -53,6 +57,7 @@ pub fn answer(request: &ChatRequest) -> OfflineAnswer {
     let digest = hex::encode(hasher.finalize());
     OfflineAnswer {
         content,
+        tool_calls: Vec::new(),
         request_id: format!("offline-{}", &digest[..16]),
     }
 }
