@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use chatgptd_memory::{Memory, SqliteMemory};
 use chatgptd_model::{
-    ChatMessage, ChatRequest, FinishReason, ModelClient, ModelOptions, Tool, ToolChoice,
+    ChatMessage, ChatRequest, FinishReason, ModelClient, ModelOptions, ProviderKind, Tool,
+    ToolChoice, estimate_request_tokens,
 };
 use chatgptd_testkit::fake_openai::{FakeOpenAi, Scripted};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::fixture::{client, options, secrets, triage_schema};
+use crate::fixture::{client, no_secrets, options, secrets, triage_schema};
 
 fn search_memory() -> Tool {
     Tool {
@@ -271,4 +272,47 @@ async fn each_turn_of_a_tool_loop_is_cached_once() {
     forced.tool_choice = Some(ToolChoice::Required);
     assert!(!client.chat(&forced).await.unwrap().provenance.cached);
     assert_eq!(fake.request_count(), 4);
+}
+
+#[tokio::test]
+async fn the_offline_model_calls_tools_and_reads_their_results() {
+    let options = ModelOptions {
+        provider: ProviderKind::Offline,
+        ..ModelOptions::default()
+    };
+    let client = ModelClient::new(&options, None, &no_secrets())
+        .await
+        .unwrap();
+    let mut request = asking("Search memory for rail passes in Portugal.");
+
+    let first = client.chat(&request).await.unwrap();
+
+    assert_eq!(first.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(first.tool_calls.len(), 1);
+    let call = first.tool_calls[0].clone();
+    assert_eq!(call.name, "search_memory");
+    let arguments: Value = search_memory().check_arguments(&call.arguments).unwrap();
+    assert_eq!(arguments, json!({"query": "rail passes in Portugal"}));
+    assert_eq!(
+        client.chat(&request).await.unwrap().tool_calls,
+        vec![call.clone()]
+    );
+    // The tool definitions are part of the prompt, as the limiter reserves it.
+    let bare = ChatRequest::new("agent-v1", request.messages.clone());
+    assert_eq!(first.usage.prompt, estimate_request_tokens(&request));
+    assert!(first.usage.prompt > estimate_request_tokens(&bare));
+
+    request
+        .messages
+        .push(ChatMessage::assistant_calls("", vec![call.clone()]));
+    request.messages.push(ChatMessage::tool(
+        call.id,
+        "Interrail Portugal pass, 3 days",
+    ));
+    let done = client.chat(&request).await.unwrap();
+    assert_eq!(done.finish_reason, FinishReason::Stop);
+    assert_eq!(
+        done.content,
+        "Done. search_memory: Interrail Portugal pass, 3 days"
+    );
 }
