@@ -17,11 +17,15 @@ use sha2::{Digest, Sha256};
 use crate::error::Error;
 use crate::metric;
 use crate::request::{ChatMessage, ChatReply};
+use crate::tool::{Tool, ToolChoice};
 
 /// The memory key prefix of cached replies.
 const KEY_PREFIX: &str = "modelcache:";
 
-/// Everything that determines a reply.
+/// Everything that determines a reply. The tool fields are left out when unset, so requests
+/// without tools keep the keys they had before tools existed. Tool calls and results are
+/// part of `messages`: each turn of a tool loop has its own key, and a redelivered message
+/// replays the turns it already paid for.
 #[derive(Serialize)]
 pub struct CacheKeyParts<'a> {
     /// The endpoint: two servers may serve different models under one name.
@@ -35,6 +39,12 @@ pub struct CacheKeyParts<'a> {
     pub schema_name: Option<&'a str>,
     pub schema: Option<&'a serde_json::Value>,
     pub schema_strict: Option<bool>,
+    #[serde(skip_serializing_if = "<[Tool]>::is_empty")]
+    pub tools: &'a [Tool],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<&'a ToolChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
 }
 
 impl CacheKeyParts<'_> {
@@ -159,6 +169,9 @@ mod tests {
             serde_json::from_str(r#"{"properties": {"b": {}, "a": {}}, "type": "object"}"#)
                 .unwrap();
         let parts = |version, schema| CacheKeyParts {
+            tools: &[],
+            tool_choice: None,
+            parallel_tool_calls: None,
             endpoint: "http://x/v1",
             model: "m",
             prompt_version: version,
@@ -174,5 +187,43 @@ mod tests {
         assert!(key.starts_with("modelcache:") && key.len() == 11 + 64);
         assert_eq!(key, parts("v1", &schema_two).key());
         assert_ne!(key, parts("v2", &schema_one).key());
+    }
+
+    #[test]
+    fn keys_without_tools_are_those_from_before_tools() {
+        let messages = [ChatMessage::user("hello")];
+        let parts = CacheKeyParts {
+            endpoint: "http://x/v1",
+            model: "m",
+            prompt_version: "v1",
+            messages: &messages,
+            temperature: None,
+            max_completion_tokens: 100,
+            seed: None,
+            schema_name: None,
+            schema: None,
+            schema_strict: None,
+            tools: &[],
+            tool_choice: None,
+            parallel_tool_calls: None,
+        };
+        // The key this request had before tools existed (computed independently, in Python:
+        // sha256 of the sorted, compact JSON): cached replies stay reachable.
+        assert_eq!(
+            parts.key(),
+            "modelcache:54b5ccbb84f6785ca0d96326eacc0874bfdc2a89ae6923c4dfbc1f45a8d004f5"
+        );
+        let tools = [Tool::new("f", "", json!({"type": "object"}))];
+        let with_tools = CacheKeyParts {
+            tools: &tools,
+            ..parts
+        };
+        assert_ne!(with_tools.key(), parts.key());
+        let forced = ToolChoice::Function("f".into());
+        let chosen = CacheKeyParts {
+            tool_choice: Some(&forced),
+            ..with_tools
+        };
+        assert_ne!(chosen.key(), with_tools.key());
     }
 }

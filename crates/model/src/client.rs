@@ -12,12 +12,13 @@ use crate::limiter::Limiters;
 use crate::metric;
 use crate::offline;
 use crate::openai::OpenAiProvider;
-use crate::openai::wire::{JsonSchemaFormat, ResponseFormat, WireRequest};
+use crate::openai::wire::{JsonSchemaFormat, ResponseFormat, WireRequest, WireTool};
 use crate::options::{MaxTokensParameter, ModelOptions};
-use crate::request::{ChatMessage, ChatReply, ChatRequest, Usage};
+use crate::request::{ChatMessage, ChatReply, ChatRequest, FinishReason, Usage};
 use crate::resolve::{Resolved, resolve};
 use crate::retry::Backoff;
-use crate::tokens::{estimate_prompt_tokens, estimate_text_tokens};
+use crate::tokens::{estimate_prompt_tokens, estimate_text_tokens, estimate_tools_tokens};
+use crate::tool::ToolCall;
 use crate::validate::{Validators, parse_and_validate};
 
 /// Calls models. Cheap to clone: clones share limiters, connections and caches.
@@ -46,6 +47,7 @@ pub(crate) enum Provider {
 struct Completion {
     content: String,
     refusal: Option<String>,
+    tool_calls: Vec<ToolCall>,
     finish_reason: String,
     usage: Usage,
     request_id: Option<String>,
@@ -173,9 +175,23 @@ impl ModelClient {
             match completion.finish_reason.as_str() {
                 "length" => return Err(Error::Length),
                 "content_filter" => return Err(Error::ContentFilter),
+                "tool_calls" if completion.tool_calls.is_empty() => {
+                    return Err(Error::Malformed(
+                        "finish_reason tool_calls without any tool call".into(),
+                    ));
+                }
                 _ => {}
             }
+            // Calls are an answer of their own, empty content included: the schema is for
+            // the text answer that comes after their results.
+            let calls = !completion.tool_calls.is_empty();
+            let finish_reason = if calls {
+                FinishReason::ToolCalls
+            } else {
+                FinishReason::from(completion.finish_reason.as_str())
+            };
             let json = match &validator {
+                _ if calls => None,
                 None => None,
                 Some(validator) => match parse_and_validate(validator, &completion.content) {
                     Ok(json) => Some(json),
@@ -212,6 +228,8 @@ impl ModelClient {
                 json,
                 usage,
                 system_fingerprint: completion.system_fingerprint,
+                tool_calls: completion.tool_calls,
+                finish_reason,
             };
             if let (Some(cache), Some(key)) = (cache, &cache_key) {
                 cache.put(key, &reply).await;
@@ -233,7 +251,7 @@ impl ModelClient {
             Provider::Offline => return Ok(offline_completion(messages, request)),
         };
         let body = self.wire_request(model, messages, request, max_completion);
-        let reserved = estimate_prompt_tokens(messages) + u64::from(max_completion);
+        let reserved = prompt_estimate(messages, request) + u64::from(max_completion);
         let limiter = self.inner.limiters.for_model(model);
         let served = call::send_with_retries(
             provider,
@@ -247,10 +265,11 @@ impl ModelClient {
         let usage = call::usage_of(&served);
         call::account(model, &usage, self.inner.options.prices.get(model));
         let response = served.response;
-        let Some(choice) = response.choices.into_iter().next() else {
+        let Some(mut choice) = response.choices.into_iter().next() else {
             return Err(Error::Malformed("a chat completion without choices".into()));
         };
         Ok(Completion {
+            tool_calls: choice.message.tool_calls(),
             content: choice.message.content.unwrap_or_default(),
             refusal: choice.message.refusal,
             finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".to_string()),
@@ -272,9 +291,10 @@ impl ModelClient {
             MaxTokensParameter::MaxCompletionTokens => (Some(max_completion), None),
             MaxTokensParameter::MaxTokens => (None, Some(max_completion)),
         };
+        let tools = &request.tools;
         WireRequest {
             model,
-            messages,
+            messages: messages.iter().map(Into::into).collect(),
             temperature: request.temperature,
             max_completion_tokens,
             max_tokens,
@@ -290,6 +310,9 @@ impl ModelClient {
                         strict: schema.strict,
                     },
                 }),
+            tools: tools.iter().map(WireTool::from).collect(),
+            tool_choice: request.tool_choice.as_ref().filter(|_| !tools.is_empty()),
+            parallel_tool_calls: request.parallel_tool_calls.filter(|_| !tools.is_empty()),
         }
     }
 
@@ -321,6 +344,9 @@ impl ModelClient {
             schema_name: schema.map(|s| s.name.as_str()),
             schema: schema.map(|s| &s.schema),
             schema_strict: schema.map(|s| s.strict),
+            tools: &request.tools,
+            tool_choice: request.tool_choice.as_ref(),
+            parallel_tool_calls: request.parallel_tool_calls,
         }
         .key()
     }
@@ -333,6 +359,11 @@ fn provider_name(provider: &Provider) -> &'static str {
     }
 }
 
+/// The prompt of `messages` (a request's, or with repairs) and the tools `request` offers.
+fn prompt_estimate(messages: &[ChatMessage], request: &ChatRequest) -> u64 {
+    estimate_prompt_tokens(messages) + estimate_tools_tokens(&request.tools)
+}
+
 /// The offline model's completion, with estimated usage.
 fn offline_completion(messages: &[ChatMessage], request: &ChatRequest) -> Completion {
     let request = ChatRequest {
@@ -340,12 +371,23 @@ fn offline_completion(messages: &[ChatMessage], request: &ChatRequest) -> Comple
         ..request.clone()
     };
     let answer = offline::answer(&request);
-    let prompt = estimate_prompt_tokens(messages);
-    let completion = estimate_text_tokens(&answer.content);
+    let prompt = prompt_estimate(messages, &request);
+    let completion = estimate_text_tokens(&answer.content)
+        + answer
+            .tool_calls
+            .iter()
+            .map(|call| estimate_text_tokens(&call.arguments))
+            .sum::<u64>();
+    let finish_reason = if answer.tool_calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
     Completion {
         content: answer.content,
         refusal: None,
-        finish_reason: "stop".to_string(),
+        tool_calls: answer.tool_calls,
+        finish_reason: finish_reason.to_string(),
         usage: Usage {
             prompt,
             completion,

@@ -24,6 +24,15 @@ pub enum Error {
     #[error("the reply did not match the schema after {attempts} attempts: {detail}")]
     InvalidOutput { attempts: u32, detail: String },
 
+    /// A model kept calling a tool with arguments that do not match its schema, after every
+    /// repair the caller's tool loop allowed (the model is told what is wrong each time).
+    #[error("the arguments of tool {tool} were invalid after {attempts} attempts: {detail}")]
+    ToolArguments {
+        tool: String,
+        attempts: u32,
+        detail: String,
+    },
+
     /// The account's quota or credit is spent (429 `insufficient_quota`); not retried.
     #[error("the provider's quota is exhausted: {0}")]
     InsufficientQuota(String),
@@ -77,6 +86,7 @@ impl Classify for Error {
             Error::Length => "model_length",
             Error::ContentFilter => "model_content_filter",
             Error::InvalidOutput { .. } => "model_invalid_output",
+            Error::ToolArguments { .. } => "model_tool_arguments",
             Error::InsufficientQuota(_) => "model_quota",
             Error::RateLimited { .. } => "model_rate_limited",
             Error::Http4xx { .. } => "model_http_4xx",
@@ -93,8 +103,8 @@ impl Classify for Error {
 
     /// What a worker should do with the record:
     ///
-    /// - `Permanent`: refusal, `length`, content filter, invalid output after repairs, other
-    ///   4xx, configuration. The same prompt gets the same answer: dead-letter it.
+    /// - `Permanent`: refusal, `length`, content filter, invalid output or tool arguments after
+    ///   repairs, other 4xx, configuration. The same prompt gets the same answer: dead-letter it.
     /// - `Retryable`: 5xx after the client's own retries, timeout, malformed reply. The
     ///   provider is struggling; the worker's bounded retries may get through.
     /// - `Unavailable`: a rate limit (429), refused connection, `insufficient_quota`, the
@@ -107,6 +117,7 @@ impl Classify for Error {
             | Error::Length
             | Error::ContentFilter
             | Error::InvalidOutput { .. }
+            | Error::ToolArguments { .. }
             | Error::Http4xx { .. }
             | Error::Config(_) => ErrorKind::Permanent,
             Error::ServerError { .. } | Error::Timeout { .. } | Error::Malformed(_) => {
@@ -183,6 +194,13 @@ mod tests {
     #[test]
     fn content_problems_are_permanent_and_provider_trouble_retries() {
         assert_eq!(Error::Length.kind(), ErrorKind::Permanent);
+        let arguments = Error::ToolArguments {
+            tool: "search_memory".into(),
+            attempts: 3,
+            detail: "at /: \"query\" is a required property".into(),
+        };
+        assert_eq!(arguments.kind(), ErrorKind::Permanent);
+        assert_eq!(arguments.class(), "model_tool_arguments");
         assert_eq!(Error::Refusal("no".into()).class(), "model_refusal");
         let server = Error::ServerError {
             status: 503,

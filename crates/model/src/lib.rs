@@ -18,6 +18,17 @@
 //! 5. reply checks: refusal, `length`, `content_filter`, and schema validation with a bounded
 //!    number of repair attempts.
 //!
+//! Tools (function calling): a request may offer [`Tool`]s (a name, a description, a JSON
+//! schema of the arguments) with a [`ToolChoice`]; the reply then carries the model's
+//! [`ToolCall`]s (`finish_reason` [`FinishReason::ToolCalls`], often with empty content) instead
+//! of an answer, and is not held to the response schema. The caller checks each call's
+//! arguments ([`Tool::check_arguments`], whose error is written for the model to read), runs
+//! it, and asks again with the assistant turn ([`ChatMessage::assistant_calls`]) and a
+//! [`ChatMessage::tool`] result per call: each turn of that loop is one cached call, so a
+//! redelivered message replays the turns already paid for. Tool definitions and calls count
+//! in the token estimate; the offline model calls a tool when the user's words ask for one
+//! ([`offline::phrases`]).
+//!
 //! Errors say what a worker should do with the record ([`Classify::kind`]). Time spent
 //! waiting on the limiter or a provider's `retry-after` is reported as waiting
 //! (`chatgptd_types::waiting`), which a record's processing timeout does not count.
@@ -42,6 +53,7 @@ mod request;
 mod resolve;
 pub mod retry;
 mod tokens;
+mod tool;
 mod validate;
 
 pub use chatgptd_types::{Classify, ErrorKind};
@@ -52,8 +64,9 @@ pub use options::{
     LimitOptions, MaxTokensParameter, ModelOptions, Price, ProviderKind, RetryOptions,
 };
 pub use prompt::{Prompt, PromptError};
-pub use request::{ChatMessage, ChatReply, ChatRequest, ResponseSchema, Role, Usage};
-pub use tokens::estimate_prompt_tokens;
+pub use request::{ChatMessage, ChatReply, ChatRequest, FinishReason, ResponseSchema, Role, Usage};
+pub use tokens::{estimate_prompt_tokens, estimate_request_tokens, estimate_tools_tokens};
+pub use tool::{Tool, ToolCall, ToolChoice};
 
 /// Installs rustls' ring crypto provider for the process, once. reqwest is built without a
 /// provider of its own, so a client cannot be built before this runs; [`ModelClient::new`]

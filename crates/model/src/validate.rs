@@ -40,7 +40,7 @@ impl Validators {
             return Ok(validator.clone());
         }
         let validator = jsonschema::validator_for(schema)
-            .map_err(|err| Error::Config(format!("invalid response schema: {err}")))?;
+            .map_err(|err| Error::Config(format!("invalid JSON schema: {err}")))?;
         let validator = Arc::new(validator);
         compiled.insert(key, validator.clone());
         Ok(validator)
@@ -55,8 +55,14 @@ pub fn parse_and_validate(
 ) -> Result<serde_json::Value, String> {
     let json: serde_json::Value = serde_json::from_str(strip_code_fence(content))
         .map_err(|err| format!("the reply is not valid JSON: {err}"))?;
+    explain(validator, &json).map(|()| json)
+}
+
+/// What is wrong with `json`: at most [`MAX_ERRORS`] problems with where they are, in at
+/// most [`MAX_DETAIL`] characters, so a model can be told without flooding its context.
+pub fn explain(validator: &Validator, json: &serde_json::Value) -> Result<(), String> {
     let problems: Vec<String> = validator
-        .iter_errors(&json)
+        .iter_errors(json)
         .take(MAX_ERRORS)
         .map(|error| {
             let path = error.instance_path().to_string();
@@ -69,7 +75,7 @@ pub fn parse_and_validate(
         })
         .collect();
     if problems.is_empty() {
-        return Ok(json);
+        return Ok(());
     }
     let detail = problems.join("; ");
     Err(detail.chars().take(MAX_DETAIL).collect())

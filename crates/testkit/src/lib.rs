@@ -4,7 +4,8 @@
 //!   offsets through rdkafka.
 //! - [`tansu`]: a real Kafka-protocol broker process (tansu) on a free port.
 //! - [`redis`]: a real `redis-server` on a free port, which can be stopped and restarted.
-//! - [`fake_openai`]: an OpenAI-compatible server that behaves like the real one.
+//! - [`fake_openai`]: an OpenAI-compatible server that behaves like the real one, with
+//!   scripted failures and answers (text or tool calls).
 //! - [`fake_trackers`]: fake Jira, ServiceNow and GitHub REST APIs.
 //! - [`runtime`]: a processor made of a closure, the tests' consumer options, a runtime
 //!   spawned in the test, and the process's metrics.

@@ -10,14 +10,21 @@
 //!   top keywords; booleans: false; objects: recursively, every declared property.
 //!
 //! Without a schema it answers with a short templated text quoting the question.
+//!
+//! Offered tools, it calls one when the user's message asks for it in words it knows
+//! ("search memory for ...", "ask <agent>: ...", [`phrases`] has the table), and once the
+//! results come back it answers with what they said.
 
 mod lexicon;
+pub mod phrases;
 mod schema;
 mod text;
+mod tools;
 
 use sha2::{Digest, Sha256};
 
 use crate::request::{ChatRequest, Role};
+use crate::tool::ToolCall;
 pub use text::Analysis;
 
 /// The provider name in provenance.
@@ -29,7 +36,10 @@ pub const MODEL: &str = "offline-1";
 /// The offline model's answer to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OfflineAnswer {
+    /// Empty when the answer is tool calls.
     pub content: String,
+    /// The calls of offered tools the request asks for.
+    pub tool_calls: Vec<ToolCall>,
     /// A stable id derived from the request, so logs can correlate repeated answers.
     pub request_id: String,
 }
@@ -38,12 +48,14 @@ pub struct OfflineAnswer {
 pub fn answer(request: &ChatRequest) -> OfflineAnswer {
     let question = question(request);
     let analysis = Analysis::of(question);
+    let tool_calls = tools::calls(request);
     let content = match &request.response_schema {
+        _ if !tool_calls.is_empty() => String::new(),
         Some(schema) => {
             let value = schema::generate(&schema.schema, &schema.schema, &schema.name, &analysis);
             value.to_string()
         }
-        None => free_text(request, question),
+        None => tools::summary(&request.messages).unwrap_or_else(|| free_text(request, question)),
     };
     let mut hasher = Sha256::new();
     for message in &request.messages {
@@ -53,6 +65,7 @@ pub fn answer(request: &ChatRequest) -> OfflineAnswer {
     let digest = hex::encode(hasher.finalize());
     OfflineAnswer {
         content,
+        tool_calls,
         request_id: format!("offline-{}", &digest[..16]),
     }
 }

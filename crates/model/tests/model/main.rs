@@ -9,3 +9,4 @@ mod replies;
 mod retries;
 mod shared_limits;
 mod telemetry;
+mod tools;
