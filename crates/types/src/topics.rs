@@ -22,6 +22,8 @@ pub mod names {
     pub const MEMORY_RECORDS: &str = "memory.records";
     /// DeadLetters from every worker.
     pub const DEAD_LETTER: &str = "chatgptd.deadletter";
+    /// TicketActions of agents, for the write-back worker to execute.
+    pub const TICKET_ACTIONS: &str = "tickets.actions";
 }
 
 /// The parsed `topics.yaml`.
@@ -174,6 +176,7 @@ mod tests {
             names::AGENT_MESSAGES,
             names::WORKFLOW_STEPS,
             names::MEMORY_RECORDS,
+            names::TICKET_ACTIONS,
         ] {
             assert!(topics.get(name).is_some(), "{name} is not declared");
         }

@@ -42,6 +42,10 @@ const BUILTIN_CURRENT: &[(&str, &str)] = &[
         "dead_letter.avsc",
         include_str!("../../../../schemas/dead_letter.avsc"),
     ),
+    (
+        "ticket_action.avsc",
+        include_str!("../../../../schemas/ticket_action.avsc"),
+    ),
 ];
 
 /// Earlier versions (`schemas/history/*.avsc`): still readable, never written.
@@ -320,6 +324,7 @@ mod tests {
             "chatgptd.DeadLetter",
             "chatgptd.EnrichedTicket",
             "chatgptd.MemoryRecord",
+            "chatgptd.TicketAction",
             "chatgptd.TicketEvent",
             "chatgptd.WorkflowStep",
         ] {
@@ -389,7 +394,7 @@ mod tests {
     fn every_version_is_listed_once_and_only_logical_types_change_the_fingerprint() {
         let store = SchemaStore::builtin().unwrap();
         let versions: Vec<_> = store.all_versions().collect();
-        assert_eq!(versions.len(), 8, "7 current schemas and ticket_event.v1");
+        assert_eq!(versions.len(), 9, "8 current schemas and ticket_event.v1");
         for version in versions {
             let has_logical_type = serde_json::to_string(&version.schema)
                 .unwrap()

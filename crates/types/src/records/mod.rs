@@ -6,12 +6,14 @@ mod dead_letter;
 pub mod examples;
 mod memory;
 mod ticket;
+mod ticket_action;
 mod workflow;
 
 pub use agent::AgentMessage;
 pub use dead_letter::DeadLetter;
 pub use memory::MemoryRecord;
 pub use ticket::{EnrichedTicket, Provenance, TicketEvent};
+pub use ticket_action::TicketAction;
 pub use workflow::WorkflowStep;
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde_bytes::ByteBuf;
 
-use super::examples::{enriched, provenance, ticket};
+use super::examples::{enriched, provenance, ticket, ticket_action};
 use super::*;
 use crate::Error;
 use crate::avro::{AvroRecord, Codec, SchemaStore};
@@ -20,6 +20,7 @@ fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(value: T) {
 fn every_record_type_round_trips() {
     round_trip(ticket());
     round_trip(enriched());
+    round_trip(ticket_action());
     round_trip(AgentMessage {
         id: "m1".into(),
         conversation_id: "c1".into(),
@@ -244,5 +245,5 @@ fn dead_letter_bytes_print_as_text_or_hex() {
 fn store_from_the_repository_directory_matches_builtin() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
     let store = SchemaStore::from_dir(&dir).unwrap();
-    assert_eq!(store.current_schemas().len(), 7);
+    assert_eq!(store.current_schemas().len(), 8);
 }
