@@ -218,6 +218,10 @@ impl Config {
             ("indexer.consumer", &self.indexer.consumer),
             ("enrich.consumer", &self.enrich.consumer),
             ("writeback.consumer", &self.writeback.consumer),
+            (
+                "writeback.actions_consumer",
+                &self.writeback.actions_consumer,
+            ),
             ("agents.consumer", &self.agents.consumer),
             ("workflows.consumer", &self.workflows.consumer),
             (

@@ -23,7 +23,8 @@ pub enum Role {
     Indexer,
     /// TicketEvents through the model into EnrichedTickets.
     Enrich,
-    /// EnrichedTickets back to Jira, ServiceNow and GitHub.
+    /// EnrichedTickets back to Jira, ServiceNow and GitHub, and agents' TicketActions on
+    /// them.
     Writeback,
     /// AgentMessages answered by the agents of the registry; serves /agents.
     Agents,

@@ -28,6 +28,8 @@ pub mod names {
     pub const MEMORY_RECORDS: &str = "memory.records";
     /// DeadLetters from every worker.
     pub const DEAD_LETTER: &str = "chatgptd.deadletter";
+    /// TicketActions of agents, for the write-back worker to execute.
+    pub const TICKET_ACTIONS: &str = "tickets.actions";
 }
 
 /// The parsed `topics.yaml`.
@@ -183,6 +185,7 @@ mod tests {
             names::AGENT_ESCALATIONS,
             names::WORKFLOW_STEPS,
             names::MEMORY_RECORDS,
+            names::TICKET_ACTIONS,
         ] {
             assert!(topics.get(name).is_some(), "{name} is not declared");
         }

@@ -8,10 +8,10 @@ use std::process::{Command, Stdio};
 
 use chatgptd_types::avro::{AvroRecord, Codec};
 use chatgptd_types::records::examples::{
-    action_audit, approval_request, enriched, escalation, ticket,
+    action_audit, approval_request, enriched, escalation, ticket, ticket_action,
 };
 use chatgptd_types::records::{
-    ActionAudit, ApprovalRequest, EnrichedTicket, Escalation, TicketEvent,
+    ActionAudit, ApprovalRequest, EnrichedTicket, Escalation, TicketAction, TicketEvent,
 };
 use serde_json::{Value, json};
 
@@ -174,4 +174,23 @@ fn a_body_behind_the_legacy_fingerprint_still_decodes() {
     framed[2..10].copy_from_slice(&stored.legacy_fingerprint);
     assert_eq!(hex::encode(&framed[2..10]), "f1b365819b281363");
     assert_eq!(codec.decode::<TicketEvent>(&framed).unwrap(), ticket());
+}
+
+/// The contract between the agent worker and the write-back: both directions, byte for byte.
+#[test]
+fn a_ticket_action_reads_and_writes_both_ways() {
+    let codec = Codec::builtin();
+    let action = ticket_action();
+    let ours = codec.encode(&action).unwrap();
+    let reply = fastavro(json!({
+        "read": [hex::encode(&ours)],
+        "write": [{"schema": TicketAction::SCHEMA_NAME, "record": serde_json::to_value(&action).unwrap()}],
+    }));
+    assert_eq!(
+        reply["read"],
+        json!([{"schema": TicketAction::SCHEMA_NAME, "record": serde_json::to_value(&action).unwrap()}])
+    );
+    let theirs = hex::decode(reply["write"][0].as_str().unwrap()).unwrap();
+    assert_eq!(codec.decode::<TicketAction>(&theirs).unwrap(), action);
+    assert_eq!(theirs, ours);
 }

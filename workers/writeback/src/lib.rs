@@ -62,8 +62,49 @@
 //! a forged webhook must not make the bot comment, with its token, wherever it names.
 //! ServiceNow writes to its one `instance_url` and needs no list.
 //!
+//!
+//! # Agents' ticket actions
+//!
+//! The role runs a second service, [`TicketActionsService`] (`ticket-actions`, consumer
+//! group `chatgptd-ticket-actions`), over `actions_topic` (`tickets.actions`): each
+//! [`TicketAction`] is an agent's call of `write_ticket_comment`, `create_ticket` or
+//! `update_ticket` that its policy allowed (or a person approved), produced by the agent
+//! worker, whose conversation waits for the answer. The same trackers, credentials and
+//! allow-lists as the write-back; the same error classes. Each action is executed once:
+//!
+//! 1. **Memory**: `ticket-action:<id>` holds the answer → the action was settled before;
+//!    send that answer again, call nothing.
+//! 2. **Look before acting**: a comment is looked for on the ticket, as the triage note is,
+//!    by its marker `chatgptd-action:<id>`; a created ticket by the marker in its
+//!    description (Jira's JQL `text ~`, GitHub's newest issues, ServiceNow's
+//!    `descriptionLIKE`). Found → an earlier try acted and did not get to step 4. An update
+//!    sets values, so doing it twice changes nothing, and it is not looked for.
+//! 3. **Act**: a comment (internal where the tracker has internal comments: Jira's internal
+//!    flag, ServiceNow's work notes; GitHub's are public), a new issue or incident (title,
+//!    description, priority, labels, assignee), or an update (priority, status, labels
+//!    added, assignee). What a tracker cannot take is skipped and said in the answer.
+//! 4. **Remember, then answer**: the answer is stored under the key (`done_ttl`), then
+//!    produced to `agents.messages`, keyed by the agent: an [`AgentMessage`] from
+//!    `writeback` to the record's `reply_to`, `correlation_id` = the action id (how the
+//!    waiting conversation finds it), `in_reply_to` = the record's `message_id`, kind `reply`
+//!    with what was done (`commented on jira:OPS-12 (comment 10021)`,
+//!    `created github:acme/app#57`, `updated servicenow:INC0010023: priority high`).
+//!
+//! An action that cannot be done for good is answered, never dropped and never said done:
+//! kind `refusal`, saying why (an invalid record, a target not on the allow-list, a source
+//! disabled or without its credential, a tracker's 4xx, a status no transition reaches). So
+//! is a retryable failure (5xx, timeouts) on the consumer's last try, which would otherwise
+//! dead-letter the record and leave the conversation waiting. A refusal is remembered like a
+//! result: the conversation was told, and a redelivery must not act after all. 401s, rate
+//! limits and an unreachable memory stall as in the write-back. The steps leave the same
+//! narrow gaps: two tries of one action running at once (see above), and Jira's search
+//! index, which lags a create by seconds.
+//!
 //! [`EnrichedTicket`]: chatgptd_types::records::EnrichedTicket
+//! [`TicketAction`]: chatgptd_types::records::TicketAction
+//! [`AgentMessage`]: chatgptd_types::records::AgentMessage
 
+mod actions;
 mod allow;
 mod error;
 mod github;
@@ -81,6 +122,7 @@ mod writeback;
 use chatgptd_runtime::{ConsumerRuntime, Service, WorkerContext};
 use tokio_util::sync::CancellationToken;
 
+pub use actions::TicketActions;
 pub use error::Error;
 pub use options::{GitHubOptions, JiraOptions, ServiceNowOptions, WritebackOptions};
 pub use telemetry::metric;
@@ -116,6 +158,43 @@ impl WritebackService {
 impl Service for WritebackService {
     type Error = chatgptd_runtime::Error;
     const NAME: &'static str = WORKER_NAME;
+
+    async fn run(self, shutdown: CancellationToken) -> Result<(), Self::Error> {
+        self.runtime.run(shutdown).await
+    }
+}
+
+/// The ticket actions' name: in logs and metrics, and their default consumer group
+/// (`chatgptd-ticket-actions`). The `writeback` role runs them beside the write-back.
+pub const ACTIONS_WORKER_NAME: &str = "ticket-actions";
+
+/// Agents' ticket actions: a [`TicketActions`] on its own consumer group over
+/// `options.actions_topic`.
+pub struct TicketActionsService {
+    runtime: ConsumerRuntime<TicketActions>,
+}
+
+impl TicketActionsService {
+    /// The service over `options.actions_topic`, executing through `actions`.
+    pub fn new(
+        options: &WritebackOptions,
+        context: &WorkerContext,
+        actions: TicketActions,
+    ) -> Result<Self, Error> {
+        let runtime = ConsumerRuntime::new(
+            ACTIONS_WORKER_NAME,
+            context,
+            options.actions_consumer.clone(),
+            vec![options.actions_topic.clone()],
+            actions,
+        )?;
+        Ok(TicketActionsService { runtime })
+    }
+}
+
+impl Service for TicketActionsService {
+    type Error = chatgptd_runtime::Error;
+    const NAME: &'static str = ACTIONS_WORKER_NAME;
 
     async fn run(self, shutdown: CancellationToken) -> Result<(), Self::Error> {
         self.runtime.run(shutdown).await

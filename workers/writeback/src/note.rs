@@ -22,23 +22,19 @@ impl Marker {
     /// `chatgptd:<source>:<ticket>:<prompt_version>`, with characters that would break a
     /// renderer's delimiters (`[`, `]`, `<`, `>`, whitespace) replaced by `_`.
     pub fn new(source: Source, ticket: &str, prompt_version: &str) -> Marker {
-        let clean = |text: &str| -> String {
-            text.chars()
-                .map(|c| {
-                    if c.is_whitespace() || "[]<>".contains(c) {
-                        '_'
-                    } else {
-                        c
-                    }
-                })
-                .collect()
-        };
         Marker(format!(
             "chatgptd:{}:{}:{}",
             source.as_str(),
-            clean(ticket),
-            clean(prompt_version)
+            clean(ticket, TRIAGE_UNSAFE),
+            clean(prompt_version, TRIAGE_UNSAFE)
         ))
+    }
+
+    /// `chatgptd-action:<id>`: the marker of an agent's ticket action. Its own prefix keeps
+    /// it from ever matching a triage note's; it is also searched for in Jira's JQL and
+    /// ServiceNow's encoded queries, so their quotes and separators are replaced too.
+    pub fn action(id: &str) -> Marker {
+        Marker(format!("chatgptd-action:{}", clean(id, "[]<>\"^\\")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -55,6 +51,23 @@ impl Marker {
     pub fn memory_key(&self) -> String {
         format!("writeback{}", self.0.trim_start_matches("chatgptd"))
     }
+}
+
+/// What a triage marker may not contain besides whitespace: its renderers' delimiters. (Fixed:
+/// a change would hide the comments posted before it from the look before posting.)
+const TRIAGE_UNSAFE: &str = "[]<>";
+
+/// `text` with whitespace and the `unsafe_chars` replaced by `_`.
+fn clean(text: &str, unsafe_chars: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_whitespace() || unsafe_chars.contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Whether the reply is a draft for people to send, or posted for the customer.
@@ -157,6 +170,8 @@ mod tests {
         assert_eq!(marker.memory_key(), "writeback:github:o/r#42:v3");
         let odd = Marker::new(Source::Jira, "10001", "v 1]");
         assert_eq!(odd.as_str(), "chatgptd:jira:10001:v_1_");
+        let action = Marker::action("act-1f\"^ <x>");
+        assert_eq!(action.bracketed(), "[chatgptd-action:act-1f____x_]");
     }
 
     #[test]

@@ -40,6 +40,18 @@ pub struct WritebackOptions {
     #[serde(with = "humantime_serde")]
     pub done_ttl: Duration,
 
+    /// The topic of agents' ticket actions (comment, create, update) to execute, each once;
+    /// the answers go to `agents.messages`. Run by the same `writeback` role, with the same
+    /// trackers, credentials and allow-lists.
+    pub actions_topic: String,
+
+    /// How the ticket actions are consumed: in their own consumer group
+    /// (`chatgptd-ticket-actions` unless `group_id` says otherwise), so a backlog of triage
+    /// notes never delays an agent waiting on its action. A retryable failure (5xx, timeout)
+    /// that lasts `max_attempts` tries is answered as a refusal, so the conversation is not
+    /// left waiting.
+    pub actions_consumer: ConsumerOptions,
+
     /// Jira Cloud (REST v3).
     pub jira: JiraOptions,
 
@@ -57,6 +69,8 @@ impl Default for WritebackOptions {
             consumer: ConsumerOptions::default(),
             request_timeout: Duration::from_secs(10),
             done_ttl: default_done_ttl(),
+            actions_topic: names::TICKET_ACTIONS.to_string(),
+            actions_consumer: ConsumerOptions::default(),
             jira: JiraOptions::default(),
             servicenow: ServiceNowOptions::default(),
             github: GitHubOptions::default(),
@@ -99,8 +113,13 @@ pub struct JiraOptions {
     /// dead-lettered (`target_not_allowed`) without calling Jira. Required when enabled.
     pub projects: Vec<String>,
 
-    /// Requests per second to this site, from this replica; 0 for no limit. Waiting for it
-    /// counts against `consumer.process_timeout`.
+    /// The issue type of the issues agents create (`create` actions): a name every listed
+    /// project's scheme has (Jira Service Management projects have no `Task` by default).
+    pub issue_type: String,
+
+    /// Requests per second to this site, from this replica and worker (the write-back and
+    /// the ticket actions each have their own); 0 for no limit. Waiting for it counts
+    /// against `consumer.process_timeout`.
     pub requests_per_second: u32,
 }
 
@@ -114,6 +133,7 @@ impl Default for JiraOptions {
             post_replies: false,
             add_labels: true,
             projects: Vec::new(),
+            issue_type: "Task".to_string(),
             requests_per_second: default_requests_per_second(),
         }
     }
@@ -143,8 +163,9 @@ pub struct ServiceNowOptions {
     /// When false (the default) the reply is a draft inside the private `work_notes` only.
     pub post_replies: bool,
 
-    /// Requests per second to this instance, from this replica; 0 for no limit. Waiting for
-    /// it counts against `consumer.process_timeout`.
+    /// Requests per second to this instance, from this replica and worker (the write-back
+    /// and the ticket actions each have their own); 0 for no limit. Waiting for it counts
+    /// against `consumer.process_timeout`.
     pub requests_per_second: u32,
 }
 
@@ -188,7 +209,8 @@ pub struct GitHubOptions {
     /// dead-lettered (`target_not_allowed`) without calling GitHub. Required when enabled.
     pub repositories: Vec<String>,
 
-    /// Requests per second to the API, from this replica; 0 for no limit. GitHub's
+    /// Requests per second to the API, from this replica and worker (the write-back and the
+    /// ticket actions each have their own); 0 for no limit. GitHub's
     /// secondary limits allow about 80 content-creating requests a minute; beyond them it
     /// answers 403 or 429 with `Retry-After`, which is honoured. Waiting for this limit
     /// counts against `consumer.process_timeout`.
@@ -240,6 +262,9 @@ impl WritebackOptions {
         if self.topic.trim().is_empty() {
             return config("topic must name a topic".into());
         }
+        if self.actions_topic.trim().is_empty() {
+            return config("actions_topic must name a topic".into());
+        }
         if self.request_timeout.is_zero() {
             return config("request_timeout must be longer than 0s".into());
         }
@@ -250,6 +275,9 @@ impl WritebackOptions {
             check_url("jira.base_url", &self.jira.base_url)?;
             if self.jira.email.trim().is_empty() {
                 return config("jira.email must name the API token's account".into());
+            }
+            if self.jira.issue_type.trim().is_empty() {
+                return config("jira.issue_type must name an issue type (e.g. Task)".into());
             }
             if AllowList::is_empty(&self.jira.projects) {
                 return config(
@@ -299,6 +327,7 @@ mod tests {
         let options = WritebackOptions::default();
         options.validate().unwrap();
         assert_eq!(options.topic, "tickets.enriched");
+        assert_eq!(options.actions_topic, "tickets.actions");
         assert!(!options.jira.enabled && !options.servicenow.enabled && !options.github.enabled);
         assert!(!options.jira.post_replies && !options.github.post_replies);
         assert_eq!(options.github.token_env, "GITHUB_TOKEN");

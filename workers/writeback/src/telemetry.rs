@@ -16,6 +16,13 @@ pub mod metric {
     /// `failed` the error class; `new` for `posted`.
     pub const WRITES: &str = "chatgptd_writeback_writes_total";
 
+    /// Agents' ticket actions by `source` (or `unknown`), `kind` (`comment`, `create`,
+    /// `update`, `unknown`), `outcome` (`done`, `found`, `answered_again`, `refused`,
+    /// `failed`) and `reason`: `new` for `done`; `tracker` for `found` (an earlier try's
+    /// effect found on the tracker); `memory` for `answered_again`; for `refused` and
+    /// `failed` the error class (`target_not_allowed`, `tracker_rejected`, `gave_up`, ...).
+    pub const ACTIONS: &str = "chatgptd_writeback_actions_total";
+
     /// HTTP requests to trackers, by `source` and `status` (`2xx`, `3xx`, `401`, `403`,
     /// `404`, `429`, `4xx`, `5xx`, `timeout`, `connect`, `error`).
     pub const TRACKER_REQUESTS: &str = "chatgptd_writeback_tracker_requests_total";
@@ -79,6 +86,84 @@ impl WriteFinished<'_> {
         metrics::counter!(
             metric::WRITES,
             "source" => source,
+            "outcome" => self.outcome.as_str(),
+            "reason" => reason
+        )
+        .increment(1);
+    }
+}
+
+/// How one try of an agent's ticket action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActionOutcome {
+    /// Executed by this try, and answered.
+    Done,
+    /// An earlier try's effect was on the tracker: not done again, answered.
+    Found,
+    /// Settled before: the stored answer sent again, no tracker call.
+    AnsweredAgain,
+    /// Cannot be done for good: answered with a refusal.
+    Refused,
+    /// The try failed; the runtime tries again.
+    Failed,
+}
+
+impl ActionOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            ActionOutcome::Done => "done",
+            ActionOutcome::Found => "found",
+            ActionOutcome::AnsweredAgain => "answered_again",
+            ActionOutcome::Refused => "refused",
+            ActionOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// A try of an agent's ticket action ended.
+#[derive(Debug)]
+pub(crate) struct ActionFinished<'a> {
+    pub source: &'static str,
+    pub kind: &'static str,
+    /// The action id, for the log only.
+    pub action: &'a str,
+    pub outcome: ActionOutcome,
+    pub reason: &'static str,
+}
+
+impl ActionFinished<'_> {
+    pub(crate) fn emit(&self) {
+        let (source, kind, action, reason) = (self.source, self.kind, self.action, self.reason);
+        match self.outcome {
+            ActionOutcome::Done => info!(source, kind, action, "ticket action done"),
+            ActionOutcome::Found => {
+                info!(
+                    source,
+                    kind, action, "ticket action found done by an earlier try"
+                )
+            }
+            ActionOutcome::AnsweredAgain => {
+                info!(
+                    source,
+                    kind, action, "ticket action settled before: answered again"
+                )
+            }
+            ActionOutcome::Refused => warn!(source, kind, action, reason, "ticket action refused"),
+            // The runtime logs the error itself, with its message and attempt.
+            ActionOutcome::Failed => {
+                debug!(
+                    source,
+                    kind,
+                    action,
+                    error_class = reason,
+                    "ticket action failed"
+                )
+            }
+        }
+        metrics::counter!(
+            metric::ACTIONS,
+            "source" => source,
+            "kind" => kind,
             "outcome" => self.outcome.as_str(),
             "reason" => reason
         )

@@ -5,7 +5,9 @@ use std::future::Future;
 use chatgptd_runtime::ProcessError;
 use chatgptd_types::records::EnrichedTicket;
 
+use crate::Error;
 use crate::note::{Marker, TriageNote};
+use crate::secret::Secret;
 use crate::source::Source;
 
 /// One tracker's API, for the write-back steps in `writeback.rs`.
@@ -69,4 +71,27 @@ pub(crate) fn invalid_ticket(source: Source, detail: impl std::fmt::Display) -> 
         "invalid_ticket",
         format!("{}: the record names no ticket: {detail}", source.as_str()),
     )
+}
+
+/// Whether a source can be written to.
+#[derive(Debug)]
+pub(crate) enum Destination<T> {
+    Disabled,
+    NoCredentials,
+    Ready(T),
+}
+
+impl<T> Destination<T> {
+    /// The tracker, built when its source is enabled and has its credential.
+    pub(crate) fn build(
+        enabled: bool,
+        secret: Option<&Secret>,
+        build: impl FnOnce(&Secret) -> Result<T, Error>,
+    ) -> Result<Self, Error> {
+        Ok(match (enabled, secret) {
+            (false, _) => Destination::Disabled,
+            (true, None) => Destination::NoCredentials,
+            (true, Some(secret)) => Destination::Ready(build(secret)?),
+        })
+    }
 }

@@ -19,7 +19,7 @@ use crate::secret::{Credentials, Secret};
 use crate::servicenow::ServiceNow;
 use crate::source::Source;
 use crate::telemetry::{Outcome, WriteFinished};
-use crate::tracker::Tracker;
+use crate::tracker::{Destination, Tracker};
 
 /// Writes enriched tickets back to their trackers, at most one comment per ticket and prompt
 /// version. Build with [`Writeback::new`].
@@ -30,14 +30,6 @@ pub struct Writeback {
     jira: Destination<Jira>,
     servicenow: Destination<ServiceNow>,
     github: Destination<GitHub>,
-}
-
-/// Whether a source's records can be written.
-#[derive(Debug)]
-enum Destination<T> {
-    Disabled,
-    NoCredentials,
-    Ready(T),
 }
 
 impl Writeback {
@@ -202,28 +194,21 @@ fn destination<T>(
     variable: &str,
     build: impl FnOnce(&Secret) -> Result<T, Error>,
 ) -> Result<Destination<T>, Error> {
+    let destination = Destination::build(enabled, secret, build)?;
     let source = source.as_str();
-    if !enabled {
-        info!(
+    match destination {
+        Destination::Disabled => info!(
             source,
             "write-back disabled: records from this source are skipped"
-        );
-        return Ok(Destination::Disabled);
+        ),
+        Destination::Ready(_) => info!(source, "write-back enabled"),
+        Destination::NoCredentials => warn!(
+            source,
+            variable,
+            "write-back enabled but its credential variable is unset: records from this source are skipped"
+        ),
     }
-    match secret {
-        Some(secret) => {
-            info!(source, "write-back enabled");
-            Ok(Destination::Ready(build(secret)?))
-        }
-        None => {
-            warn!(
-                source,
-                variable,
-                "write-back enabled but its credential variable is unset: records from this source are skipped"
-            );
-            Ok(Destination::NoCredentials)
-        }
-    }
+    Ok(destination)
 }
 
 fn finished(source: &'static str, ticket: &EnrichedTicket, outcome: Outcome, reason: &'static str) {

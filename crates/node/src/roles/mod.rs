@@ -42,18 +42,28 @@ impl Built {
     }
 }
 
-/// Builds `role` from what the process shares.
-async fn build(role: Role, stack: &Stack, shutdown: CancellationToken) -> anyhow::Result<Built> {
+/// Builds `role` from what the process shares: one worker, or (the write-back) two.
+async fn build(
+    role: Role,
+    stack: &Stack,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Vec<Built>> {
     let built = match role {
         Role::Ingest => Built::new(ingest::build(stack).await?, shutdown),
         Role::MemoryWriter => Built::new(memory_writer::build(stack).await?, shutdown),
         Role::Indexer => Built::new(indexer::build(stack)?, shutdown),
         Role::Enrich => Built::new(enrich::build(stack).await?, shutdown),
-        Role::Writeback => Built::new(writeback::build(stack).await?, shutdown),
+        Role::Writeback => {
+            let (writeback, actions) = writeback::build(stack).await?;
+            return Ok(vec![
+                Built::new(writeback, shutdown.clone()),
+                Built::new(actions, shutdown),
+            ]);
+        }
         Role::Agents => Built::new(agents::build(stack).await?, shutdown),
         Role::Workflows => Built::new(workflows::build(stack).await?, shutdown),
     };
-    Ok(built)
+    Ok(vec![built])
 }
 
 /// Runs `roles` and the HTTP API (their routes merged with the process's own) on
@@ -68,11 +78,13 @@ pub async fn run(
     let mut tasks: Vec<(&'static str, Task)> = Vec::new();
     let mut routes = Vec::new();
     for role in roles {
-        let built = build(*role, stack, shutdown.clone())
+        let workers = build(*role, stack, shutdown.clone())
             .await
             .with_context(|| format!("building the {} worker", role.name()))?;
-        tasks.push((built.name, built.task));
-        routes.push(built.routes);
+        for built in workers {
+            tasks.push((built.name, built.task));
+            routes.push(built.routes);
+        }
     }
     let router = crate::http::router(stack, shutdown.clone(), routes)?;
     let http_shutdown = shutdown.clone();

@@ -9,10 +9,30 @@ use super::{FakeTrackers, Request, Trackers, now_ms, utc};
 /// The GitHub token the fake accepts (`Authorization: Bearer` or `token`).
 pub const GITHUB_TOKEN: &str = "ghp_fake_token";
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct GitHubIssue {
     comments: Vec<Value>,
     labels: Vec<String>,
+    title: String,
+    body: String,
+    /// `open` or `closed`.
+    state: String,
+    assignees: Vec<String>,
+    created_at: String,
+}
+
+impl Default for GitHubIssue {
+    fn default() -> Self {
+        GitHubIssue {
+            comments: Vec::new(),
+            labels: Vec::new(),
+            title: String::new(),
+            body: String::new(),
+            state: "open".into(),
+            assignees: Vec::new(),
+            created_at: github_time(now_ms()),
+        }
+    }
 }
 
 // The GitHub half of `FakeTrackers`' test API: seeding tickets and reading back state.
@@ -52,6 +72,30 @@ impl FakeTrackers {
             .collect()
     }
 
+    /// A GitHub issue as `GET /repos/{owner}/{repo}/issues/{number}` returns it.
+    pub fn github_issue(&self, owner: &str, repo: &str, number: u64) -> Value {
+        let base = self.github_url();
+        let state = self.state();
+        let issue = state
+            .github
+            .get(&(owner.into(), repo.into(), number))
+            .expect("no such GitHub issue");
+        issue_json(&base, owner, repo, number, issue)
+    }
+
+    /// The numbers of a repository's issues, ascending.
+    pub fn github_issue_numbers(&self, owner: &str, repo: &str) -> Vec<u64> {
+        let state = self.state();
+        let mut numbers: Vec<u64> = state
+            .github
+            .keys()
+            .filter(|key| key.0 == owner && key.1 == repo)
+            .map(|key| key.2)
+            .collect();
+        numbers.sort_unstable();
+        numbers
+    }
+
     /// A GitHub issue's labels.
     pub fn github_labels(&self, owner: &str, repo: &str, number: u64) -> Vec<String> {
         let state = self.state();
@@ -65,8 +109,11 @@ impl FakeTrackers {
 
 pub(super) fn github(state: &mut Trackers, request: &Request<'_>) -> Response {
     let (method, segments) = (request.method.as_str(), request.segments);
-    let ["repos", owner, repo, "issues", number, tail] = segments else {
-        return github_error(StatusCode::NOT_FOUND, "Not Found");
+    let (owner, repo, number, tail) = match segments {
+        ["repos", owner, repo, "issues"] => return repository_issues(state, owner, repo, request),
+        ["repos", owner, repo, "issues", number] => (owner, repo, number, ""),
+        ["repos", owner, repo, "issues", number, tail] => (owner, repo, number, *tail),
+        _ => return github_error(StatusCode::NOT_FOUND, "Not Found"),
     };
     let Ok(number) = number.parse::<u64>() else {
         return github_error(StatusCode::NOT_FOUND, "Not Found");
@@ -76,7 +123,39 @@ pub(super) fn github(state: &mut Trackers, request: &Request<'_>) -> Response {
     let Some(issue) = state.github.get_mut(&key) else {
         return github_error(StatusCode::NOT_FOUND, "Not Found");
     };
-    match (method, *tail) {
+    let as_json = |issue: &GitHubIssue| issue_json(request.base, owner, repo, number, issue);
+    match (method, tail) {
+        ("GET", "") => (StatusCode::OK, axum::Json(as_json(issue))).into_response(),
+        ("PATCH", "") => {
+            let body = request.body;
+            if let Some(title) = body.get("title").and_then(Value::as_str) {
+                issue.title = title.to_string();
+            }
+            if let Some(text) = body.get("body").and_then(Value::as_str) {
+                issue.body = text.to_string();
+            }
+            if let Some(wanted) = body.get("state").and_then(Value::as_str) {
+                if !matches!(wanted, "open" | "closed") {
+                    return github_validation_failed("Issue", "state");
+                }
+                issue.state = wanted.to_string();
+            }
+            if let Some(labels) = body.get("labels") {
+                issue.labels = names(labels);
+            }
+            if let Some(assignees) = body.get("assignees") {
+                issue.assignees = names(assignees);
+            }
+            (StatusCode::OK, axum::Json(as_json(issue))).into_response()
+        }
+        ("POST", "assignees") => {
+            for login in names(&request.body["assignees"]) {
+                if !issue.assignees.contains(&login) {
+                    issue.assignees.push(login);
+                }
+            }
+            (StatusCode::CREATED, axum::Json(as_json(issue))).into_response()
+        }
         ("GET", "comments") => {
             let per_page: usize = request
                 .param("per_page")
@@ -150,6 +229,122 @@ pub(super) fn github(state: &mut Trackers, request: &Request<'_>) -> Response {
         }
         _ => github_error(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+/// `GET /repos/{owner}/{repo}/issues` (`state` open, closed or all; `sort=created`;
+/// `direction`; `per_page`; `page`) and `POST` (create). A repository exists once an issue
+/// of it does.
+fn repository_issues(
+    state: &mut Trackers,
+    owner: &str,
+    repo: &str,
+    request: &Request<'_>,
+) -> Response {
+    let of_repo = |key: &(String, String, u64)| key.0 == owner && key.1 == repo;
+    if !state.github.keys().any(of_repo) {
+        return github_error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    match request.method.as_str() {
+        "GET" => {
+            let wanted = request.param("state").unwrap_or("open");
+            let per_page: usize = request
+                .param("per_page")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30)
+                .clamp(1, 100);
+            let page: usize = request
+                .param("page")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1)
+                .max(1);
+            let mut numbers: Vec<u64> = state
+                .github
+                .iter()
+                .filter(|(key, issue)| of_repo(key) && (wanted == "all" || issue.state == wanted))
+                .map(|(key, _)| key.2)
+                .collect();
+            // Numbers grow with creation, so they order by `created`.
+            numbers.sort_unstable();
+            if request.param("direction") != Some("asc") {
+                numbers.reverse();
+            }
+            let listed: Vec<Value> = numbers
+                .into_iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|number| {
+                    let issue = &state.github[&(owner.to_string(), repo.to_string(), number)];
+                    issue_json(request.base, owner, repo, number, issue)
+                })
+                .collect();
+            (StatusCode::OK, axum::Json(Value::Array(listed))).into_response()
+        }
+        "POST" => {
+            let body = request.body;
+            let title = body.get("title").and_then(Value::as_str).unwrap_or("");
+            if title.trim().is_empty() {
+                return github_validation_failed("Issue", "title");
+            }
+            let number = state
+                .github
+                .keys()
+                .filter(|key| of_repo(key))
+                .map(|key| key.2)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let issue = GitHubIssue {
+                title: title.to_string(),
+                body: body
+                    .get("body")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                labels: names(&body["labels"]),
+                assignees: names(&body["assignees"]),
+                ..GitHubIssue::default()
+            };
+            let created = issue_json(request.base, owner, repo, number, &issue);
+            state
+                .github
+                .insert((owner.to_string(), repo.to_string(), number), issue);
+            (StatusCode::CREATED, axum::Json(created)).into_response()
+        }
+        _ => github_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// Names given as strings or as `{"name": ...}`/`{"login": ...}` objects.
+fn names(given: &Value) -> Vec<String> {
+    given
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            v.as_str()
+                .or_else(|| v.get("name")?.as_str())
+                .or_else(|| v.get("login")?.as_str())
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// An issue as GitHub returns it (a subset of the docs' fields).
+fn issue_json(base: &str, owner: &str, repo: &str, number: u64, issue: &GitHubIssue) -> Value {
+    json!({
+        "id": 2_000_000 + number,
+        "number": number,
+        "url": format!("{base}/repos/{owner}/{repo}/issues/{number}"),
+        "html_url": format!("https://github.com/{owner}/{repo}/issues/{number}"),
+        "title": issue.title,
+        "body": issue.body,
+        "state": issue.state,
+        "labels": issue.labels.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
+        "assignees": issue.assignees.iter().map(|login| json!({"login": login})).collect::<Vec<_>>(),
+        "comments": issue.comments.len(),
+        "created_at": issue.created_at,
+        "user": {"login": "chatgptd[bot]", "id": 41_898_282, "type": "Bot"},
+    })
 }
 
 /// An issue comment as GitHub returns it.

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::jira_issues as issues;
 use super::{FakeTrackers, Request, Trackers, now_ms, utc};
 
 /// The Jira account the fake accepts (basic auth `email:token`).
@@ -13,14 +14,34 @@ pub const JIRA_API_TOKEN: &str = "fake-jira-token";
 
 #[derive(Debug, Default)]
 pub(super) struct JiraIssue {
-    id: String,
-    key: String,
-    comments: Vec<Value>,
-    labels: Vec<String>,
+    pub(super) id: String,
+    pub(super) key: String,
+    pub(super) comments: Vec<Value>,
+    pub(super) labels: Vec<String>,
+    pub(super) summary: String,
+    /// ADF, or `Null` when the issue has none.
+    pub(super) description: Value,
+    pub(super) priority: String,
+    pub(super) status: String,
+    /// The assignee's account id.
+    pub(super) assignee: Option<String>,
+}
+
+impl JiraIssue {
+    /// A new issue as Jira starts one: status `To Do`, priority `Medium`.
+    pub(super) fn new(id: &str, key: &str) -> JiraIssue {
+        JiraIssue {
+            id: id.into(),
+            key: key.into(),
+            priority: "Medium".into(),
+            status: "To Do".into(),
+            ..Default::default()
+        }
+    }
 }
 
 impl Trackers {
-    fn jira_issue(&mut self, id_or_key: &str) -> Option<&mut JiraIssue> {
+    pub(super) fn jira_issue(&mut self, id_or_key: &str) -> Option<&mut JiraIssue> {
         self.jira
             .iter_mut()
             .find(|i| i.id == id_or_key || i.key == id_or_key)
@@ -31,11 +52,7 @@ impl Trackers {
 impl FakeTrackers {
     /// Adds a Jira issue, addressable by its numeric id and its key.
     pub fn add_jira_issue(&self, id: &str, key: &str) {
-        self.state().jira.push(JiraIssue {
-            id: id.into(),
-            key: key.into(),
-            ..Default::default()
-        });
+        self.state().jira.push(JiraIssue::new(id, key));
     }
 
     /// Adds a comment to a Jira issue as if someone had posted it (`body` is ADF).
@@ -68,6 +85,15 @@ impl FakeTrackers {
 
 pub(super) fn jira(state: &mut Trackers, request: &Request<'_>) -> Response {
     match (request.method.as_str(), request.segments) {
+        ("POST", ["rest", "api", "3", "issue"]) => issues::create(state, request),
+        ("GET", ["rest", "api", "3", "search", "jql"]) => issues::search(state, request),
+        ("GET", ["rest", "api", "3", "issue", issue]) => issues::get(state, issue, request),
+        ("GET", ["rest", "api", "3", "issue", issue, "transitions"]) => {
+            issues::transitions(state, issue)
+        }
+        ("POST", ["rest", "api", "3", "issue", issue, "transitions"]) => {
+            issues::transition(state, issue, request)
+        }
         ("GET", ["rest", "api", "3", "issue", issue, "comment"]) => {
             jira_list_comments(state, issue, request)
         }
@@ -79,7 +105,7 @@ pub(super) fn jira(state: &mut Trackers, request: &Request<'_>) -> Response {
     }
 }
 
-fn jira_issue_missing() -> Response {
+pub(super) fn jira_issue_missing() -> Response {
     jira_error(
         StatusCode::NOT_FOUND,
         "Issue does not exist or you do not have permission to see it.",
@@ -144,6 +170,9 @@ fn jira_edit_issue(state: &mut Trackers, issue: &str, request: &Request<'_>) -> 
         .body
         .pointer("/fields/labels")
         .and_then(Value::as_array);
+    if let Err(response) = issues::edit_fields(issue, &request.body["fields"]) {
+        return *response;
+    }
     let mut labels = issue.labels.clone();
     if let Some(set) = set {
         labels = set
@@ -205,7 +234,7 @@ fn jira_comment(base: &str, issue_id: &str, id: u64, body: Value) -> Value {
 
 /// What Jira checks of an ADF comment body: a version 1 `doc` with content, and no empty
 /// text node anywhere.
-fn check_adf(body: &Value) -> Result<(), String> {
+pub(super) fn check_adf(body: &Value) -> Result<(), String> {
     if body.get("type").and_then(Value::as_str) != Some("doc")
         || body.get("version").and_then(Value::as_u64) != Some(1)
     {
@@ -243,7 +272,7 @@ pub(super) fn jira_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn jira_field_error(field: &str, message: &str) -> Response {
+pub(super) fn jira_field_error(field: &str, message: &str) -> Response {
     let body = json!({"errorMessages": [], "errors": {field: message}});
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }

@@ -12,16 +12,26 @@
 //! - Jira: `GET`/`POST /rest/api/3/issue/{idOrKey}/comment` (list with `startAt`,
 //!   `maxResults`, `orderBy=[-+]created`; add, 201, refusing bodies that are not ADF documents
 //!   or that have empty text nodes) and `PUT /rest/api/3/issue/{idOrKey}` (`update.labels`
-//!   `add`/`remove`/`set`, 204, refusing labels with spaces).
+//!   `add`/`remove`/`set`, and `fields` summary, description, priority, assignee; 204,
+//!   refusing labels with spaces). For agents' actions (`jira_issues.rs`): `POST
+//!   /rest/api/3/issue` (create, 201), `GET /rest/api/3/issue/{idOrKey}`, `GET`/`POST
+//!   .../transitions`, and `GET /rest/api/3/search/jql` for the JQL a client sends.
 //! - ServiceNow: `GET`/`PATCH /api/now/table/incident/{sys_id}`. `work_notes` and `comments`
 //!   are journal fields: a PATCH appends an entry, and a GET returns them as `""` unless
 //!   `sysparm_display_value=true` (or `all`), when they read as every entry newest first, as
-//!   the real Table API does. `sysparm_fields` selects fields.
+//!   the real Table API does. `sysparm_fields` selects fields. `GET
+//!   /api/now/table/incident?sysparm_query=...` (`field=value`, `fieldLIKEvalue`, `^`) and
+//!   `POST` (create, 201, with a new `sys_id` and number); `priority` follows `impact` and
+//!   `urgency`.
 //! - GitHub: `GET`/`POST /repos/{owner}/{repo}/issues/{number}/comments` (list with `since`,
-//!   `per_page`, `page`; create, 201) and `POST .../labels` (200, every label of the issue).
+//!   `per_page`, `page`; create, 201) and `POST .../labels` (200, every label of the issue);
+//!   `GET`/`POST /repos/{owner}/{repo}/issues` (list by `state`, newest first unless
+//!   `direction=asc`; create, 201), `GET`/`PATCH .../issues/{number}` and `POST
+//!   .../assignees`.
 //!
-//! Tickets exist only once a test adds them ([`FakeTrackers::add_jira_issue`], ...); others
-//! get each API's 404. Credentials are checked (401 with each API's body when wrong): the
+//! Tickets exist only once a test adds them ([`FakeTrackers::add_jira_issue`], ...) or a
+//! client creates them; others get each API's 404. A Jira project or GitHub repository
+//! exists once one of its issues does. Credentials are checked (401 with each API's body when wrong): the
 //! constants re-exported here. Every call is recorded (method, path below the prefix,
 //! decoded query, headers, JSON body, status) for exact assertions, and state (comments,
 //! journal, labels) is kept so that listing after posting shows what was posted. Failures
@@ -50,6 +60,7 @@ use serde_json::Value;
 
 mod github;
 mod jira;
+mod jira_issues;
 mod servicenow;
 
 // Re-exported so callers keep `fake_trackers::JIRA_EMAIL` and the like.

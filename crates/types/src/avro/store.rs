@@ -43,6 +43,10 @@ const BUILTIN_CURRENT: &[(&str, &str)] = &[
         include_str!("../../../../schemas/dead_letter.avsc"),
     ),
     (
+        "ticket_action.avsc",
+        include_str!("../../../../schemas/ticket_action.avsc"),
+    ),
+    (
         "action_audit.avsc",
         include_str!("../../../../schemas/action_audit.avsc"),
     ),
@@ -332,6 +336,7 @@ mod tests {
             "chatgptd.DeadLetter",
             "chatgptd.EnrichedTicket",
             "chatgptd.MemoryRecord",
+            "chatgptd.TicketAction",
             "chatgptd.TicketEvent",
             "chatgptd.WorkflowStep",
         ] {
@@ -401,7 +406,7 @@ mod tests {
     fn every_version_is_listed_once_and_only_logical_types_change_the_fingerprint() {
         let store = SchemaStore::builtin().unwrap();
         let versions: Vec<_> = store.all_versions().collect();
-        assert_eq!(versions.len(), 11, "10 current schemas and ticket_event.v1");
+        assert_eq!(versions.len(), 12, "11 current schemas and ticket_event.v1");
         for version in versions {
             let has_logical_type = serde_json::to_string(&version.schema)
                 .unwrap()

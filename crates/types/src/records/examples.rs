@@ -1,7 +1,9 @@
 //! One plausible value of each record type, every field set: for tests, benches and examples
 //! that need a record rather than a particular one.
 
-use super::{ActionAudit, ApprovalRequest, EnrichedTicket, Escalation, Provenance, TicketEvent};
+use super::{
+    ActionAudit, ApprovalRequest, EnrichedTicket, Escalation, Provenance, TicketAction, TicketEvent,
+};
 
 /// A Jira ticket, with non-ASCII text and a timestamp.
 pub fn ticket() -> TicketEvent {
@@ -125,5 +127,27 @@ pub fn escalation() -> Escalation {
         ticket: Some("jira:10001".into()),
         message_id: "m9".into(),
         at_ms: 1_700_000_000_900,
+    }
+}
+
+/// An agent's comment on a Jira issue: nullable fields both set and null, a timestamp.
+pub fn ticket_action() -> TicketAction {
+    TicketAction {
+        id: "act-0123456789abcdef0123456789abcdef".into(),
+        conversation_id: "conv-1".into(),
+        message_id: "m1".into(),
+        agent: "atlas-sentinel".into(),
+        kind: "comment".into(),
+        source: "jira".into(),
+        ticket: Some("OPS-12".into()),
+        project: None,
+        body: Some("Restarted the SSO pods — ünïcode".into()),
+        title: None,
+        priority: Some("high".into()),
+        status: None,
+        labels: vec!["vpn".into()],
+        assignee: None,
+        reply_to: "atlas-sentinel".into(),
+        requested_at_ms: 1_700_000_000_900,
     }
 }

@@ -7,6 +7,7 @@ mod dead_letter;
 pub mod examples;
 mod memory;
 mod ticket;
+mod ticket_action;
 mod workflow;
 
 pub use action::{ActionAudit, ApprovalRequest, ApprovalState, AuditEvent, Escalation, action_id};
@@ -14,6 +15,7 @@ pub use agent::AgentMessage;
 pub use dead_letter::DeadLetter;
 pub use memory::MemoryRecord;
 pub use ticket::{EnrichedTicket, Provenance, TicketEvent};
+pub use ticket_action::TicketAction;
 pub use workflow::WorkflowStep;
 
 #[cfg(test)]

@@ -4,7 +4,9 @@ use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde_bytes::ByteBuf;
 
-use super::examples::{action_audit, approval_request, enriched, escalation, provenance, ticket};
+use super::examples::{
+    action_audit, approval_request, enriched, escalation, provenance, ticket, ticket_action,
+};
 use super::*;
 use crate::Error;
 use crate::avro::{AvroRecord, Codec, SchemaStore};
@@ -23,6 +25,7 @@ fn every_record_type_round_trips() {
     round_trip(action_audit());
     round_trip(approval_request());
     round_trip(escalation());
+    round_trip(ticket_action());
     round_trip(AgentMessage {
         id: "m1".into(),
         conversation_id: "c1".into(),
@@ -255,7 +258,7 @@ fn store_from_the_repository_directory_matches_builtin() {
             .collect()
     };
     assert_eq!(names(&store), names(&SchemaStore::builtin().unwrap()));
-    assert_eq!(store.current_schemas().len(), 10);
+    assert_eq!(store.current_schemas().len(), 11);
 }
 
 /// `chatgptd tail` prints records through `decode_json`: a timestamp inside a union (the

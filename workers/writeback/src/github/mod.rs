@@ -13,7 +13,10 @@
 //! `url` (`https://github.com/owner/repo/issues/number`). An issue number is only unique
 //! within its repository, so the marker and memory key name the issue as
 //! `owner/repo#number`, not by `ticket_id`.
+//!
+//! Agents' ticket actions (comment, create, update) are in `actions.rs`.
 
+mod actions;
 mod render;
 
 use std::time::Duration;
@@ -85,10 +88,14 @@ impl GitHub {
         })
     }
 
+    /// `.../repos/{owner}/{repo}/issues/{number}`, then `/{tail}` unless it is empty.
     fn issue_url(&self, issue: &GitHubIssue, tail: &str) -> Url {
         let number = issue.number.to_string();
-        self.http
-            .url(&["repos", &issue.owner, &issue.repo, "issues", &number, tail])
+        let mut segments = vec!["repos", &issue.owner, &issue.repo, "issues", &number];
+        if !tail.is_empty() {
+            segments.push(tail);
+        }
+        self.http.url(&segments)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::note::{ReplyMode, TITLE, TriageNote};
+use crate::note::{Marker, ReplyMode, TITLE, TriageNote};
 
 /// A neutral grey, so the marker paragraph stays out of the way.
 const MARKER_COLOR: &str = "#97a0af";
@@ -48,6 +48,21 @@ pub(crate) fn document(note: &TriageNote<'_>) -> Value {
     )]));
     content.push(paragraph(vec![with_marks(
         &note.marker.bracketed(),
+        json!([{"type": "textColor", "attrs": {"color": MARKER_COLOR}}]),
+    )]));
+    json!({"version": 1, "type": "doc", "content": content})
+}
+
+/// What an agent's action posts (a comment, a new issue's description): its text, the
+/// signature in italics, and the marker in grey, as the triage note ends.
+pub(crate) fn action_document(text: Option<&str>, signature: &str, marker: &Marker) -> Value {
+    let mut content = text.map(paragraphs).unwrap_or_default();
+    content.push(paragraph(vec![with_marks(
+        signature,
+        json!([{"type": "em"}]),
+    )]));
+    content.push(paragraph(vec![with_marks(
+        &marker.bracketed(),
         json!([{"type": "textColor", "attrs": {"color": MARKER_COLOR}}]),
     )]));
     json!({"version": 1, "type": "doc", "content": content})

@@ -11,7 +11,10 @@
 //!
 //! The issue is addressed by the record's `ticket_id` (Jira's numeric id, which survives
 //! moving the issue to another project), or by its key when the id is empty.
+//!
+//! Agents' ticket actions (comment, create, update) are in `actions.rs`.
 
+mod actions;
 mod adf;
 
 use std::time::Duration;
@@ -45,6 +48,8 @@ pub(crate) struct Jira {
     post_replies: bool,
     add_labels: bool,
     projects: AllowList,
+    /// The issue type of issues agents create.
+    issue_type: String,
 }
 
 /// A Jira issue: its id (or key).
@@ -67,6 +72,7 @@ impl Jira {
             post_replies: options.post_replies,
             add_labels: options.add_labels,
             projects: AllowList::new("writeback.jira.projects", &options.projects),
+            issue_type: options.issue_type.clone(),
         })
     }
 }

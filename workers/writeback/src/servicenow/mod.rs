@@ -12,6 +12,10 @@
 //! two are written together, so finding it means both were written.
 //!
 //! The record's `ticket_id` must be the incident's `sys_id`.
+//!
+//! Agents' ticket actions (comment, create, update) are in `actions.rs`.
+
+mod actions;
 
 use std::time::Duration;
 
