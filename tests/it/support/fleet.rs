@@ -134,7 +134,11 @@ impl Fleet {
                 let done = |(partition, end): (&i32, &i64)| {
                     *end == 0 || committed.get(partition) == Some(end)
                 };
-                ends.iter().all(done).then_some(())
+                // A record produced between reading the ends and the commits (a step's next
+                // step, emitted before its own commit) would pass unseen: the ends must not
+                // have moved meanwhile.
+                let unchanged = node::ends(&brokers, names::WORKFLOW_STEPS).await == ends;
+                (ends.iter().all(done) && unchanged).then_some(())
             }
         })
         .await;
