@@ -43,13 +43,6 @@ impl ActionAudit {
     }
 }
 
-/// The id of the `position`th call (from 0) made while handling message `message_id`:
-/// the same on every redelivery of the message, so an action is recognised when it comes
-/// again.
-pub fn action_id(message_id: &str, position: usize) -> String {
-    format!("{message_id}:{position}")
-}
-
 /// What happened to an action, as `ActionAudit.event` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditEvent {
@@ -216,6 +209,5 @@ mod tests {
         let long = format!("{short}é");
         let clipped = ActionAudit::clip_result(&long);
         assert_eq!(clipped, format!("{short}… [clipped]"));
-        assert_eq!(action_id("m1", 2), "m1:2");
     }
 }

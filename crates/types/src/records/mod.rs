@@ -10,7 +10,7 @@ mod ticket;
 mod ticket_action;
 mod workflow;
 
-pub use action::{ActionAudit, ApprovalRequest, ApprovalState, AuditEvent, Escalation, action_id};
+pub use action::{ActionAudit, ApprovalRequest, ApprovalState, AuditEvent, Escalation};
 pub use agent::AgentMessage;
 pub use dead_letter::DeadLetter;
 pub use memory::MemoryRecord;
