@@ -1,0 +1,151 @@
+//! Approval requests and their one decision, in the memory backend.
+//!
+//! An action that needs a person's approval parks its conversation and files an
+//! [`ApprovalRequest`] here (and on the approvals topic). Exactly one decision wins:
+//! approve, deny, or expire, whichever comes first; any later one is
+//! [`Error::AlreadyDecided`], which the API answers with 409.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatgptd_memory::Memory;
+use chatgptd_types::records::{ApprovalRequest, ApprovalState};
+
+use crate::error::{Error, decode, encode};
+
+/// A decision on an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+    /// Nobody decided in time.
+    Expire,
+}
+
+impl Decision {
+    /// The state the decision leaves the approval in.
+    pub fn state(self) -> ApprovalState {
+        match self {
+            Decision::Approve => ApprovalState::Approved,
+            Decision::Deny => ApprovalState::Denied,
+            Decision::Expire => ApprovalState::Expired,
+        }
+    }
+}
+
+/// The approvals in `memory`.
+#[derive(Debug, Clone)]
+pub struct Approvals {
+    memory: Arc<dyn Memory>,
+    ttl: Duration,
+}
+
+/// The set of every approval id, for listing.
+const INDEX: &str = "act:approvals";
+
+impl Approvals {
+    /// Approvals in `memory`, remembered for `ttl` after they are requested.
+    pub fn new(memory: Arc<dyn Memory>, ttl: Duration) -> Self {
+        Approvals { memory, ttl }
+    }
+
+    /// Files `request` unless an approval of its id exists; returns the stored one (so a
+    /// redelivery re-files nothing and sees the current state).
+    pub async fn request(&self, request: &ApprovalRequest) -> Result<ApprovalRequest, Error> {
+        let key = key(&request.id);
+        let filed = self
+            .memory
+            .put_if_absent(&key, &encode(request), Some(self.ttl))
+            .await?;
+        self.memory.join(INDEX, &request.id, None).await?;
+        if filed {
+            return Ok(request.clone());
+        }
+        Ok(self
+            .get(&request.id)
+            .await?
+            .unwrap_or_else(|| request.clone()))
+    }
+
+    /// The approval `id`.
+    pub async fn get(&self, id: &str) -> Result<Option<ApprovalRequest>, Error> {
+        match self.memory.get(&key(id)).await? {
+            Some(bytes) => decode("approval", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The approvals in `state` (all if `None`), oldest request first.
+    pub async fn list(&self, state: Option<&str>) -> Result<Vec<ApprovalRequest>, Error> {
+        let mut found = Vec::new();
+        for id in self.memory.join_members(INDEX).await? {
+            if let Some(approval) = self.get(&id).await?
+                && state.is_none_or(|state| approval.state == state)
+            {
+                found.push(approval);
+            }
+        }
+        found.sort_by(|a, b| (a.requested_at_ms, &a.id).cmp(&(b.requested_at_ms, &b.id)));
+        Ok(found)
+    }
+
+    /// Decides approval `id`. Only the first decision counts: a second one, or approving
+    /// or denying after the approval's expiry, fails with [`Error::AlreadyDecided`].
+    pub async fn decide(
+        &self,
+        id: &str,
+        decision: Decision,
+        by: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<ApprovalRequest, Error> {
+        let mut approval = self
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::UnknownApproval(id.to_string()))?;
+        if approval.state != ApprovalState::Pending.as_str() {
+            return Err(Error::AlreadyDecided {
+                id: id.to_string(),
+                state: approval.state,
+            });
+        }
+        if decision != Decision::Expire && now_ms >= approval.expires_at_ms {
+            // The expiry sweep has not run yet, but the window is closed all the same.
+            return Err(Error::AlreadyDecided {
+                id: id.to_string(),
+                state: ApprovalState::Expired.as_str().to_string(),
+            });
+        }
+        // One winner across API replicas and the expiry sweep.
+        let won = self
+            .memory
+            .put_if_absent(
+                &format!("{}:decided", key(id)),
+                decision.state().as_str().as_bytes(),
+                Some(self.ttl),
+            )
+            .await?;
+        if !won {
+            let state = self
+                .get(id)
+                .await?
+                .map_or_else(|| "decided".to_string(), |a| a.state);
+            return Err(Error::AlreadyDecided {
+                id: id.to_string(),
+                state,
+            });
+        }
+        approval.state = decision.state().as_str().to_string();
+        approval.decided_by = Some(by.to_string());
+        approval.decision_reason = Some(reason.to_string());
+        approval.decided_at_ms = Some(now_ms);
+        self.memory
+            .put(&key(id), &encode(&approval), Some(self.ttl))
+            .await?;
+        Ok(approval)
+    }
+}
+
+fn key(id: &str) -> String {
+    format!("act:approval:{id}")
+}
