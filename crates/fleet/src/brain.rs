@@ -3,7 +3,7 @@
 
 use chatgptd_memory::HistoryEntry;
 use chatgptd_model::{
-    ChatMessage, ChatReply, ChatRequest, ModelClient, Prompt, PromptError, estimate_prompt_tokens,
+    ChatMessage, ChatReply, ChatRequest, ModelClient, Prompt, PromptError, estimate_request_tokens,
 };
 use chatgptd_registry::AgentSpec;
 use chatgptd_search::Hit;
@@ -96,12 +96,13 @@ impl Brain {
         request
     }
 
-    /// The tokens `request` may spend: its prompt, estimated, plus its completion budget.
+    /// The tokens `request` may spend: its prompt and tool definitions, estimated, plus its
+    /// completion budget.
     pub fn estimated_tokens(&self, request: &ChatRequest) -> i64 {
         let completion = request
             .max_completion_tokens
             .unwrap_or(self.model.options().default_max_completion_tokens);
-        (estimate_prompt_tokens(&request.messages) + u64::from(completion)) as i64
+        (estimate_request_tokens(request) + u64::from(completion)) as i64
     }
 
     /// Asks the model.

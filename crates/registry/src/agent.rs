@@ -54,6 +54,17 @@ pub struct AgentSpec {
     #[serde(default)]
     pub max_hops: Option<u32>,
 
+    /// The most model turns one answer's tool loop may take (the last must answer in
+    /// text); unset means the agent worker's `max_tool_steps`.
+    #[serde(default)]
+    pub max_tool_steps: Option<u32>,
+
+    /// The most tokens one answer's tool loop may spend across its turns (each turn must
+    /// also fit the message's `token_budget`); unset means the agent worker's
+    /// `max_tool_tokens`.
+    #[serde(default)]
+    pub max_tool_tokens: Option<i64>,
+
     /// Tokens a message to this agent (and the reply it asks for) may spend, when the
     /// sender sets no budget of its own.
     #[serde(default = "default_token_budget")]

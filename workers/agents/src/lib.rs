@@ -13,11 +13,14 @@
 //!
 //! Workers beat for the agents they serve; `status` tells active, standby and stale apart.
 
+mod act;
+pub mod approvals;
 mod messages;
 mod options;
 mod routes;
 pub mod telemetry;
 mod worker;
 
+pub use approvals::{ApprovalError, ApprovalsClient};
 pub use options::AgentsOptions;
 pub use worker::{AgentWorker, AgentsService};

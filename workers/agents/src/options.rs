@@ -45,6 +45,35 @@ pub struct AgentsOptions {
     /// How long an answer waits in an inbox for the API or CLI to read it.
     #[serde(with = "humantime_serde")]
     pub inbox_ttl: Duration,
+    /// The most model turns of one answer's tool loop; the last one must answer in text.
+    /// An agent's `max_tool_steps` overrides it.
+    pub max_tool_steps: u32,
+    /// The most tokens one answer's tool loop may spend across its turns; each turn must
+    /// also fit the message's token budget. An agent's `max_tool_tokens` overrides it.
+    pub max_tool_tokens: i64,
+    /// How many calls with arguments that do not match their schema the model may repair
+    /// (it is told what is wrong) before the answer is refused.
+    pub max_argument_repairs: u32,
+    /// How long a conversation's turns, outcomes, waits and approvals are kept: at least
+    /// the longest approval expiry, or a late decision finds nothing to resume.
+    #[serde(with = "humantime_serde")]
+    pub action_state_ttl: Duration,
+    /// How often pending approvals are checked for expiry.
+    #[serde(with = "humantime_serde")]
+    pub approval_sweep_interval: Duration,
+    /// Where every tool call's decision and outcome is audited (ActionAudit).
+    pub audit_topic: String,
+    /// Where approval requests and their decisions go (ApprovalRequest).
+    pub approvals_topic: String,
+    /// Where `escalate_to_human` and expired approvals hand work to people (Escalation).
+    pub escalations_topic: String,
+    /// Where `start_workflow` sends the start of a run (WorkflowStep).
+    pub workflows_topic: String,
+    /// Where ticket actions go for the write-back worker to execute (TicketAction).
+    pub ticket_actions_topic: String,
+    /// Where `create_ticket` opens tickets: `<source>:<project>` (`jira:OPS`,
+    /// `github:acme/support`); empty refuses it.
+    pub create_tickets_in: String,
 }
 
 impl Default for AgentsOptions {
@@ -64,6 +93,17 @@ impl Default for AgentsOptions {
             search_url: String::new(),
             heartbeat_interval: Duration::from_secs(10),
             inbox_ttl: Duration::from_secs(3600),
+            max_tool_steps: 6,
+            max_tool_tokens: 32_000,
+            max_argument_repairs: 2,
+            action_state_ttl: Duration::from_secs(7 * 24 * 3600),
+            approval_sweep_interval: Duration::from_secs(5),
+            audit_topic: names::AGENT_AUDIT.to_string(),
+            approvals_topic: names::AGENT_APPROVALS.to_string(),
+            escalations_topic: names::AGENT_ESCALATIONS.to_string(),
+            workflows_topic: names::WORKFLOW_STEPS.to_string(),
+            ticket_actions_topic: names::TICKET_ACTIONS.to_string(),
+            create_tickets_in: String::new(),
         }
     }
 }

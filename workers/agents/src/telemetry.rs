@@ -16,6 +16,39 @@ pub mod metric {
     pub const REFUSALS: &str = "chatgptd_agent_refusals_total";
     /// Fleet broadcasts expanded, by `fleet` (the fleet's id, however the sender named it).
     pub const BROADCASTS: &str = "chatgptd_agent_broadcasts_total";
+    /// Settled tool calls, by `action` (a catalogued id, or `unknown` for a name the model
+    /// made up), `decision` (allowed, needs_approval, refused, invalid) and `outcome`
+    /// (executed, refused, failed, denied, expired).
+    pub const ACTIONS: &str = "chatgptd_agent_actions_total";
+}
+
+/// A tool call settled: its outcome is recorded.
+pub(crate) struct ActionSettled<'a> {
+    /// The action's catalogue id, or `unknown`.
+    pub action: &'a str,
+    pub decision: &'static str,
+    pub outcome: &'static str,
+    /// The agent, for the log only.
+    pub agent: &'a str,
+}
+
+impl ActionSettled<'_> {
+    pub(crate) fn emit(&self) {
+        info!(
+            agent = self.agent,
+            action = self.action,
+            decision = self.decision,
+            outcome = self.outcome,
+            "action settled"
+        );
+        metrics::counter!(
+            metric::ACTIONS,
+            "action" => self.action.to_string(),
+            "decision" => self.decision,
+            "outcome" => self.outcome
+        )
+        .increment(1);
+    }
 }
 
 /// An agent answered a message.

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chatgptd_memory::{HistoryEntry, Memory};
-use chatgptd_registry::{AgentSpec, Registry};
+use chatgptd_registry::{AgentSpec, Registry, Workflows};
 use chatgptd_runtime::{
     ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, Service, WorkerContext,
 };
@@ -16,6 +16,8 @@ use chatgptd_types::records::{AgentMessage, MemoryRecord};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::act::{ACTION_KIND, Act, Conversation, Ended, Source, origin_of};
+use crate::approvals::ApprovalsClient;
 use crate::messages::{answer, for_agent};
 use crate::options::AgentsOptions;
 use crate::routes::AgentsApi;
@@ -29,15 +31,17 @@ const HISTORY_SCAN: usize = 200;
 
 /// Answers AgentMessages as the agents of the registry.
 pub struct AgentWorker {
-    registry: Arc<Registry>,
-    brain: Brain,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) brain: Brain,
     memory: Arc<dyn Memory>,
     inbox: Inbox,
-    retriever: Retriever,
-    options: AgentsOptions,
+    pub(crate) retriever: Retriever,
+    pub(crate) options: AgentsOptions,
     /// The agents this worker answers for.
     serving: HashSet<String>,
-    codec: Codec,
+    pub(crate) codec: Codec,
+    /// The ledger, waits and approvals of the tool loop.
+    pub(crate) act: Act,
 }
 
 impl std::fmt::Debug for AgentWorker {
@@ -53,13 +57,16 @@ impl AgentWorker {
     pub fn new(
         options: AgentsOptions,
         registry: Arc<Registry>,
+        workflows: Option<Arc<Workflows>>,
         brain: Brain,
         memory: Arc<dyn Memory>,
         retriever: Retriever,
     ) -> Self {
         let serving = served_agents(&registry, &options.serve);
         let inbox = Inbox::new(memory.clone(), options.inbox_ttl);
+        let act = Act::new(&options, memory.clone(), workflows);
         AgentWorker {
+            act,
             registry,
             brain,
             memory,
@@ -96,6 +103,9 @@ impl AgentWorker {
         if let Some(fleet) = message.to.strip_prefix("fleet:") {
             return self.broadcast(message, fleet).await;
         }
+        if let Some(outputs) = self.arrival(incoming).await? {
+            return Ok(outputs);
+        }
         if message.kind == "refusal" {
             // Answering a refusal would feed the very loop it stops.
             debug!(message = %message.id, to = %message.to, "refusal received");
@@ -129,7 +139,15 @@ impl AgentWorker {
             let (reason, text) = refusal;
             return self.refuse(message, &agent.id, reason, text).await;
         }
-        self.reply(incoming, agent).await
+        let meta = &incoming.meta;
+        let source = Source {
+            topic: meta.topic.clone(),
+            partition: meta.partition,
+            offset: meta.offset,
+        };
+        let origin = origin_of(meta);
+        self.respond(agent, message, source, origin, &meta.trace.to_header())
+            .await
     }
 
     /// Why this message must not reach `agent`: too many hops, or a loop.
@@ -158,12 +176,16 @@ impl AgentWorker {
         None
     }
 
-    async fn reply(
+    /// `agent` answers `message` (read from `source`) through the tool loop, during the
+    /// processing of record `origin`: the message's own, or what resumes its conversation.
+    pub(crate) async fn respond(
         &self,
-        incoming: &Incoming<AgentMessage>,
         agent: &AgentSpec,
+        message: &AgentMessage,
+        source: Source,
+        origin: String,
+        traceparent: &str,
     ) -> Result<Vec<OutputRecord>, ProcessError> {
-        let message = &incoming.value;
         let budget = if message.token_budget > 0 {
             message.token_budget
         } else {
@@ -188,27 +210,35 @@ impl AgentWorker {
             &message.from,
             &message.body,
         );
-        let needed = self.brain.estimated_tokens(&request);
-        if needed > budget {
-            let text = format!(
-                "refused: answering needs about {needed} tokens, over this message's token budget of {budget}"
-            );
-            return self.refuse(message, &agent.id, "token_budget", text).await;
+        let cx = Conversation {
+            agent,
+            message,
+            source,
+            origin,
+            traceparent: traceparent.to_string(),
+            budget,
+        };
+        if message.kind == ACTION_KIND {
+            self.propose(&cx).await?;
         }
-        let reply = self
-            .brain
-            .answer(&request)
-            .await
-            .map_err(ProcessError::classified)?;
+        let (ended, mut outputs) = self.converse(&cx, request).await?;
+        let reply = match ended {
+            Ended::Parked => return Ok(outputs),
+            Ended::Stopped(reason, text) => {
+                outputs.extend(self.refuse(message, &agent.id, reason, text).await?);
+                return Ok(outputs);
+            }
+            Ended::Answered(reply) => *reply,
+        };
         let mut provenance = reply.provenance;
-        provenance.source_topic = incoming.meta.topic.clone();
-        provenance.source_partition = incoming.meta.partition;
-        provenance.source_offset = incoming.meta.offset;
+        provenance.source_topic = cx.source.topic.clone();
+        provenance.source_partition = cx.source.partition;
+        provenance.source_offset = cx.source.offset;
         let mut answered = answer(message, &agent.id, "reply", reply.content);
         answered.provenance = Some(provenance);
 
-        let mut outputs = self.deliver(&answered).await?;
-        for record in self.memories(incoming, &answered, agent) {
+        outputs.extend(self.deliver(&answered).await?);
+        for record in self.memories(message, &cx.source, &answered, agent) {
             outputs.push(OutputRecord::avro(
                 &self.codec,
                 &self.options.memory_topic,
@@ -336,11 +366,11 @@ impl AgentWorker {
     /// redelivery remembers nothing twice.
     fn memories(
         &self,
-        incoming: &Incoming<AgentMessage>,
+        message: &AgentMessage,
+        source: &Source,
         answered: &AgentMessage,
         agent: &AgentSpec,
     ) -> [MemoryRecord; 2] {
-        let message = &incoming.value;
         let owner = format!("agent:{}", agent.id);
         let mut attributes = BTreeMap::from([
             (
@@ -359,9 +389,9 @@ impl AgentWorker {
             text,
             tags: vec![agent.fleet.to_lowercase()],
             created_at_ms: message.sent_at_ms,
-            source_topic: incoming.meta.topic.clone(),
-            source_partition: incoming.meta.partition,
-            source_offset: incoming.meta.offset,
+            source_topic: source.topic.clone(),
+            source_partition: source.partition,
+            source_offset: source.offset,
             attributes,
         };
         let received = record(
@@ -420,9 +450,15 @@ impl Processor for AgentWorker {
     }
 
     fn output_topics(&self) -> Vec<String> {
+        let options = &self.options;
         vec![
-            self.options.topic.clone(),
-            self.options.memory_topic.clone(),
+            options.topic.clone(),
+            options.memory_topic.clone(),
+            options.audit_topic.clone(),
+            options.approvals_topic.clone(),
+            options.escalations_topic.clone(),
+            options.ticket_actions_topic.clone(),
+            options.workflows_topic.clone(),
         ]
     }
 }
@@ -431,6 +467,9 @@ impl Processor for AgentWorker {
 pub struct AgentsService {
     runtime: ConsumerRuntime<AgentWorker>,
     heartbeats: Heartbeats,
+    /// Expires approvals nobody decided in time.
+    approvals: ApprovalsClient,
+    sweep_interval: std::time::Duration,
     /// What `/agents`, `/fleets` and `/messages` serve from.
     api: AgentsApi,
 }
@@ -441,13 +480,21 @@ impl AgentsService {
         options: &AgentsOptions,
         context: &WorkerContext,
         registry: Arc<Registry>,
+        workflows: Arc<Workflows>,
         brain: Brain,
         memory: Arc<dyn Memory>,
         retriever: Retriever,
     ) -> Result<Self, chatgptd_runtime::Error> {
+        let approvals = ApprovalsClient::new(
+            options,
+            memory.clone(),
+            context.producer.clone(),
+            context.codec.clone(),
+        );
         let api = AgentsApi {
             registry: registry.clone(),
             memory: memory.clone(),
+            approvals: approvals.clone(),
             client: AgentsClient::new(
                 context.producer.clone(),
                 Inbox::new(memory.clone(), options.inbox_ttl),
@@ -455,8 +502,15 @@ impl AgentsService {
             ),
             heartbeat_interval: options.heartbeat_interval,
         };
-        let worker = AgentWorker::new(options.clone(), registry, brain, memory.clone(), retriever)
-            .with_codec(context.codec.clone());
+        let worker = AgentWorker::new(
+            options.clone(),
+            registry,
+            Some(workflows),
+            brain,
+            memory.clone(),
+            retriever,
+        )
+        .with_codec(context.codec.clone());
         let worker_id = format!("agents-{}", uuid::Uuid::new_v4());
         let heartbeats = Heartbeats::new(
             memory,
@@ -474,6 +528,8 @@ impl AgentsService {
         Ok(AgentsService {
             runtime,
             heartbeats,
+            approvals,
+            sweep_interval: options.approval_sweep_interval,
             api,
         })
     }
@@ -490,8 +546,13 @@ impl Service for AgentsService {
     /// Answers and beats until `shutdown`.
     async fn run(self, shutdown: CancellationToken) -> Result<(), chatgptd_runtime::Error> {
         let beating = tokio::spawn(self.heartbeats.run(shutdown.clone()));
+        let sweeping = tokio::spawn(
+            self.approvals
+                .run_sweeps(self.sweep_interval, shutdown.clone()),
+        );
         let result = self.runtime.run(shutdown).await;
         let _ = beating.await;
+        let _ = sweeping.await;
         result
     }
 }

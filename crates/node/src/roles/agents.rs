@@ -6,12 +6,13 @@ use crate::stack::Stack;
 
 pub(super) async fn build(stack: &Stack) -> anyhow::Result<AgentsService> {
     let options = &stack.config.agents;
-    let (registry, _) = stack.definitions()?;
+    let (registry, workflows) = stack.definitions()?;
     let retriever = stack.retriever("agents", &options.search_url);
     Ok(AgentsService::new(
         options,
         &stack.context,
         registry,
+        workflows,
         stack.brain().await?,
         stack.memory().await?,
         retriever,

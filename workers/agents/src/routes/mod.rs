@@ -1,4 +1,5 @@
-//! `/agents`, `/fleets` and `/messages`: the fleet, its status, and messages to agents.
+//! `/agents`, `/fleets` and `/messages`: the fleet, its status, and messages to agents;
+//! `/agents/{id}/actions` and `/approvals` (in `actions`): what agents may do, and deciding.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,14 +8,19 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chatgptd_fleet::{AgentsClient, agent_health, new_request};
 use chatgptd_memory::Memory;
 use chatgptd_registry::{AgentSpec, Registry};
 use chatgptd_runtime::http::{error_response as error, json_body};
+use chatgptd_types::records::AgentMessage;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::approvals::ApprovalsClient;
+
+mod actions;
 
 /// How long `POST .../messages` waits for answers unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -27,6 +33,7 @@ pub(crate) struct AgentsApi {
     pub(crate) registry: Arc<Registry>,
     pub(crate) memory: Arc<dyn Memory>,
     pub(crate) client: AgentsClient,
+    pub(crate) approvals: ApprovalsClient,
     pub(crate) heartbeat_interval: Duration,
 }
 
@@ -37,11 +44,14 @@ pub(crate) fn router(state: AgentsApi) -> Router {
         .route("/agents/{id}", get(show))
         .route("/agents/{id}/messages", get(history).post(send_to_agent))
         .route("/fleets", get(fleets))
-        .route(
-            "/fleets/{name}/messages",
-            axum::routing::post(send_to_fleet),
-        )
+        .route("/fleets/{name}/messages", post(send_to_fleet))
         .route("/messages/{id}", get(answers))
+        .route("/agents/{id}/actions", post(actions::take))
+        .route("/agents/{id}/actions/check", post(actions::check))
+        .route("/approvals", get(actions::approvals))
+        .route("/approvals/{id}", get(actions::approval))
+        .route("/approvals/{id}/approve", post(actions::approve))
+        .route("/approvals/{id}/deny", post(actions::deny))
         .with_state(state)
 }
 
@@ -197,7 +207,24 @@ async fn send(
         request.conversation_id.as_deref(),
         request.token_budget,
     );
-    if let Err(err) = state.client.send(&message).await {
+    let wait = request.wait.then(|| {
+        request
+            .timeout_ms
+            .map_or(DEFAULT_WAIT, Duration::from_millis)
+            .min(MAX_WAIT)
+    });
+    send_and_wait(&state, &message, expected, wait).await
+}
+
+/// Sends `message` and, with `wait`, waits that long for `expected` answers in its inbox.
+pub(crate) async fn send_and_wait(
+    state: &AgentsApi,
+    message: &AgentMessage,
+    expected: usize,
+    wait: Option<Duration>,
+) -> Response {
+    let to = &message.to;
+    if let Err(err) = state.client.send(message).await {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the message was not accepted by Kafka",
@@ -206,17 +233,13 @@ async fn send(
     }
     let sent =
         json!({"message_id": message.id, "conversation_id": message.conversation_id, "to": to});
-    if !request.wait {
+    let Some(timeout) = wait else {
         return (
             StatusCode::ACCEPTED,
             Json(json!({"status": "sent", "message": sent})),
         )
             .into_response();
-    }
-    let timeout = request
-        .timeout_ms
-        .map_or(DEFAULT_WAIT, Duration::from_millis)
-        .min(MAX_WAIT);
+    };
     match state.client.wait(&message.id, expected, timeout).await {
         Ok(answers) if answers.len() >= expected => {
             Json(json!({"status": "answered", "message": sent, "answers": answers})).into_response()
