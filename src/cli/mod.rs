@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a module with its arguments and its `run`.
 
 mod agents;
+mod approvals;
 mod config_cmd;
 mod dlq;
 mod index;
@@ -81,6 +82,9 @@ pub enum Command {
     /// The agent fleet: list, show, send messages.
     #[command(subcommand)]
     Agents(agents::AgentsCommand),
+    /// The approval queue of agents' actions: list, show, approve, deny.
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCommand),
     /// Workflows: list, run, status, resume, approve.
     #[command(subcommand)]
     Workflow(workflow::WorkflowCommand),
@@ -136,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Model(command) => model::run(loaded.config, command).await,
         Command::Agents(command) => agents::run(loaded.config, command).await,
         Command::Workflow(command) => workflow::run(loaded.config, command).await,
+        Command::Approvals(command) => approvals::run(loaded.config, command).await,
         Command::Topics(command) => topics::run(loaded.config, command).await,
         Command::Config(command) => config_cmd::run(loaded, command),
         Command::Produce(args) => produce::run(loaded.config, args).await,

@@ -195,6 +195,64 @@ fn readable(schema: &str, value: &Value) -> Option<String> {
                 request = provenance["request_id"].as_str().unwrap_or("-"),
             ))
         }
+        // One line per event: who did what, what the policy said, and what came of it.
+        "chatgptd.ActionAudit" => {
+            let decision = value["decision"].as_str().map_or(String::new(), |d| {
+                format!(" · {d}, risk {}", value["risk_score"].as_i64().unwrap_or(0))
+            });
+            let actor = value["actor"]
+                .as_str()
+                .map_or(String::new(), |a| format!(" · by {a}"));
+            let reason = value["reason"].as_str().filter(|r| !r.is_empty());
+            let result = value["result"].as_str().filter(|r| !r.is_empty());
+            let mut line = format!(
+                "{agent} {event} {action} {arguments}{decision}{actor}\n  conversation {conversation} · action {id}",
+                agent = text("agent"),
+                event = text("event").to_uppercase(),
+                action = text("action"),
+                arguments = text("arguments"),
+                conversation = text("conversation_id"),
+                id = text("action_id"),
+            );
+            if let Some(reason) = reason {
+                line.push_str(&format!("\n  reason  {reason}"));
+            }
+            if let Some(result) = result {
+                let shown: String = result.chars().take(300).collect();
+                line.push_str(&format!("\n  result  {}", shown.replace('\n', " ")));
+            }
+            Some(line)
+        }
+        "chatgptd.ApprovalRequest" => {
+            let decided = value["decided_by"].as_str().map_or(String::new(), |by| {
+                format!(
+                    " · by {by}: {}",
+                    value["decision_reason"].as_str().unwrap_or("")
+                )
+            });
+            let reasons: Vec<&str> = value["reasons"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            Some(format!(
+                "{id} {state}{decided}\n  {agent} wants {action} {arguments} (risk {risk})\n  why     {reasons}",
+                id = text("id"),
+                state = text("state").to_uppercase(),
+                agent = text("agent"),
+                action = text("action"),
+                arguments = text("arguments"),
+                risk = value["risk_score"].as_i64().unwrap_or(0),
+                reasons = reasons.join("; "),
+            ))
+        }
+        "chatgptd.Escalation" => Some(format!(
+            "{severity} escalation from {agent}: {summary}\n  conversation {conversation} · ticket {ticket}",
+            severity = text("severity").to_uppercase(),
+            agent = text("agent"),
+            summary = text("summary"),
+            conversation = text("conversation_id"),
+            ticket = text("ticket"),
+        )),
         _ => None,
     }
 }
