@@ -660,6 +660,9 @@ fn every_command_has_help_with_examples() {
         vec!["produce", "--help"],
         vec!["tail", "--help"],
         vec!["dlq", "replay", "--help"],
+        vec!["approvals", "list", "--help"],
+        vec!["approvals", "approve", "--help"],
+        vec!["approvals", "deny", "--help"],
     ] {
         let output = chatgptd().args(&command).output().unwrap();
         assert!(output.status.success(), "{command:?}");
@@ -752,4 +755,89 @@ async fn model_check_reports_the_provider_and_its_limits() {
         "the key is never printed"
     );
     assert_eq!(fake.request_count(), 1);
+}
+
+/// The README's "Agents that act" commands against a running `up`: an agent acts, another
+/// waits for an approval that `chatgptd approvals` lists and decides (once), and `tail`
+/// shows the audit readably.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_acting_and_approval_commands_work_against_up() {
+    let up = Up::start().await;
+    let data_dir = up.data_dir.clone();
+    let http = up.info()["http"].as_str().unwrap().to_string();
+    let client = http_client();
+    let run_tool = |args: &[&str]| {
+        let output = tool(&data_dir, args);
+        (
+            output.status.code(),
+            stdout(&output) + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, sent) = run_tool(&[
+        "agents",
+        "send",
+        "core-dispatcher",
+        "ask aegis-threat-intel: is 203.0.113.7 known bad?",
+    ]);
+    assert_eq!(code, Some(0), "{sent}");
+    assert!(
+        sent.contains("message_agent") && sent.contains("aegis-threat-intel"),
+        "{sent}"
+    );
+
+    let sent: Value = client
+        .post(format!("{http}/agents/shield-core/messages"))
+        .json(&serde_json::json!({"body": "grant sam viewer access", "wait": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let message = sent["message"]["message_id"].as_str().unwrap().to_string();
+    let listed = wait_until(WAIT, "the approval to be listed", || {
+        let (code, out) = run_tool(&["approvals", "list"]);
+        async move { (code == Some(0) && out.contains("modify_access")).then_some(out) }
+    })
+    .await;
+    assert!(
+        listed.contains("shield-core") && listed.contains("sam"),
+        "{listed}"
+    );
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    let approve = [
+        "approvals",
+        "approve",
+        &id,
+        "--by",
+        "alice",
+        "--reason",
+        "ticket SEC-12",
+    ];
+    let (code, out) = run_tool(&approve);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run_tool(&approve);
+    assert_eq!(code, Some(2), "approving twice is refused: {out}");
+    assert!(out.contains("already approved"), "{out}");
+
+    // No executor for access changes here: approved, it is refused with that reason.
+    let answer = wait_until(WAIT, "the resumed answer", || {
+        let request = client.get(format!("{http}/messages/{message}")).send();
+        async move {
+            let body: Value = request.await.ok()?.json().await.ok()?;
+            body["answers"].as_array()?.first().cloned()
+        }
+    })
+    .await;
+    assert!(
+        answer["body"].as_str().unwrap().contains("no executor"),
+        "{answer}"
+    );
+    let (code, tailed) = run_tool(&["tail", "agents.audit", "--from-beginning", "--max", "6"]);
+    assert_eq!(code, Some(0), "{tailed}");
+    assert!(
+        tailed.contains("shield-core APPROVED modify_access"),
+        "{tailed}"
+    );
+    assert!(tailed.contains("· by alice"), "{tailed}");
 }

@@ -3,6 +3,7 @@
 //!
 //! One test binary (faster to link than one per file); each module is one area.
 
+mod actions;
 mod agents;
 mod cli;
 mod index;

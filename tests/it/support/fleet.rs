@@ -75,6 +75,26 @@ impl Fleet {
         self.config.workflows.workflows_dir = dir;
     }
 
+    /// Adds a secret, as the deployment's environment would hold it.
+    pub fn secret(&mut self, name: &str, value: &str) {
+        self.secrets.push((name.to_string(), value.to_string()));
+    }
+
+    /// Replaces the built-in agents with a copy of the repository's `agents/` in which
+    /// `edit(file name, text)` changed what a test needs (a policy, an expiry).
+    pub fn agents(&mut self, edit: impl Fn(&str, String) -> String) {
+        let dir = self.data.path().join("agents");
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agents");
+        for entry in std::fs::read_dir(source).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            let text = edit(&name, std::fs::read_to_string(&path).unwrap());
+            std::fs::write(dir.join(&name), text).unwrap();
+        }
+        self.config.agents.registry_dir = dir;
+    }
+
     /// Starts a node with `roles` on this configuration.
     pub async fn start(&self, roles: &[Role]) -> Node {
         Node::start(self.config.clone(), self.secrets.clone(), roles).await
