@@ -40,8 +40,13 @@ pub struct Approvals {
     ttl: Duration,
 }
 
-/// The set of every approval id, for listing.
-const INDEX: &str = "act:approvals";
+/// Approval ids are listed from one set per day of request, each expiring a day after the
+/// approvals it lists: a set of every id ever requested would only grow.
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+fn index(day: i64) -> String {
+    format!("act:approvals:{day}")
+}
 
 impl Approvals {
     /// Approvals in `memory`, remembered for `ttl` after they are requested.
@@ -57,7 +62,9 @@ impl Approvals {
             .memory
             .put_if_absent(&key, &encode(request), Some(self.ttl))
             .await?;
-        self.memory.join(INDEX, &request.id, None).await?;
+        let day = request.requested_at_ms.div_euclid(DAY_MS);
+        let keep = self.ttl + std::time::Duration::from_millis(DAY_MS as u64);
+        self.memory.join(&index(day), &request.id, Some(keep)).await?;
         if filed {
             return Ok(request.clone());
         }
@@ -77,8 +84,14 @@ impl Approvals {
 
     /// The approvals in `state` (all if `None`), oldest request first.
     pub async fn list(&self, state: Option<&str>) -> Result<Vec<ApprovalRequest>, Error> {
+        let today = chatgptd_types::now_ms().div_euclid(DAY_MS);
+        let days = (self.ttl.as_millis() as i64).div_euclid(DAY_MS) + 1;
+        let mut ids = Vec::new();
+        for day in (today - days)..=today {
+            ids.extend(self.memory.join_members(&index(day)).await?);
+        }
         let mut found = Vec::new();
-        for id in self.memory.join_members(INDEX).await? {
+        for id in ids {
             if let Some(approval) = self.get(&id).await?
                 && state.is_none_or(|state| approval.state == state)
             {
