@@ -620,3 +620,30 @@ async fn an_agent_comments_on_its_ticket_through_the_write_back_once() {
     );
     node.stop().await.unwrap();
 }
+
+/// An agent asks one that no worker serves: nothing answers, and after `reply_timeout` the
+/// call fails with what is missing and the asker answers with that, instead of waiting
+/// forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_that_never_comes_ends_the_wait_after_the_reply_timeout() {
+    let mut fleet = Fleet::new("act-reply-timeout");
+    fleet.config.agents.serve = vec!["core-dispatcher".into()];
+    fleet.config.agents.reply_timeout = std::time::Duration::from_secs(1);
+    fleet.config.agents.approval_sweep_interval = std::time::Duration::from_millis(200);
+    let node = fleet.start(&ROLES).await;
+    let answer = ask(
+        &node,
+        "core-dispatcher",
+        "ask aegis-threat-intel: anything on 198.51.100.4?",
+    )
+    .await;
+    assert_eq!(answer["kind"], "reply", "{answer}");
+    let body = answer["body"].as_str().unwrap();
+    assert!(
+        body.contains("no reply from aegis-threat-intel within 1s"),
+        "{body}"
+    );
+    let audit: Vec<ActionAudit> = fleet.records(names::AGENT_AUDIT, 2).await;
+    assert_eq!(events(&audit, "message_agent"), ["decided", "failed"]);
+    node.stop().await.unwrap();
+}

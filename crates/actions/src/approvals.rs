@@ -64,7 +64,9 @@ impl Approvals {
             .await?;
         let day = request.requested_at_ms.div_euclid(DAY_MS);
         let keep = self.ttl + std::time::Duration::from_millis(DAY_MS as u64);
-        self.memory.join(&index(day), &request.id, Some(keep)).await?;
+        self.memory
+            .join(&index(day), &request.id, Some(keep))
+            .await?;
         if filed {
             return Ok(request.clone());
         }

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::ActionId;
 use crate::error::{Error, decode, encode};
 
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
 /// What a conversation waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "on", rename_all = "snake_case")]
@@ -28,6 +30,12 @@ pub enum WaitOn {
 pub struct Wait {
     /// The call that waits.
     pub action: ActionId,
+    /// Its action (`message_agent`, ...) and arguments (JSON text), for the audit of how it
+    /// ended when the sweep ends it.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub arguments: String,
     /// The agent whose conversation it is.
     pub agent: String,
     /// The message the agent was answering.
@@ -75,7 +83,34 @@ impl Waits {
         self.memory
             .put_if_absent(&key, &encode(wait), Some(self.ttl))
             .await?;
+        // Listed by the day it was parked, for the sweep that ends replies never coming.
+        let day = wait.since_ms.div_euclid(DAY_MS);
+        let keep = self.ttl + Duration::from_millis(DAY_MS as u64);
+        self.memory
+            .join(
+                &format!("act:waits:{day}"),
+                wait.action.as_str(),
+                Some(keep),
+            )
+            .await?;
         Ok(())
+    }
+
+    /// Every wait parked within the last `ttl`, oldest day first.
+    pub async fn parked(&self) -> Result<Vec<Wait>, Error> {
+        let today = chatgptd_types::now_ms().div_euclid(DAY_MS);
+        let days = (self.ttl.as_millis() as i64).div_euclid(DAY_MS) + 1;
+        let mut waits = Vec::new();
+        for day in (today - days)..=today {
+            for action in self
+                .memory
+                .join_members(&format!("act:waits:{day}"))
+                .await?
+            {
+                waits.extend(self.get(&action).await?);
+            }
+        }
+        Ok(waits)
     }
 
     /// The wait of the call `action`, if it is parked.

@@ -94,6 +94,8 @@ async fn a_fan_in_completes_once_every_expected_agent_replied() {
     let message = request_message();
     let wait = Wait {
         action: id.clone(),
+        name: "broadcast_fleet".into(),
+        arguments: r#"{"fleet":"creative","message":"ideas"}"#.into(),
         agent: "core-dispatcher".into(),
         message: message.clone(),
         source: Source::default(),
@@ -101,14 +103,15 @@ async fn a_fan_in_completes_once_every_expected_agent_replied() {
         on: WaitOn::Replies {
             from: vec!["a".into(), "b".into()],
         },
-        since_ms: 1,
+        since_ms: chatgptd_types::now_ms(),
     };
     waits.park(&wait).await.unwrap();
     // Parking again (a redelivery) keeps the first.
     let mut again = wait.clone();
     again.origin = "t/0/2".into();
     waits.park(&again).await.unwrap();
-    assert_eq!(waits.get(id.as_str()).await.unwrap(), Some(wait));
+    assert_eq!(waits.get(id.as_str()).await.unwrap(), Some(wait.clone()));
+    assert_eq!(waits.parked().await.unwrap(), [wait]);
 
     let expected = ["a".to_string(), "b".to_string()];
     assert_eq!(

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgptd_actions::{ActionId, Approvals, Decision, Ledger};
+use chatgptd_actions::{ActionId, Approvals, Decision, Ledger, Outcome, Wait, WaitOn, Waits};
 use chatgptd_memory::Memory;
 use chatgptd_runtime::{OutputRecord, Producer};
 use chatgptd_types::avro::Codec;
@@ -19,8 +19,11 @@ use chatgptd_types::records::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::act::DECISION_KIND;
+use crate::act::{DECISION_KIND, WAKE_KIND};
 use crate::options::AgentsOptions;
+
+/// The origin the ledger records for outcomes the sweep decides.
+const SWEEP: &str = "sweep";
 
 /// How long after a decision an unsettled call gets the decision announced again.
 const REANNOUNCE_AFTER: Duration = Duration::from_secs(30);
@@ -39,6 +42,7 @@ pub enum ApprovalError {
 pub struct ApprovalsClient {
     approvals: Approvals,
     ledger: Ledger,
+    waits: Waits,
     producer: Producer,
     codec: Codec,
     options: Arc<AgentsOptions>,
@@ -54,7 +58,8 @@ impl ApprovalsClient {
     ) -> Self {
         ApprovalsClient {
             approvals: Approvals::new(memory.clone(), options.action_state_ttl),
-            ledger: Ledger::new(memory, options.action_state_ttl),
+            ledger: Ledger::new(memory.clone(), options.action_state_ttl),
+            waits: Waits::new(memory, options.action_state_ttl),
             producer,
             codec,
             options: Arc::new(options.clone()),
@@ -87,8 +92,9 @@ impl ApprovalsClient {
         Ok(approval)
     }
 
-    /// Expires the pending approvals past their time, and announces again the decisions
-    /// whose calls are still unsettled. Returns how many approvals it expired.
+    /// Expires the pending approvals past their time, announces again the decisions whose
+    /// calls are still unsettled, and ends the waits for replies past `reply_timeout`.
+    /// Returns how many approvals it expired.
     pub async fn sweep(&self) -> Result<usize, ApprovalError> {
         let now = chatgptd_types::now_ms();
         let mut expired = 0;
@@ -123,7 +129,82 @@ impl ApprovalsClient {
                 self.announce(&approval).await?;
             }
         }
+        self.end_silent_waits(now).await?;
         Ok(expired)
+    }
+
+    /// Ends the waits for replies that did not come within `reply_timeout` (the agent asked
+    /// is served by no worker, or its worker is down): the call fails with what is missing,
+    /// and the waiting agent is woken to answer with that.
+    async fn end_silent_waits(&self, now: i64) -> Result<(), ApprovalError> {
+        let timeout = self.options.reply_timeout;
+        for wait in self.waits.parked().await? {
+            let WaitOn::Replies { from } = &wait.on else {
+                continue;
+            };
+            if now.saturating_sub(wait.since_ms) < timeout.as_millis() as i64 {
+                continue;
+            }
+            match self.ledger.outcome(&wait.action).await? {
+                None => {
+                    let error = format!(
+                        "no reply from {} within {}",
+                        from.join(", "),
+                        humantime::format_duration(timeout)
+                    );
+                    let outcome = Outcome::Failed { error };
+                    let recorded = self.ledger.record(&wait.action, outcome, SWEEP).await?;
+                    if recorded.origin == SWEEP {
+                        self.audit_ended(&wait, &recorded.outcome, now).await?;
+                    }
+                }
+                // Ended by the sweep: wake once more a while later, in case the first wake
+                // was lost (the conversation replays; answering twice sends the same answer).
+                Some(recorded) if recorded.origin == SWEEP => {
+                    let late = (timeout + REANNOUNCE_AFTER).as_millis() as i64;
+                    if now.saturating_sub(wait.since_ms) < late {
+                        continue;
+                    }
+                    let key = format!("act:rewoken:{}", wait.action);
+                    let ttl = Some(self.options.action_state_ttl);
+                    if !self
+                        .ledger
+                        .memory()
+                        .put_if_absent(&key, b"1", ttl)
+                        .await
+                        .map_err(chatgptd_actions::Error::from)?
+                    {
+                        continue;
+                    }
+                }
+                // Ended by its replies.
+                Some(_) => continue,
+            }
+            let wake = AgentMessage {
+                id: format!("{}:wake", wait.action),
+                conversation_id: wait.message.conversation_id.clone(),
+                correlation_id: wait.action.to_string(),
+                from: "chatgptd".to_string(),
+                to: wait.agent.clone(),
+                kind: WAKE_KIND.to_string(),
+                body: String::new(),
+                reply_to: None,
+                in_reply_to: Some(wait.message.id.clone()),
+                hop_count: 0,
+                token_budget: 0,
+                path: Vec::new(),
+                sent_at_ms: now,
+                provenance: None,
+            };
+            let record =
+                OutputRecord::avro(&self.codec, &self.options.topic, wait.agent.clone(), &wake)
+                    .map_err(|err| ApprovalError::Send(err.to_string()))?;
+            self.producer
+                .send(&record)
+                .await
+                .map_err(|err| ApprovalError::Send(err.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Sweeps every `interval` until `shutdown`.
@@ -141,6 +222,44 @@ impl ApprovalsClient {
                 Err(err) => tracing::warn!(%err, "approval sweep failed; retrying next tick"),
             }
         }
+    }
+
+    /// The audit record of a wait the sweep ended.
+    async fn audit_ended(
+        &self,
+        wait: &Wait,
+        outcome: &Outcome,
+        now: i64,
+    ) -> Result<(), ApprovalError> {
+        let audit = ActionAudit {
+            id: format!("{}:{}", wait.action, outcome.event()),
+            conversation_id: wait.message.conversation_id.clone(),
+            action_id: wait.action.to_string(),
+            agent: wait.agent.clone(),
+            action: wait.name.clone(),
+            arguments: wait.arguments.clone(),
+            event: outcome.event().to_string(),
+            decision: Some("allowed".to_string()),
+            risk_score: 0,
+            reason: outcome.tool_result(),
+            actor: Some("chatgptd".to_string()),
+            result: Some(outcome.tool_result()),
+            traceparent: None,
+            at_ms: now,
+            message_id: wait.message.id.clone(),
+        };
+        let record = OutputRecord::avro(
+            &self.codec,
+            &self.options.audit_topic,
+            audit.conversation_id.clone(),
+            &audit,
+        )
+        .map_err(|err| ApprovalError::Send(err.to_string()))?;
+        self.producer
+            .send(&record)
+            .await
+            .map(|_| ())
+            .map_err(|err| ApprovalError::Send(err.to_string()))
     }
 
     async fn announce(&self, approval: &ApprovalRequest) -> Result<(), ApprovalError> {

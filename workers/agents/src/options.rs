@@ -58,9 +58,14 @@ pub struct AgentsOptions {
     /// the longest approval expiry, or a late decision finds nothing to resume.
     #[serde(with = "humantime_serde")]
     pub action_state_ttl: Duration,
-    /// How often pending approvals are checked for expiry.
+    /// How often pending approvals are checked for expiry (and waits for replies for
+    /// their `reply_timeout`).
     #[serde(with = "humantime_serde")]
     pub approval_sweep_interval: Duration,
+    /// How long a `message_agent`, `broadcast_fleet` or ticket action waits for its replies
+    /// before the call fails with what is missing (an agent no worker serves, a worker down).
+    #[serde(with = "humantime_serde")]
+    pub reply_timeout: Duration,
     /// Where every tool call's decision and outcome is audited (ActionAudit).
     pub audit_topic: String,
     /// Where approval requests and their decisions go (ApprovalRequest).
@@ -98,6 +103,7 @@ impl Default for AgentsOptions {
             max_argument_repairs: 2,
             action_state_ttl: Duration::from_secs(7 * 24 * 3600),
             approval_sweep_interval: Duration::from_secs(5),
+            reply_timeout: Duration::from_secs(600),
             audit_topic: names::AGENT_AUDIT.to_string(),
             approvals_topic: names::AGENT_APPROVALS.to_string(),
             escalations_topic: names::AGENT_ESCALATIONS.to_string(),

@@ -11,6 +11,10 @@ use crate::worker::AgentWorker;
 /// (sent by the approvals API and the expiry sweep).
 pub(crate) const DECISION_KIND: &str = "approval";
 
+/// The kind of the message that wakes a conversation whose wait the sweep ended (no reply
+/// in time): the call's outcome is in the ledger already.
+pub(crate) const WAKE_KIND: &str = "wake";
+
 impl AgentWorker {
     /// If `incoming` is something a parked conversation waits for, takes it and resumes the
     /// conversation when nothing else is missing. `None`: not for a wait, handle as usual.
@@ -20,15 +24,13 @@ impl AgentWorker {
     ) -> Result<Option<Vec<OutputRecord>>, ProcessError> {
         let message = &incoming.value;
         let kind = message.kind.as_str();
-        if !matches!(kind, "reply" | "refusal" | DECISION_KIND) {
+        if !matches!(kind, "reply" | "refusal" | DECISION_KIND | WAKE_KIND) {
             return Ok(None);
         }
+        // Decisions and wakes are for waits only: never answered as requests.
+        let internal = matches!(kind, DECISION_KIND | WAKE_KIND);
         let Some(action) = ActionId::parse(&message.correlation_id) else {
-            return Ok(if kind == DECISION_KIND {
-                Some(Vec::new())
-            } else {
-                None
-            });
+            return Ok(internal.then(Vec::new));
         };
         let wait = self
             .act
@@ -39,11 +41,7 @@ impl AgentWorker {
         let Some(wait) = wait.filter(|wait| wait.agent == message.to) else {
             // A decision nobody waits for (forgotten, or for another worker's agent) has no
             // one to answer; a stray reply is answered as before.
-            return Ok(if kind == DECISION_KIND {
-                Some(Vec::new())
-            } else {
-                None
-            });
+            return Ok(internal.then(Vec::new));
         };
         let origin = super::origin_of(&incoming.meta);
         match (&wait.on, kind) {
@@ -75,6 +73,8 @@ impl AgentWorker {
             }
             // The decision itself is in the approvals store; the loop reads it.
             (WaitOn::Approval { .. }, DECISION_KIND) => {}
+            // The sweep recorded the outcome before it woke us.
+            (_, WAKE_KIND) => {}
             _ => return Ok(Some(Vec::new())),
         }
         let Some(agent) = self.registry.get(&wait.agent) else {

@@ -15,7 +15,7 @@
 mod arrive;
 mod audit;
 
-pub(crate) use arrive::DECISION_KIND;
+pub(crate) use arrive::{DECISION_KIND, WAKE_KIND};
 pub(crate) use audit::decision_name;
 mod execute;
 mod settle;

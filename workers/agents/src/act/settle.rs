@@ -125,6 +125,7 @@ impl AgentWorker {
                             self.park(
                                 cx,
                                 id,
+                                call,
                                 WaitOn::Approval {
                                     approval: request.id,
                                 },
@@ -146,7 +147,7 @@ impl AgentWorker {
                     .await
             }
             Started::Waiting(on) => {
-                self.park(cx, id, on).await?;
+                self.park(cx, id, call, on).await?;
                 Ok(Settled::Waiting)
             }
         }
@@ -195,10 +196,13 @@ impl AgentWorker {
         &self,
         cx: &Conversation<'_>,
         id: &ActionId,
+        call: &ToolCall,
         on: WaitOn,
     ) -> Result<(), ProcessError> {
         let wait = Wait {
             action: id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
             agent: cx.agent.id.clone(),
             message: cx.message.clone(),
             source: cx.source.clone(),
