@@ -42,6 +42,27 @@ async fn answer_to(node: &Node, id: &str) -> Value {
     .await
 }
 
+/// Asks `agent` with `body`, which its (offline) model answers by calling `action`: the
+/// answer, a reply that reads the call's result, and the audit, where the call was decided
+/// and executed.
+async fn acted(
+    fleet: &Fleet,
+    node: &Node,
+    agent: &str,
+    body: &str,
+    action: &str,
+) -> (Value, Vec<ActionAudit>) {
+    let answer = ask(node, agent, body).await;
+    assert_eq!(answer["kind"], "reply", "{answer}");
+    assert!(
+        answer["body"].as_str().unwrap().contains(action),
+        "{answer}"
+    );
+    let audit: Vec<ActionAudit> = fleet.records(names::AGENT_AUDIT, 2).await;
+    assert_eq!(events(&audit, action), ["decided", "executed"]);
+    (answer, audit)
+}
+
 /// The audit events of `action`, in the order they happened.
 fn events<'a>(audit: &'a [ActionAudit], action: &str) -> Vec<&'a str> {
     let mut mine: Vec<&ActionAudit> = audit.iter().filter(|a| a.action == action).collect();
@@ -57,6 +78,14 @@ async fn pending(node: &Node) -> ApprovalRequest {
         list.into_iter().next()
     })
     .await
+}
+
+/// Aegis Sentinel asked to escalate `summary`, a call that waits for approval (see
+/// [`escalation_needs_approval`]): the message id and the pending approval.
+async fn escalation_pending(node: &Node, summary: &str) -> (String, ApprovalRequest) {
+    let body = format!("escalate to a human: {summary}");
+    let id = send(node, "aegis-sentinel", &body).await;
+    (id, pending(node).await)
 }
 
 /// The catalogue with `escalate_to_human` needing approval (its expiry `expiry`), so a test
@@ -79,20 +108,8 @@ fn escalation_needs_approval(fleet: &mut Fleet, expiry: &'static str) {
 async fn an_agent_searches_memory_and_answers_with_what_it_found() {
     let fleet = Fleet::new("act-search");
     let node = fleet.start(&ROLES).await;
-    let answer = ask(
-        &node,
-        "core-ticket-triage",
-        "Please search memory for printer outages",
-    )
-    .await;
-    assert_eq!(answer["kind"], "reply", "{answer}");
-    assert!(
-        answer["body"].as_str().unwrap().contains("search_memory"),
-        "{answer}"
-    );
-
-    let audit: Vec<ActionAudit> = fleet.records(names::AGENT_AUDIT, 2).await;
-    assert_eq!(events(&audit, "search_memory"), ["decided", "executed"]);
+    let body = "Please search memory for printer outages";
+    let (_, audit) = acted(&fleet, &node, "core-ticket-triage", body, "search_memory").await;
     let decided = audit.iter().find(|a| a.event == "decided").unwrap();
     assert_eq!(decided.decision.as_deref(), Some("allowed"));
     assert!(decided.risk_score > 0, "{decided:?}");
@@ -106,14 +123,9 @@ async fn an_agent_searches_memory_and_answers_with_what_it_found() {
 async fn an_agent_asks_another_and_answers_with_its_reply_in_the_same_conversation() {
     let fleet = Fleet::new("act-message-agent");
     let node = fleet.start(&ROLES).await;
-    let answer = ask(
-        &node,
-        "core-dispatcher",
-        "ask aegis-threat-intel: is 203.0.113.7 a known bad address?",
-    )
-    .await;
+    let body = "ask aegis-threat-intel: is 203.0.113.7 a known bad address?";
+    let (answer, _) = acted(&fleet, &node, "core-dispatcher", body, "message_agent").await;
     assert_eq!(answer["from"], "core-dispatcher", "{answer}");
-    assert_eq!(answer["kind"], "reply", "{answer}");
     assert!(
         answer["body"]
             .as_str()
@@ -145,19 +157,8 @@ async fn an_agent_asks_another_and_answers_with_its_reply_in_the_same_conversati
 async fn a_broadcast_action_collects_every_reply_of_the_fleet() {
     let fleet = Fleet::new("act-broadcast");
     let node = fleet.start(&ROLES).await;
-    let answer = ask(
-        &node,
-        "core-dispatcher",
-        "ask fleet creative: ideas for a winter campaign",
-    )
-    .await;
-    assert_eq!(answer["kind"], "reply", "{answer}");
-    assert!(
-        answer["body"].as_str().unwrap().contains("broadcast_fleet"),
-        "{answer}"
-    );
-    let audit: Vec<ActionAudit> = fleet.records(names::AGENT_AUDIT, 2).await;
-    assert_eq!(events(&audit, "broadcast_fleet"), ["decided", "executed"]);
+    let body = "ask fleet creative: ideas for a winter campaign";
+    let (_, audit) = acted(&fleet, &node, "core-dispatcher", body, "broadcast_fleet").await;
     // The call's result, as the model read it, holds every member's reply.
     let executed = audit.iter().find(|a| a.event == "executed").unwrap();
     let result = executed.result.as_deref().unwrap();
@@ -177,13 +178,7 @@ async fn an_approved_action_runs_once_and_the_conversation_goes_on() {
     let mut fleet = Fleet::new("act-approve");
     escalation_needs_approval(&mut fleet, "1h");
     let node = fleet.start(&ROLES).await;
-    let id = send(
-        &node,
-        "aegis-sentinel",
-        "escalate to a human: admin login from a new country",
-    )
-    .await;
-    let approval = pending(&node).await;
+    let (id, approval) = escalation_pending(&node, "admin login from a new country").await;
     assert_eq!(approval.agent, "aegis-sentinel");
     assert_eq!(approval.action, "escalate_to_human");
     assert!(approval.arguments.contains("admin login"), "{approval:?}");
@@ -223,13 +218,7 @@ async fn a_denied_action_does_nothing_and_the_model_is_told_why() {
     let mut fleet = Fleet::new("act-deny");
     escalation_needs_approval(&mut fleet, "1h");
     let node = fleet.start(&ROLES).await;
-    let id = send(
-        &node,
-        "aegis-sentinel",
-        "escalate to a human: rotate every key now",
-    )
-    .await;
-    let approval = pending(&node).await;
+    let (id, approval) = escalation_pending(&node, "rotate every key now").await;
     let path = format!("/approvals/{}/deny", approval.id);
     let (status, body) = post(
         &node,
@@ -257,13 +246,7 @@ async fn an_approval_nobody_decides_expires_escalates_and_denies() {
     escalation_needs_approval(&mut fleet, "1s");
     fleet.config.agents.approval_sweep_interval = std::time::Duration::from_millis(200);
     let node = fleet.start(&ROLES).await;
-    let id = send(
-        &node,
-        "aegis-sentinel",
-        "escalate to a human: disk almost full",
-    )
-    .await;
-    let approval = pending(&node).await;
+    let (id, approval) = escalation_pending(&node, "disk almost full").await;
     let answer = answer_to(&node, &id).await;
     assert!(
         answer["body"].as_str().unwrap().contains("expired"),
@@ -285,13 +268,7 @@ async fn a_conversation_waiting_across_a_restart_resumes_and_acts_once() {
     let mut fleet = Fleet::new("act-restart");
     escalation_needs_approval(&mut fleet, "1h");
     let node = fleet.start(&ROLES).await;
-    let id = send(
-        &node,
-        "aegis-sentinel",
-        "escalate to a human: badge reader offline",
-    )
-    .await;
-    let approval = pending(&node).await;
+    let (id, approval) = escalation_pending(&node, "badge reader offline").await;
     node.stop().await.unwrap();
 
     // A new worker on the same memory and cluster: the decision resumes the conversation.

@@ -7,8 +7,8 @@ use chatgptd_runtime::Service;
 use chatgptd_runtime::dead_letter::header as dlq;
 use chatgptd_runtime::{Health, WorkerContext};
 use chatgptd_testkit::fake_trackers::Api;
-use chatgptd_testkit::kafka::{MockKafka, committed, consume, header, produce, producer};
-use chatgptd_testkit::{init_logging, unique, wait_until};
+use chatgptd_testkit::kafka::{MockKafka, consume, header};
+use chatgptd_testkit::{init_logging, unique};
 use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::DeadLetter;
@@ -18,7 +18,8 @@ use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    Harness, SYS_ID, github_ticket, jira_ticket, lines, secrets, servicenow_ticket, ticket,
+    Harness, SYS_ID, committed_up_to, github_ticket, jira_ticket, lines, produce_in_order, secrets,
+    servicenow_ticket, ticket,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -45,21 +46,8 @@ async fn writes_back_commits_and_dead_letters_a_ticket_that_is_gone() {
         jira_ticket(),
         ticket("email", "m-1", "m-1"),
     ];
-    let codec = Codec::builtin();
-    let input = producer(&brokers);
-    for record in &records {
-        let payload = codec.encode(record).unwrap();
-        let key = record.key();
-        produce(
-            &input,
-            names::TICKETS_ENRICHED,
-            Some(0),
-            Some(key.as_bytes()),
-            &payload,
-            &[],
-        )
-        .await;
-    }
+    let records: Vec<_> = records.iter().collect();
+    produce_in_order(&brokers, names::TICKETS_ENRICHED, &records, |r| r.key()).await;
 
     let context =
         WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
@@ -73,18 +61,7 @@ async fn writes_back_commits_and_dead_letters_a_ticket_that_is_gone() {
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(runtime.run(shutdown.clone()));
 
-    wait_until(WAIT, "every record committed", || {
-        let (brokers, group) = (brokers.clone(), group.clone());
-        async move {
-            let offsets = tokio::task::spawn_blocking(move || {
-                committed(&brokers, &group, names::TICKETS_ENRICHED, 1)
-            })
-            .await
-            .unwrap();
-            (offsets.get(&0) == Some(&6)).then_some(())
-        }
-    })
-    .await;
+    committed_up_to(&brokers, &group, names::TICKETS_ENRICHED, 6).await;
 
     assert_eq!(
         lines(&harness.fake.calls_to(Api::Jira)),
@@ -151,7 +128,7 @@ async fn writes_back_commits_and_dead_letters_a_ticket_that_is_gone() {
         "{message}"
     );
     assert_eq!(letter.key(), Some("github:404".as_bytes()));
-    let dead: DeadLetter = codec.decode(letter.payload().unwrap()).unwrap();
+    let dead: DeadLetter = Codec::builtin().decode(letter.payload().unwrap()).unwrap();
     assert_eq!(dead.source_offset, 3);
     assert_eq!(dead.worker, "writeback");
 

@@ -297,3 +297,39 @@ impl Memory for FlakyMemory {
         "flaky"
     }
 }
+
+/// Produces `records` to partition 0 of `topic` on `brokers`, each keyed by `key`, in order:
+/// what the worker then reads one after another.
+pub async fn produce_in_order<T: chatgptd_types::avro::AvroRecord>(
+    brokers: &str,
+    topic: &str,
+    records: &[&T],
+    key: impl Fn(&T) -> String,
+) {
+    let codec = chatgptd_types::avro::Codec::builtin();
+    let input = chatgptd_testkit::kafka::producer(brokers);
+    for record in records {
+        let payload = codec.encode(*record).unwrap();
+        let key = key(record);
+        let key = Some(key.as_bytes());
+        chatgptd_testkit::kafka::produce(&input, topic, Some(0), key, &payload, &[]).await;
+    }
+}
+
+/// Waits until `group` has committed `offset` on partition 0 of `topic`: every record before
+/// it handled, along with whatever it emitted.
+pub async fn committed_up_to(brokers: &str, group: &str, topic: &str, offset: i64) {
+    let what = format!("{group} to commit {topic} up to {offset}");
+    chatgptd_testkit::wait_until(Duration::from_secs(30), &what, || {
+        let (brokers, group, topic) = (brokers.to_string(), group.to_string(), topic.to_string());
+        async move {
+            let offsets = tokio::task::spawn_blocking(move || {
+                chatgptd_testkit::kafka::committed(&brokers, &group, &topic, 1)
+            })
+            .await
+            .unwrap();
+            (offsets.get(&0) == Some(&offset)).then_some(())
+        }
+    })
+    .await;
+}

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chatgptd_runtime::{Health, Service, WorkerContext};
 use chatgptd_testkit::fake_trackers::Api;
-use chatgptd_testkit::kafka::{MockKafka, committed, consume, produce, producer};
-use chatgptd_testkit::{init_logging, unique, wait_until};
+use chatgptd_testkit::kafka::{MockKafka, consume};
+use chatgptd_testkit::{init_logging, unique};
 use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{AgentMessage, TicketAction};
@@ -17,7 +17,7 @@ use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::{carries, comment, marker};
-use crate::support::{Harness, SYS_ID, lines, secrets};
+use crate::support::{Harness, SYS_ID, committed_up_to, lines, produce_in_order, secrets};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -44,21 +44,7 @@ async fn comments_on_every_tracker_are_made_once_and_answered() {
     let secret = comment("jira", "SECRET-1", "Leaking.");
     // In partition order; the Jira action is delivered twice.
     let records = [&jira, &servicenow, &github, &jira, &secret];
-    let codec = Codec::builtin();
-    let input = producer(&brokers);
-    for record in records {
-        let payload = codec.encode(record).unwrap();
-        let key = record.key();
-        produce(
-            &input,
-            names::TICKET_ACTIONS,
-            Some(0),
-            Some(key.as_bytes()),
-            &payload,
-            &[],
-        )
-        .await;
-    }
+    produce_in_order(&brokers, names::TICKET_ACTIONS, &records, |r| r.key()).await;
 
     let context =
         WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
@@ -72,18 +58,7 @@ async fn comments_on_every_tracker_are_made_once_and_answered() {
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(service.run(shutdown.clone()));
 
-    wait_until(WAIT, "every action committed", || {
-        let (brokers, group) = (brokers.clone(), group.clone());
-        async move {
-            let offsets = tokio::task::spawn_blocking(move || {
-                committed(&brokers, &group, names::TICKET_ACTIONS, 1)
-            })
-            .await
-            .unwrap();
-            (offsets.get(&0) == Some(&5)).then_some(())
-        }
-    })
-    .await;
+    committed_up_to(&brokers, &group, names::TICKET_ACTIONS, 5).await;
 
     // The tracker calls: one comment each, carrying its action's marker; none about SECRET.
     let jira_calls = harness.fake.calls_to(Api::Jira);
@@ -124,7 +99,7 @@ async fn comments_on_every_tracker_are_made_once_and_answered() {
         .iter()
         .map(|message| {
             assert_eq!(message.key(), Some("atlas-sentinel".as_bytes()));
-            codec.decode(message.payload().unwrap()).unwrap()
+            Codec::builtin().decode(message.payload().unwrap()).unwrap()
         })
         .collect();
     let answers_to = |record: &TicketAction| -> Vec<&AgentMessage> {
