@@ -131,29 +131,37 @@ impl Approvals {
                 state: ApprovalState::Expired.as_str().to_string(),
             });
         }
-        // One winner across API replicas and the expiry sweep.
-        let won = self
-            .memory
-            .put_if_absent(
-                &format!("{}:decided", key(id)),
-                decision.state().as_str().as_bytes(),
-                Some(self.ttl),
-            )
-            .await?;
-        if !won {
-            let state = self
-                .get(id)
-                .await?
-                .map_or_else(|| "decided".to_string(), |a| a.state);
-            return Err(Error::AlreadyDecided {
-                id: id.to_string(),
-                state,
-            });
-        }
         approval.state = decision.state().as_str().to_string();
         approval.decided_by = Some(by.to_string());
         approval.decision_reason = Some(reason.to_string());
         approval.decided_at_ms = Some(now_ms);
+        // One winner across API replicas and the expiry sweep. The marker holds the whole
+        // decided approval, so a crash before the record below is rewritten loses nothing:
+        // the next one to try finds the marker and finishes the winner's write.
+        let marker = format!("{}:decided", key(id));
+        let won = self
+            .memory
+            .put_if_absent(&marker, &encode(&approval), Some(self.ttl))
+            .await?;
+        if !won {
+            let decided: ApprovalRequest = match self.memory.get(&marker).await? {
+                Some(bytes) => decode("approval decision", &bytes)?,
+                None => return Err(Error::UnknownApproval(id.to_string())),
+            };
+            if self
+                .get(id)
+                .await?
+                .is_some_and(|stored| stored.state == ApprovalState::Pending.as_str())
+            {
+                self.memory
+                    .put(&key(id), &encode(&decided), Some(self.ttl))
+                    .await?;
+            }
+            return Err(Error::AlreadyDecided {
+                id: id.to_string(),
+                state: decided.state,
+            });
+        }
         self.memory
             .put(&key(id), &encode(&approval), Some(self.ttl))
             .await?;

@@ -192,6 +192,49 @@ async fn an_approval_takes_one_decision_and_refuses_the_rest() {
     assert_eq!(expired.state, "expired");
 }
 
+/// A decider that crashed after winning but before rewriting the approval: the next one to
+/// try finds the winner's decision and finishes it, so the approval does not read pending
+/// forever (where neither people nor the expiry could decide it).
+#[tokio::test]
+async fn a_decision_cut_short_by_a_crash_is_finished_by_the_next_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = sqlite(&dir).await;
+    let approvals = Approvals::new(memory.clone(), TTL);
+    let request = approval("act-00000000000000000000000000000009", 60_000);
+    approvals.request(&request).await.unwrap();
+    // What the crashed winner left: its marker, and the record still pending.
+    let decided = ApprovalRequest {
+        state: "denied".into(),
+        decided_by: Some("bob".into()),
+        decision_reason: Some("no change ticket".into()),
+        decided_at_ms: Some(request.requested_at_ms + 1),
+        ..request.clone()
+    };
+    let marker = format!("act:approval:{}:decided", request.id);
+    let bytes = serde_json::to_vec(&decided).unwrap();
+    assert!(
+        memory
+            .put_if_absent(&marker, &bytes, Some(TTL))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        approvals.get(&request.id).await.unwrap().unwrap().state,
+        "pending"
+    );
+
+    let now = chatgptd_types::now_ms();
+    let err = approvals
+        .decide(&request.id, Decision::Approve, "alice", "", now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyDecided { state, .. } if state == "denied"),
+        "{err}"
+    );
+    assert_eq!(approvals.get(&request.id).await.unwrap(), Some(decided));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_racing_to_decide_settle_on_exactly_one_decision() {
     let server = RedisServer::start().await;
