@@ -557,7 +557,9 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_during_a_step_completes_the_run_once() {
     let fake = FakeOpenAi::start().await;
-    fake.set_latency(Duration::from_millis(300));
+    // The first step's model call lasts long enough to be seen running on a loaded machine
+    // (the runs are polled over HTTP); the second process's calls are quick.
+    fake.set_latency(Duration::from_secs(5));
     let mut fleet = Fleet::with_fake("workflows-killed", &fake);
     // No time to drain: the step in flight is abandoned, uncommitted, as in a crash.
     let drain = fleet.config.workflows.consumer.drain_timeout;
@@ -570,6 +572,7 @@ async fn a_worker_killed_during_a_step_completes_the_run_once() {
     })
     .await;
     first.stop().await.unwrap();
+    fake.set_latency(Duration::from_millis(300));
 
     // Another process of the same group, on the same memory.
     fleet.config.workflows.consumer.drain_timeout = drain;
