@@ -67,6 +67,12 @@ impl Ledger {
         self.first_wins(&key, "conversation base", messages).await
     }
 
+    /// The prompt the conversation `run` started from, if it has started.
+    pub async fn base(&self, run: &str) -> Result<Option<Vec<ChatMessage>>, Error> {
+        self.read(&format!("act:base:{run}"), "conversation base")
+            .await
+    }
+
     /// The recorded reply of turn `step` of `run`, if any.
     pub async fn turn(&self, run: &str, step: u32) -> Result<Option<ChatReply>, Error> {
         self.read(&format!("act:turn:{run}:{step}"), "model turn")

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chatgptd_memory::{HistoryEntry, Memory};
+use chatgptd_model::ChatRequest;
 use chatgptd_registry::{AgentSpec, Registry, Workflows};
 use chatgptd_runtime::{
     ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, Service, WorkerContext,
@@ -191,25 +192,6 @@ impl AgentWorker {
         } else {
             agent.token_budget
         };
-        let history = self.conversation(agent, message).await?;
-        let retrieval = Retrieval {
-            kinds: ["message", "reply", "step_result", "enrichment"]
-                .map(String::from)
-                .to_vec(),
-            max_hits: self.options.memory_hits,
-            max_tokens: self.options.memory_tokens,
-            ..Retrieval::default()
-        };
-        let memory = self.retriever.find(&message.body, &retrieval).await;
-        let request = self.brain.request(
-            agent,
-            Context {
-                history: &history,
-                memory: &memory,
-            },
-            &message.from,
-            &message.body,
-        );
         let cx = Conversation {
             agent,
             message,
@@ -218,9 +200,24 @@ impl AgentWorker {
             traceparent: traceparent.to_string(),
             budget,
         };
-        if message.kind == ACTION_KIND {
-            self.propose(&cx).await?;
-        }
+        // A conversation that has started (this is a redelivery or a resumption) goes on from
+        // its recorded prompt: its history and memory are not read again.
+        let started = self
+            .act
+            .ledger
+            .base(&cx.run_id())
+            .await
+            .map_err(ProcessError::classified)?
+            .is_some();
+        let request = if started {
+            self.brain
+                .request(agent, Context::default(), &message.from, &message.body)
+        } else {
+            if message.kind == ACTION_KIND {
+                self.propose(&cx).await?;
+            }
+            self.prompt(agent, message).await?
+        };
         let (ended, mut outputs) = self.converse(&cx, request).await?;
         let reply = match ended {
             Ended::Parked => return Ok(outputs),
@@ -252,6 +249,32 @@ impl AgentWorker {
         }
         .emit();
         Ok(outputs)
+    }
+
+    /// The request `agent` starts answering `message` from: its persona, its turns in the
+    /// conversation so far, and relevant memory.
+    async fn prompt(
+        &self,
+        agent: &AgentSpec,
+        message: &AgentMessage,
+    ) -> Result<ChatRequest, ProcessError> {
+        let history = self.conversation(agent, message).await?;
+        let retrieval = Retrieval {
+            kinds: ["message", "reply", "step_result", "enrichment"]
+                .map(String::from)
+                .to_vec(),
+            max_hits: self.options.memory_hits,
+            max_tokens: self.options.memory_tokens,
+            ..Retrieval::default()
+        };
+        let memory = self.retriever.find(&message.body, &retrieval).await;
+        let context = Context {
+            history: &history,
+            memory: &memory,
+        };
+        Ok(self
+            .brain
+            .request(agent, context, &message.from, &message.body))
     }
 
     /// The agent's recent turns in this conversation before `message`, oldest first.
