@@ -17,6 +17,7 @@ mod audit;
 
 pub(crate) use arrive::{DECISION_KIND, WAKE_KIND};
 pub(crate) use audit::decision_name;
+pub(crate) use settle::{Checked, check};
 mod execute;
 mod settle;
 
@@ -90,12 +91,7 @@ pub(crate) fn tools_for(registry: &Registry, agent: &AgentSpec) -> Vec<Tool> {
     registry
         .tools_for(agent)
         .into_iter()
-        .map(|action| Tool {
-            name: action.id.clone(),
-            description: action.description.clone(),
-            parameters: action.parameters.clone(),
-            strict: false,
-        })
+        .map(|action| Tool::new(&action.id, &action.description, action.parameters.clone()))
         .collect()
 }
 

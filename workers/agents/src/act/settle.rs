@@ -2,7 +2,7 @@
 
 use chatgptd_actions::{ActionId, Outcome, Wait, WaitOn};
 use chatgptd_model::{Tool, ToolCall};
-use chatgptd_registry::{ActionDecision, Assessment};
+use chatgptd_registry::{ActionDecision, AgentSpec, Assessment, Registry};
 use chatgptd_runtime::{OutputRecord, ProcessError};
 use chatgptd_types::records::{ApprovalRequest, ApprovalState};
 
@@ -22,11 +22,21 @@ impl AgentWorker {
         tools: &[Tool],
         outputs: &mut Vec<OutputRecord>,
     ) -> Result<Settled, ProcessError> {
-        let ledger = &self.act.ledger;
-        if let Some(recorded) = ledger.outcome(id).await.map_err(classified)? {
+        let checked = check(&self.registry, cx.agent, tools, &call.name, &call.arguments);
+        if let Some(recorded) = self.act.ledger.outcome(id).await.map_err(classified)? {
             if recorded.origin == cx.origin {
-                // A redelivery of the record that settled it: its audit may never have left.
-                let event = Event::outcome(cx, id, call, &recorded.outcome);
+                // The record that settled it (a redelivery, or the resumption after its reply):
+                // its audit may never have left. The decision is this record's too unless the
+                // call waited, in which case the record that parked it emitted that.
+                let wait = self.act.waits.get(id.as_str()).await.map_err(classified)?;
+                let proposed_here = wait.is_none_or(|wait| wait.origin == cx.origin);
+                if let (true, Checked::Assessed(_, assessment)) = (proposed_here, &checked) {
+                    outputs.extend(self.audit(cx, Event::decided(cx, id, call, assessment))?);
+                }
+                let mut event = Event::outcome(cx, id, call, &recorded.outcome);
+                if let Some(assessment) = checked.assessment() {
+                    event = event.scored(assessment);
+                }
                 outputs.extend(self.audit(cx, event)?);
             }
             return Ok(Settled::Outcome(recorded.outcome));
@@ -39,31 +49,20 @@ impl AgentWorker {
             return Ok(Settled::Waiting);
         }
 
-        let Some(tool) = tools.iter().find(|tool| tool.name == call.name) else {
-            let assessment = self
-                .registry
-                .assess(cx.agent, &call.name, &serde_json::Value::Null);
-            let reason = reasons(&assessment);
-            return self
-                .finish(
-                    cx,
-                    id,
-                    call,
-                    Some(&assessment),
-                    Outcome::refused(reason),
-                    outputs,
-                )
-                .await;
-        };
-        let arguments = match tool.check_arguments(&call.arguments) {
-            Ok(arguments) => arguments,
-            Err(detail) => {
+        let (arguments, assessment) = match checked {
+            Checked::NotHeld(assessment) => {
+                let outcome = Outcome::refused(reasons(&assessment));
+                return self
+                    .finish(cx, id, call, Some(&assessment), outcome, outputs)
+                    .await;
+            }
+            Checked::Invalid(detail) => {
                 return self
                     .finish(cx, id, call, None, Outcome::Invalid { detail }, outputs)
                     .await;
             }
+            Checked::Assessed(arguments, assessment) => (arguments, assessment),
         };
-        let assessment = self.registry.assess(cx.agent, &call.name, &arguments);
         if first {
             outputs.extend(self.audit(cx, Event::decided(cx, id, call, &assessment))?);
         }
@@ -211,6 +210,47 @@ impl AgentWorker {
             since_ms: chatgptd_types::now_ms(),
         };
         self.act.waits.park(&wait).await.map_err(classified)
+    }
+}
+
+/// A call as the policy sees it, before anything is recorded: the same on every replay, and
+/// what `POST /agents/{id}/actions/check` answers.
+pub(crate) enum Checked {
+    /// The agent is not offered it (not held, or not in the catalogue): refused as such.
+    NotHeld(Assessment),
+    /// Its arguments do not match its schema: what is wrong, for the model to repair.
+    Invalid(String),
+    /// Held, valid, and decided.
+    Assessed(serde_json::Value, Assessment),
+}
+
+impl Checked {
+    pub(crate) fn assessment(&self) -> Option<&Assessment> {
+        match self {
+            Checked::NotHeld(assessment) | Checked::Assessed(_, assessment) => Some(assessment),
+            Checked::Invalid(_) => None,
+        }
+    }
+}
+
+/// Checks a call of `action` with `arguments` (JSON text) by `agent`, offered `tools`.
+pub(crate) fn check(
+    registry: &Registry,
+    agent: &AgentSpec,
+    tools: &[Tool],
+    action: &str,
+    arguments: &str,
+) -> Checked {
+    let Some(tool) = tools.iter().find(|tool| tool.name == action) else {
+        let nothing = serde_json::Value::Null;
+        return Checked::NotHeld(registry.assess(agent, action, &nothing));
+    };
+    match tool.check_arguments(arguments) {
+        Ok(arguments) => {
+            let assessment = registry.assess(agent, action, &arguments);
+            Checked::Assessed(arguments, assessment)
+        }
+        Err(detail) => Checked::Invalid(detail),
     }
 }
 

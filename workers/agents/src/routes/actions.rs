@@ -15,13 +15,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chatgptd_actions::Decision;
 use chatgptd_fleet::new_request;
-use chatgptd_model::Tool;
 use chatgptd_runtime::http::{error_response as error, json_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AgentsApi, DEFAULT_WAIT, MAX_WAIT, send_and_wait};
-use crate::act::{ACTION_KIND, tools_for};
+use crate::act::{ACTION_KIND, Checked, check as check_call, tools_for};
 use crate::approvals::ApprovalError;
 
 /// The body of the two action routes.
@@ -68,19 +67,19 @@ pub(super) async fn check(
     let Some(agent) = state.registry.get(&id) else {
         return error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id}));
     };
-    let tools: Vec<Tool> = tools_for(&state.registry, agent);
-    if let Some(tool) = tools.iter().find(|tool| tool.name == proposed.action)
-        && let Err(detail) = tool.check_arguments(&proposed.arguments.to_string())
-    {
-        return Json(json!({
-            "agent": id, "action": proposed.action, "decision": "refused", "risk_score": 0,
-            "reasons": [format!("invalid arguments: {detail}")],
-        }))
-        .into_response();
-    }
-    let assessment = state
-        .registry
-        .assess(agent, &proposed.action, &proposed.arguments);
+    let tools = tools_for(&state.registry, agent);
+    let arguments = proposed.arguments.to_string();
+    let checked = check_call(&state.registry, agent, &tools, &proposed.action, &arguments);
+    let assessment = match &checked {
+        Checked::Invalid(detail) => {
+            return Json(json!({
+                "agent": id, "action": proposed.action, "decision": "refused", "risk_score": 0,
+                "reasons": [format!("invalid arguments: {detail}")],
+            }))
+            .into_response();
+        }
+        Checked::NotHeld(assessment) | Checked::Assessed(_, assessment) => assessment,
+    };
     Json(json!({
         "agent": id,
         "action": proposed.action,
