@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS join_members (
 /// sweeps expired rows.
 pub(super) fn open(path: &Path, now_ms: i64) -> Result<Connection, Error> {
     let context = || format!("opening {}", path.display());
+    configure_sqlite_once();
     let connection = Connection::open(path).map_err(|err| classify(&err, context()))?;
     prepare(&connection, path).map_err(|err| classify(&err, context()))?;
     let version: i64 = connection
@@ -128,4 +129,20 @@ pub(super) fn sweep(connection: &Connection, now_ms: i64) -> rusqlite::Result<()
         connection.execute(statement, params![now_ms])?;
     }
     Ok(())
+}
+
+/// Lets libsql configure the process's SQLite library before our first connection does.
+///
+/// The process has one SQLite, libsql's (the embedded broker, tansu, uses it through the
+/// `libsql` crate). libsql sets the threading mode the first time it opens a database, which
+/// SQLite allows only before anything has used the library, and asserts that it worked: a
+/// connection of ours opened first would make the broker panic at its start.
+fn configure_sqlite_once() {
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        #[allow(deprecated)] // the Builder is async; this is the same open, synchronously
+        if let Err(err) = libsql::Database::open_in_memory() {
+            tracing::warn!(%err, "libsql could not open an in-memory database");
+        }
+    });
 }

@@ -1,0 +1,138 @@
+//! The embedded broker keeps what it acknowledged: across a restart, and past the 5 MiB per
+//! partition where librdkafka's mock cluster starts dropping the oldest records. Driven by
+//! plain librdkafka clients over loopback TCP, as the workers and `kcat` reach it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chatgptd_broker::{Broker, create_topics};
+use chatgptd_types::topics::TopicsFile;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+const TOPIC: &str = "backlog";
+/// 700 records of 10 KiB: about 7 MiB on one partition, past the mock cluster's 5 MiB.
+const RECORDS: usize = 700;
+const RECORD_BYTES: usize = 10 * 1024;
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn topics() -> TopicsFile {
+    TopicsFile::parse(
+        "topics:\n  - name: backlog\n    partitions: 1\n    replication_factor: 3\n    \
+         retention: 1h\n    cleanup_policy: delete\n    key: id\n    \
+         value_schema: chatgptd.TicketEvent\n",
+        "test topics",
+    )
+    .unwrap()
+}
+
+fn consumer(brokers: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "error")
+        .create()
+        .unwrap()
+}
+
+/// Reads `count` records of partition 0 starting at `from`, and returns their offsets.
+fn read(consumer: &BaseConsumer, from: Offset, count: usize) -> Vec<i64> {
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(TOPIC, 0, from).unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut offsets = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while offsets.len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {} of {count}",
+            offsets.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                assert_eq!(message.payload().map(<[u8]>::len), Some(RECORD_BYTES));
+                offsets.push(message.offset());
+            }
+            Some(Err(err)) => panic!("consuming: {err}"),
+            None => {}
+        }
+    }
+    offsets
+}
+
+fn committed(consumer: &BaseConsumer) -> Offset {
+    let mut partitions = TopicPartitionList::new();
+    partitions.add_partition(TOPIC, 0);
+    let committed = consumer
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .unwrap();
+    committed.find_partition(TOPIC, 0).unwrap().offset()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_and_offsets_survive_a_restart_and_no_backlog_is_dropped_for_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), loopback()).await.unwrap();
+    create_topics(broker.bootstrap_servers(), &topics())
+        .await
+        .unwrap();
+    let brokers = broker.bootstrap_servers().to_string();
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let payload = vec![b'x'; RECORD_BYTES];
+    let sends: Vec<_> = (0..RECORDS)
+        .map(|i| {
+            let key = format!("k{i}");
+            let record = FutureRecord::to(TOPIC).key(&key).payload(&payload);
+            producer.send_result(record).unwrap()
+        })
+        .collect();
+    for send in sends {
+        send.await.unwrap().unwrap();
+    }
+    drop(producer);
+
+    // Every record is there from offset 0, though the partition holds ~7 MiB.
+    let brokers_now = brokers.clone();
+    let first = tokio::task::spawn_blocking(move || {
+        let consumer = consumer(&brokers_now, "g");
+        let offsets = read(&consumer, Offset::Beginning, RECORDS);
+        let mut commit = TopicPartitionList::new();
+        commit
+            .add_partition_offset(TOPIC, 0, Offset::Offset(300))
+            .unwrap();
+        consumer.commit(&commit, CommitMode::Sync).unwrap();
+        offsets
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, (0..RECORDS as i64).collect::<Vec<_>>());
+
+    // A restart, on another port: the records and the group's offset are still there.
+    drop(broker);
+    let broker = Broker::start(dir.path(), loopback()).await.unwrap();
+    create_topics(broker.bootstrap_servers(), &topics())
+        .await
+        .unwrap();
+    let brokers = broker.bootstrap_servers().to_string();
+    let (committed, all) = tokio::task::spawn_blocking(move || {
+        let group = consumer(&brokers, "g");
+        let committed = committed(&group);
+        let all = read(&consumer(&brokers, "other"), Offset::Beginning, RECORDS);
+        (committed, all)
+    })
+    .await
+    .unwrap();
+    assert_eq!(committed, Offset::Offset(300));
+    assert_eq!(all, (0..RECORDS as i64).collect::<Vec<_>>());
+}
