@@ -79,6 +79,7 @@ impl Broker {
     pub async fn start(dir: &Path, listen: SocketAddr) -> Result<Broker, Error> {
         std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let storage = dir.join(STORAGE_FILE);
+        forget_members(&storage).await?;
         let address = resolve_port(listen)?;
         let url = Url::parse(&format!("tcp://{address}"))
             .map_err(|err| Error::Broker(format!("listener address {address}: {err}")))?;
@@ -153,6 +154,44 @@ impl Drop for Broker {
         // the middle of one loses nothing the broker acknowledged.
         self.task.abort();
     }
+}
+
+/// Forgets the consumer groups' members of the broker's last run, keeping their offsets.
+///
+/// Every member of the last run lived in a process that has ended with it (the broker runs
+/// inside `chatgptd up`), but tansu keeps a group's membership in its storage: after a kill,
+/// the restarted workers' groups would wait out the dead members' session timeout (45 s)
+/// before anyone got a partition. Committed offsets live in another table and stay.
+async fn forget_members(storage: &Path) -> Result<(), Error> {
+    if !storage.exists() {
+        return Ok(());
+    }
+    let failed = |err: libsql::Error| {
+        Error::Broker(format!(
+            "forgetting the last run's group members in {}: {err}",
+            storage.display()
+        ))
+    };
+    let db = libsql::Builder::new_local(storage)
+        .build()
+        .await
+        .map_err(failed)?;
+    let connection = db.connect().map_err(failed)?;
+    let mut tables = connection
+        .query(
+            "select 1 from sqlite_master where type = 'table' and name = 'consumer_group_detail'",
+            (),
+        )
+        .await
+        .map_err(failed)?;
+    if tables.next().await.map_err(failed)?.is_some() {
+        let forgotten = connection
+            .execute("delete from consumer_group_detail", ())
+            .await
+            .map_err(failed)?;
+        tracing::debug!(groups = forgotten, "forgot the last run's group members");
+    }
+    Ok(())
 }
 
 /// The `sqlite:` URL of `file` for tansu. tansu joins the URL's path to the current

@@ -65,6 +65,32 @@ fn read(consumer: &BaseConsumer, from: Offset, count: usize) -> Vec<i64> {
     offsets
 }
 
+/// Joins `group` on `brokers` and returns the consumer once it got its first record: a
+/// member with the partition. `session_timeout_ms` is how long the group would wait for it
+/// after it went silent.
+fn join(brokers: &str, group: &str, session_timeout_ms: &str) -> BaseConsumer {
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("session.timeout.ms", session_timeout_ms)
+        .set("max.poll.interval.ms", "600000")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    member.subscribe(&[TOPIC]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{group} got no partition"
+        );
+        if let Some(record) = member.poll(Duration::from_millis(200)) {
+            record.unwrap();
+            return member;
+        }
+    }
+}
+
 fn committed(consumer: &BaseConsumer) -> Offset {
     let mut partitions = TopicPartitionList::new();
     partitions.add_partition(TOPIC, 0);
@@ -118,6 +144,12 @@ async fn records_and_offsets_survive_a_restart_and_no_backlog_is_dropped_for_siz
     .unwrap();
     assert_eq!(first, (0..RECORDS as i64).collect::<Vec<_>>());
 
+    // A member that will never leave, as after a kill: the group would wait 10 minutes.
+    let brokers_now = brokers.clone();
+    let dead = tokio::task::spawn_blocking(move || join(&brokers_now, "members", "600000"))
+        .await
+        .unwrap();
+
     // A restart, on another port: the records and the group's offset are still there.
     drop(broker);
     let broker = Broker::start(dir.path(), loopback()).await.unwrap();
@@ -129,10 +161,14 @@ async fn records_and_offsets_survive_a_restart_and_no_backlog_is_dropped_for_siz
         let group = consumer(&brokers, "g");
         let committed = committed(&group);
         let all = read(&consumer(&brokers, "other"), Offset::Beginning, RECORDS);
+        // The last run's members are gone with it: a new one gets the partition at once.
+        join(&brokers, "members", "10000");
         (committed, all)
     })
     .await
     .unwrap();
     assert_eq!(committed, Offset::Offset(300));
     assert_eq!(all, (0..RECORDS as i64).collect::<Vec<_>>());
+    // Its broker is gone: closing would wait on it in vain.
+    std::mem::forget(dead);
 }
