@@ -234,6 +234,10 @@ async fn stack(data: &Path, fake: &FakeOpenAi) -> Arc<Stack> {
         ..Config::default()
     };
     config.agents.registry_dir = agents_needing_approval(data);
+    // `BENCH_EMBEDDED=memory`: the mock cluster instead of `up`'s durable broker, to compare.
+    if std::env::var("BENCH_EMBEDDED").as_deref() == Ok("memory") {
+        config.embedded.storage = chatgptd_node::config::EmbeddedStorage::Memory;
+    }
     let properties = &mut config.kafka.properties;
     properties.insert("linger.ms".into(), "1".into());
     if let Ok(fetch_wait) = std::env::var("BENCH_FETCH_WAIT_MS") {

@@ -73,6 +73,10 @@ async fn main() {
     config.model.default_limits.tokens_per_minute = 1_000_000_000;
     config.model.default_limits.max_concurrency = 256;
     config.workflows.triggers = false;
+    // `BENCH_EMBEDDED=memory`: the mock cluster instead of `up`'s durable broker, to compare.
+    if std::env::var("BENCH_EMBEDDED").as_deref() == Ok("memory") {
+        config.embedded.storage = chatgptd_node::config::EmbeddedStorage::Memory;
+    }
     let secrets = [(config.model.api_key_env.clone(), "sk-bench".to_string())];
     let stack = Stack::start(
         config,

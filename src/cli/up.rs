@@ -55,10 +55,12 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_banner(stack: &Stack, info: &EmbeddedInfo) {
-    let kafka_note = if stack.embedded().is_some() {
-        "embedded broker, topics from topics.yaml"
-    } else {
-        "configured"
+    let kafka_note = match stack.embedded() {
+        Some(embedded) if embedded.is_durable() => {
+            "embedded broker, kept in the data directory across restarts"
+        }
+        Some(_) => "embedded broker in memory: gone when `up` stops",
+        None => "configured",
     };
     println!("chatgptd is up");
     println!("  kafka   {}  ({kafka_note})", info.brokers);

@@ -37,7 +37,7 @@ fn stdout(output: &Output) -> String {
 struct Up {
     child: Child,
     data_dir: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Up {
@@ -48,12 +48,22 @@ impl Up {
     /// Starts `chatgptd up` with extra environment variables.
     async fn start_with(env: &[(&str, &str)]) -> Up {
         let dir = tempfile::tempdir().unwrap();
-        let data_dir = dir.path().join("data");
+        let mut up = Self::start_in(dir.path(), env).await;
+        up._dir = Some(dir);
+        up
+    }
+
+    /// Starts `chatgptd up` in `dir`, keeping its data in `dir/data`: a second `up` in the
+    /// same `dir` is a restart.
+    async fn start_in(dir: &Path, env: &[(&str, &str)]) -> Up {
+        let data_dir = dir.join("data");
+        // A killed `up` leaves its file behind; wait for this one's.
+        let _ = std::fs::remove_file(data_dir.join("embedded.json"));
         let child = chatgptd()
             .args(["up", "--http-listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .envs(env.iter().copied())
-            .current_dir(dir.path())
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -61,7 +71,7 @@ impl Up {
         let up = Up {
             child,
             data_dir,
-            _dir: dir,
+            _dir: None,
         };
         wait_until(WAIT, "embedded.json", || {
             let exists = up.data_dir.join("embedded.json").exists();
@@ -350,6 +360,117 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
         ],
     );
     assert_eq!(stdout(&letters).lines().count(), 2, "{}", stdout(&letters));
+}
+/// Produces the ticket `n` onto `tickets.events` of the `up` in `data_dir`.
+fn produce_ticket(data_dir: &Path, n: u32) {
+    let value = format!(
+        r#"{{"event_id":"e{n}","source":"jira","delivery_id":"d{n}",
+        "event_type":"jira:issue_created","ticket_id":"{n}","ticket_key":"PROJ-{n}",
+        "title":"Cannot log in, case {n}","description":"SSO shows error 500"}}"#
+    );
+    let produced = tool(data_dir, &["produce", "tickets.events", "--value", &value]);
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+}
+
+/// The records of `topic` from its beginning, as JSON lines, once none came for a second.
+fn tail_all(data_dir: &Path, topic: &str) -> Vec<Value> {
+    let tailed = tool(
+        data_dir,
+        &[
+            "tail",
+            topic,
+            "--from-beginning",
+            "--idle-timeout",
+            "1s",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        tailed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tailed.stderr)
+    );
+    stdout(&tailed)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Waits until `topic` holds `count` records, and returns their `ticket_key`s.
+async fn wait_for_tickets(data_dir: &Path, topic: &str, count: usize) -> Vec<String> {
+    wait_until(WAIT, &format!("{count} records on {topic}"), || {
+        let records = tail_all(data_dir, topic);
+        async move {
+            (records.len() >= count).then(|| {
+                let mut keys: Vec<String> = records
+                    .iter()
+                    .map(|r| r["value"]["ticket_key"].as_str().unwrap_or("").to_string())
+                    .collect();
+                keys.sort();
+                keys
+            })
+        }
+    })
+    .await
+}
+
+/// What `up` accepted survives a restart (issue 11 §1): the topics' records and the
+/// consumer groups' offsets live in the data directory. Tickets enriched before a clean
+/// restart are still on their topics and are not enriched again; a ticket accepted while the
+/// model was down, and still waiting for it when `up` was killed, is enriched after the
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_up_keeps_every_record_and_offset_and_finishes_what_waited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+
+    let mut up = Up::start_in(dir.path(), &[]).await;
+    for n in 1..=3 {
+        produce_ticket(&data_dir, n);
+    }
+    let enriched = wait_for_tickets(&data_dir, "tickets.enriched", 3).await;
+    assert_eq!(enriched, ["PROJ-1", "PROJ-2", "PROJ-3"]);
+    up.signal("-TERM");
+    assert_eq!(up.wait_exit().await, 0);
+
+    // A model nobody answers at: the fourth ticket is accepted and waits.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let mut up = Up::start_in(
+        dir.path(),
+        &[
+            ("OPENAI_BASE_URL", &unreachable),
+            ("OPENAI_API_KEY", "test-key"),
+        ],
+    )
+    .await;
+    produce_ticket(&data_dir, 4);
+    assert_eq!(
+        wait_for_tickets(&data_dir, "tickets.events", 4).await.len(),
+        4
+    );
+    // Not even a clean stop.
+    up.signal("-KILL");
+    up.wait_exit().await;
+
+    let _up = Up::start_in(dir.path(), &[]).await;
+    let events = tail_all(&data_dir, "tickets.events");
+    assert_eq!(
+        events.len(),
+        4,
+        "every accepted event is still on its topic"
+    );
+    let enriched = wait_for_tickets(&data_dir, "tickets.enriched", 4).await;
+    assert_eq!(enriched, ["PROJ-1", "PROJ-2", "PROJ-3", "PROJ-4"]);
+    // Resumed from the committed offsets: nothing enriched twice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(tail_all(&data_dir, "tickets.enriched").len(), 4);
 }
 
 /// The README's "Try it" commands for agents and workflows, and the HTTP API behind them,
@@ -770,7 +891,11 @@ async fn the_readme_acting_and_approval_commands_work_against_up() {
         let output = tool(&data_dir, args);
         (
             output.status.code(),
-            stdout(&output) + &String::from_utf8_lossy(&output.stderr),
+            format!(
+                "{}{}",
+                stdout(&output),
+                String::from_utf8_lossy(&output.stderr)
+            ),
         )
     };
     let (code, sent) = run_tool(&[

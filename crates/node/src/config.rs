@@ -49,6 +49,9 @@ pub struct Config {
     /// Kafka connection. Empty `brokers` makes `chatgptd up` start its embedded broker.
     pub kafka: KafkaOptions,
 
+    /// The embedded broker of `chatgptd up`, when `kafka.brokers` is empty.
+    pub embedded: EmbeddedOptions,
+
     /// The memory backend: Redis when `redis_url` is set, else SQLite in the data directory.
     pub memory: MemoryOptions,
 
@@ -95,6 +98,7 @@ impl Default for Config {
             schemas_dir: PathBuf::new(),
             index_dir: PathBuf::new(),
             kafka: KafkaOptions::default(),
+            embedded: EmbeddedOptions::default(),
             memory: MemoryOptions::default(),
             model: ModelOptions::default(),
             http: HttpOptions::default(),
@@ -109,6 +113,39 @@ impl Default for Config {
             dlq_replay: ConsumerOptions::default(),
         }
     }
+}
+
+/// The embedded broker of `chatgptd up`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedOptions {
+    /// `durable` (the default): tansu inside the process, its storage in SQLite under
+    /// `<data_dir>/broker`, so the topics' records and the groups' offsets survive a
+    /// restart and nothing is dropped for size. `memory`: librdkafka's mock cluster, gone at
+    /// exit and at most about 5 MiB per partition; for throwaway runs and benchmarks.
+    pub storage: EmbeddedStorage,
+    /// Where the broker listens; port 0 picks a free port. Tools find it through
+    /// `<data_dir>/embedded.json`.
+    pub listen: SocketAddr,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            storage: EmbeddedStorage::Durable,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+/// Where the embedded broker keeps records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddedStorage {
+    /// SQLite under the data directory: survives a restart.
+    Durable,
+    /// librdkafka's mock cluster, in memory.
+    Memory,
 }
 
 /// The HTTP server.

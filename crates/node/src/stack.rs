@@ -15,7 +15,7 @@ use chatgptd_search::{Retriever, SearchService};
 use chatgptd_types::Secrets;
 use tokio::sync::OnceCell;
 
-use crate::config::Config;
+use crate::config::{Config, EmbeddedStorage};
 use crate::discovery;
 
 /// How long to wait for the first broker connection at start.
@@ -46,7 +46,7 @@ pub struct Stack {
     definitions: OnceLock<(Arc<Registry>, Arc<Workflows>)>,
     search: OnceLock<Arc<SearchService>>,
     /// The embedded broker, when this process runs one; dropped last.
-    embedded: Option<EmbeddedKafka>,
+    embedded: Option<Embedded>,
 }
 
 /// How often `/readyz` asks the memory backend whether it answers; sooner while it does
@@ -109,7 +109,7 @@ impl Stack {
     /// Connects to (or starts) Kafka and creates the shared producer. Secrets the
     /// configuration names are looked up in `secrets`.
     pub async fn start(config: Config, secrets: Secrets, mode: KafkaMode) -> anyhow::Result<Stack> {
-        let (kafka, embedded) = resolve_kafka(&config, mode)?;
+        let (kafka, embedded) = resolve_kafka(&config, mode).await?;
         let health = Health::default();
         let context = WorkerContext::new(&kafka, &health, &secrets)?;
         context
@@ -131,7 +131,7 @@ impl Stack {
     }
 
     /// The embedded broker, when this process runs one.
-    pub fn embedded(&self) -> Option<&EmbeddedKafka> {
+    pub fn embedded(&self) -> Option<&Embedded> {
         self.embedded.as_ref()
     }
 
@@ -226,24 +226,62 @@ impl Stack {
     }
 }
 
-fn resolve_kafka(
+async fn resolve_kafka(
     config: &Config,
     mode: KafkaMode,
-) -> anyhow::Result<(KafkaOptions, Option<EmbeddedKafka>)> {
+) -> anyhow::Result<(KafkaOptions, Option<Embedded>)> {
     if mode != KafkaMode::EmbeddedUnlessConfigured || !config.kafka.brokers.trim().is_empty() {
         return Ok((resolve_brokers(config, mode)?, None));
     }
-    let embedded = EmbeddedKafka::start(1).context("starting the embedded broker")?;
     let topics = config.topics()?;
-    embedded
-        .create_topics(&topics)
-        .context("creating the topics of topics.yaml")?;
+    let embedded = match config.embedded.storage {
+        EmbeddedStorage::Durable => {
+            let dir = config.data_dir.join("broker");
+            let broker = chatgptd_broker::Broker::start(&dir, config.embedded.listen)
+                .await
+                .context("starting the embedded broker")?;
+            chatgptd_broker::create_topics(broker.bootstrap_servers(), &topics)
+                .await
+                .context("creating the topics of topics.yaml")?;
+            Embedded::Durable(broker)
+        }
+        EmbeddedStorage::Memory => {
+            let cluster = EmbeddedKafka::start(1).context("starting the embedded broker")?;
+            cluster
+                .create_topics(&topics)
+                .context("creating the topics of topics.yaml")?;
+            Embedded::Memory(cluster)
+        }
+    };
     let mut kafka = KafkaOptions {
         brokers: embedded.bootstrap_servers().to_string(),
         ..config.kafka.clone()
     };
     tune_for_embedded(&mut kafka);
     Ok((kafka, Some(embedded)))
+}
+
+/// The embedded broker of a `chatgptd up`.
+pub enum Embedded {
+    /// tansu with SQLite under the data directory.
+    Durable(chatgptd_broker::Broker),
+    /// librdkafka's mock cluster.
+    Memory(EmbeddedKafka),
+}
+
+impl Embedded {
+    /// `host:port` of the broker.
+    pub fn bootstrap_servers(&self) -> &str {
+        match self {
+            Embedded::Durable(broker) => broker.bootstrap_servers(),
+            Embedded::Memory(cluster) => cluster.bootstrap_servers(),
+        }
+    }
+
+    /// Whether what the broker holds survives a restart.
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Embedded::Durable(_))
+    }
 }
 
 /// Client settings for the embedded broker (see `embedded::FETCH_WAIT_MS`), unless the
