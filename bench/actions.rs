@@ -320,6 +320,13 @@ async fn adversarial(api: &Api, fake: &FakeOpenAi, rounds: usize) -> HashSet<Str
     sent.into_iter().flatten().collect()
 }
 
+/// The admin token the node keeps in its data directory (made now if it is not there yet).
+fn local_token(stack: &chatgptd_node::Stack, listener: &tokio::net::TcpListener) -> String {
+    let address = listener.local_addr().unwrap();
+    let tokens = chatgptd_node::auth::tokens(&stack.config, &stack.secrets, address).unwrap();
+    chatgptd_node::auth::read_token_file(tokens.generated().unwrap()).unwrap()
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let messages = env_or("BENCH_MESSAGES", 200);
@@ -331,7 +338,7 @@ async fn main() {
     let stack = stack(data.path(), &fake).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = Api {
-        http: chatgptd_testkit::http_client(),
+        http: chatgptd_testkit::http_client_with_token(&local_token(&stack, &listener)),
         url: format!("http://{}", listener.local_addr().unwrap()),
     };
     let shutdown = CancellationToken::new();

@@ -34,6 +34,10 @@ pub mod metric {
     pub const STOPPED_PARTITIONS: &str = "chatgptd_stopped_partitions";
     /// Rebalance callbacks, by `worker` and `kind` (assign, revoke).
     pub const REBALANCES: &str = "chatgptd_rebalances_total";
+    /// HTTP requests through the API's token check, by `token` (a configured token's name;
+    /// `none` when missing or unknown, `anonymous` with `http.auth = "none"`) and `status`
+    /// (`2xx`, `4xx`, ...). Public paths and webhooks are not counted here.
+    pub const HTTP_REQUESTS: &str = "chatgptd_http_requests_total";
 }
 
 /// Installs the process-wide Prometheus recorder once; later calls return the same handle.

@@ -179,7 +179,8 @@ pub async fn agents_client(node: &Node) -> AgentsClient {
 
 /// `POST` of `body` to `path` on `node`: the status and the JSON answer.
 pub async fn post(node: &Node, path: &str, body: Value) -> (u16, Value) {
-    let response = http_client()
+    let response = node
+        .client()
         .post(node.url(path))
         .json(&body)
         .send()
@@ -190,7 +191,7 @@ pub async fn post(node: &Node, path: &str, body: Value) -> (u16, Value) {
 
 /// `GET` of `path` on `node`: the status and the JSON answer.
 pub async fn get(node: &Node, path: &str) -> (u16, Value) {
-    let response = http_client().get(node.url(path)).send().await.unwrap();
+    let response = node.client().get(node.url(path)).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 

@@ -562,7 +562,7 @@ impl Service for AgentsService {
     type Error = chatgptd_runtime::Error;
     const NAME: &'static str = "agents";
 
-    fn routes(&self) -> axum::Router {
+    fn routes(&self) -> chatgptd_runtime::http::Routes {
         crate::routes::router(self.api.clone())
     }
 

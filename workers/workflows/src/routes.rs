@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use chatgptd_runtime::http::{error_response as error, json_body};
+use chatgptd_runtime::http::{Routes, Scope, error_response as error, json_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,15 +21,15 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 /// `GET /runs/{id}` or its event stream.
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
-/// `/workflows` and `/runs` over `client`.
-pub fn router(client: WorkflowsClient) -> Router {
-    Router::new()
-        .route("/workflows", get(list))
-        .route("/workflows/{name}", get(show))
-        .route("/workflows/{name}/runs", post(start))
-        .route("/runs/{id}", get(run))
-        .route("/runs/{id}/resume", post(resume))
-        .route("/runs/{id}/steps/{step}/approve", post(approve))
+/// `/workflows` and `/runs` over `client`, each with the scope a caller's token needs.
+pub fn router(client: WorkflowsClient) -> Routes {
+    Routes::new()
+        .get("/workflows", Scope::Read, list)
+        .get("/workflows/{name}", Scope::Read, show)
+        .post("/workflows/{name}/runs", Scope::Send, start)
+        .get("/runs/{id}", Scope::Read, run)
+        .post("/runs/{id}/resume", Scope::Approve, resume)
+        .post("/runs/{id}/steps/{step}/approve", Scope::Approve, approve)
         .with_state(client)
 }
 

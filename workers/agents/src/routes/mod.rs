@@ -4,16 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chatgptd_fleet::{AgentsClient, agent_health, new_request};
 use chatgptd_memory::Memory;
 use chatgptd_registry::{AgentSpec, Registry};
-use chatgptd_runtime::http::{error_response as error, json_body};
+use chatgptd_runtime::http::{Routes, Scope, error_response as error, json_body};
 use chatgptd_types::records::AgentMessage;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,21 +36,24 @@ pub(crate) struct AgentsApi {
     pub(crate) heartbeat_interval: Duration,
 }
 
-/// `/agents`, `/fleets` and `/messages` over `state`.
-pub(crate) fn router(state: AgentsApi) -> Router {
-    Router::new()
-        .route("/agents", get(list))
-        .route("/agents/{id}", get(show))
-        .route("/agents/{id}/messages", get(history).post(send_to_agent))
-        .route("/fleets", get(fleets))
-        .route("/fleets/{name}/messages", post(send_to_fleet))
-        .route("/messages/{id}", get(answers))
-        .route("/agents/{id}/actions", post(actions::take))
-        .route("/agents/{id}/actions/check", post(actions::check))
-        .route("/approvals", get(actions::approvals))
-        .route("/approvals/{id}", get(actions::approval))
-        .route("/approvals/{id}/approve", post(actions::approve))
-        .route("/approvals/{id}/deny", post(actions::deny))
+/// `/agents`, `/fleets`, `/messages` and `/approvals` over `state`, each with the scope a
+/// caller's token needs.
+pub(crate) fn router(state: AgentsApi) -> Routes {
+    Routes::new()
+        .get("/agents", Scope::Read, list)
+        .get("/agents/{id}", Scope::Read, show)
+        .get("/agents/{id}/messages", Scope::Read, history)
+        .post("/agents/{id}/messages", Scope::Send, send_to_agent)
+        .get("/fleets", Scope::Read, fleets)
+        .post("/fleets/{name}/messages", Scope::Send, send_to_fleet)
+        .get("/messages/{id}", Scope::Read, answers)
+        .post("/agents/{id}/actions", Scope::Send, actions::take)
+        // No effect, but it tells what the policy would do with given arguments.
+        .post("/agents/{id}/actions/check", Scope::Read, actions::check)
+        .get("/approvals", Scope::Read, actions::approvals)
+        .get("/approvals/{id}", Scope::Read, actions::approval)
+        .post("/approvals/{id}/approve", Scope::Approve, actions::approve)
+        .post("/approvals/{id}/deny", Scope::Approve, actions::deny)
         .with_state(state)
 }
 
