@@ -288,7 +288,7 @@ async fn approval_round_trip(api: &Api, fake: &FakeOpenAi, n: usize) -> [Histogr
         to_pending.record(since(sent)).unwrap();
         let approved = Instant::now();
         let path = format!("/approvals/{}/approve", approval.id);
-        let (status, decided) = api.post(&path, json!({"by": "bench"})).await;
+        let (status, decided) = api.post(&path, json!({"reason": "bench"})).await;
         assert_eq!(status, 200, "{decided}");
         let answer = api.answer(&id).await;
         to_answer.record(since(sent)).unwrap();

@@ -8,7 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chatgptd_runtime::http::{Routes, Scope, error_response as error, json_body};
+use chatgptd_runtime::http::{Caller, Routes, Scope, error_response as error, json_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -104,6 +104,7 @@ fn empty_object() -> Value {
 
 async fn start(
     State(client): State<WorkflowsClient>,
+    caller: Caller,
     Path(name): Path<String>,
     body: Result<Json<StartRequest>, JsonRejection>,
 ) -> Response {
@@ -116,7 +117,8 @@ async fn start(
         Ok(timeout) => timeout,
         Err(response) => return *response,
     };
-    let run_id = match client.start(&name, &request.input, "api").await {
+    let started_by = format!("api:{}", caller.name());
+    let run_id = match client.start(&name, &request.input, &started_by).await {
         Ok(run_id) => run_id,
         Err(err) => return client_error(err),
     };
@@ -145,8 +147,13 @@ async fn run(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> R
     }
 }
 
-async fn resume(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> Response {
-    match client.resume(&id).await {
+/// Who resumes is the caller's token, recorded on the run (`resumed_by`).
+async fn resume(
+    State(client): State<WorkflowsClient>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    match client.resume(&id, caller.name()).await {
         Ok(steps) => (
             StatusCode::ACCEPTED,
             Json(json!({"run_id": id, "resumed_steps": steps})),
@@ -156,11 +163,13 @@ async fn resume(State(client): State<WorkflowsClient>, Path(id): Path<String>) -
     }
 }
 
+/// Who approves is the caller's token, recorded on the step (`approved_by`).
 async fn approve(
     State(client): State<WorkflowsClient>,
+    caller: Caller,
     Path((id, step)): Path<(String, String)>,
 ) -> Response {
-    match client.approve(&id, &step).await {
+    match client.approve(&id, &step, caller.name()).await {
         Ok(()) => (
             StatusCode::ACCEPTED,
             Json(json!({"run_id": id, "approved": step})),
