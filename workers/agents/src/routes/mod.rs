@@ -141,7 +141,8 @@ struct SendRequest {
     /// Continue this conversation.
     #[serde(default)]
     conversation_id: Option<String>,
-    /// Tokens the answer may spend; 0 means the agent's own budget.
+    /// Tokens the answer may spend: 0 means the agent's own budget (its `token_budget`),
+    /// and more than that budget is refused (400), never granted.
     #[serde(default)]
     token_budget: i64,
     /// Wait for the answers (default) or return the message id at once.
@@ -162,7 +163,10 @@ async fn send_to_agent(
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
     match state.registry.get(&id) {
-        Some(agent) if agent.is_enabled() => send(state, id, 1, body).await,
+        Some(agent) if agent.is_enabled() => {
+            let budget = agent.token_budget;
+            send(state, id, 1, budget, body).await
+        }
         Some(_) => error(StatusCode::CONFLICT, "agent disabled", json!({"agent": id})),
         None => error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id})),
     }
@@ -173,7 +177,14 @@ async fn send_to_fleet(
     Path(name): Path<String>,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
-    let members = state.registry.fleet(&name).len();
+    let fleet = state.registry.fleet(&name);
+    let members = fleet.len();
+    // Each member clamps to its own budget; more than the largest is refused outright.
+    let budget = fleet
+        .iter()
+        .map(|agent| agent.token_budget)
+        .max()
+        .unwrap_or(0);
     if members == 0 {
         return error(
             StatusCode::NOT_FOUND,
@@ -181,19 +192,34 @@ async fn send_to_fleet(
             json!({"fleet": name}),
         );
     }
-    send(state, format!("fleet:{name}"), members, body).await
+    send(state, format!("fleet:{name}"), members, budget, body).await
 }
 
 async fn send(
     state: AgentsApi,
     to: String,
     expected: usize,
+    max_budget: i64,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
     let request = match json_body(body) {
         Ok(request) => request,
         Err(response) => return *response,
     };
+    if !(0..=max_budget).contains(&request.token_budget) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "token_budget out of range",
+            json!({
+                "detail": format!(
+                    "token_budget must be from 0 (the agent's own budget) to {max_budget}, \
+                     the budget its configuration allows; got {}",
+                    request.token_budget
+                ),
+                "max": max_budget,
+            }),
+        );
+    }
     if request.body.trim().is_empty() {
         return error(
             StatusCode::BAD_REQUEST,
