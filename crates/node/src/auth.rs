@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use chatgptd_runtime::http::{Auth, AuthMode, Declared, Scope, Token};
 use chatgptd_types::Secrets;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -122,6 +123,31 @@ pub fn tokens(config: &Config, secrets: &Secrets, listen: SocketAddr) -> anyhow:
         listen,
         generated: None,
     })
+}
+
+/// The `Authorization` header of a client of another process's API (a worker's remote
+/// search) sending the token in the secret `token_env`; none when it names none.
+pub fn bearer_headers(worker: &str, secrets: &Secrets, token_env: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if token_env.is_empty() {
+        return headers;
+    }
+    match secrets
+        .get(token_env)
+        .and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok())
+    {
+        Some(mut value) => {
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        None => warn!(
+            worker,
+            env = token_env,
+            "the API token for search_url is not set (or not a header value): searches go \
+             without one"
+        ),
+    }
+    headers
 }
 
 /// The generated token in `file`, created once (readable by its owner only) and kept across
