@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chatgptd_memory::Memory;
 use chatgptd_node::{Config, KafkaMode, Role, Stack};
+use chatgptd_runtime::http::Declared;
 use chatgptd_testkit::kafka::MockKafka;
 use chatgptd_types::Secrets;
 use chatgptd_types::topics::TopicsFile;
@@ -72,6 +73,8 @@ pub struct Node {
     /// The admin token the node keeps in its data directory (none when the configuration
     /// names tokens or turns the check off).
     pub token: Option<String>,
+    /// Every route the node serves, and what each requires.
+    pub routes: Vec<Declared>,
     shutdown: CancellationToken,
     running: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -103,17 +106,23 @@ impl Node {
         };
         let shutdown = CancellationToken::new();
         // A node whose workers cannot be built stops at once with the error, as `run` does.
-        let running = match chatgptd_node::prepare(&stack, roles, shutdown.clone()).await {
-            Ok(prepared) => tokio::spawn({
-                let (stack, shutdown) = (stack.clone(), shutdown.clone());
-                async move { prepared.serve(&stack, tokens, listener, shutdown).await }
-            }),
-            Err(err) => tokio::spawn(async move { Err(err) }),
+        let (routes, running) = match chatgptd_node::prepare(&stack, roles, shutdown.clone()).await
+        {
+            Ok(prepared) => {
+                let routes = prepared.declared().to_vec();
+                let running = tokio::spawn({
+                    let (stack, shutdown) = (stack.clone(), shutdown.clone());
+                    async move { prepared.serve(&stack, tokens, listener, shutdown).await }
+                });
+                (routes, running)
+            }
+            Err(err) => (Vec::new(), tokio::spawn(async move { Err(err) })),
         };
         Node {
             stack,
             url,
             token,
+            routes,
             shutdown,
             running: Some(running),
         }
