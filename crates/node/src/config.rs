@@ -210,13 +210,8 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Box<fi
         }
         figment = figment.merge(Toml::file_exact(file));
     }
-    // CHATGPTD_CONFIG names the file and CHATGPTD_API_TOKEN is a client's token; neither is
-    // a setting.
-    figment = figment.merge(
-        Env::prefixed("CHATGPTD_")
-            .split("__")
-            .ignore(&["config", "api_token"]),
-    );
+    // CHATGPTD_CONFIG names the file; it is not a setting.
+    figment = figment.merge(Env::prefixed("CHATGPTD_").split("__").ignore(&["config"]));
     if let Some(brokers) = &overrides.brokers {
         figment = figment.merge(Serialized::default("kafka.brokers", brokers));
     }
