@@ -546,6 +546,30 @@ fn config_check_names_bad_keys_and_bad_topics() {
         "{stderr}"
     );
 
+    // A token with no scopes and one whose digest is not a SHA-256: both named.
+    std::fs::write(
+        &config,
+        "[http.tokens.ci]\nsha256 = \"abc\"\nscopes = [\"read\"]\n\
+         [http.tokens.ops]\nsecret_env = \"OPS_TOKEN\"\n",
+    )
+    .unwrap();
+    let output = chatgptd()
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("http.tokens.ci") && stderr.contains("64 hex digits"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("http.tokens.ops") && stderr.contains("no scopes"),
+        "{stderr}"
+    );
+
     let topics = dir.path().join("topics.yaml");
     std::fs::write(&topics, "topics:\n  - name: t\n    partitions: 1\n    replication_factor: 1\n    retention: 1d\n    cleanup_policy: delete\n    key: k\n    value_schema: chatgptd.Nope\n").unwrap();
     std::fs::write(
