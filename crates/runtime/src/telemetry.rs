@@ -1,12 +1,16 @@
 //! Metrics: names, the Prometheus recorder, and what librdkafka's statistics tell us.
 //!
-//! Labels are bounded: worker kind, topic, partition, error class. Never ids or error text.
+//! Labels are bounded: worker kind, topic, partition, error class, a configured API token's
+//! name. Never ids, error text or secrets.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Instant;
 
+use axum::http::{Method, StatusCode};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
-use std::collections::HashMap;
+use tracing::info;
 
 /// Metric names, one place.
 pub mod metric {
@@ -62,6 +66,42 @@ pub fn install_prometheus() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// An API request through the token check (`http::auth`): logged and counted by token name and status class.
+pub(crate) struct ApiRequest<'a> {
+    /// The token's name; `none` when missing or unknown, `anonymous` without checks.
+    pub(crate) token: &'a str,
+    pub(crate) method: &'a Method,
+    pub(crate) route: &'a str,
+    pub(crate) status: StatusCode,
+    pub(crate) started: Instant,
+}
+
+impl ApiRequest<'_> {
+    pub(crate) fn emit(self) {
+        let class = match self.status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        info!(
+            token = self.token,
+            method = %self.method,
+            route = self.route,
+            status = self.status.as_u16(),
+            took_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "http: request"
+        );
+        metrics::counter!(
+            metric::HTTP_REQUESTS,
+            "token" => self.token.to_string(),
+            "status" => class,
+        )
+        .increment(1);
+    }
 }
 
 #[derive(Deserialize)]

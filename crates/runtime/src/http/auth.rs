@@ -21,11 +21,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tracing::info;
 
 use super::error_response;
 use super::routes::{Access, Declared};
-use crate::telemetry::metric;
+use crate::telemetry::ApiRequest;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -349,7 +348,7 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
             },
         },
     };
-    RequestAuthorized {
+    ApiRequest {
         token: &token,
         method: &method,
         route: &route,
@@ -409,42 +408,6 @@ fn forbidden(token: &Token, scope: Scope) -> Response {
             "token": token.name(),
         }),
     )
-}
-
-/// A request through the check: logged and counted by token name and status class.
-struct RequestAuthorized<'a> {
-    /// The token's name; `none` when missing or unknown, `anonymous` without checks.
-    token: &'a str,
-    method: &'a Method,
-    route: &'a str,
-    status: StatusCode,
-    started: Instant,
-}
-
-impl RequestAuthorized<'_> {
-    fn emit(self) {
-        let class = match self.status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        info!(
-            token = self.token,
-            method = %self.method,
-            route = self.route,
-            status = self.status.as_u16(),
-            took_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "http: request"
-        );
-        metrics::counter!(
-            metric::HTTP_REQUESTS,
-            "token" => self.token.to_string(),
-            "status" => class,
-        )
-        .increment(1);
-    }
 }
 
 #[cfg(test)]
