@@ -1,12 +1,14 @@
 //! The HTTP API's shared parts: `/healthz`, `/readyz` and `/metrics`, merged into the API of
-//! every process; the JSON error body; routes that declare their scope ([`routes`]) and the
-//! token check every request goes through ([`auth`]).
+//! every process; the JSON error body; routes that declare their scope ([`routes`]), API
+//! tokens ([`token`]) and the check every request goes through ([`auth`]).
 
 pub mod auth;
 pub mod routes;
+pub mod token;
 
-pub use auth::{Auth, AuthMode, Caller, Scope, Token, TokenOptions};
+pub use auth::{Auth, Caller};
 pub use routes::{Access, Declared, Routes};
+pub use token::{AuthMode, Scope, Token, TokenError, TokenOptions};
 
 use std::future::IntoFuture;
 use std::time::Duration;
