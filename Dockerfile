@@ -13,8 +13,13 @@ COPY --from=build /src/target/release/chatgptd /usr/local/bin/chatgptd
 COPY topics.yaml /etc/chatgptd/topics.yaml
 USER chatgptd
 WORKDIR /var/lib/chatgptd
+# The API listens beyond loopback, so it needs a token: an admin token whose secret is in
+# API_TOKEN (`docker run -e API_TOKEN=$(openssl rand -hex 32) ...`). Without it the
+# container refuses to start and says so; webhooks, /healthz, /readyz and /metrics need none.
 ENV CHATGPTD_DATA_DIR=/var/lib/chatgptd \
     CHATGPTD_HTTP__LISTEN=0.0.0.0:8080 \
+    CHATGPTD_HTTP__TOKENS__ADMIN__SCOPES='["admin"]' \
+    CHATGPTD_HTTP__TOKENS__ADMIN__SECRET_ENV=API_TOKEN \
     CHATGPTD_LOG__FORMAT=json
 EXPOSE 8080
 ENTRYPOINT ["chatgptd"]

@@ -292,7 +292,7 @@ async fn approval_round_trip(api: &Api, fake: &FakeOpenAi, n: usize) -> [Histogr
         to_pending.record(since(sent)).unwrap();
         let approved = Instant::now();
         let path = format!("/approvals/{}/approve", approval.id);
-        let (status, decided) = api.post(&path, json!({"by": "bench"})).await;
+        let (status, decided) = api.post(&path, json!({"reason": "bench"})).await;
         assert_eq!(status, 200, "{decided}");
         let answer = api.answer(&id).await;
         to_answer.record(since(sent)).unwrap();
@@ -324,6 +324,13 @@ async fn adversarial(api: &Api, fake: &FakeOpenAi, rounds: usize) -> HashSet<Str
     sent.into_iter().flatten().collect()
 }
 
+/// The admin token the node keeps in its data directory (made now if it is not there yet).
+fn local_token(stack: &chatgptd_node::Stack, listener: &tokio::net::TcpListener) -> String {
+    let address = listener.local_addr().unwrap();
+    let tokens = chatgptd_node::auth::tokens(&stack.config, &stack.secrets, address).unwrap();
+    chatgptd_node::auth::read_token_file(tokens.generated().unwrap()).unwrap()
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let messages = env_or("BENCH_MESSAGES", 200);
@@ -335,7 +342,7 @@ async fn main() {
     let stack = stack(data.path(), &fake).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = Api {
-        http: chatgptd_testkit::http_client(),
+        http: chatgptd_testkit::http_client_with_token(&local_token(&stack, &listener)),
         url: format!("http://{}", listener.local_addr().unwrap()),
     };
     let shutdown = CancellationToken::new();

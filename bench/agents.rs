@@ -87,7 +87,8 @@ async fn main() {
     .unwrap();
     let stack = Arc::new(stack);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let listener_address = listener.local_addr().unwrap();
+    let url = format!("http://{listener_address}");
     let shutdown = CancellationToken::new();
     let node = tokio::spawn({
         let (stack, shutdown) = (stack.clone(), shutdown.clone());
@@ -96,7 +97,10 @@ async fn main() {
             chatgptd_node::run(&stack, &roles, listener, shutdown).await
         }
     });
-    let http = chatgptd_testkit::http_client();
+    let address = listener_address;
+    let tokens = chatgptd_node::auth::tokens(&stack.config, &stack.secrets, address).unwrap();
+    let token = chatgptd_node::auth::read_token_file(tokens.generated().unwrap()).unwrap();
+    let http = chatgptd_testkit::http_client_with_token(&token);
     let ask = |body: String| {
         let request = json!({"body": body, "from": "bench", "timeout_ms": 30_000});
         post(&http, format!("{url}/agents/wanderweave/messages"), request)

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use chatgptd_runtime::http::{AuthMode, Token};
 use chatgptd_types::avro::SchemaStore;
 use clap::Subcommand;
 
@@ -114,6 +115,8 @@ pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
         Err(err) => problems.extend(definition_problems(&err)),
     }
 
+    problems.extend(token_problems(config));
+
     if show {
         println!("\n# effective configuration\n{}", config.to_toml());
     }
@@ -127,6 +130,29 @@ pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The API tokens as configured: a name, scopes, and exactly one well-formed `sha256` or
+/// `secret_env`. Whether a `secret_env` is set is the deploying environment's business, so
+/// it is not looked up here.
+fn token_problems(config: &chatgptd_node::Config) -> Vec<String> {
+    let http = &config.http;
+    if http.auth == AuthMode::None {
+        println!("api: no authentication (http.auth = \"none\")");
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for (name, options) in &http.tokens {
+        if let Err(err) = Token::from_options(name, options, |_| Some("set".to_string())) {
+            problems.push(format!("http.tokens.{name}: {err}"));
+        }
+    }
+    if http.tokens.is_empty() {
+        println!("api tokens: none (a loopback listener keeps one in <data_dir>/api-token)");
+    } else {
+        println!("api tokens: {}", http.tokens.len());
+    }
+    problems
 }
 
 /// One line per problem of an agent or workflow definition error.

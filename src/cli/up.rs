@@ -36,6 +36,8 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     let http_addr = listener.local_addr()?;
+    // Before anything is announced: an open API beyond loopback stops here.
+    let tokens = chatgptd_node::auth::tokens(&stack.config, &stack.secrets, http_addr)?;
     let shutdown = CancellationToken::new();
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
 
@@ -47,14 +49,14 @@ pub async fn run(config: Config, _args: UpArgs) -> anyhow::Result<ExitCode> {
         pid: std::process::id(),
     };
     discovery::write(&data_dir, &info).context("writing embedded.json to the data directory")?;
-    print_banner(&stack, &info);
+    print_banner(&stack, &info, tokens.generated());
 
     let result = chatgptd_node::run(&stack, &Role::ALL, listener, shutdown).await;
     discovery::remove(&data_dir);
     result.map(|()| ExitCode::SUCCESS)
 }
 
-fn print_banner(stack: &Stack, info: &EmbeddedInfo) {
+fn print_banner(stack: &Stack, info: &EmbeddedInfo, token_file: Option<&std::path::Path>) {
     let kafka_note = match stack.embedded() {
         Some(embedded) if embedded.is_durable() => {
             "embedded broker, kept in the data directory across restarts"
@@ -69,6 +71,12 @@ fn print_banner(stack: &Stack, info: &EmbeddedInfo) {
         info.http
     );
     println!("  data    {}", stack.config.data_dir.display());
+    if let Some(file) = token_file {
+        println!(
+            "  token   {}  (an admin API token: -H \"Authorization: Bearer $(cat {0})\")",
+            file.display()
+        );
+    }
     let memory = if stack.config.memory.redis_url.is_empty() {
         "sqlite (in the data directory)"
     } else {

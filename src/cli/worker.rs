@@ -16,6 +16,7 @@ Examples:
   CHATGPTD_MEMORY__REDIS_URL=redis://redis:6379 chatgptd worker memory-writer --brokers kafka:9092
   chatgptd worker indexer --brokers kafka:9092 --http-listen 0.0.0.0:8081   # also serves /search
 
+Beyond 127.0.0.1 the HTTP API needs API tokens ([http.tokens.<name>]; see chatgptd.example.toml).
 Run more replicas of a worker to scale it: they share its consumer group and split the partitions.";
 
 /// Arguments of `chatgptd worker`.

@@ -128,12 +128,12 @@ pub async fn run(config: Config, command: WorkflowCommand) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         WorkflowCommand::Resume { run } => {
-            let steps = client(&config).await?.resume(&run).await?;
+            let steps = client(&config).await?.resume(&run, "cli").await?;
             println!("run {run} resumed at: {}", steps.join(", "));
             Ok(ExitCode::SUCCESS)
         }
         WorkflowCommand::Approve { run, step } => {
-            client(&config).await?.approve(&run, &step).await?;
+            client(&config).await?.approve(&run, &step, "cli").await?;
             println!("step {step} of run {run} approved");
             Ok(ExitCode::SUCCESS)
         }

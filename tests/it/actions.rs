@@ -4,6 +4,7 @@
 //! or a scripted fake OpenAI-compatible server on 127.0.0.1.
 
 use chatgptd_node::Role;
+use chatgptd_runtime::http::Scope;
 use chatgptd_testkit::fake_openai::{FakeOpenAi, Scripted, ScriptedCall};
 use chatgptd_testkit::wait_until;
 use chatgptd_types::records::{
@@ -12,7 +13,7 @@ use chatgptd_types::records::{
 use chatgptd_types::topics::names;
 use serde_json::{Value, json};
 
-use crate::support::fleet::{Fleet, WAIT, get, post};
+use crate::support::fleet::{Fleet, WAIT, get, post, post_as};
 use crate::support::node::Node;
 
 const ROLES: [Role; 1] = [Role::Agents];
@@ -86,6 +87,18 @@ async fn escalation_pending(node: &Node, summary: &str) -> (String, ApprovalRequ
     let body = format!("escalate to a human: {summary}");
     let id = send(node, "aegis-sentinel", &body).await;
     (id, pending(node).await)
+}
+
+/// The secrets of the approvers [`people`] configures.
+const ALICE: &str = "alice-secret";
+const BOB: &str = "bob-secret";
+
+/// API tokens for the people who decide: `alice` and `bob` may approve, and the test
+/// itself calls with an admin token.
+fn people(fleet: &mut Fleet) {
+    fleet.token("ops", &[Scope::Admin], "ops-secret");
+    fleet.token("alice", &[Scope::Approve], ALICE);
+    fleet.token("bob", &[Scope::Approve], BOB);
 }
 
 /// The catalogue with `escalate_to_human` needing approval (its expiry `expiry`), so a test
@@ -177,6 +190,7 @@ async fn a_broadcast_action_collects_every_reply_of_the_fleet() {
 async fn an_approved_action_runs_once_and_the_conversation_goes_on() {
     let mut fleet = Fleet::new("act-approve");
     escalation_needs_approval(&mut fleet, "1h");
+    people(&mut fleet);
     let node = fleet.start(&ROLES).await;
     let (id, approval) = escalation_pending(&node, "admin login from a new country").await;
     assert_eq!(approval.agent, "aegis-sentinel");
@@ -188,10 +202,12 @@ async fn an_approved_action_runs_once_and_the_conversation_goes_on() {
     assert_eq!(none["answers"], json!([]), "{none}");
 
     let path = format!("/approvals/{}/approve", approval.id);
-    let (status, body) = post(&node, &path, json!({"by": "alice", "reason": "on call"})).await;
+    // Who decides is the caller's token, whatever a body says.
+    let (status, body) = post_as(&node, ALICE, &path, json!({"reason": "on call"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "approved");
-    let (status, body) = post(&node, &path, json!({"by": "bob"})).await;
+    assert_eq!(body["decided_by"], "alice", "{body}");
+    let (status, body) = post_as(&node, BOB, &path, json!({})).await;
     assert_eq!(status, 409, "approving twice is a conflict: {body}");
     assert_eq!(body["state"], "approved", "{body}");
 
@@ -217,15 +233,11 @@ async fn an_approved_action_runs_once_and_the_conversation_goes_on() {
 async fn a_denied_action_does_nothing_and_the_model_is_told_why() {
     let mut fleet = Fleet::new("act-deny");
     escalation_needs_approval(&mut fleet, "1h");
+    people(&mut fleet);
     let node = fleet.start(&ROLES).await;
     let (id, approval) = escalation_pending(&node, "rotate every key now").await;
     let path = format!("/approvals/{}/deny", approval.id);
-    let (status, body) = post(
-        &node,
-        &path,
-        json!({"by": "bob", "reason": "no incident open"}),
-    )
-    .await;
+    let (status, body) = post_as(&node, BOB, &path, json!({"reason": "no incident open"})).await;
     assert_eq!(status, 200, "{body}");
     let answer = answer_to(&node, &id).await;
     let text = answer["body"].as_str().unwrap();
@@ -253,7 +265,7 @@ async fn an_approval_nobody_decides_expires_escalates_and_denies() {
         "{answer}"
     );
     let path = format!("/approvals/{}/approve", approval.id);
-    let (status, body) = post(&node, &path, json!({"by": "late"})).await;
+    let (status, body) = post(&node, &path, json!({})).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["state"], "expired", "{body}");
     // The only escalation is the expiry's, about the approval; the action never ran.
@@ -274,7 +286,7 @@ async fn a_conversation_waiting_across_a_restart_resumes_and_acts_once() {
     // A new worker on the same memory and cluster: the decision resumes the conversation.
     let node = fleet.start(&ROLES).await;
     let path = format!("/approvals/{}/approve", approval.id);
-    let (status, body) = post(&node, &path, json!({"by": "alice"})).await;
+    let (status, body) = post(&node, &path, json!({})).await;
     assert_eq!(status, 200, "{body}");
     let answer = answer_to(&node, &id).await;
     assert_eq!(answer["kind"], "reply", "{answer}");

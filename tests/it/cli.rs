@@ -81,6 +81,14 @@ impl Up {
         up
     }
 
+    /// An HTTP client sending the admin token `up` keeps in its data directory, as the
+    /// README's curl commands do (`$(cat data/api-token)`).
+    fn client(&self) -> reqwest::Client {
+        let file = chatgptd_node::auth::token_file(&self.data_dir);
+        let token = chatgptd_node::auth::read_token_file(&file).expect("up's API token");
+        chatgptd_testkit::http_client_with_token(&token)
+    }
+
     fn info(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.data_dir.join("embedded.json")).unwrap())
             .unwrap()
@@ -114,9 +122,18 @@ impl Drop for Up {
 async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
     let mut up = Up::start().await;
     let http = up.info()["http"].as_str().unwrap().to_string();
-    let client = http_client();
+    let client = up.client();
     let health = client.get(format!("{http}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    // The API itself needs the token `up` keeps in its data directory.
+    let open = http_client()
+        .get(format!("{http}/agents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 401);
+    let agents = client.get(format!("{http}/agents")).send().await.unwrap();
+    assert_eq!(agents.status(), 200);
     wait_until(WAIT, "/readyz to say ready", || {
         let request = client.get(format!("{http}/readyz")).send();
         async move {
@@ -165,7 +182,8 @@ async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
         .await
         .unwrap();
     let run_id = started["run_id"].as_str().unwrap().to_string();
-    let (mut events, _) = Subscriber::open(&http, &format!("/runs/{run_id}/events"), None).await;
+    let path = format!("/runs/{run_id}/events");
+    let (mut events, _) = Subscriber::open_with(&client, &http, &path, None).await;
     let mut results = Vec::new();
     while results.len() < 5 {
         let event = events.next().await.expect("the run's events go on");
@@ -480,7 +498,7 @@ async fn the_readme_agent_and_workflow_commands_work_against_up() {
     let up = Up::start().await;
     let data_dir = up.data_dir.clone();
     let http = up.info()["http"].as_str().unwrap().to_string();
-    let client = http_client();
+    let client = up.client();
     wait_until(WAIT, "/readyz to say ready", || {
         let request = client.get(format!("{http}/readyz")).send();
         async move {
@@ -649,6 +667,30 @@ fn config_check_names_bad_keys_and_bad_topics() {
         "{stderr}"
     );
 
+    // A token with no scopes and one whose digest is not a SHA-256: both named.
+    std::fs::write(
+        &config,
+        "[http.tokens.ci]\nsha256 = \"abc\"\nscopes = [\"read\"]\n\
+         [http.tokens.ops]\nsecret_env = \"OPS_TOKEN\"\n",
+    )
+    .unwrap();
+    let output = chatgptd()
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("http.tokens.ci") && stderr.contains("64 hex digits"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("http.tokens.ops") && stderr.contains("no scopes"),
+        "{stderr}"
+    );
+
     let topics = dir.path().join("topics.yaml");
     std::fs::write(&topics, "topics:\n  - name: t\n    partitions: 1\n    replication_factor: 1\n    retention: 1d\n    cleanup_policy: delete\n    key: k\n    value_schema: chatgptd.Nope\n").unwrap();
     std::fs::write(
@@ -807,7 +849,8 @@ async fn a_second_signal_exits_at_once() {
     ])
     .await;
     let http = up.info()["http"].as_str().unwrap().to_string();
-    let sent = http_client()
+    let sent = up
+        .client()
         .post(format!("{http}/agents/wanderweave/messages"))
         .json(&serde_json::json!({"body": "Plan a weekend", "wait": false}))
         .send()
@@ -886,7 +929,7 @@ async fn the_readme_acting_and_approval_commands_work_against_up() {
     let up = Up::start().await;
     let data_dir = up.data_dir.clone();
     let http = up.info()["http"].as_str().unwrap().to_string();
-    let client = http_client();
+    let client = up.client();
     let run_tool = |args: &[&str]| {
         let output = tool(&data_dir, args);
         (

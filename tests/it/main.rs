@@ -5,6 +5,7 @@
 
 mod actions;
 mod agents;
+mod auth;
 mod cli;
 mod index;
 mod limits;

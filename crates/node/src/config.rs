@@ -6,11 +6,13 @@
 //! `kafka.brokers`. Secrets never live here: fields such as `model.api_key_env` name the
 //! environment variable that holds them.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use chatgptd_memory::MemoryOptions;
 use chatgptd_model::ModelOptions;
+use chatgptd_runtime::http::{AuthMode, TokenOptions};
 use chatgptd_runtime::{ConsumerOptions, KafkaOptions};
 use chatgptd_types::topics::TopicsFile;
 use chatgptd_worker_agents::AgentsOptions;
@@ -157,6 +159,17 @@ pub struct HttpOptions {
     /// Open event streams (`GET /events`, `GET /runs/{id}/events`) at most; each holds a
     /// Kafka consumer and a thread. One more gets 503.
     pub max_event_subscribers: usize,
+    /// `tokens` (default): every route but the public ones and the webhooks needs an API
+    /// token. `none`: no checks, anyone who reaches the port may do anything (a warning at
+    /// every start); required to listen beyond loopback without `tokens`.
+    pub auth: AuthMode,
+    /// The API tokens, by name (`[http.tokens.ci]`): `scopes` (`read`, `send`, `approve`,
+    /// `admin`) and the secret's `sha256` in hex, or `secret_env` naming the variable that
+    /// holds it. None configured, a loopback listener keeps an admin token of its own in
+    /// `<data_dir>/api-token`; any other listener refuses to start.
+    pub tokens: BTreeMap<String, TokenOptions>,
+    /// Paths served without a token (exact paths).
+    pub public: Vec<String>,
 }
 
 impl Default for HttpOptions {
@@ -164,6 +177,11 @@ impl Default for HttpOptions {
         HttpOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_event_subscribers: 64,
+            auth: AuthMode::Tokens,
+            tokens: BTreeMap::new(),
+            public: ["/healthz", "/readyz", "/metrics"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }

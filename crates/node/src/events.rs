@@ -17,12 +17,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chatgptd_runtime::KafkaOptions;
 use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
@@ -37,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::record_json::record_json;
-use chatgptd_runtime::http::error_response as error;
+use chatgptd_runtime::http::{Routes, Scope, error_response as error};
 
 /// Records buffered per subscriber before its consumer waits for the client to read.
 const BUFFER: usize = 256;
@@ -95,11 +93,11 @@ impl EventStreams {
         self.max_subscribers - self.subscribers.available_permits()
     }
 
-    /// `GET /events` and `GET /runs/{id}/events`.
-    pub fn router(self) -> Router {
-        Router::new()
-            .route("/events", get(events))
-            .route("/runs/{id}/events", get(run_events))
+    /// `GET /events` and `GET /runs/{id}/events`, for tokens with `read`.
+    pub fn router(self) -> Routes {
+        Routes::new()
+            .get("/events", Scope::Read, events)
+            .get("/runs/{id}/events", Scope::Read, run_events)
             .with_state(self)
     }
 }

@@ -8,9 +8,11 @@
 //!   backend, the model client, the registry and the search index.
 //! - [`Role`]: the workers a process can run; [`roles`] builds each from the stack, one module
 //!   per role, into the one shape of `chatgptd_runtime::Service`.
+//! - [`auth`]: the API tokens of a process, and the refusal to serve an open API.
 //! - [`run`]: runs roles and the HTTP API (their routes merged with the process's own:
 //!   `/healthz`, `/readyz`, `/metrics`, the [`events`] streams) until shutdown.
 
+pub mod auth;
 pub mod config;
 pub mod discovery;
 pub mod events;
@@ -22,5 +24,5 @@ pub mod stack;
 
 pub use config::Config;
 pub use role::Role;
-pub use roles::run;
+pub use roles::{Prepared, prepare, run};
 pub use stack::{KafkaMode, Stack};

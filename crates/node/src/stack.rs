@@ -196,13 +196,18 @@ impl Stack {
     }
 
     /// Where `worker`'s prompts find relevant memory: an indexer's `/search` when
-    /// `search_url` is set, else this process's index (its own, or one in the data
-    /// directory).
-    pub fn retriever(&self, worker: &str, search_url: &str) -> Retriever {
+    /// `search_url` is set (with the API token in the secret `token_env`, if named), else
+    /// this process's index (its own, or one in the data directory).
+    pub fn retriever(&self, worker: &str, search_url: &str, token_env: &str) -> Retriever {
         if !search_url.is_empty() {
             chatgptd_model::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
+                .default_headers(crate::auth::bearer_headers(
+                    worker,
+                    &self.secrets,
+                    token_env,
+                ))
                 .build();
             return match client {
                 Ok(client) => Retriever::Remote {

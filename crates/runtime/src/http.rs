@@ -1,4 +1,14 @@
-//! `/healthz`, `/readyz` and `/metrics`, merged into the HTTP API of every process.
+//! The HTTP API's shared parts: `/healthz`, `/readyz` and `/metrics`, merged into the API of
+//! every process; the JSON error body; routes that declare their scope ([`routes`]), API
+//! tokens ([`token`]) and the check every request goes through ([`auth`]).
+
+pub mod auth;
+pub mod routes;
+pub mod token;
+
+pub use auth::{Auth, Caller};
+pub use routes::{Access, Declared, Routes};
+pub use token::{AuthMode, Scope, Token, TokenError, TokenOptions};
 
 use std::future::IntoFuture;
 use std::time::Duration;
@@ -7,7 +17,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -21,12 +30,13 @@ struct Observability {
     prometheus: PrometheusHandle,
 }
 
-/// The observability routes.
-pub fn router(health: Health, prometheus: PrometheusHandle) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+/// The observability routes. Public by default (`http.public`); a path taken out of that
+/// list needs `read`.
+pub fn router(health: Health, prometheus: PrometheusHandle) -> Routes {
+    Routes::new()
+        .get("/healthz", Scope::Read, healthz)
+        .get("/readyz", Scope::Read, readyz)
+        .get("/metrics", Scope::Read, metrics_text)
         .with_state(Observability { health, prometheus })
 }
 

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use axum::Router;
+use crate::http::Routes;
 use tokio_util::sync::CancellationToken;
 
 /// A worker of a process: a consumer, an HTTP gateway, or both.
@@ -17,9 +17,10 @@ pub trait Service: Send + Sized + 'static {
     /// The worker's name: in logs, metrics, and `chatgptd worker <name>`.
     const NAME: &'static str;
 
-    /// The routes this worker serves (none by default). Called once, before [`Service::run`].
-    fn routes(&self) -> Router {
-        Router::new()
+    /// The routes this worker serves (none by default), each declaring the scope it needs.
+    /// Called once, before [`Service::run`].
+    fn routes(&self) -> Routes {
+        Routes::new()
     }
 
     /// Runs until `shutdown` is cancelled, then drains what is in flight and returns.

@@ -1,12 +1,16 @@
 //! Metrics: names, the Prometheus recorder, and what librdkafka's statistics tell us.
 //!
-//! Labels are bounded: worker kind, topic, partition, error class. Never ids or error text.
+//! Labels are bounded: worker kind, topic, partition, error class, a configured API token's
+//! name. Never ids, error text or secrets.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Instant;
 
+use axum::http::{Method, StatusCode};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
-use std::collections::HashMap;
+use tracing::info;
 
 /// Metric names, one place.
 pub mod metric {
@@ -34,6 +38,10 @@ pub mod metric {
     pub const STOPPED_PARTITIONS: &str = "chatgptd_stopped_partitions";
     /// Rebalance callbacks, by `worker` and `kind` (assign, revoke).
     pub const REBALANCES: &str = "chatgptd_rebalances_total";
+    /// HTTP requests through the API's token check, by `token` (a configured token's name;
+    /// `none` when missing or unknown, `anonymous` with `http.auth = "none"`) and `status`
+    /// (`2xx`, `4xx`, ...). Public paths and webhooks are not counted here.
+    pub const HTTP_REQUESTS: &str = "chatgptd_http_requests_total";
 }
 
 /// Installs the process-wide Prometheus recorder once; later calls return the same handle.
@@ -58,6 +66,42 @@ pub fn install_prometheus() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// An API request through the token check (`http::auth`): logged and counted by token name and status class.
+pub(crate) struct ApiRequest<'a> {
+    /// The token's name; `none` when missing or unknown, `anonymous` without checks.
+    pub(crate) token: &'a str,
+    pub(crate) method: &'a Method,
+    pub(crate) route: &'a str,
+    pub(crate) status: StatusCode,
+    pub(crate) started: Instant,
+}
+
+impl ApiRequest<'_> {
+    pub(crate) fn emit(self) {
+        let class = match self.status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        info!(
+            token = self.token,
+            method = %self.method,
+            route = self.route,
+            status = self.status.as_u16(),
+            took_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "http: request"
+        );
+        metrics::counter!(
+            metric::HTTP_REQUESTS,
+            "token" => self.token.to_string(),
+            "status" => class,
+        )
+        .increment(1);
+    }
 }
 
 #[derive(Deserialize)]

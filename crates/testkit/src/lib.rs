@@ -83,6 +83,21 @@ pub fn http_client() -> reqwest::Client {
         .expect("http client")
 }
 
+/// An HTTP client for tests that sends `token` as its API token (`Authorization: Bearer`).
+pub fn http_client_with_token(token: &str) -> reqwest::Client {
+    let _ = http_client();
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .expect("a token is a header value");
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}
+
 /// Logs to the test output (captured unless the test fails). Call at the start of a test.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()

@@ -28,7 +28,17 @@ pub struct Subscriber {
 impl Subscriber {
     /// Opens `path`, checks it is an event stream, and reads its `ready` event.
     pub async fn open(base: &str, path: &str, last_event_id: Option<&str>) -> (Self, SseEvent) {
-        let mut request = http_client().get(format!("{base}{path}"));
+        Self::open_with(&http_client(), base, path, last_event_id).await
+    }
+
+    /// [`Subscriber::open`] through `client` (one that sends an API token).
+    pub async fn open_with(
+        client: &reqwest::Client,
+        base: &str,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> (Self, SseEvent) {
+        let mut request = client.get(format!("{base}{path}"));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }

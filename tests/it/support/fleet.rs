@@ -7,6 +7,7 @@ use std::time::Duration;
 use chatgptd_fleet::{AgentsClient, Inbox};
 use chatgptd_model::ProviderKind;
 use chatgptd_node::{Config, Role};
+use chatgptd_runtime::http::{Scope, TokenOptions};
 use chatgptd_testkit::fake_openai::FakeOpenAi;
 use chatgptd_testkit::kafka::{MockKafka, consume, produce, producer};
 use chatgptd_testkit::{http_client, wait_until};
@@ -78,6 +79,22 @@ impl Fleet {
     /// Adds a secret, as the deployment's environment would hold it.
     pub fn secret(&mut self, name: &str, value: &str) {
         self.secrets.push((name.to_string(), value.to_string()));
+    }
+
+    /// Configures the API token `name` with `scopes`, its secret `secret` in the secrets (as
+    /// a deployment's environment holds it). With tokens configured the node keeps none of
+    /// its own: [`Node::client`] uses the first `admin` token configured.
+    pub fn token(&mut self, name: &str, scopes: &[Scope], secret: &str) {
+        let env = format!("TOKEN_{}", name.to_uppercase().replace(['-', '.'], "_"));
+        self.config.http.tokens.insert(
+            name.to_string(),
+            TokenOptions {
+                scopes: scopes.to_vec(),
+                secret_env: env.clone(),
+                ..TokenOptions::default()
+            },
+        );
+        self.secret(&env, secret);
     }
 
     /// Replaces the built-in agents with a copy of the repository's `agents/` in which
@@ -179,7 +196,20 @@ pub async fn agents_client(node: &Node) -> AgentsClient {
 
 /// `POST` of `body` to `path` on `node`: the status and the JSON answer.
 pub async fn post(node: &Node, path: &str, body: Value) -> (u16, Value) {
-    let response = http_client()
+    let response = node
+        .client()
+        .post(node.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// `POST` of `body` to `path` on `node` with the API token `secret`: the status and the
+/// JSON answer.
+pub async fn post_as(node: &Node, secret: &str, path: &str, body: Value) -> (u16, Value) {
+    let response = chatgptd_testkit::http_client_with_token(secret)
         .post(node.url(path))
         .json(&body)
         .send()
@@ -190,7 +220,7 @@ pub async fn post(node: &Node, path: &str, body: Value) -> (u16, Value) {
 
 /// `GET` of `path` on `node`: the status and the JSON answer.
 pub async fn get(node: &Node, path: &str) -> (u16, Value) {
-    let response = http_client().get(node.url(path)).send().await.unwrap();
+    let response = node.client().get(node.url(path)).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chatgptd_memory::Memory;
 use chatgptd_node::{Config, KafkaMode, Role, Stack};
+use chatgptd_runtime::http::Declared;
 use chatgptd_testkit::kafka::MockKafka;
 use chatgptd_types::Secrets;
 use chatgptd_types::topics::TopicsFile;
@@ -69,6 +70,11 @@ pub struct Node {
     pub stack: Arc<Stack>,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    /// The admin token the node keeps in its data directory (none when the configuration
+    /// names tokens or turns the check off).
+    pub token: Option<String>,
+    /// Every route the node serves, and what each requires.
+    pub routes: Vec<Declared>,
     shutdown: CancellationToken,
     running: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -90,17 +96,43 @@ impl Node {
             .expect("the node's stack starts");
         let stack = Arc::new(stack);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}");
+        let tokens = chatgptd_node::auth::tokens(&stack.config, &stack.secrets, addr)
+            .expect("the node's API tokens");
+        let token = match tokens.generated() {
+            Some(file) => Some(chatgptd_node::auth::read_token_file(file).unwrap()),
+            None => admin_secret(&stack),
+        };
         let shutdown = CancellationToken::new();
-        let running = tokio::spawn({
-            let (stack, roles, shutdown) = (stack.clone(), roles.to_vec(), shutdown.clone());
-            async move { chatgptd_node::run(&stack, &roles, listener, shutdown).await }
-        });
+        // A node whose workers cannot be built stops at once with the error, as `run` does.
+        let (routes, running) = match chatgptd_node::prepare(&stack, roles, shutdown.clone()).await
+        {
+            Ok(prepared) => {
+                let routes = prepared.declared().to_vec();
+                let running = tokio::spawn({
+                    let (stack, shutdown) = (stack.clone(), shutdown.clone());
+                    async move { prepared.serve(&stack, tokens, listener, shutdown).await }
+                });
+                (routes, running)
+            }
+            Err(err) => (Vec::new(), tokio::spawn(async move { Err(err) })),
+        };
         Node {
             stack,
             url,
+            token,
+            routes,
             shutdown,
             running: Some(running),
+        }
+    }
+
+    /// An HTTP client that sends the node's own admin token.
+    pub fn client(&self) -> reqwest::Client {
+        match &self.token {
+            Some(token) => chatgptd_testkit::http_client_with_token(token),
+            None => chatgptd_testkit::http_client(),
         }
     }
 
@@ -131,6 +163,17 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The secret of the first `admin` token the node's configuration names (by `secret_env`).
+fn admin_secret(stack: &Stack) -> Option<String> {
+    stack
+        .config
+        .http
+        .tokens
+        .values()
+        .filter(|token| token.scopes.contains(&chatgptd_runtime::http::Scope::Admin))
+        .find_map(|token| stack.secrets.get(&token.secret_env))
 }
 
 /// A client of `brokers` for metadata, watermarks and committed offsets.

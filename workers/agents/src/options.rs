@@ -39,6 +39,9 @@ pub struct AgentsOptions {
     /// `/search` when this process has no index of its own; empty uses the local index if
     /// there is one.
     pub search_url: String,
+    /// The environment variable holding an API token (with `read`) sent to `search_url`;
+    /// empty sends none.
+    pub search_token_env: String,
     /// How often a worker beats for the agents it serves.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
@@ -96,6 +99,7 @@ impl Default for AgentsOptions {
             memory_hits: 3,
             memory_tokens: 500,
             search_url: String::new(),
+            search_token_env: String::new(),
             heartbeat_interval: Duration::from_secs(10),
             inbox_ttl: Duration::from_secs(3600),
             max_tool_steps: 6,

@@ -187,8 +187,10 @@ impl AgentWorker {
         origin: String,
         traceparent: &str,
     ) -> Result<Vec<OutputRecord>, ProcessError> {
+        // A sender may ask for less than the agent's own budget, never more: whoever can
+        // write to the topic cannot buy an agent more tokens than its configuration allows.
         let budget = if message.token_budget > 0 {
-            message.token_budget
+            message.token_budget.min(agent.token_budget)
         } else {
             agent.token_budget
         };
@@ -562,7 +564,7 @@ impl Service for AgentsService {
     type Error = chatgptd_runtime::Error;
     const NAME: &'static str = "agents";
 
-    fn routes(&self) -> axum::Router {
+    fn routes(&self) -> chatgptd_runtime::http::Routes {
         crate::routes::router(self.api.clone())
     }
 

@@ -49,6 +49,9 @@ pub struct EnrichOptions {
     /// `/search` when this process has no index of its own; empty uses the local index if
     /// there is one.
     pub search_url: String,
+    /// The environment variable holding an API token (with `read`) sent to `search_url`;
+    /// empty sends none.
+    pub search_token_env: String,
     /// Completion budget per ticket.
     pub max_completion_tokens: u32,
     /// Sampling temperature: low, for consistent triage.
@@ -81,6 +84,7 @@ impl Default for EnrichOptions {
             related_tickets: 3,
             related_tokens: 600,
             search_url: String::new(),
+            search_token_env: String::new(),
             max_completion_tokens: 800,
             temperature: 0.2,
         }

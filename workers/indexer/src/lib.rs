@@ -201,7 +201,7 @@ impl Service for IndexerService {
     type Error = chatgptd_runtime::Error;
     const NAME: &'static str = "indexer";
 
-    fn routes(&self) -> axum::Router {
+    fn routes(&self) -> chatgptd_runtime::http::Routes {
         routes::router(self.search.clone())
     }
 

@@ -2,16 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chatgptd_search::{Error, SearchQuery, SearchService, parse_since};
 use serde::Deserialize;
 use serde_json::json;
 
-use chatgptd_runtime::http::error_response as error;
+use chatgptd_runtime::http::{Routes, Scope, error_response as error};
 
 /// Query parameters, as people type them.
 #[derive(Debug, Default, Deserialize)]
@@ -27,9 +25,10 @@ struct Params {
     offset: usize,
 }
 
-pub fn router(search: Arc<SearchService>) -> Router {
-    Router::new()
-        .route("/search", get(search_handler))
+/// `GET /search`, for tokens with `read`.
+pub fn router(search: Arc<SearchService>) -> Routes {
+    Routes::new()
+        .get("/search", Scope::Read, search_handler)
         .with_state(search)
 }
 

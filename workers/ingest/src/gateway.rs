@@ -8,12 +8,12 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use chatgptd_memory::Memory;
+use chatgptd_runtime::http::{Access, Routes};
 use chatgptd_runtime::{Producer, WorkerContext};
 use chatgptd_types::Secrets;
 use chatgptd_types::avro::Codec;
@@ -167,17 +167,29 @@ impl Ingest {
     }
 
     /// `POST /webhooks/jira`, `/webhooks/servicenow`, `/webhooks/github`, with the body limit
-    /// applied. Other methods on these paths get 405 with a JSON body.
-    pub fn router(&self) -> Router {
-        let mut router = Router::new();
+    /// applied. Other methods on these paths get 405 with a JSON body. They need no API
+    /// token: a webhook is authenticated by its signature (`access.rs`).
+    pub fn routes(&self) -> Routes {
+        let mut routes = Routes::new();
         for source in Source::ALL {
             let gateway = self.gateway.clone();
             let handler = move |headers: HeaderMap, body: Result<Bytes, BytesRejection>| {
                 crate::handler::handle(gateway, source, headers, body)
             };
-            router = router.route(route(source), post(handler).fallback(method_not_allowed));
+            routes = routes.route(
+                route(source),
+                Method::POST,
+                Access::Public,
+                post(handler).fallback(method_not_allowed),
+            );
         }
-        router.layer(DefaultBodyLimit::max(self.gateway.options.max_body_bytes))
+        let limit = DefaultBodyLimit::max(self.gateway.options.max_body_bytes);
+        routes.map(|router| router.layer(limit))
+    }
+
+    /// [`Ingest::routes`] as a plain router, for tests of the gateway alone.
+    pub fn router(&self) -> Router {
+        self.routes().into_router()
     }
 }
 

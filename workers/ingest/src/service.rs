@@ -9,8 +9,8 @@ impl Service for Ingest {
     type Error = crate::Error;
     const NAME: &'static str = "ingest";
 
-    fn routes(&self) -> axum::Router {
-        self.router()
+    fn routes(&self) -> chatgptd_runtime::http::Routes {
+        self.routes()
     }
 
     /// Nothing runs beside the routes: the gateway stops with the HTTP server, which lets

@@ -151,7 +151,7 @@ impl WorkflowsClient {
     ///
     /// This is the only way out of `failed`: the engine sets aside step records that find
     /// their run failed, so a failure (a step's, or the dead-letter hook's) stands until then.
-    pub async fn resume(&self, run: &str) -> Result<Vec<String>, ClientError> {
+    pub async fn resume(&self, run: &str, by: &str) -> Result<Vec<String>, ClientError> {
         let view = self.view(run).await?;
         if view.run.status != RunStatus::Failed {
             return Err(ClientError::Conflict(format!(
@@ -184,6 +184,7 @@ impl WorkflowsClient {
             error: None,
             failed_step: None,
             finished_at_ms: None,
+            resumed_by: Some(by.to_string()),
             ..failed.clone()
         };
         self.store.put_run(run, &running).await?;
@@ -198,7 +199,7 @@ impl WorkflowsClient {
     }
 
     /// Approves a step held for approval, which then runs.
-    pub async fn approve(&self, run: &str, step: &str) -> Result<(), ClientError> {
+    pub async fn approve(&self, run: &str, step: &str, by: &str) -> Result<(), ClientError> {
         let view = self.view(run).await?;
         let held = view
             .steps
@@ -210,7 +211,7 @@ impl WorkflowsClient {
                 "step {step} is not waiting for approval"
             )));
         }
-        self.store.approve(run, step).await?;
+        self.store.approve(run, step, by).await?;
         // Approved and queued: no longer waiting, so the run reads as running again.
         let queued = crate::state::StepState {
             status: StepStatus::Pending,

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use chatgptd_runtime::http::{error_response as error, json_body};
+use chatgptd_runtime::http::{Caller, Routes, Scope, error_response as error, json_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,15 +21,15 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 /// `GET /runs/{id}` or its event stream.
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
-/// `/workflows` and `/runs` over `client`.
-pub fn router(client: WorkflowsClient) -> Router {
-    Router::new()
-        .route("/workflows", get(list))
-        .route("/workflows/{name}", get(show))
-        .route("/workflows/{name}/runs", post(start))
-        .route("/runs/{id}", get(run))
-        .route("/runs/{id}/resume", post(resume))
-        .route("/runs/{id}/steps/{step}/approve", post(approve))
+/// `/workflows` and `/runs` over `client`, each with the scope a caller's token needs.
+pub fn router(client: WorkflowsClient) -> Routes {
+    Routes::new()
+        .get("/workflows", Scope::Read, list)
+        .get("/workflows/{name}", Scope::Read, show)
+        .post("/workflows/{name}/runs", Scope::Send, start)
+        .get("/runs/{id}", Scope::Read, run)
+        .post("/runs/{id}/resume", Scope::Approve, resume)
+        .post("/runs/{id}/steps/{step}/approve", Scope::Approve, approve)
         .with_state(client)
 }
 
@@ -105,6 +104,7 @@ fn empty_object() -> Value {
 
 async fn start(
     State(client): State<WorkflowsClient>,
+    caller: Caller,
     Path(name): Path<String>,
     body: Result<Json<StartRequest>, JsonRejection>,
 ) -> Response {
@@ -117,7 +117,8 @@ async fn start(
         Ok(timeout) => timeout,
         Err(response) => return *response,
     };
-    let run_id = match client.start(&name, &request.input, "api").await {
+    let started_by = format!("api:{}", caller.name());
+    let run_id = match client.start(&name, &request.input, &started_by).await {
         Ok(run_id) => run_id,
         Err(err) => return client_error(err),
     };
@@ -146,8 +147,13 @@ async fn run(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> R
     }
 }
 
-async fn resume(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> Response {
-    match client.resume(&id).await {
+/// Who resumes is the caller's token, recorded on the run (`resumed_by`).
+async fn resume(
+    State(client): State<WorkflowsClient>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    match client.resume(&id, caller.name()).await {
         Ok(steps) => (
             StatusCode::ACCEPTED,
             Json(json!({"run_id": id, "resumed_steps": steps})),
@@ -157,11 +163,13 @@ async fn resume(State(client): State<WorkflowsClient>, Path(id): Path<String>) -
     }
 }
 
+/// Who approves is the caller's token, recorded on the step (`approved_by`).
 async fn approve(
     State(client): State<WorkflowsClient>,
+    caller: Caller,
     Path((id, step)): Path<(String, String)>,
 ) -> Response {
-    match client.approve(&id, &step).await {
+    match client.approve(&id, &step, caller.name()).await {
         Ok(()) => (
             StatusCode::ACCEPTED,
             Json(json!({"run_id": id, "approved": step})),

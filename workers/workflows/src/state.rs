@@ -49,8 +49,11 @@ pub struct RunState {
     pub finished_at_ms: Option<i64>,
     pub error: Option<String>,
     pub failed_step: Option<String>,
-    /// What started it: `api`, `cli`, `ticket:<source>:<id>`...
+    /// What started it: `api:<token name>`, `cli`, `ticket:<source>:<id>`...
     pub started_by: String,
+    /// Who last resumed it after a failure: the API token's name, or `cli`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_by: Option<String>,
 }
 
 /// A step's recorded state.
@@ -98,6 +101,9 @@ pub struct StepView {
     pub id: String,
     pub depends_on: Vec<String>,
     pub approval_required: bool,
+    /// Who approved it (a held step): the API token's name, or `cli`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
     #[serde(flatten)]
     pub state: StepState,
 }
@@ -187,14 +193,24 @@ impl RunStore {
     }
 
     /// Approves a held step.
-    pub async fn approve(&self, run: &str, step: &str) -> Result<()> {
+    pub async fn approve(&self, run: &str, step: &str, by: &str) -> Result<()> {
         self.memory
             .put(
                 &format!("{RUN}:{run}:approved:{step}"),
-                b"approved",
+                by.as_bytes(),
                 Some(self.ttl),
             )
             .await
+    }
+
+    /// Who approved a held step, if someone did (`approved` for approvals recorded before
+    /// approvers were).
+    pub async fn approved_by(&self, run: &str, step: &str) -> Result<Option<String>> {
+        let value = self
+            .memory
+            .get(&format!("{RUN}:{run}:approved:{step}"))
+            .await?;
+        Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// Whether a held step was approved.
@@ -230,11 +246,18 @@ impl RunStore {
         if let Some(spec) = workflows.get(&state.workflow) {
             for step in spec.topological_order() {
                 let recorded = self.step(run, &step.id).await?;
+                let approval_required =
+                    step.approval == chatgptd_registry::workflow::Approval::Required;
+                let approved_by = if approval_required {
+                    self.approved_by(run, &step.id).await?
+                } else {
+                    None
+                };
                 steps.push(StepView {
                     id: step.id.clone(),
                     depends_on: step.depends_on.clone(),
-                    approval_required: step.approval
-                        == chatgptd_registry::workflow::Approval::Required,
+                    approval_required,
+                    approved_by,
                     state: recorded.unwrap_or_else(|| StepState::pending(&step.agent)),
                 });
             }

@@ -7,7 +7,7 @@ use crate::stack::Stack;
 pub(super) async fn build(stack: &Stack) -> anyhow::Result<AgentsService> {
     let options = &stack.config.agents;
     let (registry, workflows) = stack.definitions()?;
-    let retriever = stack.retriever("agents", &options.search_url);
+    let retriever = stack.retriever("agents", &options.search_url, &options.search_token_env);
     Ok(AgentsService::new(
         options,
         &stack.context,

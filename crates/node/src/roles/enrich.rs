@@ -7,7 +7,7 @@ use crate::stack::Stack;
 
 pub(super) async fn build(stack: &Stack) -> anyhow::Result<EnrichService> {
     let options = &stack.config.enrich;
-    let related = stack.retriever("enrich", &options.search_url);
+    let related = stack.retriever("enrich", &options.search_url, &options.search_token_env);
     Ok(EnrichService::new(
         options,
         &stack.context,

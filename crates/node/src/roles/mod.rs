@@ -28,7 +28,7 @@ type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 struct Built {
     name: &'static str,
     task: Task,
-    routes: axum::Router,
+    routes: chatgptd_runtime::http::Routes,
 }
 
 impl Built {
@@ -68,13 +68,33 @@ async fn build(
 
 /// Runs `roles` and the HTTP API (their routes merged with the process's own) on
 /// `listener` until `shutdown`; if one of them fails, the others are shut down too and its
-/// error is returned: a process is not healthy with a dead worker.
+/// error is returned: a process is not healthy with a dead worker. Refuses to start an API
+/// open beyond loopback (`crate::auth`).
 pub async fn run(
     stack: &Stack,
     roles: &[Role],
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let tokens = crate::auth::tokens(&stack.config, &stack.secrets, listener.local_addr()?)?;
+    prepare(stack, roles, shutdown.clone())
+        .await?
+        .serve(stack, tokens, listener, shutdown)
+        .await
+}
+
+/// The workers of a process, built and not yet running, and the routes they will serve.
+pub struct Prepared {
+    tasks: Vec<(&'static str, Task)>,
+    routes: chatgptd_runtime::http::Routes,
+}
+
+/// Builds `roles` from `stack`, and the process's routes with theirs.
+pub async fn prepare(
+    stack: &Stack,
+    roles: &[Role],
+    shutdown: CancellationToken,
+) -> anyhow::Result<Prepared> {
     let mut tasks: Vec<(&'static str, Task)> = Vec::new();
     let mut routes = Vec::new();
     for role in roles {
@@ -86,24 +106,45 @@ pub async fn run(
             routes.push(built.routes);
         }
     }
-    let router = crate::http::router(stack, shutdown.clone(), routes)?;
-    let http_shutdown = shutdown.clone();
-    tasks.push((
-        "http",
-        Box::pin(async move {
-            chatgptd_runtime::http::serve(listener, router, http_shutdown)
-                .await
-                .context("http server")
-        }),
-    ));
-    let result = run_tasks(tasks, shutdown).await;
-    // Records the workers produced last are acknowledged before the process goes.
-    stack
-        .context
-        .producer
-        .flush(std::time::Duration::from_secs(5))
-        .await;
-    result
+    let routes = crate::http::routes(stack, shutdown, routes)?;
+    Ok(Prepared { tasks, routes })
+}
+
+impl Prepared {
+    /// Every route the process will serve, and what each requires.
+    pub fn declared(&self) -> &[chatgptd_runtime::http::Declared] {
+        self.routes.declared()
+    }
+
+    /// Runs the workers and the HTTP API, checked against `tokens`, until `shutdown`.
+    pub async fn serve(
+        self,
+        stack: &Stack,
+        tokens: crate::auth::Tokens,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut tasks = self.tasks;
+        tokens.announce();
+        let router = crate::http::router(self.routes, tokens);
+        let http_shutdown = shutdown.clone();
+        tasks.push((
+            "http",
+            Box::pin(async move {
+                chatgptd_runtime::http::serve(listener, router, http_shutdown)
+                    .await
+                    .context("http server")
+            }),
+        ));
+        let result = run_tasks(tasks, shutdown).await;
+        // Records the workers produced last are acknowledged before the process goes.
+        stack
+            .context
+            .producer
+            .flush(std::time::Duration::from_secs(5))
+            .await;
+        result
+    }
 }
 
 /// Runs `tasks` until `shutdown` is cancelled and all have stopped. If one fails, the others

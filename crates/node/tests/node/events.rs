@@ -62,7 +62,7 @@ impl Server {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let serving = tokio::spawn(chatgptd_runtime::http::serve(
             listener,
-            streams.clone().router(),
+            streams.clone().router().into_router(),
             shutdown.clone(),
         ));
         Server {

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chatgptd_actions::Decision;
 use chatgptd_fleet::new_request;
-use chatgptd_runtime::http::{error_response as error, json_body};
+use chatgptd_runtime::http::{Caller, error_response as error, json_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -159,12 +159,11 @@ pub(super) async fn approval(State(state): State<AgentsApi>, Path(id): Path<Stri
     }
 }
 
-/// The body of a decision.
+/// The body of a decision (optional). Who decides is not in it: it is the caller's token,
+/// recorded as the approval's `decided_by` and the audit's actor.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Decided {
-    /// Who decides.
-    by: String,
     /// Why (told to the agent's model when denied).
     #[serde(default)]
     reason: String,
@@ -173,23 +172,26 @@ pub(super) struct Decided {
 /// `POST /approvals/{id}/approve`.
 pub(super) async fn approve(
     state: State<AgentsApi>,
+    caller: Caller,
     id: Path<String>,
     body: Result<Json<Decided>, JsonRejection>,
 ) -> Response {
-    decide(state, id, body, Decision::Approve).await
+    decide(state, caller, id, body, Decision::Approve).await
 }
 
 /// `POST /approvals/{id}/deny`.
 pub(super) async fn deny(
     state: State<AgentsApi>,
+    caller: Caller,
     id: Path<String>,
     body: Result<Json<Decided>, JsonRejection>,
 ) -> Response {
-    decide(state, id, body, Decision::Deny).await
+    decide(state, caller, id, body, Decision::Deny).await
 }
 
 async fn decide(
     State(state): State<AgentsApi>,
+    caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<Decided>, JsonRejection>,
     decision: Decision,
@@ -198,16 +200,9 @@ async fn decide(
         Ok(decided) => decided,
         Err(response) => return *response,
     };
-    if decided.by.trim().is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "`by` must name who decides",
-            json!({}),
-        );
-    }
     match state
         .approvals
-        .decide(&id, decision, decided.by.trim(), &decided.reason)
+        .decide(&id, decision, caller.name(), &decided.reason)
         .await
     {
         Ok(approval) => Json(json!(approval)).into_response(),

@@ -4,16 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chatgptd_fleet::{AgentsClient, agent_health, new_request};
 use chatgptd_memory::Memory;
 use chatgptd_registry::{AgentSpec, Registry};
-use chatgptd_runtime::http::{error_response as error, json_body};
+use chatgptd_runtime::http::{Routes, Scope, error_response as error, json_body};
 use chatgptd_types::records::AgentMessage;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,21 +36,24 @@ pub(crate) struct AgentsApi {
     pub(crate) heartbeat_interval: Duration,
 }
 
-/// `/agents`, `/fleets` and `/messages` over `state`.
-pub(crate) fn router(state: AgentsApi) -> Router {
-    Router::new()
-        .route("/agents", get(list))
-        .route("/agents/{id}", get(show))
-        .route("/agents/{id}/messages", get(history).post(send_to_agent))
-        .route("/fleets", get(fleets))
-        .route("/fleets/{name}/messages", post(send_to_fleet))
-        .route("/messages/{id}", get(answers))
-        .route("/agents/{id}/actions", post(actions::take))
-        .route("/agents/{id}/actions/check", post(actions::check))
-        .route("/approvals", get(actions::approvals))
-        .route("/approvals/{id}", get(actions::approval))
-        .route("/approvals/{id}/approve", post(actions::approve))
-        .route("/approvals/{id}/deny", post(actions::deny))
+/// `/agents`, `/fleets`, `/messages` and `/approvals` over `state`, each with the scope a
+/// caller's token needs.
+pub(crate) fn router(state: AgentsApi) -> Routes {
+    Routes::new()
+        .get("/agents", Scope::Read, list)
+        .get("/agents/{id}", Scope::Read, show)
+        .get("/agents/{id}/messages", Scope::Read, history)
+        .post("/agents/{id}/messages", Scope::Send, send_to_agent)
+        .get("/fleets", Scope::Read, fleets)
+        .post("/fleets/{name}/messages", Scope::Send, send_to_fleet)
+        .get("/messages/{id}", Scope::Read, answers)
+        .post("/agents/{id}/actions", Scope::Send, actions::take)
+        // No effect, but it tells what the policy would do with given arguments.
+        .post("/agents/{id}/actions/check", Scope::Read, actions::check)
+        .get("/approvals", Scope::Read, actions::approvals)
+        .get("/approvals/{id}", Scope::Read, actions::approval)
+        .post("/approvals/{id}/approve", Scope::Approve, actions::approve)
+        .post("/approvals/{id}/deny", Scope::Approve, actions::deny)
         .with_state(state)
 }
 
@@ -139,7 +141,8 @@ struct SendRequest {
     /// Continue this conversation.
     #[serde(default)]
     conversation_id: Option<String>,
-    /// Tokens the answer may spend; 0 means the agent's own budget.
+    /// Tokens the answer may spend: 0 means the agent's own budget (its `token_budget`),
+    /// and more than that budget is refused (400), never granted.
     #[serde(default)]
     token_budget: i64,
     /// Wait for the answers (default) or return the message id at once.
@@ -160,7 +163,10 @@ async fn send_to_agent(
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
     match state.registry.get(&id) {
-        Some(agent) if agent.is_enabled() => send(state, id, 1, body).await,
+        Some(agent) if agent.is_enabled() => {
+            let budget = agent.token_budget;
+            send(state, id, 1, budget, body).await
+        }
         Some(_) => error(StatusCode::CONFLICT, "agent disabled", json!({"agent": id})),
         None => error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id})),
     }
@@ -171,7 +177,14 @@ async fn send_to_fleet(
     Path(name): Path<String>,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
-    let members = state.registry.fleet(&name).len();
+    let fleet = state.registry.fleet(&name);
+    let members = fleet.len();
+    // Each member clamps to its own budget; more than the largest is refused outright.
+    let budget = fleet
+        .iter()
+        .map(|agent| agent.token_budget)
+        .max()
+        .unwrap_or(0);
     if members == 0 {
         return error(
             StatusCode::NOT_FOUND,
@@ -179,19 +192,34 @@ async fn send_to_fleet(
             json!({"fleet": name}),
         );
     }
-    send(state, format!("fleet:{name}"), members, body).await
+    send(state, format!("fleet:{name}"), members, budget, body).await
 }
 
 async fn send(
     state: AgentsApi,
     to: String,
     expected: usize,
+    max_budget: i64,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
     let request = match json_body(body) {
         Ok(request) => request,
         Err(response) => return *response,
     };
+    if !(0..=max_budget).contains(&request.token_budget) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "token_budget out of range",
+            json!({
+                "detail": format!(
+                    "token_budget must be from 0 (the agent's own budget) to {max_budget}, \
+                     the budget its configuration allows; got {}",
+                    request.token_budget
+                ),
+                "max": max_budget,
+            }),
+        );
+    }
     if request.body.trim().is_empty() {
         return error(
             StatusCode::BAD_REQUEST,

@@ -40,6 +40,7 @@ impl Engine {
                     error: None,
                     failed_step: None,
                     started_by: record.step_id.clone(),
+                    resumed_by: None,
                 };
                 self.store
                     .put_run(run, &state)
@@ -59,6 +60,7 @@ impl Engine {
                     error: Some(err.to_string()),
                     failed_step: None,
                     started_by: record.step_id.clone(),
+                    resumed_by: None,
                 };
                 self.store
                     .put_run(run, &state)

@@ -75,7 +75,7 @@ impl Service for WorkflowsService {
     type Error = chatgptd_runtime::Error;
     const NAME: &'static str = "workflows";
 
-    fn routes(&self) -> axum::Router {
+    fn routes(&self) -> chatgptd_runtime::http::Routes {
         crate::routes::router(self.client.clone())
     }
 
