@@ -748,8 +748,8 @@ fn config_check_names_bad_keys_and_bad_topics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_apply_creates_what_is_missing_once_and_reports_differences() {
     use chatgptd_testkit::kafka::TestCluster;
-    use chatgptd_testkit::tansu::{Storage, Tansu};
-    let tansu = Tansu::start(Storage::Memory).await;
+    use chatgptd_testkit::tansu::Tansu;
+    let tansu = Tansu::start().await;
     // Someone created this one by hand, with fewer partitions than topics.yaml says.
     tansu.create_topic("tickets.events", 1).await;
     let brokers = tansu.brokers();

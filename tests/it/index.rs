@@ -12,8 +12,7 @@ use chatgptd_testkit::records::memory_record;
 async fn index_rebuild_reindexes_the_memory_topic() {
     use chatgptd_testkit::kafka::TestCluster;
     init_logging();
-    let tansu =
-        chatgptd_testkit::tansu::Tansu::start(chatgptd_testkit::tansu::Storage::Memory).await;
+    let tansu = chatgptd_testkit::tansu::Tansu::start().await;
     let topic = chatgptd_types::topics::names::MEMORY_RECORDS;
     tansu.create_topic(topic, 3).await;
     tansu

@@ -57,6 +57,16 @@ impl Error {
     }
 }
 
+/// What a start does with the consumer groups' members of the broker's last run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    /// They ended with the process that ran the broker (`chatgptd up`): forget them, so
+    /// the groups form at once instead of waiting out their session timeouts.
+    Forget,
+    /// They may still be alive and reconnect, as clients do when a broker restarts.
+    Keep,
+}
+
 /// A running broker. Dropping it stops it; what it stored stays in its directory.
 pub struct Broker {
     bootstrap_servers: String,
@@ -76,10 +86,12 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// Starts a broker keeping its data in `dir` (created if missing), listening on
     /// `listen` (port 0 picks a free port), and waits until it accepts connections.
-    pub async fn start(dir: &Path, listen: SocketAddr) -> Result<Broker, Error> {
+    pub async fn start(dir: &Path, listen: SocketAddr, members: Members) -> Result<Broker, Error> {
         std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let storage = dir.join(STORAGE_FILE);
-        forget_members(&storage).await?;
+        if members == Members::Forget {
+            forget_members(&storage).await?;
+        }
         let address = resolve_port(listen)?;
         let url = Url::parse(&format!("tcp://{address}"))
             .map_err(|err| Error::Broker(format!("listener address {address}: {err}")))?;
@@ -121,6 +133,13 @@ impl Broker {
     /// The SQLite file holding the topics and the groups' offsets.
     pub fn storage(&self) -> &Path {
         &self.storage
+    }
+
+    /// Stops the broker and waits until its port is closed, so that a broker started
+    /// next on the same port can bind it.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
     }
 
     async fn wait_listening(&mut self, address: SocketAddr) -> Result<(), Error> {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chatgptd_broker::{Broker, create_topics};
+use chatgptd_broker::{Broker, Members, create_topics};
 use chatgptd_types::topics::TopicsFile;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -103,7 +103,9 @@ fn committed(consumer: &BaseConsumer) -> Offset {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_and_offsets_survive_a_restart_and_no_backlog_is_dropped_for_size() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), loopback()).await.unwrap();
+    let broker = Broker::start(dir.path(), loopback(), Members::Forget)
+        .await
+        .unwrap();
     create_topics(broker.bootstrap_servers(), &topics())
         .await
         .unwrap();
@@ -152,7 +154,9 @@ async fn records_and_offsets_survive_a_restart_and_no_backlog_is_dropped_for_siz
 
     // A restart, on another port: the records and the group's offset are still there.
     drop(broker);
-    let broker = Broker::start(dir.path(), loopback()).await.unwrap();
+    let broker = Broker::start(dir.path(), loopback(), Members::Forget)
+        .await
+        .unwrap();
     create_topics(broker.bootstrap_servers(), &topics())
         .await
         .unwrap();

@@ -242,9 +242,13 @@ async fn resolve_kafka(
     let embedded = match config.embedded.storage {
         EmbeddedStorage::Durable => {
             let dir = config.data_dir.join("broker");
-            let broker = chatgptd_broker::Broker::start(&dir, config.embedded.listen)
-                .await
-                .context("starting the embedded broker")?;
+            let broker = chatgptd_broker::Broker::start(
+                &dir,
+                config.embedded.listen,
+                chatgptd_broker::Members::Forget,
+            )
+            .await
+            .context("starting the embedded broker")?;
             chatgptd_broker::create_topics(broker.bootstrap_servers(), &topics)
                 .await
                 .context("creating the topics of topics.yaml")?;

@@ -233,6 +233,7 @@ impl TestCluster for MockKafka {
     }
 }
 
+#[cfg(feature = "tansu")]
 impl TestCluster for crate::tansu::Tansu {
     fn brokers(&self) -> String {
         crate::tansu::Tansu::brokers(self)

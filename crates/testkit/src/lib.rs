@@ -2,7 +2,7 @@
 //!
 //! - [`kafka`]: an in-process mock cluster and helpers to produce, consume and read committed
 //!   offsets through rdkafka.
-//! - [`tansu`]: a real Kafka-protocol broker process (tansu) on a free port.
+//! - [`tansu`]: a real Kafka-protocol broker (tansu, as `chatgptd up` embeds it) on a free port.
 //! - [`redis`]: a real `redis-server` on a free port, which can be stopped and restarted.
 //! - [`fake_openai`]: an OpenAI-compatible server that behaves like the real one, with
 //!   scripted failures and answers (text or tool calls).
@@ -25,7 +25,7 @@ pub mod redis;
 #[cfg(feature = "kafka")]
 pub mod runtime;
 pub mod sse;
-#[cfg(feature = "kafka")]
+#[cfg(feature = "tansu")]
 pub mod tansu;
 pub mod webhooks;
 

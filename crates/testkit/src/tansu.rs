@@ -1,55 +1,40 @@
-//! tansu: a real Kafka-protocol broker process, for the tests that must not rely on
-//! librdkafka's own mock. `.ci/run` installs it (`cargo install tansu`) when it is missing.
+//! tansu: a real Kafka-protocol broker, for the tests that must not rely on librdkafka's own
+//! mock. It is the broker `chatgptd up` embeds (`chatgptd-broker`), run inside the test
+//! process on a free loopback port with its SQLite storage in a temporary directory; clients
+//! reach it over TCP as they would a broker process, and `stop` closes every connection.
+//! (tansu's `memory://` storage stalls on fetches that start mid-batch, so every test broker
+//! keeps SQLite.)
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-
-use crate::process::{ServerProcess, find_binary};
-
-/// Where tansu keeps its data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    /// In memory: gone when the process stops.
-    Memory,
-    /// A SQLite file in the broker's directory: survives a restart.
-    Sqlite,
-}
+use chatgptd_broker::{Broker, Members};
 
 /// A tansu broker on a free loopback port.
 pub struct Tansu {
-    process: Option<ServerProcess>,
+    broker: Option<Broker>,
     port: u16,
-    storage: Storage,
     dir: tempfile::TempDir,
-    binary: PathBuf,
 }
 
 impl Tansu {
-    /// The tansu binary, or a panic that says how to install it.
-    pub fn binary() -> PathBuf {
-        find_binary("tansu", "TANSU_BIN").unwrap_or_else(|| {
-            panic!(
-                "tansu is not installed: run .ci/run (it installs tansu), or \
-                 `cargo install tansu --features dynostore,libsql`, or set TANSU_BIN"
-            )
-        })
-    }
-
-    /// Starts a broker and waits until it answers metadata requests.
-    pub async fn start(storage: Storage) -> Tansu {
-        let mut tansu = Tansu {
-            process: None,
-            port: crate::free_port(),
-            storage,
-            dir: tempfile::tempdir().expect("tansu dir"),
-            binary: Self::binary(),
-        };
-        tansu.launch().await;
-        tansu
+    /// Starts a broker and waits until it accepts connections.
+    pub async fn start() -> Tansu {
+        let dir = tempfile::tempdir().expect("tansu dir");
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let broker = Broker::start(dir.path(), listen, Members::Forget)
+            .await
+            .expect("tansu starts");
+        let port = broker
+            .bootstrap_servers()
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("tansu's port");
+        Tansu {
+            broker: Some(broker),
+            port,
+            dir,
+        }
     }
 
     /// `127.0.0.1:port`.
@@ -57,76 +42,22 @@ impl Tansu {
         format!("127.0.0.1:{}", self.port)
     }
 
-    async fn launch(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let storage = match self.storage {
-            Storage::Memory => "memory://tansu/".to_string(),
-            Storage::Sqlite => "sqlite://tansu.db".to_string(),
-        };
-        let mut command = Command::new(&self.binary);
-        command
-            .current_dir(self.dir.path())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", &storage]);
-        let process =
-            ServerProcess::spawn(command, &self.dir.path().join("tansu.log")).expect("spawn tansu");
-        self.process = Some(process);
-        self.wait_ready(Duration::from_secs(30)).await;
-    }
-
-    async fn wait_ready(&mut self, timeout: Duration) {
-        let brokers = self.brokers();
-        let started = Instant::now();
-        loop {
-            let brokers = brokers.clone();
-            let answered = tokio::task::spawn_blocking(move || {
-                let client: BaseConsumer = ClientConfig::new()
-                    .set("bootstrap.servers", &brokers)
-                    .create()
-                    .expect("metadata client");
-                client.fetch_metadata(None, Duration::from_secs(2)).is_ok()
-            })
-            .await
-            .unwrap_or(false);
-            if answered {
-                return;
-            }
-            let port = self.port;
-            let process = self.process.as_mut().expect("started");
-            if !process.is_running() || started.elapsed() > timeout {
-                panic!(
-                    "tansu did not become ready on 127.0.0.1:{port}:\n{}",
-                    process.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    /// Stops the broker, as a crash would: connections drop, nothing more is answered.
+    /// What it acknowledged stays in its storage.
+    pub async fn stop(&mut self) {
+        if let Some(broker) = self.broker.take() {
+            broker.stop().await;
         }
     }
 
-    /// Stops the broker (kill, as a crash would).
-    pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
-    }
-
-    /// Starts the broker again on the same port with the same storage.
+    /// Starts the broker again on the same port with the same storage. Clients keep their
+    /// group memberships, as with a broker process that restarts.
     pub async fn restart(&mut self) {
-        self.stop();
-        self.launch().await;
-    }
-
-    /// The broker's output so far.
-    pub fn log_tail(&self) -> String {
-        self.process
-            .as_ref()
-            .map(|p| p.log_tail())
-            .unwrap_or_default()
+        self.stop().await;
+        let listen = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let broker = Broker::start(self.dir.path(), listen, Members::Keep)
+            .await
+            .expect("tansu restarts");
+        self.broker = Some(broker);
     }
 }

@@ -32,10 +32,7 @@ macro_rules! on_both_brokers {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $scenario() {
                     chatgptd_testkit::init_logging();
-                    let cluster = chatgptd_testkit::tansu::Tansu::start(
-                        chatgptd_testkit::tansu::Storage::Memory,
-                    )
-                    .await;
+                    let cluster = chatgptd_testkit::tansu::Tansu::start().await;
                     crate::with_dead_letter_topic(&cluster).await;
                     super::$scenario(&cluster).await;
                 }

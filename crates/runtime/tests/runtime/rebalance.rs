@@ -10,7 +10,7 @@ use chatgptd_testkit::kafka::{TestCluster, committed, consume, producer};
 use chatgptd_testkit::runtime::{
     FnProcessor, echo, metric_sample, produce_runs, start, test_options,
 };
-use chatgptd_testkit::tansu::{Storage, Tansu};
+use chatgptd_testkit::tansu::Tansu;
 use chatgptd_testkit::{init_logging, unique, wait_until};
 use tokio::sync::watch;
 
@@ -199,7 +199,7 @@ async fn a_paused_partition_assigned_back_is_read_again(cluster: &impl TestClust
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tansu_restart_loses_nothing() {
     init_logging();
-    let mut tansu = Tansu::start(Storage::Sqlite).await;
+    let mut tansu = Tansu::start().await;
     let (input, output, group) = (unique("in"), unique("out"), unique("group"));
     tansu.create_topic(&input, 2).await;
     tansu.create_topic(&output, 1).await;
