@@ -18,6 +18,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::post;
+use chatgptd_broker::{Broker, Members, create_topics};
 use chatgptd_memory::SqliteMemory;
 use chatgptd_runtime::{Health, WorkerContext};
 use chatgptd_testkit::kafka::MockKafka;
@@ -194,14 +195,53 @@ async fn main() {
         "ingest: {webhooks} signed GitHub webhooks from {clients} concurrent clients, loopback"
     );
 
-    let kafka = MockKafka::start();
-    kafka.create_topic(names::TICKET_EVENTS, PARTITIONS);
+    // `BENCH_EMBEDDED=durable`: the broker `chatgptd up` embeds (tansu, SQLite), where a
+    // 202 waits for a committed SQLite transaction; else the in-memory mock cluster.
     let dir = tempfile::tempdir().unwrap();
+    let durable = std::env::var("BENCH_EMBEDDED").as_deref() == Ok("durable");
+    let (_mock, _durable, brokers) = if durable {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let broker = Broker::start(&dir.path().join("broker"), listen, Members::Forget)
+            .await
+            .unwrap();
+        let topics = chatgptd_types::topics::TopicsFile::parse(
+            &format!(
+                "topics:\n  - name: {}\n    partitions: {PARTITIONS}\n    \
+                 replication_factor: 1\n    retention: 7d\n    cleanup_policy: delete\n    \
+                 key: k\n    value_schema: chatgptd.TicketEvent\n",
+                names::TICKET_EVENTS
+            ),
+            "bench topics",
+        )
+        .unwrap();
+        create_topics(broker.bootstrap_servers(), &topics)
+            .await
+            .unwrap();
+        let brokers = broker.bootstrap_servers().to_string();
+        (None, Some(broker), brokers)
+    } else {
+        let kafka = MockKafka::start();
+        kafka.create_topic(names::TICKET_EVENTS, PARTITIONS);
+        let brokers = kafka.brokers();
+        (Some(kafka), None, brokers)
+    };
+    println!(
+        "broker: {}",
+        if durable {
+            "tansu, SQLite (durable)"
+        } else {
+            "mock cluster (memory)"
+        }
+    );
+    let mut kafka_options = chatgptd_testkit::kafka::test_kafka_options(&brokers);
+    kafka_options.properties.insert(
+        "fetch.wait.max.ms".into(),
+        chatgptd_runtime::embedded::FETCH_WAIT_MS.into(),
+    );
     let memory = SqliteMemory::open(&dir.path().join("memory.db"), "bench")
         .await
         .unwrap();
-    let context =
-        WorkerContext::new(&kafka.options(), &Health::default(), &Secrets::env()).unwrap();
+    let context = WorkerContext::new(&kafka_options, &Health::default(), &Secrets::env()).unwrap();
     context
         .producer
         .wait_connected(Duration::from_secs(10))
@@ -231,7 +271,7 @@ async fn main() {
     run(&gateway_url, warmup.clone(), clients).await;
     let gateway = run(&gateway_url, measured.clone(), clients).await;
 
-    let brokers = kafka.brokers();
+    let brokers = brokers.clone();
     let on_topic = tokio::task::spawn_blocking(move || records_on_topic(&brokers))
         .await
         .unwrap();
