@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgptd_fleet::Brain;
 use chatgptd_memory::Memory;
 use chatgptd_registry::{Registry, StepSpec, Workflows};
 use chatgptd_runtime::{ConsumerRuntime, Service, WorkerContext};
@@ -32,7 +31,6 @@ impl WorkflowsService {
         context: &WorkerContext,
         workflows: Arc<Workflows>,
         registry: Arc<Registry>,
-        brain: Brain,
         memory: Arc<dyn Memory>,
     ) -> Result<Self, chatgptd_runtime::Error> {
         check_step_budgets(&workflows, options.consumer.process_timeout)?;
@@ -42,7 +40,7 @@ impl WorkflowsService {
             workflows.clone(),
             &options.topic,
         );
-        let engine = Engine::new(options.clone(), workflows.clone(), registry, brain, memory)
+        let engine = Engine::new(options.clone(), workflows.clone(), registry, memory)
             .with_codec(context.codec.clone());
         let engine = ConsumerRuntime::new(
             Self::NAME,
