@@ -9,5 +9,6 @@ mod auth;
 mod cli;
 mod index;
 mod limits;
+mod steps;
 mod support;
 mod tickets;
