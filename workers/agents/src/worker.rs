@@ -258,14 +258,17 @@ impl AgentWorker {
 
     /// For a message that is a workflow step, the step's timeout: each model turn of its
     /// conversation must finish within it (waits on a rate limit, another agent or a person
-    /// do not count). A step of a workflow not loaded here gets the consumer's bound.
+    /// do not count), and within this worker's `process_timeout`.
     fn step_timeout(&self, message: &AgentMessage) -> Option<std::time::Duration> {
         let call = StepCall::parse(message.reply_to.as_deref()?)?;
         let declared = self.act.workflows.as_ref().and_then(|workflows| {
             let spec = workflows.get(&call.workflow)?;
             spec.step(&call.step).map(|step| step.timeout)
         });
-        Some(declared.unwrap_or(self.options.consumer.process_timeout))
+        // Within the record's own bound, so that a slow turn ends the attempt (which the
+        // engine retries by the step's policy) instead of being cut off and retried here.
+        let bound = self.options.consumer.process_timeout.mul_f64(0.9);
+        Some(declared.map_or(bound, |declared| declared.min(bound)))
     }
 
     /// The request `agent` starts answering `message` from: its persona, its turns in the

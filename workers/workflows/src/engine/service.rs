@@ -103,9 +103,9 @@ pub(super) fn attempts_budget(step: &StepSpec) -> Duration {
     step.timeout.saturating_mul(attempts) + waits
 }
 
-/// Every attempt of a step runs within one record's processing, so a step whose attempts
-/// can outlast the consumer's `process_timeout` would be cut off and started over with the
-/// model called again. Refused at start, naming the step.
+/// A step whose attempts (each turn bounded by its timeout, and the backoff between) could
+/// outlast the consumer's `process_timeout` is refused at start, naming the step: its
+/// declared budget is out of proportion with what this deployment lets one record take.
 fn check_step_budgets(
     workflows: &Workflows,
     process_timeout: Duration,
