@@ -416,17 +416,24 @@ async fn a_failed_run_resumes_every_unfinished_branch() {
     node.stop().await.unwrap();
 }
 
-/// A resumed run whose first resumed branch fails again stays failed: the second branch's
-/// resume record, handled after that failure, neither flips the run back to running (where
-/// its join would wait forever and `resume` would refuse a run "not failed") nor runs. A
-/// second resume then finishes the run. Steps are handled one at a time, in the order they
-/// were sent, so the second record comes after the failure every time.
+/// A resumed run whose first resumed branch fails again stays failed: an answer that
+/// arrives after its run failed (the other branch's) is kept, but neither flips the run back
+/// to running (where its join would wait forever and `resume` would refuse a run "not
+/// failed") nor lets the run go on. A second resume sends only the branch still failed, and
+/// the join, which counted the kept answer, finishes the run. Each agent answers one message
+/// at a time, in the order they were sent (both branches go to the same agent).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_branch_failing_again_after_a_resume_leaves_the_run_failed_and_resumable() {
     let fake = FakeOpenAi::start().await;
-    // The plan answers; `left` is refused (the run fails and `right`, arriving after, is set
-    // aside); resumed, `left` is refused again; everything after that answers.
-    fake.push_all([Behaviour::Ok, Behaviour::Refusal, Behaviour::Refusal]);
+    // The plan answers; `left` is refused (the run fails) and so is `right`, whose answer
+    // arrives at a failed run; resumed, `left` is refused again while `right` answers;
+    // everything after that answers.
+    fake.push_all([
+        Behaviour::Ok,
+        Behaviour::Refusal,
+        Behaviour::Refusal,
+        Behaviour::Refusal,
+    ]);
     let mut fleet = Fleet::with_fake("workflows-fails-again", &fake);
     fleet.workflow("fragile", FRAGILE);
     fleet.config.workflows.consumer.max_in_flight_per_partition = 1;
@@ -436,40 +443,37 @@ async fn a_branch_failing_again_after_a_resume_leaves_the_run_failed_and_resumab
     let failed = run_view(&node, &run).await.unwrap();
     assert_eq!(failed.run.status, RunStatus::Failed, "{failed:?}");
     assert_eq!(failed.run.failed_step.as_deref(), Some("left"));
-    assert_eq!(fake.request_count(), 2, "plan and left");
+    assert_eq!(step(&failed, "right").status, StepStatus::Failed);
+    assert_eq!(fake.request_count(), 3, "plan, left and right");
 
     let resumed = resume(&node, &run).await.unwrap();
-    assert_eq!(
-        resumed,
-        ["left", "right"],
-        "the failed branch and the one set aside"
-    );
+    assert_eq!(resumed, ["left", "right"], "both failed branches");
     fleet.steps_settled().await;
     let again = run_view(&node, &run).await.unwrap();
     assert_eq!(
         again.run.status,
         RunStatus::Failed,
-        "left failed again, and right's resume record came after: {again:?}"
+        "left failed again, and right's answer came after: {again:?}"
     );
     assert_eq!(again.run.failed_step.as_deref(), Some("left"));
     let error = again.run.error.as_deref().unwrap();
     assert!(error.contains("model_refusal"), "{error}");
     assert_eq!(
-        fake.request_count(),
-        3,
-        "right, arriving at a failed run, was set aside for the next resume"
+        step(&again, "right").status,
+        StepStatus::Succeeded,
+        "right's answer, arriving at a failed run, is kept"
     );
+    assert_eq!(fake.request_count(), 5);
 
-    let mut resumed = resume(&node, &run)
+    let resumed = resume(&node, &run)
         .await
         .expect("the failed run resumes again");
-    resumed.sort();
-    assert_eq!(resumed, ["left", "right"]);
+    assert_eq!(resumed, ["left"]);
     let view = settled(&node, &run).await;
     assert_eq!(view.run.status, RunStatus::Succeeded, "{view:?}");
     let succeeded = steps_in(&view, StepStatus::Succeeded);
     assert_eq!(succeeded, view.steps.len(), "{view:?}");
-    assert_eq!(fake.request_count(), 6, "left, right and the join");
+    assert_eq!(fake.request_count(), 7, "left and the join");
     node.stop().await.unwrap();
 }
 
@@ -588,7 +592,7 @@ async fn a_worker_killed_during_a_step_completes_the_run_once() {
     let view = settled(&second, &run).await;
     assert_eq!(view.run.status, RunStatus::Succeeded, "{view:?}");
 
-    let steps: Vec<WorkflowStep> = fleet.records(names::WORKFLOW_STEPS, 5).await;
+    let steps: Vec<WorkflowStep> = fleet.records(names::WORKFLOW_STEPS, usize::MAX).await;
     let mut emitted: HashMap<&str, usize> = HashMap::new();
     for step in steps.iter().filter(|s| s.run_id == run) {
         if step.kind == "execute" {
@@ -598,7 +602,7 @@ async fn a_worker_killed_during_a_step_completes_the_run_once() {
     // `show` twice: held for approval, then sent again by the approval.
     let once_each = [("story", 1), ("visuals", 1), ("show", 2)];
     assert_eq!(emitted, HashMap::from(once_each));
-    let results: Vec<MemoryRecord> = fleet.records(names::MEMORY_RECORDS, 3).await;
+    let results: Vec<MemoryRecord> = fleet.records(names::MEMORY_RECORDS, usize::MAX).await;
     let mut stored: BTreeMap<String, usize> = BTreeMap::new();
     for record in results.iter().filter(|r| r.owner == format!("run:{run}")) {
         *stored.entry(record.id.clone()).or_default() += 1;
@@ -630,8 +634,9 @@ async fn a_hundred_concurrent_runs_all_complete() {
 }
 
 /// An enriched ticket in the `security` category starts the security audit, whose last step
-/// (shield-core's remediation) waits for approval; the same ticket delivered again starts
-/// nothing new; a ticket of another category starts nothing.
+/// (shield-core's remediation) waits for the approval of the access change it requests; the
+/// same ticket delivered again starts nothing new; a ticket of another category starts
+/// nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_security_ticket_triggers_the_security_audit_once() {
     let mut fleet = Fleet::new("workflows-triggered");
@@ -673,10 +678,12 @@ async fn a_security_ticket_triggers_the_security_audit_once() {
 
     let view = settled(&node, &starts[0].run_id).await;
     let remediate = step(&view, "remediate");
-    assert_eq!(remediate.status, StepStatus::WaitingApproval, "{view:?}");
+    assert_eq!(remediate.status, StepStatus::Waiting, "{view:?}");
+    let held = view.steps.iter().find(|s| s.id == "remediate").unwrap();
+    assert_eq!(held.approvals.len(), 1, "{held:?}");
     assert!(
         remediate.input.as_deref().unwrap().contains("Phishing"),
-        "the held step shows what it will do"
+        "the waiting step shows what it was asked"
     );
     node.stop().await.unwrap();
 }

@@ -10,5 +10,6 @@ mod cli;
 mod faults;
 mod index;
 mod limits;
+mod steps;
 mod support;
 mod tickets;

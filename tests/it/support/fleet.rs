@@ -156,28 +156,51 @@ impl Fleet {
         self.produce(names::WORKFLOW_STEPS, run, &record).await;
     }
 
-    /// Waits until the engine's group committed every record of the steps topic: each of
+    /// Waits until the engine's group committed every record of the steps topic, and the
+    /// agents' group every record of the messages topic (steps are answered there): each of
     /// them handled, along with whatever they emitted.
     pub async fn steps_settled(&self) {
-        let (brokers, group) = (
-            self.kafka.brokers(),
-            self.config.workflows.consumer.group_id.clone(),
-        );
-        wait_until(WAIT, "the engine to commit the whole steps topic", || {
-            let (brokers, group) = (brokers.clone(), group.clone());
-            async move {
-                let ends = node::ends(&brokers, names::WORKFLOW_STEPS).await;
-                let committed = node::committed(&brokers, &group, names::WORKFLOW_STEPS).await;
-                let done = |(partition, end): (&i32, &i64)| {
-                    *end == 0 || committed.get(partition) == Some(end)
-                };
-                // A record produced between reading the ends and the commits (a step's next
-                // step, emitted before its own commit) would pass unseen: the ends must not
-                // have moved meanwhile.
-                let unchanged = node::ends(&brokers, names::WORKFLOW_STEPS).await == ends;
-                (ends.iter().all(done) && unchanged).then_some(())
-            }
-        })
+        let brokers = self.kafka.brokers();
+        let groups = [
+            (
+                names::WORKFLOW_STEPS,
+                self.config.workflows.consumer.group_id.clone(),
+            ),
+            (
+                names::AGENT_MESSAGES,
+                self.config.agents.consumer.group_id.clone(),
+            ),
+        ];
+        wait_until(
+            WAIT,
+            "the engine and the agents to commit their topics",
+            || {
+                let (brokers, groups) = (brokers.clone(), groups.clone());
+                async move {
+                    let mut ends = Vec::new();
+                    for (topic, group) in &groups {
+                        let end = node::ends(&brokers, topic).await;
+                        let committed = node::committed(&brokers, group, topic).await;
+                        let done = |(partition, end): (&i32, &i64)| {
+                            *end == 0 || committed.get(partition) == Some(end)
+                        };
+                        if !end.iter().all(done) {
+                            return None;
+                        }
+                        ends.push(end);
+                    }
+                    // A record produced between reading the ends and the commits (a step's next
+                    // step, or an agent's answer, emitted before its own commit) would pass
+                    // unseen: the ends must not have moved meanwhile.
+                    for ((topic, _), before) in groups.iter().zip(&ends) {
+                        if node::ends(&brokers, topic).await != *before {
+                            return None;
+                        }
+                    }
+                    Some(())
+                }
+            },
+        )
         .await;
     }
 }
@@ -270,7 +293,9 @@ pub async fn settled(node: &Node, run: &str) -> RunView {
         run,
         "the run to finish or wait for an approval",
         |view| {
-            view.run.status != RunStatus::Running || steps_in(view, StepStatus::WaitingApproval) > 0
+            view.run.status != RunStatus::Running
+                || steps_in(view, StepStatus::WaitingApproval) > 0
+                || steps_in(view, StepStatus::Waiting) > 0
         },
     )
     .await

@@ -23,7 +23,9 @@ use crate::messages::{answer, for_agent};
 use crate::options::AgentsOptions;
 use crate::routes::AgentsApi;
 use crate::telemetry::{AnswerSent, BroadcastExpanded, MessageRefused};
-use chatgptd_fleet::{AgentsClient, Brain, BrainContext as Context, Heartbeats, Inbox};
+use chatgptd_fleet::{
+    AgentsClient, Brain, BrainContext as Context, Heartbeats, Inbox, StepAnswer, StepCall,
+};
 
 /// How many of an agent's latest history entries are read to find one conversation's turns:
 /// the memory writer keeps at most `memory.history_cap` (200 by default) per owner, so this
@@ -201,6 +203,7 @@ impl AgentWorker {
             origin,
             traceparent: traceparent.to_string(),
             budget,
+            step_timeout: self.step_timeout(message),
         };
         // A conversation that has started (this is a redelivery or a resumption) goes on from
         // its recorded prompt: its history and memory are not read again.
@@ -236,7 +239,7 @@ impl AgentWorker {
         let mut answered = answer(message, &agent.id, "reply", reply.content);
         answered.provenance = Some(provenance);
 
-        outputs.extend(self.deliver(&answered).await?);
+        outputs.extend(self.deliver(&answered, None).await?);
         for record in self.memories(message, &cx.source, &answered, agent) {
             outputs.push(OutputRecord::avro(
                 &self.codec,
@@ -251,6 +254,21 @@ impl AgentWorker {
         }
         .emit();
         Ok(outputs)
+    }
+
+    /// For a message that is a workflow step, the step's timeout: each model turn of its
+    /// conversation must finish within it (waits on a rate limit, another agent or a person
+    /// do not count), and within this worker's `process_timeout`.
+    fn step_timeout(&self, message: &AgentMessage) -> Option<std::time::Duration> {
+        let call = StepCall::parse(message.reply_to.as_deref()?)?;
+        let declared = self.act.workflows.as_ref().and_then(|workflows| {
+            let spec = workflows.get(&call.workflow)?;
+            spec.step(&call.step).map(|step| step.timeout)
+        });
+        // Within the record's own bound, so that a slow turn ends the attempt (which the
+        // engine retries by the step's policy) instead of being cut off and retried here.
+        let bound = self.options.consumer.process_timeout.mul_f64(0.9);
+        Some(declared.map_or(bound, |declared| declared.min(bound)))
     }
 
     /// The request `agent` starts answering `message` from: its persona, its turns in the
@@ -364,14 +382,34 @@ impl AgentWorker {
             reason,
         }
         .emit();
-        self.deliver(&answer(message, agent, "refusal", text)).await
+        self.deliver(&answer(message, agent, "refusal", text), Some(reason))
+            .await
     }
 
-    /// Sends an answer where its message asked: an agent (through the topic) or an inbox
-    /// (into memory, and onto the topic for subscribers). No `reply_to`: nowhere.
-    async fn deliver(&self, answered: &AgentMessage) -> Result<Vec<OutputRecord>, ProcessError> {
+    /// Sends an answer where its message asked: an agent (through the topic), an inbox
+    /// (into memory, and onto the topic for subscribers), or a workflow step (a result record
+    /// on `workflows.steps`, with the refusal's `reason`). No `reply_to`: nowhere.
+    async fn deliver(
+        &self,
+        answered: &AgentMessage,
+        reason: Option<&'static str>,
+    ) -> Result<Vec<OutputRecord>, ProcessError> {
         if answered.to.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(call) = StepCall::parse(&answered.to) {
+            let answer = StepAnswer {
+                kind: answered.kind.clone(),
+                body: answered.body.clone(),
+                reason: reason.map(str::to_string),
+            };
+            let result = call.result(&answered.from, &answer);
+            return Ok(vec![OutputRecord::avro(
+                &self.codec,
+                &self.options.workflows_topic,
+                call.run.clone(),
+                &result,
+            )?]);
         }
         if answered.to.starts_with("inbox:") {
             self.inbox

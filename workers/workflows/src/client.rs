@@ -130,10 +130,12 @@ impl WorkflowsClient {
             let view = self.store.view(&self.workflows, run).await?;
             let settled = view.as_ref().is_some_and(|view| {
                 view.run.status != RunStatus::Running
-                    || view
-                        .steps
-                        .iter()
-                        .any(|s| s.state.status == StepStatus::WaitingApproval)
+                    || view.steps.iter().any(|s| {
+                        matches!(
+                            s.state.status,
+                            StepStatus::WaitingApproval | StepStatus::Waiting
+                        )
+                    })
             });
             if settled || started.elapsed() >= timeout {
                 return view.ok_or_else(|| ClientError::UnknownRun(run.to_string()));
@@ -171,7 +173,7 @@ impl WorkflowsClient {
             .filter(|s| {
                 !matches!(
                     s.state.status,
-                    StepStatus::Succeeded | StepStatus::WaitingApproval
+                    StepStatus::Succeeded | StepStatus::WaitingApproval | StepStatus::Waiting
                 ) && s.depends_on.iter().all(|d| succeeded.contains(&d.as_str()))
             })
             .map(|s| s.id.clone())

@@ -13,8 +13,12 @@ pub struct WorkflowsOptions {
     pub topic: String,
     /// Where step results are remembered.
     pub memory_topic: String,
-    /// The consumer of steps (group `chatgptd-workflows`). A step holds its record for all
-    /// its attempts (the step's own retry policy and timeout), so the process timeout is long.
+    /// Where steps go to their agents (AgentMessages): each step is answered by its agent's
+    /// tool loop in the agent worker, whose answer comes back on `topic`.
+    pub agents_topic: String,
+    /// The consumer of steps (group `chatgptd-workflows`). A step's record is held only while
+    /// it is sent to its agent, or while its agent's answer is taken (with the backoff before
+    /// a retry); its agent works on it in the agent worker.
     pub consumer: ConsumerOptions,
     /// Start the workflows whose trigger matches an enriched ticket (e.g. a security audit
     /// for every ticket categorised `security`).
@@ -35,6 +39,7 @@ impl Default for WorkflowsOptions {
         WorkflowsOptions {
             topic: names::WORKFLOW_STEPS.to_string(),
             memory_topic: names::MEMORY_RECORDS.to_string(),
+            agents_topic: names::AGENT_MESSAGES.to_string(),
             consumer: ConsumerOptions {
                 process_timeout: Duration::from_secs(30 * 60),
                 max_attempts: 3,

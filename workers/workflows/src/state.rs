@@ -12,8 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chatgptd_fleet::StepCall;
 use chatgptd_memory::{Memory, StateEntry};
 use chatgptd_registry::Workflows;
+use chatgptd_types::records::{ApprovalRequest, ApprovalState};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -32,9 +34,13 @@ pub enum RunStatus {
 pub enum StepStatus {
     /// Not reached yet.
     Pending,
+    /// Sent to its agent, who works on it.
     Running,
     /// Held until a person approves it.
     WaitingApproval,
+    /// Its agent's conversation waits for a person to decide an action it proposed
+    /// (`approvals` names them). Shown, never stored: the approvals are the record.
+    Waiting,
     Succeeded,
     Failed,
 }
@@ -61,7 +67,12 @@ pub struct RunState {
 pub struct StepState {
     pub status: StepStatus,
     pub agent: String,
+    /// Attempts in the current round (a resume starts a new round).
     pub attempts: u32,
+    /// How many times the step was sent to its agent, over every attempt and resume: attempt
+    /// n's message id derives from run, step and n.
+    #[serde(default)]
+    pub sent: u32,
     /// The rendered input sent to the agent.
     pub input: Option<String>,
     pub output: Option<String>,
@@ -77,6 +88,7 @@ impl StepState {
             status: StepStatus::Pending,
             agent: agent.to_string(),
             attempts: 0,
+            sent: 0,
             input: None,
             output: None,
             error: None,
@@ -104,6 +116,9 @@ pub struct StepView {
     /// Who approved it (a held step): the API token's name, or `cli`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// The pending approvals its agent's conversation waits for (status `waiting`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<String>,
     #[serde(flatten)]
     pub state: StepState,
 }
@@ -237,15 +252,54 @@ impl RunStore {
             .await
     }
 
+    /// The approvals nobody decided yet, of every agent.
+    async fn pending_approvals(&self) -> Result<Vec<ApprovalRequest>> {
+        let approvals = chatgptd_actions::Approvals::new(self.memory.clone(), self.ttl);
+        let pending = ApprovalState::Pending.as_str();
+        approvals
+            .list(Some(pending))
+            .await
+            .map_err(|err| match err {
+                chatgptd_actions::Error::Memory(err) => err,
+                other => chatgptd_memory::Error::Backend(other.to_string()),
+            })
+    }
+
     /// A run with each of its steps, in the workflow's order, or `None` if unknown.
     pub async fn view(&self, workflows: &Workflows, run: &str) -> Result<Option<RunView>> {
         let Some(state) = self.run(run).await? else {
             return Ok(None);
         };
         let mut steps = Vec::new();
+        let mut pending: Option<Vec<ApprovalRequest>> = None;
         if let Some(spec) = workflows.get(&state.workflow) {
             for step in spec.topological_order() {
-                let recorded = self.step(run, &step.id).await?;
+                let mut recorded = self.step(run, &step.id).await?;
+                let mut approvals = Vec::new();
+                if let Some(working) = recorded
+                    .as_mut()
+                    .filter(|s| s.status == StepStatus::Running && s.sent > 0)
+                {
+                    if pending.is_none() {
+                        pending = Some(self.pending_approvals().await?);
+                    }
+                    let message = StepCall {
+                        workflow: spec.name.clone(),
+                        run: run.to_string(),
+                        step: step.id.clone(),
+                        attempt: working.sent,
+                    }
+                    .message_id();
+                    approvals = pending
+                        .iter()
+                        .flatten()
+                        .filter(|approval| approval.message_id == message)
+                        .map(|approval| approval.id.clone())
+                        .collect();
+                    if !approvals.is_empty() {
+                        working.status = StepStatus::Waiting;
+                    }
+                }
                 let approval_required =
                     step.approval == chatgptd_registry::workflow::Approval::Required;
                 let approved_by = if approval_required {
@@ -258,6 +312,7 @@ impl RunStore {
                     depends_on: step.depends_on.clone(),
                     approval_required,
                     approved_by,
+                    approvals,
                     state: recorded.unwrap_or_else(|| StepState::pending(&step.agent)),
                 });
             }

@@ -13,6 +13,7 @@
 //! | `comment[ on the ticket]: <text>` | `write_ticket_comment {body}` |
 //! | `start workflow <workflow> with <input>` (or `: <input>`) | `start_workflow {workflow, input: {topic}}` |
 //! | `grant <principal> <role> access` | `modify_access {system: "directory", principal, change: "grant", role}` |
+//! | `revoke <principal> <role> access` | `modify_access {system: "directory", principal, change: "revoke", role}` |
 //!
 //! A `:` may be a `,`; ids are `[a-z0-9_-]+`; the free text runs to the end of its line.
 
@@ -22,7 +23,7 @@ use serde_json::{Value, json};
 type Matcher = fn(text: &str, lower: &str, at: usize) -> Option<Value>;
 
 /// The phrases, by the tool they call.
-const PHRASES: [(&str, Matcher); 8] = [
+const PHRASES: [(&str, Matcher); 9] = [
     ("search_memory", search_memory),
     ("broadcast_fleet", ask_fleet),
     ("broadcast_fleet", broadcast_to),
@@ -31,6 +32,7 @@ const PHRASES: [(&str, Matcher); 8] = [
     ("write_ticket_comment", comment),
     ("start_workflow", start_workflow),
     ("modify_access", grant_access),
+    ("modify_access", revoke_access),
 ];
 
 /// The tool the earliest phrase in `text` asks for among those `offered`, and its arguments.
@@ -115,13 +117,21 @@ fn start_workflow(text: &str, lower: &str, at: usize) -> Option<Value> {
 }
 
 fn grant_access(text: &str, lower: &str, at: usize) -> Option<Value> {
-    let (principal, at) = token(text, space(lower, word(lower, at, "grant")?)?)?;
+    access_change(text, lower, at, "grant")
+}
+
+fn revoke_access(text: &str, lower: &str, at: usize) -> Option<Value> {
+    access_change(text, lower, at, "revoke")
+}
+
+fn access_change(text: &str, lower: &str, at: usize, change: &str) -> Option<Value> {
+    let (principal, at) = token(text, space(lower, word(lower, at, change)?)?)?;
     let (role, at) = token(text, space(lower, at)?)?;
     word(lower, space(lower, at)?, "access")?;
     Some(json!({
         "system": "directory",
         "principal": principal,
-        "change": "grant",
+        "change": change,
         "role": role,
     }))
 }
@@ -236,6 +246,12 @@ mod tests {
                 "modify_access",
                 json!({"system": "directory", "principal": "alice@example.com",
                        "change": "grant", "role": "admin"}),
+            ),
+            (
+                "Containment: revoke phished-accounts vpn access",
+                "modify_access",
+                json!({"system": "directory", "principal": "phished-accounts",
+                       "change": "revoke", "role": "vpn"}),
             ),
         ];
         for (text, tool, arguments) in cases {

@@ -1,4 +1,5 @@
-//! The workflow engine: the workflow definitions, the registry and the brain.
+//! The workflow engine: the workflow definitions, the registry and memory; steps
+//! are answered by their agents, through the agent worker.
 
 use chatgptd_worker_workflows::WorkflowsService;
 
@@ -11,7 +12,6 @@ pub(super) async fn build(stack: &Stack) -> anyhow::Result<WorkflowsService> {
         &stack.context,
         workflows,
         registry,
-        stack.brain().await?,
         stack.memory().await?,
     )?)
 }

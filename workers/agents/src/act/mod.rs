@@ -25,10 +25,11 @@ use std::sync::Arc;
 
 pub(crate) use chatgptd_actions::waits::Source;
 use chatgptd_actions::{ActionId, Approvals, Ledger, Outcome, Waits};
-use chatgptd_model::{ChatMessage, ChatReply, ChatRequest, Tool, ToolChoice};
+use chatgptd_model::{ChatMessage, ChatReply, ChatRequest, Classify, ErrorKind, Tool, ToolChoice};
 use chatgptd_registry::{AgentSpec, Registry, Workflows};
 use chatgptd_runtime::{OutputRecord, ProcessError};
 use chatgptd_types::records::AgentMessage;
+use chatgptd_types::waiting;
 
 use crate::worker::AgentWorker;
 
@@ -56,6 +57,10 @@ pub(crate) struct Conversation<'a> {
     pub(crate) traceparent: String,
     /// The tokens the answer may spend in all.
     pub(crate) budget: i64,
+    /// For a workflow step: the step's timeout, which bounds each model turn; a turn past it,
+    /// or a model error other than `Unavailable`, ends the attempt with a refusal the engine
+    /// retries by the step's policy, instead of retrying the record here.
+    pub(crate) step_timeout: Option<std::time::Duration>,
 }
 
 impl Conversation<'_> {
@@ -142,11 +147,12 @@ impl AgentWorker {
                         let text = budget_text(cx, step, needed, max_tokens);
                         return Ok((Ended::Stopped("token_budget", text), outputs));
                     }
-                    let reply = self
-                        .brain
-                        .answer(&request)
-                        .await
-                        .map_err(ProcessError::classified)?;
+                    let reply = match self.think(cx, &request).await? {
+                        Ok(reply) => reply,
+                        Err((reason, text)) => {
+                            return Ok((Ended::Stopped(reason, text), outputs));
+                        }
+                    };
                     self.act
                         .ledger
                         .record_turn(&run, step, reply)
@@ -191,6 +197,42 @@ impl AgentWorker {
             cx.agent.id
         );
         Ok((Ended::Stopped("step_limit", text), outputs))
+    }
+}
+
+impl AgentWorker {
+    /// One model turn. For a workflow step, a turn past the step's timeout or a model error
+    /// that is not `Unavailable` is the attempt's end (`Err`: reason and text).
+    #[allow(clippy::type_complexity)]
+    async fn think(
+        &self,
+        cx: &Conversation<'_>,
+        request: &ChatRequest,
+    ) -> Result<Result<ChatReply, (&'static str, String)>, ProcessError> {
+        let Some(limit) = cx.step_timeout else {
+            return self
+                .brain
+                .answer(request)
+                .await
+                .map(Ok)
+                .map_err(ProcessError::classified);
+        };
+        let Ok(answered) = waiting::timeout(limit, self.brain.answer(request)).await else {
+            let text = format!("timed out after {}", humantime::format_duration(limit));
+            return Ok(Err(("step_timeout", text)));
+        };
+        match answered {
+            Ok(reply) => Ok(Ok(reply)),
+            Err(err) if err.kind() == ErrorKind::Unavailable => Err(ProcessError::classified(err)),
+            Err(err) => {
+                let reason = if err.kind() == ErrorKind::Retryable {
+                    "model_retryable"
+                } else {
+                    "model_failed"
+                };
+                Ok(Err((reason, format!("{}: {err}", err.class()))))
+            }
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! The engine: `start`, `execute` and `resume` records of `workflows.steps`.
 //!
-//! The `Engine` and its dispatch live here; `step` executes one step, `run` moves a run
-//! between states, `records` builds what is emitted, and `service` wraps it all in a worker.
+//! The `Engine` and its dispatch live here; `step` sends one step to its agent, `result`
+//! takes the agent's answer back, `run` moves a run between states, `records` builds what is
+//! emitted, and `service` wraps it all in a worker.
 
 mod records;
+mod result;
 mod run;
 mod service;
 mod step;
@@ -11,7 +13,6 @@ mod step;
 use std::future::Future;
 use std::sync::Arc;
 
-use chatgptd_fleet::Brain;
 use chatgptd_memory::Memory;
 use chatgptd_registry::{Registry, Workflows};
 use chatgptd_runtime::{Incoming, OutputRecord, ProcessError, Processor, RecordMeta};
@@ -29,7 +30,6 @@ use crate::state::{RunStatus, RunStore};
 pub struct Engine {
     workflows: Arc<Workflows>,
     registry: Arc<Registry>,
-    brain: Brain,
     store: RunStore,
     options: WorkflowsOptions,
     codec: Codec,
@@ -49,14 +49,12 @@ impl Engine {
         options: WorkflowsOptions,
         workflows: Arc<Workflows>,
         registry: Arc<Registry>,
-        brain: Brain,
         memory: Arc<dyn Memory>,
     ) -> Self {
         let store = RunStore::new(memory, options.run_ttl);
         Engine {
             workflows,
             registry,
-            brain,
             store,
             options,
             codec: Codec::builtin(),
@@ -84,6 +82,7 @@ impl Engine {
             "start" => self.start(record, spec).await,
             "execute" => self.execute(incoming, spec, false).await,
             "resume" => self.execute(incoming, spec, true).await,
+            chatgptd_fleet::step::RESULT_KIND => self.result(incoming, spec).await,
             other => Err(ProcessError::permanent(
                 "unknown_step_kind",
                 format!("step kind `{other}`"),
@@ -106,6 +105,7 @@ impl Processor for Engine {
         vec![
             self.options.topic.clone(),
             self.options.memory_topic.clone(),
+            self.options.agents_topic.clone(),
         ]
     }
 

@@ -75,18 +75,19 @@ impl Engine {
             .collect()
     }
 
-    /// Fails the step and its run with `error`.
+    /// Fails the step (after `attempts` in this round, `sent` in all) and its run with `error`.
     pub(super) async fn fail(
         &self,
         run_id: &str,
         run: &mut RunState,
         step: &StepSpec,
-        attempts: u32,
+        (attempts, sent): (u32, u32),
         error: String,
     ) -> Result<Vec<OutputRecord>, ProcessError> {
         let failed = StepState {
             status: StepStatus::Failed,
             attempts,
+            sent,
             error: Some(error.clone()),
             finished_at_ms: Some(chatgptd_types::now_ms()),
             ..pending(step)

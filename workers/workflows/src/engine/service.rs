@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgptd_fleet::Brain;
 use chatgptd_memory::Memory;
 use chatgptd_registry::{Registry, StepSpec, Workflows};
 use chatgptd_runtime::{ConsumerRuntime, Service, WorkerContext};
@@ -32,7 +31,6 @@ impl WorkflowsService {
         context: &WorkerContext,
         workflows: Arc<Workflows>,
         registry: Arc<Registry>,
-        brain: Brain,
         memory: Arc<dyn Memory>,
     ) -> Result<Self, chatgptd_runtime::Error> {
         check_step_budgets(&workflows, options.consumer.process_timeout)?;
@@ -42,7 +40,7 @@ impl WorkflowsService {
             workflows.clone(),
             &options.topic,
         );
-        let engine = Engine::new(options.clone(), workflows.clone(), registry, brain, memory)
+        let engine = Engine::new(options.clone(), workflows.clone(), registry, memory)
             .with_codec(context.codec.clone());
         let engine = ConsumerRuntime::new(
             Self::NAME,
@@ -105,9 +103,9 @@ pub(super) fn attempts_budget(step: &StepSpec) -> Duration {
     step.timeout.saturating_mul(attempts) + waits
 }
 
-/// Every attempt of a step runs within one record's processing, so a step whose attempts
-/// can outlast the consumer's `process_timeout` would be cut off and started over with the
-/// model called again. Refused at start, naming the step.
+/// A step whose attempts (each turn bounded by its timeout, and the backoff between) could
+/// outlast the consumer's `process_timeout` is refused at start, naming the step: its
+/// declared budget is out of proportion with what this deployment lets one record take.
 fn check_step_budgets(
     workflows: &Workflows,
     process_timeout: Duration,

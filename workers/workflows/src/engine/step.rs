@@ -1,21 +1,22 @@
-//! Executing one step: its claim, approval, and attempts with the step's retries and timeout.
+//! Executing one step: its claim and approval, then its first attempt, sent to the step's
+//! agent as a message. The agent answers through its tool loop (policy, approvals, audit,
+//! once-only) in the agent worker; the answer comes back as a `result` record (`result.rs`).
+//! Nothing here waits for it: a step waiting on its agent, another agent or a person holds
+//! no worker.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chatgptd_fleet::BrainContext;
-use chatgptd_model::{Classify, ErrorKind};
+use chatgptd_fleet::StepCall;
 use chatgptd_registry::workflow::Approval;
 use chatgptd_registry::{StepSpec, WorkflowSpec};
 use chatgptd_runtime::{Incoming, OutputRecord, ProcessError};
 use chatgptd_types::records::WorkflowStep;
-use chatgptd_types::waiting;
 use tracing::{info, warn};
 
 use super::Engine;
 use super::service::attempts_budget;
-use crate::state::{RunStatus, StepState, StepStatus};
-use crate::telemetry::{StepAttempted, StepOutcome};
+use crate::state::{RunState, RunStatus, StepState, StepStatus};
 
 impl Engine {
     pub(super) async fn execute(
@@ -67,6 +68,17 @@ impl Engine {
             Some(StepStatus::Failed) if !resume => return Ok(Vec::new()),
             _ => {}
         }
+        if let Some(sent) = state
+            .as_ref()
+            .filter(|s| s.status == StepStatus::Running && s.sent > 0)
+        {
+            // Sent already (a redelivered step record, or one emitted again by a redelivered
+            // dependency, or a resume while its agent still works on it): the same message
+            // again, which the agent's ledger answers once, so nothing is asked or done twice.
+            let body = sent.input.clone().unwrap_or_default();
+            return Ok(vec![self.send(run_id, &run, spec, step, sent.sent, &body)?]);
+        }
+        let sent = state.as_ref().map_or(0, |s| s.sent);
 
         let outputs = self.outputs_read_by(run_id, step).await?;
         let rendered = match step.render_input(&run.input, &outputs) {
@@ -77,7 +89,7 @@ impl Engine {
                         run_id,
                         &mut run,
                         step,
-                        0,
+                        (0, sent),
                         format!("the step's input does not render: {err}"),
                     )
                     .await;
@@ -93,6 +105,7 @@ impl Engine {
             let held = StepState {
                 status: StepStatus::WaitingApproval,
                 input: Some(rendered),
+                sent,
                 ..pending(step)
             };
             self.store
@@ -123,85 +136,68 @@ impl Engine {
                     run_id,
                     &mut run,
                     step,
-                    0,
+                    (0, sent),
                     format!("agent `{}` is not available", step.agent),
                 )
                 .await;
         };
 
-        let started_at_ms = Some(chatgptd_types::now_ms());
-        let sender = format!("workflow {} (run {run_id}, step {step_id})", spec.name);
-        let request = self
-            .brain
-            .request(agent, BrainContext::default(), &sender, &rendered);
-        let max_attempts = step.retry.max_attempts.max(1);
-        let attempted = |attempt: u32, outcome: StepOutcome, error: &str| {
-            StepAttempted {
-                run: run_id,
-                workflow: &spec.name,
-                step: step_id,
-                attempt,
-                max_attempts,
-                outcome,
-                error,
-            }
-            .emit();
+        // A new attempt: a new conversation of the step's agent, whose id derives from run,
+        // step and how many times the step was sent.
+        let sent = sent + 1;
+        let running = StepState {
+            status: StepStatus::Running,
+            attempts: 1,
+            sent,
+            input: Some(rendered.clone()),
+            started_at_ms: Some(chatgptd_types::now_ms()),
+            ..pending(step)
         };
-        let mut last_error = String::new();
-        for attempt in 1..=max_attempts {
-            waiting::sleep(step.retry.delay_before(attempt)).await;
-            let running = StepState {
-                status: StepStatus::Running,
-                attempts: attempt,
-                input: Some(rendered.clone()),
-                started_at_ms,
-                ..pending(step)
-            };
-            self.store
-                .put_step(run_id, step_id, &running)
-                .await
-                .map_err(ProcessError::classified)?;
-            // Like the record's, the step's timeout counts working time, not a rate limit.
-            let error = match waiting::timeout(step.timeout, self.brain.answer(&request)).await {
-                Ok(Ok(reply)) => {
-                    attempted(attempt, StepOutcome::Succeeded, "");
-                    let done = StepState {
-                        status: StepStatus::Succeeded,
-                        output: Some(reply.content),
-                        finished_at_ms: Some(chatgptd_types::now_ms()),
-                        ..running
-                    };
-                    // Stored before anything after it is emitted.
-                    self.store
-                        .put_step(run_id, step_id, &done)
-                        .await
-                        .map_err(ProcessError::classified)?;
-                    let mut records = vec![self.remember(incoming, spec, step, &done)?];
-                    records.extend(self.after(run_id, spec, step, &run.input).await?);
-                    return Ok(records);
-                }
-                Ok(Err(err)) if err.kind() == ErrorKind::Unavailable => {
-                    // The provider or the cache is down, or a rate limit holds: wait it out,
-                    // holding the claim.
-                    return Err(ProcessError::classified(err));
-                }
-                Ok(Err(err)) if err.kind() == ErrorKind::Permanent => {
-                    last_error = format!("{}: {err}", err.class());
-                    attempted(attempt, StepOutcome::Failed, &last_error);
-                    break;
-                }
-                Ok(Err(err)) => format!("{}: {err}", err.class()),
-                Err(_) => format!(
-                    "timed out after {}",
-                    humantime::format_duration(step.timeout)
-                ),
-            };
-            let outcome = StepOutcome::after_failed(attempt, max_attempts);
-            attempted(attempt, outcome, &error);
-            last_error = error;
-        }
-        self.fail(run_id, &mut run, step, max_attempts, last_error)
+        // Stored before the message is emitted: a redelivery finds it and sends the same one.
+        self.store
+            .put_step(run_id, step_id, &running)
             .await
+            .map_err(ProcessError::classified)?;
+        let message = self.send(run_id, &run, spec, step, sent, &rendered)?;
+        self.store
+            .release(run_id, step_id)
+            .await
+            .map_err(ProcessError::classified)?;
+        info!(run = %run_id, step = %step_id, agent = %agent.id, attempt = sent, "step sent to its agent");
+        Ok(vec![message])
+    }
+
+    /// Attempt `attempt` of `step` as a message to its agent, saying `body`. The conversation
+    /// is the ticket's when a ticket started the run (so ticket actions find their ticket),
+    /// else the run's.
+    pub(super) fn send(
+        &self,
+        run_id: &str,
+        run: &RunState,
+        spec: &WorkflowSpec,
+        step: &StepSpec,
+        attempt: u32,
+        body: &str,
+    ) -> Result<OutputRecord, ProcessError> {
+        let call = StepCall {
+            workflow: spec.name.clone(),
+            run: run_id.to_string(),
+            step: step.id.clone(),
+            attempt,
+        };
+        let conversation = if run.started_by.starts_with("ticket:") {
+            run.started_by.clone()
+        } else {
+            format!("run:{run_id}")
+        };
+        let sender = format!("workflow {} (run {run_id}, step {})", spec.name, step.id);
+        let message = call.message(&step.agent, &sender, body, &conversation);
+        OutputRecord::avro(
+            &self.codec,
+            &self.options.agents_topic,
+            step.agent.clone(),
+            &message,
+        )
     }
 
     /// The outputs of the earlier steps a step's template reads.
