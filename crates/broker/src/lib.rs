@@ -23,6 +23,9 @@ pub use topics::create_topics;
 /// The name of the broker's storage file in its directory.
 pub const STORAGE_FILE: &str = "broker.db";
 
+/// How long a start waits for another broker of this process to let go of the storage.
+const LOCKED_PATIENCE: Duration = Duration::from_secs(15);
+
 /// How long the broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -96,6 +99,35 @@ impl Broker {
         let url = Url::parse(&format!("tcp://{address}"))
             .map_err(|err| Error::Broker(format!("listener address {address}: {err}")))?;
         let storage_url = storage_url(&storage)?;
+        // A broker stopped earlier in this process (a test's restart) may still be letting go
+        // of its connections to the file for a moment.
+        let deadline = Instant::now() + LOCKED_PATIENCE;
+        let started = loop {
+            match Self::serve(&storage, address, &url, &storage_url).await {
+                Err(err) if err.to_string().contains("database is locked") => {
+                    if Instant::now() > deadline {
+                        return Err(err);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other?,
+            }
+        };
+        tracing::info!(
+            brokers = %started.bootstrap_servers,
+            storage = %started.storage.display(),
+            "embedded broker started"
+        );
+        Ok(started)
+    }
+
+    /// Opens the storage, serves on `address` and waits until it accepts connections.
+    async fn serve(
+        storage: &Path,
+        address: SocketAddr,
+        url: &Url,
+        storage_url: &Url,
+    ) -> Result<Broker, Error> {
         let mut broker = tansu_broker::broker::Broker::<
             Controller<StorageContainer>,
             StorageContainer,
@@ -104,8 +136,8 @@ impl Broker {
         .cluster_id("chatgptd")
         .incarnation_id(uuid::Uuid::new_v4())
         .advertised_listener(url.clone())
-        .storage(storage_url)
-        .listener(url)
+        .storage(storage_url.clone())
+        .listener(url.clone())
         .silent(true)
         .build()
         .await
@@ -113,15 +145,10 @@ impl Broker {
         let task = tokio::spawn(async move { broker.serve(tokio::time::Instant::now()).await });
         let mut started = Broker {
             bootstrap_servers: address.to_string(),
-            storage,
+            storage: storage.to_path_buf(),
             task,
         };
         started.wait_listening(address).await?;
-        tracing::info!(
-            brokers = %started.bootstrap_servers,
-            storage = %started.storage.display(),
-            "embedded broker started"
-        );
         Ok(started)
     }
 

@@ -176,3 +176,32 @@ async fn records_and_offsets_survive_a_restart_and_no_backlog_is_dropped_for_siz
     // Its broker is gone: closing would wait on it in vain.
     std::mem::forget(dead);
 }
+
+/// A broker started while another connection still holds the storage's write lock (a broker
+/// stopped a moment ago in the same process, letting go of its file) waits for it instead of
+/// failing with "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_waits_for_the_storage_a_stopped_broker_still_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), loopback(), Members::Forget)
+        .await
+        .unwrap();
+    broker.stop().await;
+
+    let storage = dir.path().join(chatgptd_broker::STORAGE_FILE);
+    let db = libsql::Builder::new_local(&storage).build().await.unwrap();
+    let holder = db.connect().unwrap();
+    // The stopped broker's storage task lets go of the file a moment after it stopped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Err(err) = holder.execute("begin immediate", ()).await {
+        assert!(std::time::Instant::now() < deadline, "{err}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        holder.execute("commit", ()).await.unwrap();
+    });
+    let broker = Broker::start(dir.path(), loopback(), Members::Keep).await;
+    release.await.unwrap();
+    assert!(broker.is_ok(), "{:?}", broker.err());
+}
