@@ -106,6 +106,10 @@ async fn main() {
         post(&http, format!("{url}/agents/wanderweave/messages"), request)
     };
 
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if node.is_finished() {
+        panic!("the node stopped: {:?}", node.await);
+    }
     // Warm-up: the consumer joins its group (the embedded broker waits 3 s) and answers once.
     let (status, answer) = ask("warm up".into()).await;
     assert_eq!(status, 200, "the warm-up is answered: {answer}");

@@ -182,7 +182,13 @@ fn create_token_file(file: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
-    let partial = dir.join(format!(".{TOKEN_FILE}.{}", std::process::id()));
+    // Unique per call: two starts in one process (a node and a test or bench reading its
+    // token) must not write the same partial file.
+    let partial = dir.join(format!(
+        ".{TOKEN_FILE}.{}.{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let written = (|| -> std::io::Result<()> {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
