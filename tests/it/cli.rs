@@ -653,13 +653,16 @@ async fn a_separate_ingest_worker_feeds_up_and_tail_shows_the_enriched_ticket() 
 fn config_check_names_bad_keys_and_bad_topics() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("chatgptd.toml");
+    let check = || {
+        chatgptd()
+            .arg("--config")
+            .arg(&config)
+            .args(["config", "check"])
+            .output()
+            .unwrap()
+    };
     std::fs::write(&config, "[kafka]\nbrokerz = \"x\"\n").unwrap();
-    let output = chatgptd()
-        .arg("--config")
-        .arg(&config)
-        .args(["config", "check"])
-        .output()
-        .unwrap();
+    let output = check();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -674,12 +677,7 @@ fn config_check_names_bad_keys_and_bad_topics() {
          [http.tokens.ops]\nsecret_env = \"OPS_TOKEN\"\n",
     )
     .unwrap();
-    let output = chatgptd()
-        .arg("--config")
-        .arg(&config)
-        .args(["config", "check"])
-        .output()
-        .unwrap();
+    let output = check();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -698,12 +696,7 @@ fn config_check_names_bad_keys_and_bad_topics() {
         format!("topics_file = {:?}\n", topics.display().to_string()),
     )
     .unwrap();
-    let output = chatgptd()
-        .arg("--config")
-        .arg(&config)
-        .args(["config", "check"])
-        .output()
-        .unwrap();
+    let output = check();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("chatgptd.Nope"));
 
@@ -712,12 +705,7 @@ fn config_check_names_bad_keys_and_bad_topics() {
         "[dlq_replay]\ndrain_timeout = \"1m\"\nsession_timeout = \"30s\"\n",
     )
     .unwrap();
-    let output = chatgptd()
-        .arg("--config")
-        .arg(&config)
-        .args(["config", "check"])
-        .output()
-        .unwrap();
+    let output = check();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("drain_timeout"));
 

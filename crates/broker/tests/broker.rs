@@ -91,6 +91,18 @@ fn join(brokers: &str, group: &str, session_timeout_ms: &str) -> BaseConsumer {
     }
 }
 
+/// A broker on `dir` (a new port each time) holding [`topics`], and its address.
+async fn start_with_topics(dir: &std::path::Path) -> (Broker, String) {
+    let broker = Broker::start(dir, loopback(), Members::Forget)
+        .await
+        .unwrap();
+    create_topics(broker.bootstrap_servers(), &topics())
+        .await
+        .unwrap();
+    let brokers = broker.bootstrap_servers().to_string();
+    (broker, brokers)
+}
+
 fn committed(consumer: &BaseConsumer) -> Offset {
     let mut partitions = TopicPartitionList::new();
     partitions.add_partition(TOPIC, 0);
@@ -103,13 +115,7 @@ fn committed(consumer: &BaseConsumer) -> Offset {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_and_offsets_survive_a_restart_and_no_backlog_is_dropped_for_size() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), loopback(), Members::Forget)
-        .await
-        .unwrap();
-    create_topics(broker.bootstrap_servers(), &topics())
-        .await
-        .unwrap();
-    let brokers = broker.bootstrap_servers().to_string();
+    let (broker, brokers) = start_with_topics(dir.path()).await;
 
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -154,13 +160,7 @@ async fn records_and_offsets_survive_a_restart_and_no_backlog_is_dropped_for_siz
 
     // A restart, on another port: the records and the group's offset are still there.
     drop(broker);
-    let broker = Broker::start(dir.path(), loopback(), Members::Forget)
-        .await
-        .unwrap();
-    create_topics(broker.bootstrap_servers(), &topics())
-        .await
-        .unwrap();
-    let brokers = broker.bootstrap_servers().to_string();
+    let (_broker, brokers) = start_with_topics(dir.path()).await;
     let (committed, all) = tokio::task::spawn_blocking(move || {
         let group = consumer(&brokers, "g");
         let committed = committed(&group);

@@ -150,3 +150,17 @@ impl Processor for Engine {
         });
     }
 }
+
+/// The step `step_id` of `spec`; a record naming a step the workflow does not have is
+/// permanent (it will never have it).
+fn step_of<'a>(
+    spec: &'a chatgptd_registry::WorkflowSpec,
+    step_id: &str,
+) -> Result<&'a chatgptd_registry::StepSpec, ProcessError> {
+    spec.step(step_id).ok_or_else(|| {
+        ProcessError::permanent(
+            "unknown_step",
+            format!("workflow {} has no step `{step_id}`", spec.name),
+        )
+    })
+}

@@ -9,7 +9,7 @@ use chatgptd_types::records::WorkflowStep;
 use chatgptd_types::waiting;
 use tracing::info;
 
-use super::Engine;
+use super::{Engine, step_of};
 use crate::state::{RunStatus, StepState, StepStatus};
 use crate::telemetry::{StepAttempted, StepOutcome};
 
@@ -21,12 +21,7 @@ impl Engine {
     ) -> Result<Vec<OutputRecord>, ProcessError> {
         let record = &incoming.value;
         let (run_id, step_id) = (&record.run_id, &record.step_id);
-        let Some(step) = spec.step(step_id) else {
-            return Err(ProcessError::permanent(
-                "unknown_step",
-                format!("workflow {} has no step `{step_id}`", spec.name),
-            ));
-        };
+        let step = step_of(spec, step_id)?;
         let store = &self.store;
         let run = store.run(run_id).await.map_err(ProcessError::classified)?;
         let state = store

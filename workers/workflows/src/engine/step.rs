@@ -14,8 +14,8 @@ use chatgptd_runtime::{Incoming, OutputRecord, ProcessError};
 use chatgptd_types::records::WorkflowStep;
 use tracing::{info, warn};
 
-use super::Engine;
 use super::service::attempts_budget;
+use super::{Engine, step_of};
 use crate::state::{RunState, RunStatus, StepState, StepStatus};
 
 impl Engine {
@@ -27,12 +27,7 @@ impl Engine {
     ) -> Result<Vec<OutputRecord>, ProcessError> {
         let record = &incoming.value;
         let (run_id, step_id) = (&record.run_id, &record.step_id);
-        let Some(step) = spec.step(step_id) else {
-            return Err(ProcessError::permanent(
-                "unknown_step",
-                format!("workflow {} has no step `{step_id}`", spec.name),
-            ));
-        };
+        let step = step_of(spec, step_id)?;
         let Some(mut run) = self
             .store
             .run(run_id)
