@@ -9,6 +9,8 @@ use chatgptd_worker_dlq_replay::{Filter, Options, replay};
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use super::progress::Following;
+
 use chatgptd_node::config::Config;
 use chatgptd_node::stack::{KafkaMode, resolve_brokers};
 
@@ -62,10 +64,15 @@ pub async fn run(config: Config, command: DlqCommand) -> anyhow::Result<ExitCode
         max_replays: args.max_replays,
         consumer: config.dlq_replay.clone(),
         idle_timeout: Duration::from_secs(30),
+        tally: Default::default(),
     };
     let shutdown = CancellationToken::new();
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
-    let report = replay(&context, options, shutdown).await?;
+    let tally = options.tally.clone();
+    let progress = Following::start("replay", "letters", move || tally.get());
+    let report = replay(&context, options, shutdown).await;
+    progress.end().await;
+    let report = report?;
     context.producer.flush(Duration::from_secs(10)).await;
     let verb = if report.dry_run {
         "would replay"

@@ -16,6 +16,8 @@ use chatgptd_node::config::Config;
 use chatgptd_node::stack::{KafkaMode, resolve_brokers};
 use chatgptd_runtime::Service;
 
+use super::progress::Meter;
+
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
     /// Rebuild the search index from the memory topic: index everything the topic still
@@ -62,6 +64,7 @@ pub async fn run(config: Config, command: IndexCommand) -> anyhow::Result<ExitCo
     let shutdown = CancellationToken::new();
     chatgptd_runtime::shutdown::spawn_signal_handler(shutdown.clone());
     let mut running = tokio::spawn(service.run(shutdown.clone()));
+    let mut meter = Meter::stderr("rebuild", "offsets", records as u64);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -75,15 +78,11 @@ pub async fn run(config: Config, command: IndexCommand) -> anyhow::Result<ExitCo
             bail!("interrupted; the live index is untouched");
         }
         let positions = shards.committed_positions();
-        let done = ends.iter().all(|(partition, end)| {
-            *end == 0
-                || positions
-                    .get(partition)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|p| p >= *end)
-        });
-        if done {
+        let reached = |partition: &i32| positions.get(partition).copied().flatten().unwrap_or(0);
+        let indexed: i64 = ends.iter().map(|(p, end)| reached(p).min(*end)).sum();
+        meter.set(indexed as u64, records as u64);
+        if ends.iter().all(|(p, end)| reached(p) >= *end) {
+            meter.finish(indexed as u64, records as u64);
             break;
         }
     }

@@ -7,6 +7,7 @@ mod dlq;
 mod index;
 mod model;
 mod produce;
+mod progress;
 mod search;
 mod tail;
 mod topics;

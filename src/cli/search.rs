@@ -1,5 +1,6 @@
 //! `chatgptd search`: query the memory index from the command line.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use chatgptd_search::{SearchQuery, SearchService, parse_since};
@@ -44,7 +45,7 @@ pub struct SearchArgs {
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SearchFormat {
-    /// One block per hit, snippets highlighted with **.
+    /// One block per hit; matched terms in bold on a terminal (unless NO_COLOR is set).
     Text,
     /// The results as JSON, as GET /search returns them.
     Json,
@@ -77,6 +78,7 @@ pub async fn run(config: Config, args: SearchArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         SearchFormat::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         SearchFormat::Text => {
+            let bold = color_wanted(std::io::stdout().is_terminal());
             println!(
                 "{} match(es) in {} shard(s) under {}",
                 results.total,
@@ -84,7 +86,7 @@ pub async fn run(config: Config, args: SearchArgs) -> anyhow::Result<ExitCode> {
                 dir.display()
             );
             for (rank, hit) in results.hits.iter().enumerate() {
-                let snippet = hit.snippet.replace("<b>", "**").replace("</b>", "**");
+                let snippet = for_terminal(&hit.snippet, bold);
                 println!(
                     "\n{}. [{}] {}  owner={}  score={:.2}  {}",
                     results.offset + rank + 1,
@@ -99,4 +101,64 @@ pub async fn run(config: Config, args: SearchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether to draw in bold: on a terminal, unless `NO_COLOR` is set to anything non-empty
+/// (<https://no-color.org>).
+fn color_wanted(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A snippet as the index gives it (matches in `<b>`…`</b>`, the rest HTML-escaped) as text
+/// for a terminal: matches in ANSI bold when `bold`, plain otherwise, entities decoded.
+fn for_terminal(snippet: &str, bold: bool) -> String {
+    let (on, off) = if bold {
+        ("\x1b[1m", "\x1b[22m")
+    } else {
+        ("", "")
+    };
+    let mut out = String::with_capacity(snippet.len());
+    let mut rest = snippet;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&html_escape::decode_html_entities(&rest[..at]));
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("<b>") {
+            out.push_str(on);
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("</b>") {
+            out.push_str(off);
+            rest = after;
+        } else {
+            // Text is escaped, so a bare '<' is not expected; keep it rather than lose text.
+            out.push('<');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(&html_escape::decode_html_entities(rest));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_lose_their_entities_and_mark_matches_in_bold_only_when_asked() {
+        let snippet =
+            "the <b>SSO</b> page says &quot;error 500&quot; &amp; &lt;b&gt; &#x27;x&#x27;";
+        assert_eq!(
+            for_terminal(snippet, false),
+            "the SSO page says \"error 500\" & <b> 'x'"
+        );
+        assert_eq!(
+            for_terminal(snippet, true),
+            "the \x1b[1mSSO\x1b[22m page says \"error 500\" & <b> 'x'"
+        );
+        assert_eq!(for_terminal("a < b", false), "a < b");
+    }
+
+    #[test]
+    fn no_bold_off_a_terminal() {
+        assert!(!color_wanted(false));
+    }
 }

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use chatgptd_testkit::sse::Subscriber;
-use chatgptd_testkit::webhooks::{Webhook, fixture};
+use chatgptd_testkit::webhooks::Webhook;
 use chatgptd_testkit::{http_client, wait_until};
 use serde_json::Value;
 
@@ -320,6 +320,12 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
 
     let dry = tool(&data_dir, &["dlq", "replay", "--dry-run"]);
     assert!(stdout(&dry).contains("1 would replay"), "{}", stdout(&dry));
+    // Off a terminal, progress is plain lines on stderr: no bar, no escape codes.
+    let progress = String::from_utf8_lossy(&dry.stderr);
+    assert!(
+        progress.contains("replay: 2/2 letters (100%)") && !progress.contains('\r'),
+        "{progress}"
+    );
     assert!(
         stdout(&dry).contains("1 unreadable or refused again (left in place)"),
         "{}",
@@ -616,7 +622,8 @@ async fn a_separate_ingest_worker_feeds_up_and_tail_shows_the_enriched_ticket() 
         async move { request.await.ok().map(|_| ()) }
     })
     .await;
-    let body = fixture("jira/jira_issue_created.cloud.mattermost-plugin-jira.json");
+    // The payload the README's webhook example posts: it ships with the repository.
+    let body = std::fs::read(readme_webhook_body()).expect("the README's webhook payload");
     // Signed with the secret the README sets, not the testkit's.
     let webhook = Webhook::jira(body, "separate-ingest-1").signed_with("demo-secret");
     let accepted = webhook
@@ -647,6 +654,22 @@ async fn a_separate_ingest_worker_feeds_up_and_tail_shows_the_enriched_ticket() 
     }
     let _ = ingest.kill();
     let _ = ingest.wait();
+}
+
+/// The file the README's webhook example posts (`body=<path>`), in the repository.
+fn readme_webhook_body() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let path = readme
+        .lines()
+        .find_map(|line| line.strip_prefix("body="))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a body=<path> line in the README");
+    assert!(
+        !path.starts_with("..") && !path.starts_with('/'),
+        "the README's webhook payload must ship with the repository, not {path}"
+    );
+    root.join(path)
 }
 
 #[test]

@@ -26,7 +26,11 @@ async fn index_rebuild_reindexes_the_memory_topic() {
             topic,
             None,
             Some(owner.as_bytes()),
-            &memory_record(&format!("r{i}"), &owner, &format!("note number {i}")),
+            &memory_record(
+                &format!("r{i}"),
+                &owner,
+                &format!("note {i} says \"hello\""),
+            ),
             &[],
         )
         .await;
@@ -55,6 +59,12 @@ async fn index_rebuild_reindexes_the_memory_topic() {
             String::from_utf8_lossy(&rebuilt.stderr)
         );
         assert!(String::from_utf8_lossy(&rebuilt.stdout).contains("index rebuilt"));
+        // Off a terminal, progress is plain lines on stderr, ending at the topic's end.
+        let progress = String::from_utf8_lossy(&rebuilt.stderr);
+        assert!(
+            progress.contains("rebuild: 30/30 offsets (100%)") && !progress.contains('\r'),
+            "{progress}"
+        );
         let searched = run(chatgptd(&[
             "search", "", "--format", "json", "--limit", "1",
         ]))
@@ -65,6 +75,46 @@ async fn index_rebuild_reindexes_the_memory_topic() {
             "every record, once, after each rebuild"
         );
     }
+
+    // Snippets for a person: quotes as quotes, and no bold codes when output is not a terminal.
+    let searched = run(chatgptd(&["search", "hello", "--limit", "1"])).await;
+    let shown = String::from_utf8_lossy(&searched.stdout);
+    assert!(
+        shown.contains("says \"hello") && !shown.contains("&quot;") && !shown.contains('\u{1b}'),
+        "{shown}"
+    );
+
+    // On a terminal (a pseudo-terminal from util-linux's `script`) matches are bold, unless
+    // NO_COLOR is set.
+    let on_terminal = |no_color: bool| {
+        let line = format!(
+            "{} --brokers {} --data-dir {} search hello --limit 1",
+            env!("CARGO_BIN_EXE_chatgptd"),
+            tansu.brokers(),
+            data.path().display()
+        );
+        let mut command = std::process::Command::new("script");
+        command
+            .env_remove("CHATGPTD_CONFIG")
+            .env_remove("NO_COLOR")
+            .args(["-qec", &line, "/dev/null"]);
+        if no_color {
+            command.env("NO_COLOR", "1");
+        }
+        command
+    };
+    let bold = run(on_terminal(false)).await;
+    let shown = String::from_utf8_lossy(&bold.stdout);
+    assert!(
+        shown.contains("says \"\u{1b}[1mhello\u{1b}[22m"),
+        "{shown:?}"
+    );
+    let plain = run(on_terminal(true)).await;
+    let shown = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        shown.contains("says \"hello") && !shown.contains('\u{1b}'),
+        "{shown:?}"
+    );
 
     // A live indexer holds the shards: the rebuild must not pull them from under it.
     let held = chatgptd_search::ShardSet::new(

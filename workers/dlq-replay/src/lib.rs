@@ -13,4 +13,5 @@
 mod progress;
 mod replayer;
 
+pub use progress::Tally;
 pub use replayer::{Filter, Options, ReplayReport, ReplayedLetter, replay};

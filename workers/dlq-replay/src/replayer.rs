@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Tally};
 
 /// Which dead letters to replay. Empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -60,6 +60,8 @@ pub struct Options {
     pub consumer: ConsumerOptions,
     /// Stop if nothing arrives for this long, even if the end was not reached.
     pub idle_timeout: Duration,
+    /// Letters read of the letters to read, updated as the run goes (for a progress bar).
+    pub tally: Arc<Tally>,
 }
 
 impl Default for Options {
@@ -71,6 +73,7 @@ impl Default for Options {
             max_replays: 3,
             consumer: ConsumerOptions::default(),
             idle_timeout: Duration::from_secs(30),
+            tally: Arc::default(),
         }
     }
 }
@@ -215,14 +218,16 @@ pub async fn replay(
     let config = context
         .kafka
         .base_config("dlq-replay-progress", &context.secrets)?;
-    let (topic, group) = (
+    let (topic, group, tally) = (
         options.dead_letter_topic.clone(),
         options.consumer.group_id.clone(),
+        options.tally.clone(),
     );
-    let progress = tokio::task::spawn_blocking(move || Progress::start(&config, &topic, &group))
-        .await
-        .map_err(|err| Error::ConsumerThread(err.to_string()))?
-        .map_err(Error::kafka("reading the dead-letter topic's offsets"))?;
+    let progress =
+        tokio::task::spawn_blocking(move || Progress::start(&config, &topic, &group, tally))
+            .await
+            .map_err(|err| Error::ConsumerThread(err.to_string()))?
+            .map_err(Error::kafka("reading the dead-letter topic's offsets"))?;
     let progress = Arc::new(progress);
     let report = Arc::new(Mutex::new(ReplayReport {
         dry_run: options.dry_run,
