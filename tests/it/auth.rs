@@ -67,6 +67,7 @@ fn routes() -> Vec<Case> {
         case(M::GET, "/healthz", "/healthz", S(Read)),
         case(M::GET, "/readyz", "/readyz", S(Read)).status(0),
         case(M::GET, "/metrics", "/metrics", S(Read)),
+        case(M::GET, "/openapi.json", "/openapi.json", S(Read)),
         // Webhooks: their signature is their check (none configured here: 401 of their own).
         case(M::POST, "/webhooks/jira", "/webhooks/jira", Public).status(401),
         case(

@@ -10,6 +10,7 @@ mod cli;
 mod faults;
 mod index;
 mod limits;
+mod openapi;
 mod steps;
 mod support;
 mod tickets;

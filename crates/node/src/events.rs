@@ -35,7 +35,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::record_json::record_json;
-use chatgptd_runtime::http::{Routes, Scope, error_response as error};
+use chatgptd_runtime::http::openapi::ErrorBody;
+use chatgptd_runtime::http::{Routes, Scope, error_response as error, query_params};
+use utoipa::OpenApi;
 
 /// Records buffered per subscriber before its consumer waits for the client to read.
 const BUFFER: usize = 256;
@@ -96,15 +98,24 @@ impl EventStreams {
     /// `GET /events` and `GET /runs/{id}/events`, for tokens with `read`.
     pub fn router(self) -> Routes {
         Routes::new()
+            .documented(EventsApi::openapi())
             .get("/events", Scope::Read, events)
             .get("/runs/{id}/events", Scope::Read, run_events)
             .with_state(self)
     }
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(events, run_events),
+    tags((name = "events", description = "Server-Sent Events of the records on chatgptd's topics"))
+)]
+struct EventsApi;
+
 /// The query of `GET /events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
     /// Comma-separated topic names.
     topics: Option<String>,
@@ -146,20 +157,22 @@ type Filters = BTreeMap<String, Option<String>>;
 /// Next offset to read, per topic and partition.
 type Positions = BTreeMap<(String, i32), i64>;
 
+/// Follows topics as Server-Sent Events: a `ready` event once the start is fixed, then one
+/// event per record (its topic, partition, offset, key, headers and value as JSON). Each
+/// event's id holds the positions read, so a reconnect with `Last-Event-ID` misses nothing.
+#[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery), responses(
+    (status = 200, description = "the event stream", body = String, content_type = "text/event-stream"),
+    (status = 400, description = "no topics, an unknown topic, or an invalid `from`", body = ErrorBody),
+    (status = 503, description = "too many subscribers, or the brokers cannot be reached", body = ErrorBody),
+))]
 async fn events(
     State(streams): State<EventStreams>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let Query(query) = match query {
+    let query = match query_params(query) {
         Ok(query) => query,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid query",
-                json!({"detail": rejection.body_text()}),
-            );
-        }
+        Err(response) => return *response,
     };
     let names: Vec<String> = query
         .topics
@@ -193,6 +206,13 @@ async fn events(
     streams.subscribe(filters, from, &headers).await
 }
 
+/// Follows one workflow run as Server-Sent Events: its steps and their results.
+#[utoipa::path(get, path = "/runs/{id}/events", tag = "events",
+    params(("id" = String, Path, description = "the run id")),
+    responses(
+        (status = 200, description = "the event stream", body = String, content_type = "text/event-stream"),
+        (status = 503, description = "too many subscribers, or the brokers cannot be reached", body = ErrorBody),
+    ))]
 async fn run_events(
     State(streams): State<EventStreams>,
     Path(run_id): Path<String>,

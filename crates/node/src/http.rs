@@ -2,11 +2,17 @@
 //! `/metrics`, the event streams) merged with the routes of the workers it runs, behind the
 //! one token check.
 
+use std::sync::{Arc, OnceLock};
+
 use anyhow::Context;
 use axum::Router;
-use chatgptd_runtime::http::Routes;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use chatgptd_runtime::http::auth::authorize;
+use chatgptd_runtime::http::{Routes, Scope};
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
 
 use crate::auth::Tokens;
 use crate::events::{EventStreams, RunTopics};
@@ -23,7 +29,37 @@ pub fn routes(
         chatgptd_runtime::telemetry::install_prometheus(),
     )
     .merge(event_streams(stack, shutdown)?.router());
-    Ok(worker_routes.into_iter().fold(routes, Routes::merge))
+    let document = Arc::new(OnceLock::new());
+    let routes = worker_routes
+        .into_iter()
+        .fold(routes, Routes::merge)
+        .merge(openapi_route(document.clone()));
+    // Built once every route is in, itself included.
+    let _ = document.set(serde_json::to_string(&routes.openapi())?);
+    Ok(routes)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(openapi_json), tags((name = "operations")))]
+struct DocumentApi;
+
+/// `GET /openapi.json`: the document of this process's API, the routes of the workers it runs.
+fn openapi_route(document: Arc<OnceLock<String>>) -> Routes {
+    Routes::new()
+        .documented(DocumentApi::openapi())
+        .get("/openapi.json", Scope::Read, openapi_json)
+        .with_state(document)
+}
+
+/// The OpenAPI 3.1 document of this process's API, generated from its handlers.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses(
+    (status = 200, description = "the OpenAPI document", body = serde_json::Value),
+))]
+async fn openapi_json(State(document): State<Arc<OnceLock<String>>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.get().cloned().unwrap_or_default(),
+    )
 }
 
 /// `routes` as one router behind `auth`: every request is checked against what its route

@@ -3,6 +3,7 @@
 //! tokens ([`token`]) and the check every request goes through ([`auth`]).
 
 pub mod auth;
+pub mod openapi;
 pub mod routes;
 pub mod token;
 
@@ -21,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+use utoipa::OpenApi;
 
 use crate::health::Health;
 
@@ -34,13 +36,25 @@ struct Observability {
 /// list needs `read`.
 pub fn router(health: Health, prometheus: PrometheusHandle) -> Routes {
     Routes::new()
+        .documented(ObservabilityApi::openapi())
         .get("/healthz", Scope::Read, healthz)
         .get("/readyz", Scope::Read, readyz)
         .get("/metrics", Scope::Read, metrics_text)
         .with_state(Observability { health, prometheus })
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(healthz, readyz, metrics_text),
+    tags((name = "operations", description = "Liveness, readiness and metrics of a process"))
+)]
+struct ObservabilityApi;
+
 /// Alive: the process answers and nothing failed beyond repair.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses(
+    (status = 200, description = "`{\"status\": \"ok\"}`", body = serde_json::Value),
+    (status = 503, description = "failed beyond repair: restart the process", body = serde_json::Value),
+))]
 async fn healthz(State(state): State<Observability>) -> impl IntoResponse {
     match state.health.failure() {
         None => (StatusCode::OK, axum::Json(json!({"status": "ok"}))),
@@ -52,6 +66,10 @@ async fn healthz(State(state): State<Observability>) -> impl IntoResponse {
 }
 
 /// Ready: every consumer has joined its group and every producer reaches a broker.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "ready, with each component's state", body = serde_json::Value),
+    (status = 503, description = "not ready yet, with each component's state", body = serde_json::Value),
+))]
 async fn readyz(State(state): State<Observability>) -> impl IntoResponse {
     let (ready, components) = state.health.snapshot();
     let status = if ready {
@@ -65,6 +83,10 @@ async fn readyz(State(state): State<Observability>) -> impl IntoResponse {
     )
 }
 
+/// Prometheus metrics of the process.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "the Prometheus text format", body = String, content_type = "text/plain"),
+))]
 async fn metrics_text(State(state): State<Observability>) -> impl IntoResponse {
     (
         [(
@@ -119,6 +141,22 @@ pub fn error_response(
         body.extend(extra.clone());
     }
     (status, axum::Json(body)).into_response()
+}
+
+/// A request's query parameters, or the 400 (a JSON body, as every error) that says why they
+/// are not what the route reads. axum's own rejection would be plain text.
+pub fn query_params<T>(
+    query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, Box<axum::response::Response>> {
+    query
+        .map(|axum::extract::Query(value)| value)
+        .map_err(|rejection| {
+            Box::new(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid query",
+                json!({"detail": rejection.body_text()}),
+            ))
+        })
 }
 
 /// A request's JSON body, or the 400 that says why it is not one (boxed: a response is large).

@@ -18,7 +18,7 @@ use crate::schema::{Fields, Hit};
 const SNIPPET_CHARS: usize = 240;
 
 /// A page of results.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchResults {
     /// Matches across all shards.
     pub total: usize,

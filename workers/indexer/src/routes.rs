@@ -9,42 +9,56 @@ use chatgptd_search::{Error, SearchQuery, SearchService, parse_since};
 use serde::Deserialize;
 use serde_json::json;
 
-use chatgptd_runtime::http::{Routes, Scope, error_response as error};
+use chatgptd_runtime::http::openapi::ErrorBody;
+use chatgptd_runtime::http::{Routes, Scope, error_response as error, query_params};
+use utoipa::OpenApi;
 
 /// Query parameters, as people type them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 struct Params {
+    /// Words, `"phrases"`, `+required`, `-excluded`, `tag:x`, `a OR b`; empty lists the newest.
     q: String,
+    /// Only records of this owner (`agent:<id>`, `ticket:<source>:<id>`, `run:<id>`).
     owner: Option<String>,
     /// Comma-separated kinds.
     kind: Option<String>,
     /// A duration back (7d), an RFC 3339 time, or epoch milliseconds.
     since: Option<String>,
+    /// Results per page (at most 100; 0 means 10).
     limit: usize,
+    /// Results to skip.
     offset: usize,
 }
 
 /// `GET /search`, for tokens with `read`.
 pub fn router(search: Arc<SearchService>) -> Routes {
     Routes::new()
+        .documented(SearchApi::openapi())
         .get("/search", Scope::Read, search_handler)
         .with_state(search)
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(search_handler),
+    tags((name = "search", description = "Search over memory: tickets, conversations, runs, knowledge"))
+)]
+struct SearchApi;
+
+/// Searches memory: best matches first, with snippets (matches in `<b>`, the rest escaped).
+#[utoipa::path(get, path = "/search", tag = "search", params(Params), responses(
+    (status = 200, description = "a page of results", body = chatgptd_search::SearchResults),
+    (status = 400, description = "a query syntax error (with its position) or an invalid filter", body = ErrorBody),
+))]
 async fn search_handler(
     State(search): State<Arc<SearchService>>,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Query(params) = match params {
+    let params = match query_params(params) {
         Ok(params) => params,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid query parameters",
-                json!({"detail": rejection.body_text()}),
-            );
-        }
+        Err(response) => return *response,
     };
     let since_ms = match params
         .since

@@ -184,7 +184,9 @@ impl Ingest {
             );
         }
         let limit = DefaultBodyLimit::max(self.gateway.options.max_body_bytes);
-        routes.map(|router| router.layer(limit))
+        routes
+            .map(|router| router.layer(limit))
+            .documented(crate::openapi::webhooks())
     }
 
     /// [`Ingest::routes`] as a plain router, for tests of the gateway alone.

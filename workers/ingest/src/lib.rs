@@ -25,6 +25,7 @@ mod dedupe;
 mod error;
 mod gateway;
 mod handler;
+mod openapi;
 pub mod options;
 pub mod parse;
 mod rate_limit;

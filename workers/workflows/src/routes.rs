@@ -8,9 +8,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chatgptd_runtime::http::openapi::ErrorBody;
 use chatgptd_runtime::http::{Caller, Routes, Scope, error_response as error, json_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::OpenApi;
 
 use crate::client::{ClientError, WorkflowsClient};
 
@@ -24,6 +26,7 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 /// `/workflows` and `/runs` over `client`, each with the scope a caller's token needs.
 pub fn router(client: WorkflowsClient) -> Routes {
     Routes::new()
+        .documented(WorkflowsApi::openapi())
         .get("/workflows", Scope::Read, list)
         .get("/workflows/{name}", Scope::Read, show)
         .post("/workflows/{name}/runs", Scope::Send, start)
@@ -32,6 +35,13 @@ pub fn router(client: WorkflowsClient) -> Routes {
         .post("/runs/{id}/steps/{step}/approve", Scope::Approve, approve)
         .with_state(client)
 }
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, show, start, run, resume, approve),
+    tags((name = "workflows", description = "Workflow definitions and their runs"))
+)]
+struct WorkflowsApi;
 
 fn client_error(err: ClientError) -> Response {
     let status = if err.is_not_found() {
@@ -48,10 +58,21 @@ fn client_error(err: ClientError) -> Response {
     error(status, &err.to_string(), json!({"detail": detail}))
 }
 
+/// Every workflow definition.
+#[utoipa::path(get, path = "/workflows", tag = "workflows", responses(
+    (status = 200, description = "`{\"workflows\": [...]}`", body = serde_json::Value),
+))]
 async fn list(State(client): State<WorkflowsClient>) -> Response {
     Json(json!({"workflows": client.workflows().list()})).into_response()
 }
 
+/// One workflow definition: its input, steps and their dependencies.
+#[utoipa::path(get, path = "/workflows/{name}", tag = "workflows",
+    params(("name" = String, Path, description = "the workflow's name", example = "research")),
+    responses(
+        (status = 200, description = "the definition", body = serde_json::Value),
+        (status = 404, description = "no such workflow", body = ErrorBody),
+    ))]
 async fn show(State(client): State<WorkflowsClient>, Path(name): Path<String>) -> Response {
     match client.workflows().get(&name) {
         Some(spec) => Json(json!(spec)).into_response(),
@@ -60,11 +81,12 @@ async fn show(State(client): State<WorkflowsClient>, Path(name): Path<String>) -
 }
 
 /// The body of `POST /workflows/{name}/runs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartRequest {
     /// The run's input, as the workflow declares it.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     input: Value,
     /// Wait until the run finishes (or waits for an approval).
     #[serde(default)]
@@ -72,6 +94,7 @@ struct StartRequest {
     /// How long to wait, in milliseconds: from 1 to `MAX_WAIT`. Any number is read, so that
     /// an out-of-range one (negative, fractional, huge) is refused with the range.
     #[serde(default)]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 300_000)]
     timeout_ms: Option<serde_json::Number>,
 }
 
@@ -102,6 +125,16 @@ fn empty_object() -> Value {
     json!({})
 }
 
+/// Starts a run; with `wait`, answers when it finishes or waits for a person.
+#[utoipa::path(post, path = "/workflows/{name}/runs", tag = "workflows",
+    params(("name" = String, Path, description = "the workflow's name", example = "research")),
+    request_body = StartRequest,
+    responses(
+        (status = 200, description = "the run, finished or waiting (with `wait`)", body = serde_json::Value),
+        (status = 202, description = "started: `{\"run_id\", \"status\"}`", body = serde_json::Value),
+        (status = 400, description = "invalid body or input", body = ErrorBody),
+        (status = 404, description = "no such workflow", body = ErrorBody),
+    ))]
 async fn start(
     State(client): State<WorkflowsClient>,
     caller: Caller,
@@ -140,6 +173,13 @@ async fn start(
     }
 }
 
+/// A run: its status and each step's state, attempts, timing and output.
+#[utoipa::path(get, path = "/runs/{id}", tag = "workflows",
+    params(("id" = String, Path, description = "the run id")),
+    responses(
+        (status = 200, description = "the run", body = serde_json::Value),
+        (status = 404, description = "no such run", body = ErrorBody),
+    ))]
 async fn run(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> Response {
     match client.view(&id).await {
         Ok(view) => Json(json!(view)).into_response(),
@@ -147,7 +187,14 @@ async fn run(State(client): State<WorkflowsClient>, Path(id): Path<String>) -> R
     }
 }
 
-/// Who resumes is the caller's token, recorded on the run (`resumed_by`).
+/// Resumes a run's failed or waiting steps. Who resumes is the caller's token, recorded on
+/// the run (`resumed_by`).
+#[utoipa::path(post, path = "/runs/{id}/resume", tag = "workflows",
+    params(("id" = String, Path, description = "the run id")),
+    responses(
+        (status = 202, description = "`{\"run_id\", \"resumed_steps\"}`", body = serde_json::Value),
+        (status = 404, description = "no such run", body = ErrorBody),
+    ))]
 async fn resume(
     State(client): State<WorkflowsClient>,
     caller: Caller,
@@ -163,7 +210,18 @@ async fn resume(
     }
 }
 
-/// Who approves is the caller's token, recorded on the step (`approved_by`).
+/// Approves a step that waits for a person. Who approves is the caller's token, recorded on
+/// the step (`approved_by`).
+#[utoipa::path(post, path = "/runs/{id}/steps/{step}/approve", tag = "workflows",
+    params(
+        ("id" = String, Path, description = "the run id"),
+        ("step" = String, Path, description = "the step's name"),
+    ),
+    responses(
+        (status = 202, description = "`{\"run_id\", \"approved\"}`", body = serde_json::Value),
+        (status = 400, description = "the step does not wait for an approval", body = ErrorBody),
+        (status = 404, description = "no such run or step", body = ErrorBody),
+    ))]
 async fn approve(
     State(client): State<WorkflowsClient>,
     caller: Caller,

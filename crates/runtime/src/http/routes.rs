@@ -6,6 +6,7 @@ use axum::Router;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::MethodRouter;
+use utoipa::openapi::OpenApi;
 
 use super::token::Scope;
 
@@ -32,6 +33,8 @@ pub struct Declared {
 pub struct Routes<S = ()> {
     router: Router<S>,
     declared: Vec<Declared>,
+    /// What the handlers say of themselves (`#[utoipa::path]`), for the OpenAPI document.
+    doc: OpenApi,
 }
 
 impl<S> Default for Routes<S>
@@ -42,6 +45,7 @@ where
         Routes {
             router: Router::new(),
             declared: Vec::new(),
+            doc: OpenApi::default(),
         }
     }
 }
@@ -105,7 +109,21 @@ where
     pub fn merge(mut self, other: Routes<S>) -> Self {
         self.router = self.router.merge(other.router);
         self.declared.extend(other.declared);
+        self.doc.merge(other.doc);
         self
+    }
+
+    /// The routes with their handlers' description (a `#[derive(utoipa::OpenApi)]` naming
+    /// their `#[utoipa::path]`s) added to the OpenAPI document.
+    pub fn documented(mut self, doc: OpenApi) -> Self {
+        self.doc.merge(doc);
+        self
+    }
+
+    /// The OpenAPI document of these routes: what the handlers described, with the security
+    /// each route declared ([`super::openapi::document`]).
+    pub fn openapi(&self) -> OpenApi {
+        super::openapi::document(self.doc.clone(), &self.declared)
     }
 
     /// The router changed by `change`: for layers, such as a body limit. Routes it adds are
@@ -120,6 +138,7 @@ where
         Routes {
             router: self.router.with_state(state),
             declared: self.declared,
+            doc: self.doc,
         }
     }
 

@@ -9,13 +9,14 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chatgptd_actions::Decision;
 use chatgptd_fleet::new_request;
-use chatgptd_runtime::http::{Caller, error_response as error, json_body};
+use chatgptd_runtime::http::openapi::ErrorBody;
+use chatgptd_runtime::http::{Caller, error_response as error, json_body, query_params};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,13 +25,14 @@ use crate::act::{ACTION_KIND, Checked, check as check_call, tools_for};
 use crate::approvals::ApprovalError;
 
 /// The body of the two action routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Proposed {
     /// The catalogued action.
     action: String,
     /// Its arguments, as its schema in `agents/actions.yaml` declares them.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     arguments: Value,
     /// Who asks (default `api`); `POST .../actions` only.
     #[serde(default)]
@@ -54,6 +56,14 @@ fn yes() -> bool {
     true
 }
 
+#[utoipa::path(post, path = "/agents/{id}/actions/check", tag = "approvals",
+    params(("id" = String, Path, description = "the agent id", example = "core-ticket-triage")),
+    request_body = Proposed,
+    responses(
+        (status = 200, description = "what the policy would decide: decision, risk score, reasons; nothing is done", body = serde_json::Value),
+        (status = 400, description = "invalid body", body = ErrorBody),
+        (status = 404, description = "no such agent", body = ErrorBody),
+    ))]
 /// `POST /agents/{id}/actions/check`.
 pub(super) async fn check(
     State(state): State<AgentsApi>,
@@ -91,6 +101,16 @@ pub(super) async fn check(
     .into_response()
 }
 
+#[utoipa::path(post, path = "/agents/{id}/actions", tag = "approvals",
+    params(("id" = String, Path, description = "the agent id", example = "core-ticket-triage")),
+    request_body = Proposed,
+    responses(
+        (status = 200, description = "the agent's answer after the action was decided and done (or refused)", body = serde_json::Value),
+        (status = 202, description = "sent, or waiting (for an approval) when the wait ended", body = serde_json::Value),
+        (status = 400, description = "invalid body", body = ErrorBody),
+        (status = 404, description = "no such agent", body = ErrorBody),
+        (status = 409, description = "the agent is disabled", body = ErrorBody),
+    ))]
 /// `POST /agents/{id}/actions`.
 pub(super) async fn take(
     State(state): State<AgentsApi>,
@@ -119,17 +139,27 @@ pub(super) async fn take(
     send_and_wait(&state, &message, 1, wait).await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct StateFilter {
+    /// Only approvals in this state: pending, approved, denied or expired.
     state: Option<String>,
 }
 
+#[utoipa::path(get, path = "/approvals", tag = "approvals", params(StateFilter), responses(
+    (status = 200, description = "`{\"approvals\": [...]}`: what is asked, by whom, risk score, reasons, state", body = serde_json::Value),
+    (status = 400, description = "an unknown state or parameter", body = ErrorBody),
+))]
 /// `GET /approvals[?state=pending|approved|denied|expired]`.
 pub(super) async fn approvals(
     State(state): State<AgentsApi>,
-    Query(filter): Query<StateFilter>,
+    filter: Result<Query<StateFilter>, QueryRejection>,
 ) -> Response {
+    let filter = match query_params(filter) {
+        Ok(filter) => filter,
+        Err(response) => return *response,
+    };
     const STATES: [&str; 4] = ["pending", "approved", "denied", "expired"];
     if let Some(wanted) = &filter.state
         && !STATES.contains(&wanted.as_str())
@@ -146,6 +176,12 @@ pub(super) async fn approvals(
     }
 }
 
+#[utoipa::path(get, path = "/approvals/{id}", tag = "approvals",
+    params(("id" = String, Path, description = "the approval id")),
+    responses(
+        (status = 200, description = "the approval", body = serde_json::Value),
+        (status = 404, description = "no such approval", body = ErrorBody),
+    ))]
 /// `GET /approvals/{id}`.
 pub(super) async fn approval(State(state): State<AgentsApi>, Path(id): Path<String>) -> Response {
     match state.approvals.get(&id).await {
@@ -161,7 +197,7 @@ pub(super) async fn approval(State(state): State<AgentsApi>, Path(id): Path<Stri
 
 /// The body of a decision (optional). Who decides is not in it: it is the caller's token,
 /// recorded as the approval's `decided_by` and the audit's actor.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Decided {
     /// Why (told to the agent's model when denied).
@@ -169,6 +205,15 @@ pub(super) struct Decided {
     reason: String,
 }
 
+#[utoipa::path(post, path = "/approvals/{id}/approve", tag = "approvals",
+    params(("id" = String, Path, description = "the approval id")),
+    request_body = Decided,
+    responses(
+        (status = 200, description = "approved: the action runs once; the decided approval", body = serde_json::Value),
+        (status = 400, description = "invalid body", body = ErrorBody),
+        (status = 404, description = "no such approval", body = ErrorBody),
+        (status = 409, description = "already decided, or expired", body = ErrorBody),
+    ))]
 /// `POST /approvals/{id}/approve`.
 pub(super) async fn approve(
     state: State<AgentsApi>,
@@ -179,6 +224,15 @@ pub(super) async fn approve(
     decide(state, caller, id, body, Decision::Approve).await
 }
 
+#[utoipa::path(post, path = "/approvals/{id}/deny", tag = "approvals",
+    params(("id" = String, Path, description = "the approval id")),
+    request_body = Decided,
+    responses(
+        (status = 200, description = "denied: the model is told who and why; the decided approval", body = serde_json::Value),
+        (status = 400, description = "invalid body", body = ErrorBody),
+        (status = 404, description = "no such approval", body = ErrorBody),
+        (status = 409, description = "already decided, or expired", body = ErrorBody),
+    ))]
 /// `POST /approvals/{id}/deny`.
 pub(super) async fn deny(
     state: State<AgentsApi>,

@@ -5,17 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chatgptd_fleet::{AgentsClient, agent_health, new_request};
 use chatgptd_memory::Memory;
 use chatgptd_registry::{AgentSpec, Registry};
-use chatgptd_runtime::http::{Routes, Scope, error_response as error, json_body};
+use chatgptd_runtime::http::openapi::ErrorBody;
+use chatgptd_runtime::http::{Routes, Scope, error_response as error, json_body, query_params};
 use chatgptd_types::records::AgentMessage;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::OpenApi;
 
 use crate::approvals::ApprovalsClient;
 
@@ -40,6 +42,7 @@ pub(crate) struct AgentsApi {
 /// caller's token needs.
 pub(crate) fn router(state: AgentsApi) -> Routes {
     Routes::new()
+        .documented(AgentsDoc::openapi())
         .get("/agents", Scope::Read, list)
         .get("/agents/{id}", Scope::Read, show)
         .get("/agents/{id}/messages", Scope::Read, history)
@@ -56,6 +59,21 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
         .post("/approvals/{id}/deny", Scope::Approve, actions::deny)
         .with_state(state)
 }
+
+/// The description of `/agents`, `/fleets`, `/messages` and `/approvals`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        list, show, history, send_to_agent, fleets, send_to_fleet, answers,
+        actions::take, actions::check, actions::approvals, actions::approval,
+        actions::approve, actions::deny,
+    ),
+    tags(
+        (name = "agents", description = "The fleet, its agents and messages to them"),
+        (name = "approvals", description = "Actions that wait for a person, and deciding them"),
+    )
+)]
+struct AgentsDoc;
 
 async fn describe(state: &AgentsApi, agent: &AgentSpec, full: bool) -> Value {
     let health = agent_health(state.memory.as_ref(), &agent.id, state.heartbeat_interval)
@@ -82,6 +100,10 @@ async fn describe(state: &AgentsApi, agent: &AgentSpec, full: bool) -> Value {
     value
 }
 
+/// Every agent: fleet, tier, actions, enabled, status and last heartbeat.
+#[utoipa::path(get, path = "/agents", tag = "agents", responses(
+    (status = 200, description = "`{\"agents\": [...]}`", body = serde_json::Value),
+))]
 async fn list(State(state): State<AgentsApi>) -> Response {
     let mut agents = Vec::new();
     for agent in state.registry.agents() {
@@ -90,6 +112,13 @@ async fn list(State(state): State<AgentsApi>) -> Response {
     Json(json!({"agents": agents})).into_response()
 }
 
+/// One agent, with its prompt, model, limits and the worker that runs it.
+#[utoipa::path(get, path = "/agents/{id}", tag = "agents",
+    params(("id" = String, Path, description = "the agent id", example = "wanderweave")),
+    responses(
+        (status = 200, description = "the agent", body = serde_json::Value),
+        (status = 404, description = "no such agent", body = ErrorBody),
+    ))]
 async fn show(State(state): State<AgentsApi>, Path(id): Path<String>) -> Response {
     match state.registry.get(&id) {
         Some(agent) => Json(describe(&state, agent, true).await).into_response(),
@@ -97,21 +126,39 @@ async fn show(State(state): State<AgentsApi>, Path(id): Path<String>) -> Respons
     }
 }
 
+/// The fleets and their members.
+#[utoipa::path(get, path = "/fleets", tag = "agents", responses(
+    (status = 200, description = "`{\"fleets\": {...}}`", body = serde_json::Value),
+))]
 async fn fleets(State(state): State<AgentsApi>) -> Response {
     Json(json!({"fleets": state.registry.fleets()})).into_response()
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 struct Limit {
+    /// How many messages (default 50, at most 500).
     limit: Option<usize>,
 }
 
+/// An agent's conversation history, newest last.
+#[utoipa::path(get, path = "/agents/{id}/messages", tag = "agents",
+    params(("id" = String, Path, description = "the agent id", example = "wanderweave"), Limit),
+    responses(
+        (status = 200, description = "`{\"agent\", \"messages\": [...]}`", body = serde_json::Value),
+        (status = 400, description = "an invalid limit", body = ErrorBody),
+        (status = 404, description = "no such agent", body = ErrorBody),
+    ))]
 async fn history(
     State(state): State<AgentsApi>,
     Path(id): Path<String>,
-    Query(limit): Query<Limit>,
+    limit: Result<Query<Limit>, QueryRejection>,
 ) -> Response {
+    let limit = match query_params(limit) {
+        Ok(limit) => limit,
+        Err(response) => return *response,
+    };
     if state.registry.get(&id).is_none() {
         return error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id}));
     }
@@ -130,7 +177,7 @@ async fn history(
 }
 
 /// The body of `POST /agents/{id}/messages` and `POST /fleets/{name}/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendRequest {
     /// What to say.
@@ -157,6 +204,17 @@ fn yes() -> bool {
     true
 }
 
+/// Sends a message to an agent and (by default) waits for its answer.
+#[utoipa::path(post, path = "/agents/{id}/messages", tag = "agents",
+    params(("id" = String, Path, description = "the agent id", example = "wanderweave")),
+    request_body = SendRequest,
+    responses(
+        (status = 200, description = "answered: `{\"status\": \"answered\", \"message\", \"answers\"}`", body = serde_json::Value),
+        (status = 202, description = "sent, or still pending when the wait ended", body = serde_json::Value),
+        (status = 400, description = "invalid body, or a token budget above the agent's", body = ErrorBody),
+        (status = 404, description = "no such agent", body = ErrorBody),
+        (status = 409, description = "the agent is disabled", body = ErrorBody),
+    ))]
 async fn send_to_agent(
     State(state): State<AgentsApi>,
     Path(id): Path<String>,
@@ -172,6 +230,16 @@ async fn send_to_agent(
     }
 }
 
+/// Sends a message to every enabled agent of a fleet and (by default) waits for their answers.
+#[utoipa::path(post, path = "/fleets/{name}/messages", tag = "agents",
+    params(("name" = String, Path, description = "the fleet", example = "creative")),
+    request_body = SendRequest,
+    responses(
+        (status = 200, description = "every member answered", body = serde_json::Value),
+        (status = 202, description = "sent, or some answers still pending when the wait ended", body = serde_json::Value),
+        (status = 400, description = "invalid body, or a token budget above every member's", body = ErrorBody),
+        (status = 404, description = "no such fleet, or no enabled agents in it", body = ErrorBody),
+    ))]
 async fn send_to_fleet(
     State(state): State<AgentsApi>,
     Path(name): Path<String>,
@@ -285,6 +353,12 @@ pub(crate) async fn send_and_wait(
     }
 }
 
+/// The answers to a message so far.
+#[utoipa::path(get, path = "/messages/{id}", tag = "agents",
+    params(("id" = String, Path, description = "the message id")),
+    responses(
+        (status = 200, description = "`{\"message_id\", \"answers\": [...]}`", body = serde_json::Value),
+    ))]
 async fn answers(State(state): State<AgentsApi>, Path(id): Path<String>) -> Response {
     match state.client.answers(&id).await {
         Ok(answers) => Json(json!({"message_id": id, "answers": answers})).into_response(),
