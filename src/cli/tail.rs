@@ -102,6 +102,21 @@ fn follow(
     }
     consumer.assign(&assignment)?;
 
+    // With `--from-beginning`, the idle timeout counts only once every partition is read up
+    // to where it ended when tail started: a broker slow to answer the first fetch (one just
+    // restarted, say) must not make a full topic look empty.
+    let mut ends = Vec::new();
+    if args.from_beginning {
+        for partition in 0..partitions as i32 {
+            let (low, high) = consumer
+                .fetch_watermarks(&args.topic, partition, Duration::from_secs(10))
+                .with_context(|| format!("reading the end of {}[{partition}]", args.topic))?;
+            if high > low {
+                ends.push((partition, high));
+            }
+        }
+    }
+
     let codec = Codec::builtin();
     let mut printed = 0;
     let mut last = Instant::now();
@@ -114,13 +129,41 @@ fn follow(
             }
             Some(Err(err)) => eprintln!("warning: {err}"),
             None => {
-                if args.idle_timeout.is_some_and(|idle| last.elapsed() > *idle) {
+                let Some(idle) = args.idle_timeout.map(Duration::from) else {
+                    continue;
+                };
+                if !ends.is_empty() && caught_up(&consumer, &args.topic, &ends) {
+                    ends.clear();
+                }
+                if ends.is_empty() && last.elapsed() > idle {
                     break;
+                }
+                if last.elapsed() > idle.max(CATCH_UP) {
+                    anyhow::bail!(
+                        "{} was not read to its end: nothing arrived for {}s",
+                        args.topic,
+                        last.elapsed().as_secs()
+                    );
                 }
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `--idle-timeout` waits for a partition that has not reached its end yet.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+/// Whether every partition's position has reached the end it had when tail started.
+fn caught_up(consumer: &BaseConsumer, topic: &str, ends: &[(i32, i64)]) -> bool {
+    let Ok(positions) = consumer.position() else {
+        return false;
+    };
+    ends.iter().all(|&(partition, end)| {
+        positions
+            .find_partition(topic, partition)
+            .is_some_and(|p| matches!(p.offset(), Offset::Offset(at) if at >= end))
+    })
 }
 
 fn print_record(codec: &Codec, message: &OwnedMessage, format: TailFormat) {
