@@ -52,6 +52,8 @@ pub async fn run(config: &Config, api: &ApiArgs, change: Change) -> anyhow::Resu
         .clone()
         .unwrap_or_else(|| auth::token_file(&config.data_dir));
     let token = auth::read_token_file(&token_file)?;
+    // reqwest is built without a TLS provider of its own (an `https` --url needs one).
+    chatgptd_model::install_crypto_provider();
     let client = reqwest::Client::new();
     let request = match &change {
         Change::Register { source } => client
