@@ -41,7 +41,7 @@ pub(super) async fn register(
     };
     let agent = match parse(value) {
         Ok(agent) => agent,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if state.registry().get(&agent.id).is_some() {
         return error(
@@ -95,7 +95,7 @@ pub(super) async fn patch(
     merge(&mut value, changes);
     let agent = match parse(value) {
         Ok(agent) => agent,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let change = match (known.status, agent.status) {
         (AgentState::Disabled, AgentState::Enabled) => "enable",
@@ -188,11 +188,11 @@ pub(super) async fn heartbeat(
 }
 
 /// The agent in `value`, or the 400 naming what does not fit.
-fn parse(value: Value) -> Result<AgentSpec, Response> {
+fn parse(value: Value) -> Result<AgentSpec, Box<Response>> {
     serde_json::from_value(value).map_err(|err| {
-        invalid(vec![
+        Box::new(invalid(vec![
             json!({"field": field_of(&err.to_string()), "message": err.to_string()}),
-        ])
+        ]))
     })
 }
 
