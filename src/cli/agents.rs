@@ -1,5 +1,6 @@
-//! `chatgptd agents list|show|send`.
+//! `chatgptd agents list|show|send|register|disable|enable`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use clap::Subcommand;
 
 use chatgptd_node::config::Config;
 use chatgptd_node::stack::{KafkaMode, open_memory, resolve_brokers};
+
+use super::registration::{self, ApiArgs, Change};
 
 #[derive(Debug, Subcommand)]
 pub enum AgentsCommand {
@@ -53,11 +56,57 @@ pub enum AgentsCommand {
         #[arg(long, default_value_t = 0)]
         budget: i64,
     },
+    /// Register an agent at run time through the API of a running `up` (scope admin): a
+    /// YAML or JSON file holding one agent with its `fleet`, or `--json` text.
+    #[command(after_help = "Examples:\n  \
+        chatgptd agents register scout.yaml\n  \
+        chatgptd agents register --json '{\"id\":\"scout\",\"fleet\":\"creative\",...}'")]
+    Register {
+        /// The agent's file (YAML or JSON)
+        #[arg(required_unless_present = "json", conflicts_with = "json")]
+        file: Option<PathBuf>,
+        /// The agent as JSON text
+        #[arg(long)]
+        json: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Disable an agent (from the files or registered) through the API: messages to it are
+    /// refused until it is enabled.
+    #[command(after_help = "Examples:\n  chatgptd agents disable scout")]
+    Disable {
+        /// The agent's id
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Enable a disabled agent through the API.
+    #[command(after_help = "Examples:\n  chatgptd agents enable scout")]
+    Enable {
+        /// The agent's id
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 pub async fn run(config: Config, command: AgentsCommand) -> anyhow::Result<ExitCode> {
     let registry = config.registry().context("loading the agent registry")?;
     match command {
+        AgentsCommand::Register { file, json, api } => {
+            let source = match (file, json) {
+                (Some(file), _) => file.display().to_string(),
+                (None, Some(json)) => json,
+                (None, None) => bail!("give a file or --json"),
+            };
+            registration::run(&config, &api, Change::Register { source }).await
+        }
+        AgentsCommand::Disable { id, api } => {
+            registration::run(&config, &api, Change::Disable { id }).await
+        }
+        AgentsCommand::Enable { id, api } => {
+            registration::run(&config, &api, Change::Enable { id }).await
+        }
         AgentsCommand::List { fleet } => {
             let health = Health::default();
             let memory = open_memory(&config, &health, &Secrets::env()).await.ok();

@@ -8,6 +8,7 @@ mod index;
 mod model;
 mod produce;
 mod progress;
+mod registration;
 mod search;
 mod tail;
 mod topics;

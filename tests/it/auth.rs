@@ -58,7 +58,7 @@ impl Case {
 fn routes() -> Vec<Case> {
     use Access::{Public, Scope as S};
     use Method as M;
-    use Scope::{Approve, Read, Send};
+    use Scope::{Admin, Approve, Read, Send};
     let message = json!({"body": "hello", "wait": false});
     let action =
         json!({"action": "search_memory", "arguments": {"query": "printer"}, "wait": false});
@@ -88,6 +88,23 @@ fn routes() -> Vec<Case> {
         case(M::GET, "/search", "/search?q=printer", S(Read)),
         case(M::GET, "/agents", "/agents", S(Read)),
         case(M::GET, "/agents/{id}", "/agents/wanderweave", S(Read)),
+        // Run-time registrations: an invalid one, and an unknown agent, so the table's
+        // calls change nothing the other rows read.
+        case(M::POST, "/agents", "/agents", S(Admin))
+            .body(json!({"id": "scout"}))
+            .status(400),
+        case(M::PATCH, "/agents/{id}", "/agents/no-such-agent", S(Admin))
+            .body(json!({}))
+            .status(404),
+        case(M::DELETE, "/agents/{id}", "/agents/no-such-agent", S(Admin)).status(404),
+        case(
+            M::POST,
+            "/agents/{id}/heartbeat",
+            "/agents/wanderweave/heartbeat",
+            S(Send),
+        )
+        .body(json!({"status": "deployed", "ttl_s": 60}))
+        .status(200),
         case(
             M::GET,
             "/agents/{id}/messages",

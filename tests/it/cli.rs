@@ -1020,3 +1020,71 @@ async fn the_readme_acting_and_approval_commands_work_against_up() {
     );
     assert!(tailed.contains("· by alice"), "{tailed}");
 }
+
+/// `chatgptd agents register|disable|enable` against a running `up`, found through its data
+/// directory with the token it keeps there; the registration outlives a restart of `up`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_register_disable_and_enable_through_a_running_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = Up::start_in(dir.path(), &[]).await;
+    let file = dir.path().join("scout.yaml");
+    std::fs::write(
+        &file,
+        "id: scout\nname: Scout\nfleet: creative\ndescription: Finds places.\n\
+         tier: standard\nsystem_prompt: You find places.\nactions: [reply]\n",
+    )
+    .unwrap();
+    let output = tool(
+        &up.data_dir,
+        &["agents", "register", file.to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout(&output).contains("register scout"), "{output:?}");
+
+    let http = up.info()["http"].as_str().unwrap().to_string();
+    let agent = get_json(&up.client(), &format!("{http}/agents/scout")).await;
+    assert_eq!(agent["enabled"], true, "{agent}");
+
+    let output = tool(&up.data_dir, &["agents", "disable", "scout"]);
+    assert!(output.status.success(), "{output:?}");
+    let agent = get_json(&up.client(), &format!("{http}/agents/scout")).await;
+    assert_eq!(agent["enabled"], false, "{agent}");
+
+    // Invalid: refused, the problem named on stderr.
+    let output = tool(
+        &up.data_dir,
+        &[
+            "agents",
+            "register",
+            "--json",
+            r#"{"id": "x", "fleet": "nowhere"}"#,
+        ],
+    );
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("400"),
+        "{output:?}"
+    );
+
+    // A restart reads the registrations back from the broker's topic.
+    up.signal("-TERM");
+    assert_eq!(up.wait_exit().await, 0);
+    let up = Up::start_in(dir.path(), &[]).await;
+    let http = up.info()["http"].as_str().unwrap().to_string();
+    let agent = wait_until(WAIT, "scout after the restart", || {
+        let (client, url) = (up.client(), format!("{http}/agents/scout"));
+        async move {
+            let response = client.get(url).send().await.ok()?;
+            response
+                .json::<Value>()
+                .await
+                .ok()
+                .filter(|a| a["id"] == "scout")
+        }
+    })
+    .await;
+    assert_eq!(agent["enabled"], false, "{agent}");
+    let output = tool(&up.data_dir, &["agents", "enable", "scout"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout(&output).contains("enable scout"), "{output:?}");
+}

@@ -11,6 +11,7 @@ mod faults;
 mod index;
 mod limits;
 mod openapi;
+mod registry;
 mod steps;
 mod support;
 mod tickets;

@@ -25,20 +25,31 @@ struct Beat {
     at_ms: i64,
 }
 
+/// The agents a worker serves, asked before each beat: agents registered at run time join
+/// (and disabled ones leave) without a restart.
+pub type Served = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// Beats for the agents one worker serves.
-#[derive(Debug)]
 pub struct Heartbeats {
     memory: Arc<dyn Memory>,
-    agents: Vec<String>,
+    agents: Served,
     interval: Duration,
     worker: String,
 }
 
+impl std::fmt::Debug for Heartbeats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Heartbeats")
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Heartbeats {
-    /// Beats every `interval` for `agents`, as worker `worker`.
+    /// Beats every `interval` for the agents `agents` names, as worker `worker`.
     pub fn new(
         memory: Arc<dyn Memory>,
-        agents: Vec<String>,
+        agents: Served,
         interval: Duration,
         worker: String,
     ) -> Self {
@@ -67,7 +78,7 @@ impl Heartbeats {
             at_ms: chatgptd_types::now_ms(),
         };
         let value = serde_json::to_vec(&beat).unwrap_or_default();
-        for agent in &self.agents {
+        for agent in &(self.agents)() {
             if let Err(err) = self.memory.put(&key(agent), &value, Some(BEAT_TTL)).await {
                 warn!(%err, agent, "heartbeat not recorded");
                 return;

@@ -11,12 +11,15 @@ mod brain;
 mod client;
 mod heartbeat;
 mod inbox;
+mod live;
+pub mod reported;
 mod request;
 pub mod step;
 
 pub use brain::{Brain, Context as BrainContext};
 pub use client::{AgentsClient, ClientError};
-pub use heartbeat::{AgentHealth, Heartbeats, agent_health};
+pub use heartbeat::{AgentHealth, Heartbeats, Served, agent_health};
 pub use inbox::{Inbox, answer_json, inbox_address};
+pub use live::{LiveRegistry, RegistrationInfo, RegistryError};
 pub use request::new_request;
 pub use step::{StepAnswer, StepCall};

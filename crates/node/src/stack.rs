@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chatgptd_fleet::Brain;
+use chatgptd_fleet::{Brain, LiveRegistry};
 use chatgptd_memory::Memory;
 use chatgptd_model::ModelClient;
 use chatgptd_registry::{Registry, Workflows};
@@ -44,6 +44,8 @@ pub struct Stack {
     memory: OnceCell<Arc<dyn Memory>>,
     model: OnceCell<ModelClient>,
     definitions: OnceLock<(Arc<Registry>, Arc<Workflows>)>,
+    /// The registry with the run-time registrations over it, read to the topic's end once.
+    live_registry: OnceCell<Arc<LiveRegistry>>,
     search: OnceLock<Arc<SearchService>>,
     /// The embedded broker, when this process runs one; dropped last.
     embedded: Option<Embedded>,
@@ -124,6 +126,7 @@ impl Stack {
             secrets,
             memory: OnceCell::new(),
             model: OnceCell::new(),
+            live_registry: OnceCell::new(),
             definitions: OnceLock::new(),
             search: OnceLock::new(),
             embedded,
@@ -176,6 +179,26 @@ impl Stack {
             .definitions
             .get_or_init(|| (Arc::new(registry), Arc::new(workflows)))
             .clone())
+    }
+
+    /// The registry with the agents registered at run time over it: `agents.registry_topic`
+    /// read to its end on first use, then followed.
+    pub async fn live_registry(&self) -> anyhow::Result<Arc<LiveRegistry>> {
+        let (registry, _) = self.definitions()?;
+        self.live_registry
+            .get_or_try_init(|| async {
+                LiveRegistry::open(
+                    registry,
+                    &self.context.kafka,
+                    &self.secrets,
+                    self.context.producer.clone(),
+                    &self.config.agents.registry_topic,
+                )
+                .await
+                .context("reading the run-time agent registrations")
+            })
+            .await
+            .cloned()
     }
 
     /// Search over the index of the configured memory topic (the indexer's own).

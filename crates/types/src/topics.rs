@@ -30,6 +30,8 @@ pub mod names {
     pub const DEAD_LETTER: &str = "chatgptd.deadletter";
     /// TicketActions of agents, for the write-back worker to execute.
     pub const TICKET_ACTIONS: &str = "tickets.actions";
+    /// AgentRegistrations: agents registered or changed at run time (compacted).
+    pub const AGENT_REGISTRY: &str = "agents.registry";
 }
 
 /// The parsed `topics.yaml`.
@@ -186,6 +188,7 @@ mod tests {
             names::WORKFLOW_STEPS,
             names::MEMORY_RECORDS,
             names::TICKET_ACTIONS,
+            names::AGENT_REGISTRY,
         ] {
             assert!(topics.get(name).is_some(), "{name} is not declared");
         }

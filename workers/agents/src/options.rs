@@ -21,6 +21,9 @@ pub struct AgentsOptions {
     pub serve: Vec<String>,
     /// The agent registry directory; empty means the registry compiled into the binary.
     pub registry_dir: PathBuf,
+    /// The compacted topic of agents registered or changed at run time (`POST /agents`),
+    /// laid over the registry: every replica reads it to its end before serving.
+    pub registry_topic: String,
     /// The prompt file wrapping every persona; empty means the built-in
     /// `prompts/agent_reply.v1.md`.
     pub prompt_file: PathBuf,
@@ -92,6 +95,7 @@ impl Default for AgentsOptions {
             consumer: ConsumerOptions::default(),
             serve: Vec::new(),
             registry_dir: PathBuf::new(),
+            registry_topic: names::AGENT_REGISTRY.to_string(),
             prompt_file: PathBuf::new(),
             max_hops: 8,
             max_visits: 3,

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
+use chatgptd_fleet::LiveRegistry;
 use chatgptd_memory::{HistoryEntry, Memory};
 use chatgptd_model::ChatRequest;
 use chatgptd_registry::{AgentSpec, Registry, Workflows};
@@ -34,14 +35,13 @@ const HISTORY_SCAN: usize = 200;
 
 /// Answers AgentMessages as the agents of the registry.
 pub struct AgentWorker {
-    pub(crate) registry: Arc<Registry>,
+    /// The files with the run-time registrations over them.
+    pub(crate) live: Arc<LiveRegistry>,
     pub(crate) brain: Brain,
     memory: Arc<dyn Memory>,
     inbox: Inbox,
     pub(crate) retriever: Retriever,
     pub(crate) options: AgentsOptions,
-    /// The agents this worker answers for.
-    serving: HashSet<String>,
     pub(crate) codec: Codec,
     /// The ledger, waits and approvals of the tool loop.
     pub(crate) act: Act,
@@ -50,7 +50,7 @@ pub struct AgentWorker {
 impl std::fmt::Debug for AgentWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentWorker")
-            .field("serving", &self.serving.len())
+            .field("serve", &self.options.serve)
             .finish()
     }
 }
@@ -59,24 +59,22 @@ impl AgentWorker {
     /// A worker answering for the agents `options.serve` names (all enabled ones if empty).
     pub fn new(
         options: AgentsOptions,
-        registry: Arc<Registry>,
+        live: Arc<LiveRegistry>,
         workflows: Option<Arc<Workflows>>,
         brain: Brain,
         memory: Arc<dyn Memory>,
         retriever: Retriever,
     ) -> Self {
-        let serving = served_agents(&registry, &options.serve);
         let inbox = Inbox::new(memory.clone(), options.inbox_ttl);
         let act = Act::new(&options, memory.clone(), workflows);
         AgentWorker {
             act,
-            registry,
+            live,
             brain,
             memory,
             inbox,
             retriever,
             options,
-            serving,
             codec: Codec::builtin(),
         }
     }
@@ -87,9 +85,17 @@ impl AgentWorker {
         self
     }
 
-    /// The ids of the agents this worker answers for.
+    /// The registry as it stands now: read once per record, so one record sees one version.
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        self.live.current()
+    }
+
+    /// The ids of the agents this worker answers for now: run-time registrations join and
+    /// disabled agents leave without a restart.
     pub fn serving(&self) -> Vec<String> {
-        let mut agents: Vec<String> = self.serving.iter().cloned().collect();
+        let mut agents: Vec<String> = served_agents(&self.registry(), &self.options.serve)
+            .into_iter()
+            .collect();
         agents.sort();
         agents
     }
@@ -114,7 +120,8 @@ impl AgentWorker {
             debug!(message = %message.id, to = %message.to, "refusal received");
             return Ok(Vec::new());
         }
-        let Some(agent) = self.registry.get(&message.to) else {
+        let registry = self.registry();
+        let Some(agent) = registry.get(&message.to) else {
             return self
                 .refuse(
                     message,
@@ -134,7 +141,7 @@ impl AgentWorker {
                 )
                 .await;
         }
-        if !self.serving.contains(&agent.id) {
+        if !served_agents(&registry, &self.options.serve).contains(&agent.id) {
             debug!(agent = %agent.id, "not served here; another worker group answers it");
             return Ok(Vec::new());
         }
@@ -336,7 +343,8 @@ impl AgentWorker {
         message: &AgentMessage,
         fleet: &str,
     ) -> Result<Vec<OutputRecord>, ProcessError> {
-        let agents = self.registry.fleet(fleet);
+        let registry = self.registry();
+        let agents = registry.fleet(fleet);
         if agents.is_empty() {
             return self
                 .refuse(
@@ -349,8 +357,7 @@ impl AgentWorker {
         }
         BroadcastExpanded {
             message: &message.id,
-            fleet: self
-                .registry
+            fleet: registry
                 .find_fleet(fleet)
                 .map_or("other", |found| found.id.as_str()),
             agents: agents.len(),
@@ -542,7 +549,7 @@ impl AgentsService {
     pub fn new(
         options: &AgentsOptions,
         context: &WorkerContext,
-        registry: Arc<Registry>,
+        live: Arc<LiveRegistry>,
         workflows: Arc<Workflows>,
         brain: Brain,
         memory: Arc<dyn Memory>,
@@ -555,7 +562,7 @@ impl AgentsService {
             context.codec.clone(),
         );
         let api = AgentsApi {
-            registry: registry.clone(),
+            live: live.clone(),
             memory: memory.clone(),
             approvals: approvals.clone(),
             client: AgentsClient::new(
@@ -567,7 +574,7 @@ impl AgentsService {
         };
         let worker = AgentWorker::new(
             options.clone(),
-            registry,
+            live.clone(),
             Some(workflows),
             brain,
             memory.clone(),
@@ -575,9 +582,15 @@ impl AgentsService {
         )
         .with_codec(context.codec.clone());
         let worker_id = format!("agents-{}", uuid::Uuid::new_v4());
+        let serve = options.serve.clone();
         let heartbeats = Heartbeats::new(
             memory,
-            worker.serving(),
+            Arc::new(move || {
+                let mut agents: Vec<String> =
+                    served_agents(&live.current(), &serve).into_iter().collect();
+                agents.sort();
+                agents
+            }),
             options.heartbeat_interval,
             worker_id,
         );

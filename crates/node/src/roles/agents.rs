@@ -6,7 +6,8 @@ use crate::stack::Stack;
 
 pub(super) async fn build(stack: &Stack) -> anyhow::Result<AgentsService> {
     let options = &stack.config.agents;
-    let (registry, workflows) = stack.definitions()?;
+    let (_, workflows) = stack.definitions()?;
+    let registry = stack.live_registry().await?;
     let retriever = stack.retriever("agents", &options.search_url, &options.search_token_env);
     Ok(AgentsService::new(
         options,

@@ -212,7 +212,7 @@ fn resolve_fleet(
     as_written
 }
 
-fn check_agent(
+pub(super) fn check_agent(
     path: &str,
     item: &str,
     agent: &AgentSpec,
@@ -284,6 +284,19 @@ fn check_agent(
     if agent.max_hops == Some(0) {
         problem("max_hops must be at least 1; leave it out for the worker's limit".into());
     }
+}
+
+/// The display name of the declared fleet `name` (id or display name, ignoring case), or
+/// why there is none: for a run-time registration, which has no file to take it from.
+pub(super) fn resolve_fleet_of(name: &str, fleets: &[FleetSpec]) -> Result<String, String> {
+    if let Some(fleet) = fleets.iter().find(|f| f.is_named(name)) {
+        return Ok(fleet.name.clone());
+    }
+    let declared: Vec<&str> = fleets.iter().map(|f| f.id.as_str()).collect();
+    Err(format!(
+        "fleet `{name}` is not declared in {FLEETS_FILE}; declared fleets: {}",
+        declared.join(", ")
+    ))
 }
 
 /// A fleet no enabled agent serves cannot answer a broadcast: worth a warning, not a

@@ -5,6 +5,7 @@
 //! and [`FleetSpec`], and summarised in the header of each file.
 
 mod build;
+mod runtime;
 #[cfg(test)]
 mod tests;
 
@@ -20,7 +21,7 @@ use crate::{Error, Problem, builtin, source};
 pub(crate) use build::build;
 
 /// Every agent, fleet and action, validated. Cheap to share behind an `Arc`; it never
-/// changes after loading.
+/// changes after loading (run-time registrations make a new one: [`Registry::overlay`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Registry {
     /// The declared fleets, in file order.

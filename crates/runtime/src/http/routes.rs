@@ -87,6 +87,34 @@ where
         )
     }
 
+    /// `PATCH path`, requiring `scope`.
+    pub fn patch<H, T>(self, path: &str, scope: Scope, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.route(
+            path,
+            Method::PATCH,
+            Access::Scope(scope),
+            axum::routing::patch(handler),
+        )
+    }
+
+    /// `DELETE path`, requiring `scope`.
+    pub fn delete<H, T>(self, path: &str, scope: Scope, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.route(
+            path,
+            Method::DELETE,
+            Access::Scope(scope),
+            axum::routing::delete(handler),
+        )
+    }
+
     /// `method path` served by `method_router`, requiring `access`. Methods of the same path
     /// are merged, as axum merges them.
     pub fn route(

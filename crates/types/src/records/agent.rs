@@ -25,3 +25,19 @@ pub struct AgentMessage {
 impl AvroRecord for AgentMessage {
     const SCHEMA_NAME: &'static str = "chatgptd.AgentMessage";
 }
+
+/// An agent registered or changed at run time, as it now stands
+/// (`schemas/agent_registration.avsc`); the latest record of an id wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRegistration {
+    pub agent_id: String,
+    pub spec_json: String,
+    pub registered_by: String,
+    pub changed_by: String,
+    pub change: String,
+    pub changed_at_ms: i64,
+}
+
+impl AvroRecord for AgentRegistration {
+    const SCHEMA_NAME: &'static str = "chatgptd.AgentRegistration";
+}

@@ -11,7 +11,7 @@ mod ticket_action;
 mod workflow;
 
 pub use action::{ActionAudit, ApprovalRequest, ApprovalState, AuditEvent, Escalation};
-pub use agent::AgentMessage;
+pub use agent::{AgentMessage, AgentRegistration};
 pub use dead_letter::DeadLetter;
 pub use memory::MemoryRecord;
 pub use ticket::{EnrichedTicket, Provenance, TicketEvent};

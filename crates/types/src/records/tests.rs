@@ -26,6 +26,14 @@ fn every_record_type_round_trips() {
     round_trip(approval_request());
     round_trip(escalation());
     round_trip(ticket_action());
+    round_trip(AgentRegistration {
+        agent_id: "scout".into(),
+        spec_json: "{}".into(),
+        registered_by: "ops".into(),
+        changed_by: "ops".into(),
+        change: "register".into(),
+        changed_at_ms: 1_700_000_000_000,
+    });
     round_trip(AgentMessage {
         id: "m1".into(),
         conversation_id: "c1".into(),
@@ -258,7 +266,7 @@ fn store_from_the_repository_directory_matches_builtin() {
             .collect()
     };
     assert_eq!(names(&store), names(&SchemaStore::builtin().unwrap()));
-    assert_eq!(store.current_schemas().len(), 11);
+    assert_eq!(store.current_schemas().len(), 12);
 }
 
 /// `chatgptd tail` prints records through `decode_json`: a timestamp inside a union (the

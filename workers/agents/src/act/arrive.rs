@@ -77,7 +77,8 @@ impl AgentWorker {
             (_, WAKE_KIND) => {}
             _ => return Ok(Some(Vec::new())),
         }
-        let Some(agent) = self.registry.get(&wait.agent) else {
+        let registry = self.registry();
+        let Some(agent) = registry.get(&wait.agent) else {
             return Ok(Some(Vec::new()));
         };
         self.respond(

@@ -116,7 +116,8 @@ impl AgentWorker {
         body: &str,
         outputs: &mut Vec<OutputRecord>,
     ) -> Result<Started, ProcessError> {
-        let target = self.registry.get(to).filter(|agent| agent.is_enabled());
+        let registry = self.registry();
+        let target = registry.get(to).filter(|agent| agent.is_enabled());
         let Some(target) = target else {
             return Ok(Started::Now(Outcome::Failed {
                 error: format!("there is no enabled agent `{to}`"),
@@ -143,7 +144,7 @@ impl AgentWorker {
         outputs: &mut Vec<OutputRecord>,
     ) -> Result<Started, ProcessError> {
         let agents: Vec<String> = self
-            .registry
+            .registry()
             .fleet(fleet)
             .into_iter()
             .filter(|agent| agent.id != cx.agent.id)

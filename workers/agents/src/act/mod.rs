@@ -114,7 +114,7 @@ impl AgentWorker {
         mut request: ChatRequest,
     ) -> Result<(Ended, Vec<OutputRecord>), ProcessError> {
         let run = cx.run_id();
-        let tools = tools_for(&self.registry, cx.agent);
+        let tools = tools_for(&self.registry(), cx.agent);
         request.messages = self
             .act
             .ledger

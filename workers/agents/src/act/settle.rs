@@ -22,7 +22,13 @@ impl AgentWorker {
         tools: &[Tool],
         outputs: &mut Vec<OutputRecord>,
     ) -> Result<Settled, ProcessError> {
-        let checked = check(&self.registry, cx.agent, tools, &call.name, &call.arguments);
+        let checked = check(
+            &self.registry(),
+            cx.agent,
+            tools,
+            &call.name,
+            &call.arguments,
+        );
         if let Some(recorded) = self.act.ledger.outcome(id).await.map_err(classified)? {
             if recorded.origin == cx.origin {
                 // The record that settled it (a redelivery, or the resumption after its reply):
@@ -175,7 +181,7 @@ impl AgentWorker {
                 event = event.scored(assessment);
             }
             outputs.extend(self.audit(cx, event)?);
-            let known = self.registry.action(&call.name).is_some();
+            let known = self.registry().action(&call.name).is_some();
             crate::telemetry::ActionSettled {
                 action: if known { &call.name } else { "unknown" },
                 decision: match (&recorded.outcome, assessment) {

@@ -74,12 +74,13 @@ pub(super) async fn check(
         Ok(proposed) => proposed,
         Err(response) => return *response,
     };
-    let Some(agent) = state.registry.get(&id) else {
+    let registry = state.registry();
+    let Some(agent) = registry.get(&id) else {
         return error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id}));
     };
-    let tools = tools_for(&state.registry, agent);
+    let tools = tools_for(&registry, agent);
     let arguments = proposed.arguments.to_string();
-    let checked = check_call(&state.registry, agent, &tools, &proposed.action, &arguments);
+    let checked = check_call(&registry, agent, &tools, &proposed.action, &arguments);
     let assessment = match &checked {
         Checked::Invalid(detail) => {
             return Json(json!({
@@ -121,7 +122,7 @@ pub(super) async fn take(
         Ok(proposed) => proposed,
         Err(response) => return *response,
     };
-    match state.registry.get(&id) {
+    match state.registry().get(&id) {
         Some(agent) if agent.is_enabled() => {}
         Some(_) => return error(StatusCode::CONFLICT, "agent disabled", json!({"agent": id})),
         None => return error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id})),

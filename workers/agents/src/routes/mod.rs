@@ -9,7 +9,8 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chatgptd_fleet::{AgentsClient, agent_health, new_request};
+use chatgptd_fleet::reported::reported_health;
+use chatgptd_fleet::{AgentsClient, LiveRegistry, agent_health, new_request};
 use chatgptd_memory::Memory;
 use chatgptd_registry::{AgentSpec, Registry};
 use chatgptd_runtime::http::openapi::ErrorBody;
@@ -22,6 +23,7 @@ use utoipa::OpenApi;
 use crate::approvals::ApprovalsClient;
 
 mod actions;
+mod registrations;
 
 /// How long `POST .../messages` waits for answers unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -31,7 +33,8 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 /// What the routes read and send through.
 #[derive(Clone)]
 pub(crate) struct AgentsApi {
-    pub(crate) registry: Arc<Registry>,
+    /// The files with the run-time registrations over them.
+    pub(crate) live: Arc<LiveRegistry>,
     pub(crate) memory: Arc<dyn Memory>,
     pub(crate) client: AgentsClient,
     pub(crate) approvals: ApprovalsClient,
@@ -44,7 +47,15 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
     Routes::new()
         .documented(AgentsDoc::openapi())
         .get("/agents", Scope::Read, list)
+        .post("/agents", Scope::Admin, registrations::register)
         .get("/agents/{id}", Scope::Read, show)
+        .patch("/agents/{id}", Scope::Admin, registrations::patch)
+        .delete("/agents/{id}", Scope::Admin, registrations::disable)
+        .post(
+            "/agents/{id}/heartbeat",
+            Scope::Send,
+            registrations::heartbeat,
+        )
         .get("/agents/{id}/messages", Scope::Read, history)
         .post("/agents/{id}/messages", Scope::Send, send_to_agent)
         .get("/fleets", Scope::Read, fleets)
@@ -67,6 +78,8 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
         list, show, history, send_to_agent, fleets, send_to_fleet, answers,
         actions::take, actions::check, actions::approvals, actions::approval,
         actions::approve, actions::deny,
+        registrations::register, registrations::patch, registrations::disable,
+        registrations::heartbeat,
     ),
     tags(
         (name = "agents", description = "The fleet, its agents and messages to them"),
@@ -75,10 +88,22 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
 )]
 struct AgentsDoc;
 
+impl AgentsApi {
+    /// The registry as it stands now: read once per request, so one answer sees one version.
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        self.live.current()
+    }
+}
+
 async fn describe(state: &AgentsApi, agent: &AgentSpec, full: bool) -> Value {
     let health = agent_health(state.memory.as_ref(), &agent.id, state.heartbeat_interval)
         .await
         .ok();
+    // What an externally hosted GPT says of itself, beside what the workers say.
+    let reported = reported_health(state.memory.as_ref(), &agent.id, chatgptd_types::now_ms())
+        .await
+        .ok()
+        .flatten();
     let mut value = json!({
         "id": agent.id,
         "name": agent.name,
@@ -89,6 +114,8 @@ async fn describe(state: &AgentsApi, agent: &AgentSpec, full: bool) -> Value {
         "enabled": agent.is_enabled(),
         "status": health.as_ref().map(|h| h.status),
         "last_heartbeat_ms": health.as_ref().and_then(|h| h.last_heartbeat_ms),
+        "reported": reported,
+        "registration": state.live.registration(&agent.id),
     });
     if full {
         value["system_prompt"] = json!(agent.system_prompt);
@@ -106,7 +133,7 @@ async fn describe(state: &AgentsApi, agent: &AgentSpec, full: bool) -> Value {
 ))]
 async fn list(State(state): State<AgentsApi>) -> Response {
     let mut agents = Vec::new();
-    for agent in state.registry.agents() {
+    for agent in state.registry().agents() {
         agents.push(describe(&state, agent, false).await);
     }
     Json(json!({"agents": agents})).into_response()
@@ -120,7 +147,7 @@ async fn list(State(state): State<AgentsApi>) -> Response {
         (status = 404, description = "no such agent", body = ErrorBody),
     ))]
 async fn show(State(state): State<AgentsApi>, Path(id): Path<String>) -> Response {
-    match state.registry.get(&id) {
+    match state.registry().get(&id) {
         Some(agent) => Json(describe(&state, agent, true).await).into_response(),
         None => error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id})),
     }
@@ -131,7 +158,7 @@ async fn show(State(state): State<AgentsApi>, Path(id): Path<String>) -> Respons
     (status = 200, description = "`{\"fleets\": {...}}`", body = serde_json::Value),
 ))]
 async fn fleets(State(state): State<AgentsApi>) -> Response {
-    Json(json!({"fleets": state.registry.fleets()})).into_response()
+    Json(json!({"fleets": state.registry().fleets()})).into_response()
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -159,7 +186,7 @@ async fn history(
         Ok(limit) => limit,
         Err(response) => return *response,
     };
-    if state.registry.get(&id).is_none() {
+    if state.registry().get(&id).is_none() {
         return error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id}));
     }
     match state
@@ -220,7 +247,7 @@ async fn send_to_agent(
     Path(id): Path<String>,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
-    match state.registry.get(&id) {
+    match state.registry().get(&id) {
         Some(agent) if agent.is_enabled() => {
             let budget = agent.token_budget;
             send(state, id, 1, budget, body).await
@@ -245,7 +272,8 @@ async fn send_to_fleet(
     Path(name): Path<String>,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Response {
-    let fleet = state.registry.fleet(&name);
+    let registry = state.registry();
+    let fleet = registry.fleet(&name);
     let members = fleet.len();
     // Each member clamps to its own budget; more than the largest is refused outright.
     let budget = fleet
