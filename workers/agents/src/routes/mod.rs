@@ -22,6 +22,9 @@ use utoipa::OpenApi;
 use crate::approvals::ApprovalsClient;
 
 mod actions;
+mod memory;
+
+pub(crate) use memory::NOTE_KIND;
 
 /// How long `POST .../messages` waits for answers unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -36,6 +39,12 @@ pub(crate) struct AgentsApi {
     pub(crate) client: AgentsClient,
     pub(crate) approvals: ApprovalsClient,
     pub(crate) heartbeat_interval: Duration,
+    /// Notes go onto the memory topic through it.
+    pub(crate) producer: chatgptd_runtime::Producer,
+    pub(crate) codec: chatgptd_types::avro::Codec,
+    pub(crate) memory_topic: String,
+    /// Where `GET /agents/{id}/memory` searches: the index the prompts search.
+    pub(crate) retriever: chatgptd_search::Retriever,
 }
 
 /// `/agents`, `/fleets`, `/messages` and `/approvals` over `state`, each with the scope a
@@ -47,6 +56,8 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
         .get("/agents/{id}", Scope::Read, show)
         .get("/agents/{id}/messages", Scope::Read, history)
         .post("/agents/{id}/messages", Scope::Send, send_to_agent)
+        .get("/agents/{id}/memory", Scope::Read, memory::search)
+        .post("/agents/{id}/memory", Scope::Send, memory::remember)
         .get("/fleets", Scope::Read, fleets)
         .post("/fleets/{name}/messages", Scope::Send, send_to_fleet)
         .get("/messages/{id}", Scope::Read, answers)
@@ -64,7 +75,7 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(
-        list, show, history, send_to_agent, fleets, send_to_fleet, answers,
+        list, show, history, send_to_agent, memory::search, memory::remember, fleets, send_to_fleet, answers,
         actions::take, actions::check, actions::approvals, actions::approval,
         actions::approve, actions::deny,
     ),
