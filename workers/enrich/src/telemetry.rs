@@ -153,6 +153,7 @@ mod tests {
                 ticket: "OPS-1",
                 category: "a category the model made up",
                 categories: &categories,
+                knowledge_chunks: 0,
             }
             .emit();
             TicketSkipped {
