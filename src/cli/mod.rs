@@ -5,6 +5,7 @@ mod approvals;
 mod config_cmd;
 mod dlq;
 mod index;
+mod knowledge;
 mod model;
 mod produce;
 mod progress;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Maintain the search index.
     #[command(subcommand)]
     Index(index::IndexCommand),
+    /// The knowledge base: add documents agents and the enrichment draw on.
+    #[command(subcommand)]
+    Knowledge(knowledge::KnowledgeCommand),
     /// Check the model provider.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -139,6 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker::run(loaded.config, args).await,
         Command::Search(args) => search::run(loaded.config, args).await,
         Command::Index(command) => index::run(loaded.config, command).await,
+        Command::Knowledge(command) => knowledge::run(loaded.config, command).await,
         Command::Model(command) => model::run(loaded.config, command).await,
         Command::Agents(command) => agents::run(loaded.config, command).await,
         Command::Workflow(command) => workflow::run(loaded.config, command).await,

@@ -60,6 +60,7 @@ pub async fn run(config: Config, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let query = SearchQuery {
         q: args.query,
         owner: args.owner,
+        knowledge: false,
         kinds: args.kind,
         since_ms,
         limit: args.limit,

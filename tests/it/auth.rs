@@ -86,6 +86,21 @@ fn routes() -> Vec<Case> {
         ),
         case(M::GET, "/runs/{id}/events", "/runs/r-1/events", S(Read)),
         case(M::GET, "/search", "/search?q=printer", S(Read)),
+        case(M::POST, "/knowledge", "/knowledge", S(Send))
+            .body(json!({"source": "printers.md", "text": "# Printers\n\nOn floor 3."})),
+        case(
+            M::GET,
+            "/agents/{id}/memory",
+            "/agents/wanderweave/memory?q=printer",
+            S(Read),
+        ),
+        case(
+            M::POST,
+            "/agents/{id}/memory",
+            "/agents/wanderweave/memory",
+            S(Send),
+        )
+        .body(json!({"text": "The printer is on floor 3."})),
         case(M::GET, "/agents", "/agents", S(Read)),
         case(M::GET, "/agents/{id}", "/agents/wanderweave", S(Read)),
         // Run-time registrations: an invalid one, and an unknown agent, so the table's

@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod faults;
 mod index;
+mod knowledge;
 mod limits;
 mod openapi;
 mod registry;

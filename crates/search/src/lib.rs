@@ -14,10 +14,13 @@
 //!   harmless.
 //! - [`SearchService`] is the reading side: BM25 ranking, owner/kind/time filters, highlighted
 //!   snippets, pagination across shards. A query syntax error reports its position.
+//! - [`knowledge`] chunks documents of the knowledge base; the shard replaces a source's
+//!   chunks when it is ingested again.
 //! - [`retrieve`] picks the most relevant memory for a prompt, within a token budget.
 
 mod chain;
 mod error;
+pub mod knowledge;
 mod query;
 pub mod retrieve;
 mod retriever;

@@ -27,6 +27,9 @@ pub struct SearchQuery {
     pub q: String,
     /// Only records of this owner (`agent:wanderweave`, `ticket:jira:10001`, `run:...`).
     pub owner: Option<String>,
+    /// With `owner`: the shared knowledge base too (records of kind `knowledge`), so an
+    /// agent's search finds what it was told and what everyone may know.
+    pub knowledge: bool,
     /// Only records of these kinds (any of them).
     pub kinds: Vec<String>,
     /// Only records created at or after this time (epoch milliseconds).
@@ -99,10 +102,20 @@ impl SearchQuery {
         )];
         if let Some(owner) = &self.owner {
             let term = Term::from_field_text(fields.owner, owner);
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-            ));
+            let owned: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::Basic));
+            let clause: Box<dyn Query> = if self.knowledge {
+                let knowledge = Term::from_field_text(fields.kind, crate::knowledge::KIND);
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Should, owned),
+                    (
+                        Occur::Should,
+                        Box::new(TermQuery::new(knowledge, IndexRecordOption::Basic)),
+                    ),
+                ]))
+            } else {
+                owned
+            };
+            clauses.push((Occur::Must, clause));
         }
         if !self.kinds.is_empty() {
             let any_kind: Vec<(Occur, Box<dyn Query>)> = self

@@ -28,6 +28,8 @@ pub struct Retrieval {
     pub exclude_owner: Option<String>,
     /// Only this owner's records.
     pub owner: Option<String>,
+    /// With `owner`: the knowledge base too.
+    pub knowledge: bool,
     /// The most records returned.
     pub max_hits: usize,
     /// The most tokens (estimated at 4 characters each) the texts may add to a prompt.
@@ -76,6 +78,7 @@ pub fn relevant(
     let query = SearchQuery {
         q,
         owner: retrieval.owner.clone(),
+        knowledge: retrieval.knowledge,
         kinds: retrieval.kinds.clone(),
         // One more per excluded owner record is not enough in general; ask for a margin.
         limit: (retrieval.max_hits * 3).min(crate::query::MAX_LIMIT),
@@ -92,6 +95,7 @@ pub fn query_for(text: &str, retrieval: &Retrieval) -> Option<SearchQuery> {
     (!q.is_empty() && retrieval.max_hits > 0 && retrieval.max_tokens > 0).then(|| SearchQuery {
         q,
         owner: retrieval.owner.clone(),
+        knowledge: retrieval.knowledge,
         kinds: retrieval.kinds.clone(),
         limit: (retrieval.max_hits * 3).min(crate::query::MAX_LIMIT),
         ..SearchQuery::default()

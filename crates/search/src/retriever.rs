@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use crate::retrieve::{self, Retrieval};
-use crate::{Hit, SearchResults, SearchService};
+use crate::{Error, Hit, SearchQuery, SearchResults, SearchService};
 
 /// Where relevant memory comes from.
 #[derive(Clone)]
@@ -33,6 +33,21 @@ impl std::fmt::Debug for Retriever {
 }
 
 impl Retriever {
+    /// Runs `query` on the index, wherever it is (`None`: this process has no index).
+    pub async fn search(&self, query: SearchQuery) -> Option<Result<SearchResults, Error>> {
+        match self {
+            Retriever::None => None,
+            Retriever::Local(service) => {
+                let service = service.clone();
+                let result = tokio::task::spawn_blocking(move || service.search(&query)).await;
+                Some(result.unwrap_or_else(|err| Err(Error::Index(err.to_string()))))
+            }
+            Retriever::Remote { client, base_url } => {
+                Some(remote_search(client, base_url, &query).await)
+            }
+        }
+    }
+
     /// The most relevant memory for `text`. Retrieval is a help, not a requirement: when the
     /// index cannot answer, the prompt goes without it (and a warning is logged).
     pub async fn find(&self, text: &str, retrieval: &Retrieval) -> Vec<Hit> {
@@ -66,23 +81,55 @@ async fn remote(
     let Some(query) = retrieve::query_for(text, retrieval) else {
         return Ok(Vec::new());
     };
-    let mut params = vec![("q", query.q), ("limit", query.limit.to_string())];
+    let results = remote_search(client, base_url, &query)
+        .await
+        .map_err(|err| err.to_string())?;
+    Ok(retrieve::select(results.hits, retrieval))
+}
+
+/// `query` through an indexer's `GET /search`.
+async fn remote_search(
+    client: &reqwest::Client,
+    base_url: &str,
+    query: &SearchQuery,
+) -> Result<SearchResults, Error> {
+    let mut params = vec![
+        ("q", query.q.clone()),
+        ("limit", query.limit.to_string()),
+        ("offset", query.offset.to_string()),
+    ];
     if !query.kinds.is_empty() {
         params.push(("kind", query.kinds.join(",")));
     }
-    if let Some(owner) = query.owner {
-        params.push(("owner", owner));
+    if let Some(owner) = &query.owner {
+        params.push(("owner", owner.clone()));
+    }
+    if query.knowledge {
+        params.push(("knowledge", "true".to_string()));
     }
     let url = format!("{}/search", base_url.trim_end_matches('/'));
+    let unavailable = |err: String| Error::Index(format!("{url}: {err}"));
     let response = client
         .get(&url)
         .query(&params)
         .send()
         .await
-        .map_err(|err| err.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("{url}: HTTP {}", response.status()));
+        .map_err(|err| unavailable(err.to_string()))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::BAD_REQUEST {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        return Err(Error::Query(
+            body.get("detail")
+                .and_then(|d| d.as_str())
+                .unwrap_or("the indexer refused the query")
+                .to_string(),
+        ));
     }
-    let results: SearchResults = response.json().await.map_err(|err| err.to_string())?;
-    Ok(retrieve::select(results.hits, retrieval))
+    if !status.is_success() {
+        return Err(unavailable(format!("HTTP {status}")));
+    }
+    response
+        .json()
+        .await
+        .map_err(|err| unavailable(err.to_string()))
 }

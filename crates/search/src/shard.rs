@@ -1,5 +1,6 @@
 //! One partition's index, on the writing side.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -11,6 +12,7 @@ use tracing::debug;
 
 use crate::Error;
 use crate::chain::{Chain, Positions};
+use crate::knowledge;
 use crate::schema::Fields;
 
 /// A partition's shard: a Tantivy index and its writer.
@@ -34,6 +36,10 @@ pub(crate) struct Shard {
     start: Option<i64>,
     /// The position in the last commit's payload (-1: none yet).
     committed_position: AtomicI64,
+    /// The offset of the knowledge record whose chunks each source's documents are, held
+    /// while a source's chunks are replaced: records are indexed concurrently, and an older
+    /// version of a document must not replace a newer one.
+    knowledge: Mutex<HashMap<String, i64>>,
 }
 
 struct ShardState {
@@ -79,6 +85,7 @@ impl Shard {
             uncommitted: AtomicUsize::new(0),
             start,
             committed_position: AtomicI64::new(start.unwrap_or(-1)),
+            knowledge: Mutex::new(HashMap::new()),
         })
     }
 
@@ -96,6 +103,10 @@ impl Shard {
         previous: Option<i64>,
     ) -> Result<u64, Error> {
         let source = format!("{}/{}@{offset}", self.topic, self.partition);
+        if record.kind == knowledge::KIND {
+            self.replace_knowledge(record, &source, offset)?;
+            return Ok(self.advance(offset, previous));
+        }
         let document = self.fields.document(record, &source);
         {
             let writer = self.writer.read().unwrap_or_else(|p| p.into_inner());
@@ -104,6 +115,40 @@ impl Shard {
         }
         self.uncommitted.fetch_add(1, Ordering::Relaxed);
         Ok(self.advance(offset, previous))
+    }
+
+    /// Replaces a source's chunks with those of `record`, unless a later version of the
+    /// source (a higher offset) is already indexed. Deleting by owner, not by chunk id, so
+    /// a shorter version leaves no chunk of a longer one behind.
+    fn replace_knowledge(
+        &self,
+        record: &MemoryRecord,
+        source: &str,
+        offset: i64,
+    ) -> Result<(), Error> {
+        let mut latest = self.knowledge.lock().unwrap_or_else(|p| p.into_inner());
+        // Records below the committed position are never read again by this shard: what
+        // they could be raced by is gone, so the map stays as small as what is in flight.
+        let floor = self.committed_position.load(Ordering::SeqCst);
+        latest.retain(|_, at| *at >= floor);
+        if latest
+            .get(&record.owner)
+            .is_some_and(|newer| *newer > offset)
+        {
+            return Ok(());
+        }
+        let chunks = knowledge::chunk_records(record);
+        {
+            let writer = self.writer.read().unwrap_or_else(|p| p.into_inner());
+            writer.delete_term(Term::from_field_text(self.fields.owner, &record.owner));
+            for chunk in &chunks {
+                writer.add_document(self.fields.document(chunk, source))?;
+            }
+        }
+        latest.insert(record.owner.clone(), offset);
+        self.uncommitted
+            .fetch_add(chunks.len().max(1), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Records that a record was handled without a document (it was dead-lettered), so the

@@ -202,6 +202,7 @@ async fn committed_documents_are_searchable_across_shards_with_filters_and_snipp
             exclude_owner: Some("ticket:jira:1".into()),
             kinds: vec![],
             owner: None,
+            knowledge: false,
         },
     )
     .unwrap();
@@ -220,6 +221,7 @@ async fn committed_documents_are_searchable_across_shards_with_filters_and_snipp
         exclude_owner: Some("ticket:jira:1".into()),
         kinds: vec![],
         owner: None,
+        knowledge: false,
     };
     let context = retrieve::relevant(&service, "login with sso", &tight).unwrap();
     assert_eq!(context.len(), 2);
@@ -275,4 +277,94 @@ async fn commits_carry_the_resume_position_and_redelivery_does_not_duplicate() {
     assert_eq!(beta.hits[0].text, "beta, redelivered");
     stop.cancel();
     committer.await.unwrap();
+}
+
+/// A knowledge document becomes chunks; ingesting its source again replaces them (a shorter
+/// version leaves none of the longer one behind), and an older version indexed late does not
+/// undo a newer one. An agent's search sees its own records and the knowledge, no other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_is_chunked_replaced_by_source_and_shared_with_every_agent() {
+    use chatgptd_search::knowledge::{self, Format};
+    let dir = tempfile::tempdir().unwrap();
+    let shards = ShardSet::new(dir.path(), TOPIC, options());
+    let stop = CancellationToken::new();
+    let committer = tokio::spawn(shards.clone().run_committer(stop.clone().cancelled_owned()));
+    shards.open(0).unwrap();
+    let section = "The quokka gateway rotates its tokens every night at two. ".repeat(10);
+    let long: String = (1..=5)
+        .map(|n| format!("## Part {n}\n\n{section}\n\n"))
+        .collect();
+    let tags = vec!["it".to_string()];
+    let first = knowledge::record("guide.md", &long, Format::Markdown, &tags, 1).unwrap();
+    let second = knowledge::record(
+        "guide.md",
+        "# Guide\n\nThe quokka gateway moved to building nine.",
+        Format::Markdown,
+        &tags,
+        2,
+    )
+    .unwrap();
+    let stale = first.clone();
+    let note = record("n1", "agent:a", "note", "quokka gateway badge is blue", 3);
+    let other = record(
+        "n2",
+        "agent:b",
+        "note",
+        "quokka gateway is agent b's secret",
+        4,
+    );
+    index_all(&shards, 0, vec![(0, first), (1, note), (2, other)]).await;
+
+    let service = SearchService::new(&chatgptd_search::topic_dir(dir.path(), TOPIC));
+    let chunks = |service: &SearchService| {
+        service
+            .search(&SearchQuery {
+                kinds: vec![knowledge::KIND.into()],
+                limit: 100,
+                ..SearchQuery::text("quokka")
+            })
+            .unwrap()
+            .hits
+    };
+    let before = chunks(&service);
+    assert!(before.len() >= 3, "chunked: {}", before.len());
+    assert!(before.iter().all(|hit| hit.owner == "knowledge:guide.md"));
+    assert!(before.iter().all(|hit| hit.tags == vec!["it"]));
+
+    // The second version, then the first again from an earlier offset while the second
+    // waits for its commit (records are indexed concurrently): the first must not win.
+    stop.cancel();
+    committer.await.unwrap();
+    let newer = tokio::spawn({
+        let shards = shards.clone();
+        async move { shards.index(0, second, 3, Some(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let older = tokio::spawn({
+        let shards = shards.clone();
+        async move { shards.index(0, stale, 0, None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let committing = shards.clone();
+    tokio::task::spawn_blocking(move || committing.commit_all())
+        .await
+        .unwrap();
+    newer.await.unwrap().unwrap();
+    older.await.unwrap().unwrap();
+    let after = chunks(&service);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].id, "knowledge:guide.md#0");
+    assert!(after[0].text.contains("building nine"));
+
+    let agent_a = service
+        .search(&SearchQuery {
+            owner: Some("agent:a".into()),
+            knowledge: true,
+            ..SearchQuery::text("quokka gateway")
+        })
+        .unwrap();
+    let owners: Vec<&str> = agent_a.hits.iter().map(|h| h.owner.as_str()).collect();
+    assert!(owners.contains(&"agent:a"), "{owners:?}");
+    assert!(owners.contains(&"knowledge:guide.md"), "{owners:?}");
+    assert!(!owners.contains(&"agent:b"), "{owners:?}");
 }

@@ -38,6 +38,11 @@ pub struct AgentsOptions {
     pub memory_hits: usize,
     /// The most tokens those memory records may add.
     pub memory_tokens: usize,
+    /// The most knowledge-base chunks and notes of the agent (`POST /knowledge`,
+    /// `POST /agents/{id}/memory`) added to the prompt, besides the memory records.
+    pub knowledge_hits: usize,
+    /// The most tokens those chunks and notes may add.
+    pub knowledge_tokens: usize,
     /// An indexer's base URL (`http://indexer:8080`) to find relevant memory through its
     /// `/search` when this process has no index of its own; empty uses the local index if
     /// there is one.
@@ -102,6 +107,8 @@ impl Default for AgentsOptions {
             history_turns: 10,
             memory_hits: 3,
             memory_tokens: 500,
+            knowledge_hits: 3,
+            knowledge_tokens: 600,
             search_url: String::new(),
             search_token_env: String::new(),
             heartbeat_interval: Duration::from_secs(10),

@@ -12,6 +12,7 @@ use chatgptd_runtime::{
     ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, Service, WorkerContext,
 };
 use chatgptd_search::Retriever;
+use chatgptd_search::knowledge;
 use chatgptd_search::retrieve::Retrieval;
 use chatgptd_types::avro::Codec;
 use chatgptd_types::records::{AgentMessage, MemoryRecord};
@@ -22,7 +23,7 @@ use crate::act::{ACTION_KIND, Act, Conversation, Ended, Source, origin_of};
 use crate::approvals::ApprovalsClient;
 use crate::messages::{answer, for_agent};
 use crate::options::AgentsOptions;
-use crate::routes::AgentsApi;
+use crate::routes::{AgentsApi, NOTE_KIND};
 use crate::telemetry::{AnswerSent, BroadcastExpanded, MessageRefused};
 use chatgptd_fleet::{
     AgentsClient, Brain, BrainContext as Context, Heartbeats, Inbox, StepAnswer, StepCall,
@@ -294,7 +295,23 @@ impl AgentWorker {
             max_tokens: self.options.memory_tokens,
             ..Retrieval::default()
         };
-        let memory = self.retriever.find(&message.body, &retrieval).await;
+        // What the agent was told (its notes) and the knowledge base, apart from the
+        // conversations, so that neither crowds the other out of the prompt.
+        let knowledge = Retrieval {
+            kinds: vec![NOTE_KIND.to_string(), knowledge::KIND.to_string()],
+            owner: Some(format!("agent:{}", agent.id)),
+            knowledge: true,
+            max_hits: self.options.knowledge_hits,
+            max_tokens: self.options.knowledge_tokens,
+            ..Retrieval::default()
+        };
+        let mut memory = self.retriever.find(&message.body, &knowledge).await;
+        let knowledge_chunks = memory
+            .iter()
+            .filter(|hit| hit.kind == knowledge::KIND)
+            .count();
+        debug!(agent = %agent.id, knowledge_chunks, notes = memory.len() - knowledge_chunks, "knowledge in the prompt");
+        memory.extend(self.retriever.find(&message.body, &retrieval).await);
         let context = Context {
             history: &history,
             memory: &memory,
@@ -571,6 +588,10 @@ impl AgentsService {
                 &options.topic,
             ),
             heartbeat_interval: options.heartbeat_interval,
+            producer: context.producer.clone(),
+            codec: context.codec.clone(),
+            memory_topic: options.memory_topic.clone(),
+            retriever: retriever.clone(),
         };
         let worker = AgentWorker::new(
             options.clone(),

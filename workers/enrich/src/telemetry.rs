@@ -46,13 +46,21 @@ pub(crate) struct TicketEnriched<'a> {
     pub category: &'a str,
     /// The configured categories: the model was told to choose one of them.
     pub categories: &'a [String],
+    /// Knowledge-base chunks the prompt included, for the log.
+    pub knowledge_chunks: usize,
 }
 
 impl TicketEnriched<'_> {
     pub(crate) fn emit(&self) {
         let (source, event) = (source_label(self.source), event_kind(self.event_type));
         let category = category_label(self.category, self.categories);
-        debug!(source, ticket = self.ticket, category, "ticket enriched");
+        debug!(
+            source,
+            ticket = self.ticket,
+            category,
+            knowledge_chunks = self.knowledge_chunks,
+            "ticket enriched"
+        );
         metrics::counter!(
             metric::ENRICHED,
             "source" => source,
@@ -145,6 +153,7 @@ mod tests {
                 ticket: "OPS-1",
                 category: "a category the model made up",
                 categories: &categories,
+                knowledge_chunks: 0,
             }
             .emit();
             TicketSkipped {

@@ -9,6 +9,7 @@
 //! Replicas split the partitions like any consumer group; a partition whose shard is new to
 //! a member (another replica indexed it before, on another disk) is read from its beginning.
 
+mod knowledge;
 mod routes;
 
 use std::future::Future;
@@ -154,6 +155,8 @@ pub struct IndexerService {
     shards: Arc<ShardSet>,
     /// `/search` over the shards this indexer writes.
     search: Arc<SearchService>,
+    /// Where `POST /knowledge` sends documents: the topic this indexer reads.
+    knowledge: knowledge::KnowledgeApi,
 }
 
 impl IndexerService {
@@ -182,6 +185,11 @@ impl IndexerService {
             runtime,
             shards,
             search,
+            knowledge: knowledge::KnowledgeApi {
+                producer: context.producer.clone(),
+                codec: context.codec.clone(),
+                topic: options.topic.clone(),
+            },
         })
     }
 
@@ -202,7 +210,7 @@ impl Service for IndexerService {
     const NAME: &'static str = "indexer";
 
     fn routes(&self) -> chatgptd_runtime::http::Routes {
-        routes::router(self.search.clone())
+        routes::router(self.search.clone(), self.knowledge.clone())
     }
 
     /// Indexes until `shutdown`. The committer outlives the consumer: records being drained

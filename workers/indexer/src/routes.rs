@@ -1,4 +1,5 @@
-//! `GET /search?q=...&owner=...&kind=a,b&since=7d&limit=10&offset=0`.
+//! `GET /search?q=...&owner=...&kind=a,b&since=7d&limit=10&offset=0`, and `POST /knowledge`
+//! (in `knowledge`).
 
 use std::sync::Arc;
 
@@ -13,6 +14,8 @@ use chatgptd_runtime::http::openapi::ErrorBody;
 use chatgptd_runtime::http::{Routes, Scope, error_response as error, query_params};
 use utoipa::OpenApi;
 
+use crate::knowledge::KnowledgeApi;
+
 /// Query parameters, as people type them.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
@@ -22,6 +25,8 @@ struct Params {
     q: String,
     /// Only records of this owner (`agent:<id>`, `ticket:<source>:<id>`, `run:<id>`).
     owner: Option<String>,
+    /// With `owner`: the shared knowledge base too.
+    knowledge: bool,
     /// Comma-separated kinds.
     kind: Option<String>,
     /// A duration back (7d), an RFC 3339 time, or epoch milliseconds.
@@ -32,17 +37,22 @@ struct Params {
     offset: usize,
 }
 
-/// `GET /search`, for tokens with `read`.
-pub fn router(search: Arc<SearchService>) -> Routes {
+/// `GET /search`, for tokens with `read`; `POST /knowledge`, for tokens with `send`.
+pub(crate) fn router(search: Arc<SearchService>, knowledge: KnowledgeApi) -> Routes {
     Routes::new()
         .documented(SearchApi::openapi())
         .get("/search", Scope::Read, search_handler)
         .with_state(search)
+        .merge(
+            Routes::new()
+                .post("/knowledge", Scope::Send, crate::knowledge::add)
+                .with_state(knowledge),
+        )
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(search_handler),
+    paths(search_handler, crate::knowledge::add),
     tags((name = "search", description = "Search over memory: tickets, conversations, runs, knowledge"))
 )]
 struct SearchApi;
@@ -78,6 +88,7 @@ async fn search_handler(
     let query = SearchQuery {
         q: params.q,
         owner: params.owner,
+        knowledge: params.knowledge,
         kinds: params
             .kind
             .map(|k| {

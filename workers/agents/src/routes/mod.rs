@@ -23,7 +23,10 @@ use utoipa::OpenApi;
 use crate::approvals::ApprovalsClient;
 
 mod actions;
+mod memory;
 mod registrations;
+
+pub(crate) use memory::NOTE_KIND;
 
 /// How long `POST .../messages` waits for answers unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -39,6 +42,12 @@ pub(crate) struct AgentsApi {
     pub(crate) client: AgentsClient,
     pub(crate) approvals: ApprovalsClient,
     pub(crate) heartbeat_interval: Duration,
+    /// Notes go onto the memory topic through it.
+    pub(crate) producer: chatgptd_runtime::Producer,
+    pub(crate) codec: chatgptd_types::avro::Codec,
+    pub(crate) memory_topic: String,
+    /// Where `GET /agents/{id}/memory` searches: the index the prompts search.
+    pub(crate) retriever: chatgptd_search::Retriever,
 }
 
 /// `/agents`, `/fleets`, `/messages` and `/approvals` over `state`, each with the scope a
@@ -58,6 +67,8 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
         )
         .get("/agents/{id}/messages", Scope::Read, history)
         .post("/agents/{id}/messages", Scope::Send, send_to_agent)
+        .get("/agents/{id}/memory", Scope::Read, memory::search)
+        .post("/agents/{id}/memory", Scope::Send, memory::remember)
         .get("/fleets", Scope::Read, fleets)
         .post("/fleets/{name}/messages", Scope::Send, send_to_fleet)
         .get("/messages/{id}", Scope::Read, answers)
@@ -75,7 +86,7 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(
-        list, show, history, send_to_agent, fleets, send_to_fleet, answers,
+        list, show, history, send_to_agent, memory::search, memory::remember, fleets, send_to_fleet, answers,
         actions::take, actions::check, actions::approvals, actions::approval,
         actions::approve, actions::deny,
         registrations::register, registrations::patch, registrations::disable,
