@@ -30,6 +30,8 @@ pub mod names {
     pub const DEAD_LETTER: &str = "chatgptd.deadletter";
     /// TicketActions of agents, for the write-back worker to execute.
     pub const TICKET_ACTIONS: &str = "tickets.actions";
+    /// Webhook subscriptions, compacted: the latest record of an id is the subscription.
+    pub const WEBHOOK_SUBSCRIPTIONS: &str = "webhooks.subscriptions";
 }
 
 /// The parsed `topics.yaml`.

@@ -58,6 +58,10 @@ const BUILTIN_CURRENT: &[(&str, &str)] = &[
         "escalation.avsc",
         include_str!("../../../../schemas/escalation.avsc"),
     ),
+    (
+        "subscription.avsc",
+        include_str!("../../../../schemas/subscription.avsc"),
+    ),
 ];
 
 /// Earlier versions (`schemas/history/*.avsc`): still readable, never written.
