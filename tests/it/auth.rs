@@ -58,7 +58,7 @@ impl Case {
 fn routes() -> Vec<Case> {
     use Access::{Public, Scope as S};
     use Method as M;
-    use Scope::{Approve, Read, Send};
+    use Scope::{Admin, Approve, Read, Send};
     let message = json!({"body": "hello", "wait": false});
     let action =
         json!({"action": "search_memory", "arguments": {"query": "printer"}, "wait": false});
@@ -159,6 +159,24 @@ fn routes() -> Vec<Case> {
             "/runs/{id}/steps/{step}/approve",
             "/runs/r-1/steps/plan/approve",
             S(Approve),
+        )
+        .status(404),
+        case(M::POST, "/subscriptions", "/subscriptions", S(Admin))
+            .body(json!({"topics": ["workflows.steps"], "url": "http://127.0.0.1:9/hook"}))
+            .status(201),
+        case(M::GET, "/subscriptions", "/subscriptions", S(Admin)),
+        case(
+            M::GET,
+            "/subscriptions/{id}",
+            "/subscriptions/sub_0",
+            S(Admin),
+        )
+        .status(404),
+        case(
+            M::DELETE,
+            "/subscriptions/{id}",
+            "/subscriptions/sub_0",
+            S(Admin),
         )
         .status(404),
     ]

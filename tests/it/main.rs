@@ -12,5 +12,6 @@ mod index;
 mod limits;
 mod openapi;
 mod steps;
+mod subscriptions;
 mod support;
 mod tickets;
