@@ -80,18 +80,12 @@ pub struct AnyRecord {
     pub schema: String,
     /// The decoded value.
     pub value: serde_json::Value,
-    /// The record's payload as it was on the topic, for a dead letter that can be replayed.
-    pub payload: Vec<u8>,
 }
 
 impl Decode for AnyRecord {
     fn decode(codec: &Codec, payload: &[u8]) -> Result<Self, chatgptd_types::Error> {
         let (schema, value) = codec.decode_json(payload)?;
-        Ok(AnyRecord {
-            schema,
-            value,
-            payload: payload.to_vec(),
-        })
+        Ok(AnyRecord { schema, value })
     }
 }
 

@@ -334,3 +334,102 @@ impl Processor for Dispatcher {
         vec![self.dead_letter_topic.clone()]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chatgptd_types::records::Subscription;
+    use chatgptd_types::trace::TraceContext;
+
+    use super::*;
+
+    /// The example of the Standard Webhooks libraries' own tests.
+    #[test]
+    fn signs_as_the_standard_webhooks_libraries_do() {
+        let signature = sign(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            r#"{"test": 2432232314}"#,
+        );
+        assert_eq!(
+            signature.as_deref(),
+            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        );
+        assert_eq!(sign("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "m", 1, "{}"), None);
+        assert_eq!(sign("whsec_not base64!", "m", 1, "{}"), None);
+    }
+
+    fn record(topic: &str, key: &str, value: Value) -> Incoming<AnyRecord> {
+        Incoming {
+            value: AnyRecord {
+                schema: "chatgptd.AgentMessage".into(),
+                value,
+            },
+            meta: RecordMeta {
+                topic: topic.into(),
+                partition: 0,
+                offset: 1,
+                key: Some(key.as_bytes().to_vec()),
+                timestamp_ms: None,
+                headers: Vec::new(),
+                trace: TraceContext::new_root(),
+                attempt: 1,
+                previous_offset: None,
+            },
+        }
+    }
+
+    fn subscription() -> Subscription {
+        Subscription {
+            id: "sub_1".into(),
+            topics: vec![],
+            kinds: vec![],
+            agent: None,
+            fleet: None,
+            run: None,
+            ticket: None,
+            url: "http://127.0.0.1/".into(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn matches_by_topic_kind_and_filters() {
+        let to_fleet = record(
+            "agents.messages",
+            "fleet:creative",
+            json!({"from": "user:bob", "to": "fleet:creative"}),
+        );
+        let to_agent = record(
+            "agents.messages",
+            "wanderweave",
+            json!({"from": "user:bob", "to": "wanderweave"}),
+        );
+        let by_topic = Subscription {
+            topics: vec!["agents.messages".into()],
+            ..subscription()
+        };
+        assert!(matches(&by_topic, &to_fleet) && matches(&by_topic, &to_agent));
+        let other_topic = Subscription {
+            topics: vec!["tickets.enriched".into()],
+            ..subscription()
+        };
+        assert!(!matches(&other_topic, &to_agent));
+        let by_kind = Subscription {
+            kinds: vec!["AgentMessage".into()],
+            ..subscription()
+        };
+        assert!(matches(&by_kind, &to_agent));
+        let by_fleet = Subscription {
+            fleet: Some("creative".into()),
+            ..by_topic.clone()
+        };
+        assert!(matches(&by_fleet, &to_fleet) && !matches(&by_fleet, &to_agent));
+        let by_agent = Subscription {
+            agent: Some("wanderweave".into()),
+            ..by_topic
+        };
+        assert!(matches(&by_agent, &to_agent) && !matches(&by_agent, &to_fleet));
+    }
+}
