@@ -270,7 +270,7 @@ fn store_from_the_repository_directory_matches_builtin() {
             .collect()
     };
     assert_eq!(names(&store), names(&SchemaStore::builtin().unwrap()));
-    assert_eq!(store.current_schemas().len(), 11);
+    assert_eq!(store.current_schemas().len(), 12);
 }
 
 /// `chatgptd tail` prints records through `decode_json`: a timestamp inside a union (the
