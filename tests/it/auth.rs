@@ -193,6 +193,24 @@ fn routes() -> Vec<Case> {
             S(Approve),
         )
         .status(404),
+        case(M::POST, "/subscriptions", "/subscriptions", S(Admin))
+            .body(json!({"topics": ["workflows.steps"], "url": "http://127.0.0.1:9/hook"}))
+            .status(201),
+        case(M::GET, "/subscriptions", "/subscriptions", S(Admin)),
+        case(
+            M::GET,
+            "/subscriptions/{id}",
+            "/subscriptions/sub_0",
+            S(Admin),
+        )
+        .status(404),
+        case(
+            M::DELETE,
+            "/subscriptions/{id}",
+            "/subscriptions/sub_0",
+            S(Admin),
+        )
+        .status(404),
     ]
 }
 

@@ -14,5 +14,6 @@ mod limits;
 mod openapi;
 mod registry;
 mod steps;
+mod subscriptions;
 mod support;
 mod tickets;

@@ -20,6 +20,7 @@ use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_indexer::IndexerWorkerOptions;
 use chatgptd_worker_ingest::IngestOptions;
 use chatgptd_worker_memory_writer::MemoryWriterOptions;
+use chatgptd_worker_subscriptions::SubscriptionsOptions;
 use chatgptd_worker_workflows::WorkflowsOptions;
 use chatgptd_worker_writeback::WritebackOptions;
 use figment::Figment;
@@ -90,6 +91,9 @@ pub struct Config {
 
     /// The dead-letter replayer's consumer (`chatgptd dlq replay`).
     pub dlq_replay: ConsumerOptions,
+
+    /// Webhook subscriptions (`chatgptd worker subscriptions`): records out to subscribers.
+    pub subscriptions: SubscriptionsOptions,
 }
 
 impl Default for Config {
@@ -113,6 +117,7 @@ impl Default for Config {
             agents: AgentsOptions::default(),
             workflows: WorkflowsOptions::default(),
             dlq_replay: ConsumerOptions::default(),
+            subscriptions: SubscriptionsOptions::default(),
         }
     }
 }
@@ -284,6 +289,7 @@ impl Config {
                 &self.workflows.trigger_consumer,
             ),
             ("dlq_replay", &self.dlq_replay),
+            ("subscriptions.consumer", &self.subscriptions.consumer),
         ]
     }
 

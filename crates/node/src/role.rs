@@ -7,6 +7,7 @@ use chatgptd_worker_enrich::EnrichService;
 use chatgptd_worker_indexer::IndexerService;
 use chatgptd_worker_ingest::Ingest;
 use chatgptd_worker_memory_writer::MemoryWriterService;
+use chatgptd_worker_subscriptions::SubscriptionsService;
 use chatgptd_worker_workflows::WorkflowsService;
 use chatgptd_worker_writeback::WritebackService;
 use clap::ValueEnum;
@@ -30,12 +31,14 @@ pub enum Role {
     Agents,
     /// Workflow runs, step by step; serves /workflows and /runs.
     Workflows,
+    /// Records delivered to subscribers' URLs as signed webhooks; serves /subscriptions.
+    Subscriptions,
 }
 
 impl Role {
     /// Every role, in the order `up` starts them: the indexer before the roles whose
     /// prompts search its index.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Ingest,
         Role::MemoryWriter,
         Role::Indexer,
@@ -43,6 +46,7 @@ impl Role {
         Role::Writeback,
         Role::Agents,
         Role::Workflows,
+        Role::Subscriptions,
     ];
 
     /// The name used in logs, metrics and `chatgptd worker <name>`: its worker's own.
@@ -55,6 +59,7 @@ impl Role {
             Role::Writeback => WritebackService::NAME,
             Role::Agents => AgentsService::NAME,
             Role::Workflows => WorkflowsService::NAME,
+            Role::Subscriptions => SubscriptionsService::NAME,
         }
     }
 }

@@ -30,7 +30,8 @@ pub use error::Error;
 pub use health::Health;
 pub use kafka::KafkaOptions;
 pub use processor::{
-    ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, StartAt,
+    AnyRecord, Decode, ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta,
+    StartAt,
 };
 pub use producer::Producer;
 pub use service::Service;

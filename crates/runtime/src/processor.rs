@@ -15,8 +15,8 @@ use chatgptd_types::trace::TraceContext;
 /// `process` may be called more than once for the same record (a retry, or a redelivery after
 /// a crash): side effects must be idempotent.
 pub trait Processor: Send + Sync + 'static {
-    /// The Avro record type this processor consumes.
-    type Input: AvroRecord;
+    /// What this processor consumes: an Avro record type, or [`AnyRecord`] for any of them.
+    type Input: Decode;
 
     /// Processes one record.
     fn process(
@@ -57,6 +57,35 @@ pub trait Processor: Send + Sync + 'static {
     /// abandoned). Runs on the polling thread during the rebalance.
     fn partitions_revoked(&self, partitions: &[(String, i32)]) {
         let _ = partitions;
+    }
+}
+
+/// A value the runtime can decode from a record's payload.
+pub trait Decode: Send + Sync + Sized + 'static {
+    /// Decodes `payload`; an error dead-letters the record.
+    fn decode(codec: &Codec, payload: &[u8]) -> Result<Self, chatgptd_types::Error>;
+}
+
+impl<T: AvroRecord> Decode for T {
+    fn decode(codec: &Codec, payload: &[u8]) -> Result<Self, chatgptd_types::Error> {
+        codec.decode::<T>(payload)
+    }
+}
+
+/// Any record this build has a schema for, as JSON: for a processor that reads topics of
+/// several record types and treats them alike (the webhook subscriptions).
+#[derive(Debug, Clone)]
+pub struct AnyRecord {
+    /// The schema the record was written with, e.g. `chatgptd.EnrichedTicket`.
+    pub schema: String,
+    /// The decoded value.
+    pub value: serde_json::Value,
+}
+
+impl Decode for AnyRecord {
+    fn decode(codec: &Codec, payload: &[u8]) -> Result<Self, chatgptd_types::Error> {
+        let (schema, value) = codec.decode_json(payload)?;
+        Ok(AnyRecord { schema, value })
     }
 }
 

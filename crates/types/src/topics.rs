@@ -32,6 +32,8 @@ pub mod names {
     pub const TICKET_ACTIONS: &str = "tickets.actions";
     /// AgentRegistrations: agents registered or changed at run time (compacted).
     pub const AGENT_REGISTRY: &str = "agents.registry";
+    /// Webhook subscriptions, compacted: the latest record of an id is the subscription.
+    pub const WEBHOOK_SUBSCRIPTIONS: &str = "webhooks.subscriptions";
 }
 
 /// The parsed `topics.yaml`.

@@ -53,6 +53,7 @@ pub fn config(kafka: &MockKafka, data_dir: &std::path::Path, tag: &str) -> Confi
     config.agents.consumer = test_options(&format!("{tag}-agents"));
     config.workflows.consumer = test_options(&format!("{tag}-workflows"));
     config.workflows.trigger_consumer = test_options(&format!("{tag}-triggers"));
+    config.subscriptions.consumer = test_options(&format!("{tag}-subscriptions"));
     config
 }
 

@@ -6,6 +6,7 @@ mod enrich;
 mod indexer;
 mod ingest;
 mod memory_writer;
+mod subscriptions;
 mod workflows;
 mod writeback;
 
@@ -62,6 +63,7 @@ async fn build(
         }
         Role::Agents => Built::new(agents::build(stack).await?, shutdown),
         Role::Workflows => Built::new(workflows::build(stack).await?, shutdown),
+        Role::Subscriptions => Built::new(subscriptions::build(stack)?, shutdown),
     };
     Ok(vec![built])
 }

@@ -19,7 +19,7 @@ use super::coordinator::{Admitted, Coordinator, LaneStart};
 use super::options::ConsumerOptions;
 use crate::dead_letter::{Failure, dead_letter_record, dead_letter_without_value};
 use crate::processor::{
-    ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, StartAt,
+    Decode, ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, StartAt,
 };
 use crate::producer::Producer;
 use crate::telemetry::metric;
@@ -108,7 +108,7 @@ impl<P: Processor> RecordHandler<P> {
             .increment(1);
         let trace = meta.trace;
         let payload = message.payload().unwrap_or_default();
-        let value = match self.codec.decode::<P::Input>(payload) {
+        let value = match <P::Input as Decode>::decode(&self.codec, payload) {
             Ok(value) => value,
             Err(err) => {
                 self.count_error(err.class(), "decode");

@@ -62,6 +62,10 @@ const BUILTIN_CURRENT: &[(&str, &str)] = &[
         "agent_registration.avsc",
         include_str!("../../../../schemas/agent_registration.avsc"),
     ),
+    (
+        "subscription.avsc",
+        include_str!("../../../../schemas/subscription.avsc"),
+    ),
 ];
 
 /// Earlier versions (`schemas/history/*.avsc`): still readable, never written.
@@ -410,7 +414,7 @@ mod tests {
     fn every_version_is_listed_once_and_only_logical_types_change_the_fingerprint() {
         let store = SchemaStore::builtin().unwrap();
         let versions: Vec<_> = store.all_versions().collect();
-        assert_eq!(versions.len(), 13, "12 current schemas and ticket_event.v1");
+        assert_eq!(versions.len(), 14, "13 current schemas and ticket_event.v1");
         for version in versions {
             let has_logical_type = serde_json::to_string(&version.schema)
                 .unwrap()

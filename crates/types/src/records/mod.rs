@@ -6,6 +6,7 @@ mod agent;
 mod dead_letter;
 pub mod examples;
 mod memory;
+mod subscription;
 mod ticket;
 mod ticket_action;
 mod workflow;
@@ -14,6 +15,7 @@ pub use action::{ActionAudit, ApprovalRequest, ApprovalState, AuditEvent, Escala
 pub use agent::{AgentMessage, AgentRegistration};
 pub use dead_letter::DeadLetter;
 pub use memory::MemoryRecord;
+pub use subscription::Subscription;
 pub use ticket::{EnrichedTicket, Provenance, TicketEvent};
 pub use ticket_action::TicketAction;
 pub use workflow::WorkflowStep;

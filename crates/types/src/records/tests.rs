@@ -72,6 +72,18 @@ fn every_record_type_round_trips() {
         source_offset: 7,
         attributes: BTreeMap::from([("ticket_key".into(), "PROJ-1".into())]),
     });
+    round_trip(Subscription {
+        id: "sub_1".into(),
+        topics: vec!["tickets.enriched".into()],
+        kinds: vec![],
+        agent: Some("wanderweave".into()),
+        fleet: None,
+        run: None,
+        ticket: None,
+        url: "https://example.com/hook".into(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        created_at_ms: 5,
+    });
     round_trip(DeadLetter {
         source_topic: "tickets.events".into(),
         source_partition: 1,
@@ -266,7 +278,7 @@ fn store_from_the_repository_directory_matches_builtin() {
             .collect()
     };
     assert_eq!(names(&store), names(&SchemaStore::builtin().unwrap()));
-    assert_eq!(store.current_schemas().len(), 12);
+    assert_eq!(store.current_schemas().len(), 13);
 }
 
 /// `chatgptd tail` prints records through `decode_json`: a timestamp inside a union (the
