@@ -68,6 +68,12 @@ fn routes() -> Vec<Case> {
         case(M::GET, "/readyz", "/readyz", S(Read)).status(0),
         case(M::GET, "/metrics", "/metrics", S(Read)),
         case(M::GET, "/openapi.json", "/openapi.json", S(Read)),
+        // The dashboard: the page and its assets hold no data; the session is the token's.
+        case(M::GET, "/", "/", Public),
+        case(M::GET, "/assets/{file}", "/assets/app.js", Public),
+        case(M::GET, "/session", "/session", S(Read)),
+        case(M::POST, "/session", "/session", S(Read)).status(200),
+        case(M::DELETE, "/session", "/session", Public).status(204),
         // Webhooks: their signature is their check (none configured here: 401 of their own).
         case(M::POST, "/webhooks/jira", "/webhooks/jira", Public).status(401),
         case(

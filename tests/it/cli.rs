@@ -12,10 +12,10 @@ use serde_json::Value;
 
 use crate::support::chatgptd;
 
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// Runs a chatgptd tool against the `up` in `data_dir`.
-fn tool(data_dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn tool(data_dir: &Path, args: &[&str]) -> Output {
     chatgptd()
         .arg("--data-dir")
         .arg(data_dir)
@@ -34,14 +34,14 @@ fn stdout(output: &Output) -> String {
 }
 
 /// A `chatgptd up` child process, stopped with SIGTERM on drop.
-struct Up {
+pub(crate) struct Up {
     child: Child,
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Up {
-    async fn start() -> Up {
+    pub(crate) async fn start() -> Up {
         Self::start_with(&[]).await
     }
 
@@ -83,13 +83,13 @@ impl Up {
 
     /// An HTTP client sending the admin token `up` keeps in its data directory, as the
     /// README's curl commands do (`$(cat data/api-token)`).
-    fn client(&self) -> reqwest::Client {
+    pub(crate) fn client(&self) -> reqwest::Client {
         let file = chatgptd_node::auth::token_file(&self.data_dir);
         let token = chatgptd_node::auth::read_token_file(&file).expect("up's API token");
         chatgptd_testkit::http_client_with_token(&token)
     }
 
-    fn info(&self) -> Value {
+    pub(crate) fn info(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.data_dir.join("embedded.json")).unwrap())
             .unwrap()
     }
@@ -386,7 +386,7 @@ async fn produce_tail_and_dead_letter_replay_against_a_running_up() {
     assert_eq!(stdout(&letters).lines().count(), 2, "{}", stdout(&letters));
 }
 /// Produces the ticket `n` onto `tickets.events` of the `up` in `data_dir`.
-fn produce_ticket(data_dir: &Path, n: u32) {
+pub(crate) fn produce_ticket(data_dir: &Path, n: u32) {
     let value = format!(
         r#"{{"event_id":"e{n}","source":"jira","delivery_id":"d{n}",
         "event_type":"jira:issue_created","ticket_id":"{n}","ticket_key":"PROJ-{n}",

@@ -7,6 +7,7 @@ mod actions;
 mod agents;
 mod auth;
 mod cli;
+mod dashboard;
 mod faults;
 mod index;
 mod knowledge;

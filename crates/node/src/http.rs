@@ -1,6 +1,6 @@
 //! The HTTP API of a process: the routes every process serves (`/healthz`, `/readyz`,
-//! `/metrics`, the event streams) merged with the routes of the workers it runs, behind the
-//! one token check.
+//! `/metrics`, the event streams, the dashboard) merged with the routes of the workers it
+//! runs, behind the one token check.
 
 use std::sync::{Arc, OnceLock};
 
@@ -28,7 +28,8 @@ pub fn routes(
         stack.health.clone(),
         chatgptd_runtime::telemetry::install_prometheus(),
     )
-    .merge(event_streams(stack, shutdown)?.router());
+    .merge(event_streams(stack, shutdown)?.router())
+    .merge(chatgptd_dashboard::routes());
     let document = Arc::new(OnceLock::new());
     let routes = worker_routes
         .into_iter()

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the generic ones come from
 //! `chatgptd_testkit` (`runtime`, `records`), re-exported here so the tests name them once.
 
+pub mod browser;
 pub mod fleet;
 pub mod node;
 pub mod pipeline;

@@ -6,6 +6,11 @@
 //! needs ([`super::routes::Routes`]); a route that declares nothing needs `admin`, so a new
 //! route is never open by accident. Paths listed as public (`http.public`) and routes
 //! declared [`Access::Public`] (the webhooks, which check signatures) need no token.
+//!
+//! A browser presents the same secret in the `chatgptd_session` cookie (set by the
+//! dashboard's `POST /session`), since `EventSource` cannot send headers. A cookie is sent by
+//! the browser on its own, so an unsafe method authenticated by it must also carry
+//! `x-chatgptd-csrf`, a header another site's form or plain fetch cannot add.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -164,9 +169,20 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
             });
             (Caller::ANONYMOUS.to_string(), next.run(request).await)
         }
-        AuthMode::Tokens => match bearer(&request) {
+        AuthMode::Tokens => match presented(&request) {
             None => ("none".to_string(), unauthorized("missing_token")),
-            Some(secret) => match auth.find(secret) {
+            Some(Presented::Cookie(_)) if !csrf_safe(&request) => (
+                "none".to_string(),
+                error_response(
+                    StatusCode::FORBIDDEN,
+                    "csrf",
+                    json!({"detail": format!(
+                        "a {method} authenticated by the session cookie needs the header \
+                         `{CSRF_HEADER}: 1`"
+                    )}),
+                ),
+            ),
+            Some(presented) => match auth.find(presented.secret()) {
                 None => ("none".to_string(), unauthorized("unknown_token")),
                 Some(token) => {
                     let name = token.name().to_string();
@@ -192,6 +208,75 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
     }
     .emit();
     response
+}
+
+/// The cookie a browser presents the API token in (hex of the secret, so any secret is a
+/// valid cookie value).
+pub const SESSION_COOKIE: &str = "chatgptd_session";
+
+/// The header an unsafe request authenticated by the cookie must carry.
+pub const CSRF_HEADER: &str = "x-chatgptd-csrf";
+
+/// The `Set-Cookie` value that keeps `secret` for the browser's later requests: unreadable
+/// by scripts, never sent by another site's requests.
+pub fn session_cookie(secret: &str) -> String {
+    format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        hex::encode(secret)
+    )
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn expired_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// Where a request's secret came from.
+enum Presented {
+    Bearer(String),
+    Cookie(String),
+}
+
+impl Presented {
+    fn secret(&self) -> &str {
+        match self {
+            Presented::Bearer(secret) | Presented::Cookie(secret) => secret,
+        }
+    }
+}
+
+/// The bearer header's secret, else the session cookie's.
+fn presented(request: &Request) -> Option<Presented> {
+    if let Some(secret) = bearer(request) {
+        return Some(Presented::Bearer(secret.to_string()));
+    }
+    session(request).map(Presented::Cookie)
+}
+
+/// The secret in the session cookie.
+fn session(request: &Request) -> Option<String> {
+    for value in request.headers().get_all(header::COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            let Some((name, encoded)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if name == SESSION_COOKIE {
+                let secret = hex::decode(encoded.trim()).ok()?;
+                let secret = String::from_utf8(secret).ok()?;
+                return (!secret.is_empty()).then_some(secret);
+            }
+        }
+    }
+    None
+}
+
+/// Whether a cookie-authenticated request may go on: a safe method, or the CSRF header.
+fn csrf_safe(request: &Request) -> bool {
+    matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) || request.headers().contains_key(CSRF_HEADER)
 }
 
 /// The secret of an `Authorization: Bearer <secret>` header.
@@ -293,5 +378,26 @@ mod tests {
         assert_eq!(bearer(&with("bearer  abc ")), Some("abc"));
         assert_eq!(bearer(&with("Basic abc")), None);
         assert_eq!(bearer(&with("Bearer ")), None);
+    }
+
+    #[test]
+    fn the_session_cookie_carries_the_secret_and_unsafe_methods_need_the_csrf_header() {
+        let cookie = session_cookie("s3cret; x");
+        let value = cookie.split(';').next().unwrap().to_string();
+        let request = |method: Method, csrf: bool| {
+            let mut builder = Request::builder()
+                .method(method)
+                .header(header::COOKIE, format!("theme=dark; {value}"));
+            if csrf {
+                builder = builder.header(CSRF_HEADER, "1");
+            }
+            builder.body(axum::body::Body::empty()).unwrap()
+        };
+        let get = request(Method::GET, false);
+        assert!(matches!(presented(&get), Some(Presented::Cookie(s)) if s == "s3cret; x"));
+        assert!(csrf_safe(&get));
+        assert!(!csrf_safe(&request(Method::POST, false)));
+        assert!(csrf_safe(&request(Method::POST, true)));
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
     }
 }
