@@ -74,6 +74,15 @@ fn routes() -> Vec<Case> {
         case(M::GET, "/session", "/session", S(Read)),
         case(M::POST, "/session", "/session", S(Read)).status(200),
         case(M::DELETE, "/session", "/session", Public).status(204),
+        // A dry run: the table's node has no dead letters, so it answers at once.
+        case(
+            M::POST,
+            "/dead-letters/replay",
+            "/dead-letters/replay",
+            S(Admin),
+        )
+        .body(json!({"dry_run": true}))
+        .status(200),
         // Webhooks: their signature is their check (none configured here: 401 of their own).
         case(M::POST, "/webhooks/jira", "/webhooks/jira", Public).status(401),
         case(

@@ -144,6 +144,12 @@ async fn the_dashboard_in_a_browser_shows_sends_approves_and_follows_a_run() {
     browser
         .wait_text("#deadletter-list", "no ticket key in the payload")
         .await;
+    // What a replay would do, asked through the API (`POST /dead-letters/replay`).
+    browser.click("button[data-tab=deadletters]").await;
+    browser.click("#replay-dry").await;
+    browser
+        .wait_text("#replay-result", "1 would be replayed")
+        .await;
     browser.click("button[data-tab=search]").await;
     browser.fill("#search-input", "hello").await;
     browser.click("#search-button").await;

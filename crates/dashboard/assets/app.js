@@ -359,6 +359,24 @@ function follow() {
   events.onerror = () => activity("Event stream interrupted; the browser reconnects where it stopped.");
 }
 
+async function replay(event) {
+  event.preventDefault();
+  const dryRun = event.submitter ? event.submitter.value === "1" : true;
+  const topic = $("replay-topic").value.trim();
+  $("replay-result").textContent = dryRun ? "Reading the dead letters…" : "Replaying…";
+  try {
+    const r = await api("POST", "/dead-letters/replay", { dry_run: dryRun, source_topic: topic || null });
+    const verb = r.dry_run ? "would be replayed" : "replayed";
+    $("replay-result").textContent = `${r.matched.length} ${verb}, ${r.filtered_out} filtered out, ` +
+      `${r.too_many_replays} replayed too often, ${r.left_in_place + r.without_value} left in place.`;
+    if (!r.dry_run) activity(`Replayed ${r.matched.length} dead letter(s)`);
+    showError(null);
+  } catch (err) {
+    $("replay-result").textContent = "";
+    showError(err);
+  }
+}
+
 // --- search ---------------------------------------------------------------------------------
 
 async function search(event) {
@@ -395,6 +413,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("send").addEventListener("submit", send);
   $("start").addEventListener("submit", startRun);
   $("search-form").addEventListener("submit", search);
+  $("replay").addEventListener("submit", replay);
   $("agent-select").addEventListener("change", () => loadConversation().catch(showError));
   $("workflow-select").addEventListener("change", exampleInput);
   $("resume-run").addEventListener("click", () => api("POST", `/runs/${encodeURIComponent(state.run)}/resume`).then(refreshRun).catch(showError));

@@ -28,8 +28,13 @@ pub fn routes(
         stack.health.clone(),
         chatgptd_runtime::telemetry::install_prometheus(),
     )
-    .merge(event_streams(stack, shutdown)?.router())
-    .merge(chatgptd_dashboard::routes());
+    .merge(event_streams(stack, shutdown.clone())?.router())
+    .merge(chatgptd_dashboard::routes())
+    .merge(chatgptd_worker_dlq_replay::routes(
+        stack.context.clone(),
+        stack.config.dlq_replay.clone(),
+        shutdown,
+    ));
     let document = Arc::new(OnceLock::new());
     let routes = worker_routes
         .into_iter()

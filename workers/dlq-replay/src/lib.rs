@@ -1,4 +1,4 @@
-//! The dead-letter replayer: `chatgptd dlq replay`.
+//! The dead-letter replayer: `chatgptd dlq replay` and `POST /dead-letters/replay`.
 //!
 //! After a fix (a corrected prompt, a bug fixed in a worker, a dependency back), dead letters
 //! can be sent back to the topic they came from, byte for byte, with their key and headers.
@@ -12,6 +12,8 @@
 
 mod progress;
 mod replayer;
+mod routes;
 
 pub use progress::Tally;
 pub use replayer::{Filter, Options, ReplayReport, ReplayedLetter, replay};
+pub use routes::routes;
