@@ -92,18 +92,22 @@ impl Broker {
     pub async fn start(dir: &Path, listen: SocketAddr, members: Members) -> Result<Broker, Error> {
         std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let storage = dir.join(STORAGE_FILE);
-        if members == Members::Forget {
-            forget_members(&storage).await?;
-        }
         let address = resolve_port(listen)?;
         let url = Url::parse(&format!("tcp://{address}"))
             .map_err(|err| Error::Broker(format!("listener address {address}: {err}")))?;
         let storage_url = storage_url(&storage)?;
         // A broker stopped earlier in this process (a test's restart) may still be letting go
-        // of its connections to the file for a moment.
+        // of its connections to the file for a moment: forgetting its members and opening the
+        // storage both wait for it.
         let deadline = Instant::now() + LOCKED_PATIENCE;
         let started = loop {
-            match Self::serve(&storage, address, &url, &storage_url).await {
+            let attempt = async {
+                if members == Members::Forget {
+                    forget_members(&storage).await?;
+                }
+                Self::serve(&storage, address, &url, &storage_url).await
+            };
+            match attempt.await {
                 Err(err) if err.to_string().contains("database is locked") => {
                     if Instant::now() > deadline {
                         return Err(err);
