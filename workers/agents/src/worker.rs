@@ -1,6 +1,6 @@
 //! The agent processor and the service that runs it with its heartbeats.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -94,11 +94,7 @@ impl AgentWorker {
     /// The ids of the agents this worker answers for now: run-time registrations join and
     /// disabled agents leave without a restart.
     pub fn serving(&self) -> Vec<String> {
-        let mut agents: Vec<String> = served_agents(&self.registry(), &self.options.serve)
-            .into_iter()
-            .collect();
-        agents.sort();
-        agents
+        served_agents(&self.registry(), &self.options.serve)
     }
 
     async fn handle(
@@ -142,7 +138,7 @@ impl AgentWorker {
                 )
                 .await;
         }
-        if !served_agents(&registry, &self.options.serve).contains(&agent.id) {
+        if !serves(&registry, &self.options.serve, agent) {
             debug!(agent = %agent.id, "not served here; another worker group answers it");
             return Ok(Vec::new());
         }
@@ -501,29 +497,29 @@ impl AgentWorker {
     }
 }
 
-fn served_agents(registry: &Registry, serve: &[String]) -> HashSet<String> {
-    let enabled = registry.agents().iter().filter(|agent| agent.is_enabled());
-    if serve.is_empty() {
-        return enabled.map(|agent| agent.id.clone()).collect();
-    }
-    let mut serving = HashSet::new();
-    for entry in serve {
-        match entry.strip_prefix("fleet:") {
-            Some(fleet) => serving.extend(
-                registry
-                    .fleet(fleet)
-                    .into_iter()
-                    .map(|agent| agent.id.clone()),
-            ),
-            None => serving.extend(
-                registry
-                    .get(entry)
-                    .filter(|a| a.is_enabled())
-                    .map(|agent| agent.id.clone()),
-            ),
-        }
-    }
-    serving
+/// Whether this worker answers for `agent`: enabled, and named by `serve` (by id, or as
+/// `fleet:<name>`), or `serve` is empty.
+fn serves(registry: &Registry, serve: &[String], agent: &AgentSpec) -> bool {
+    agent.is_enabled()
+        && (serve.is_empty()
+            || serve
+                .iter()
+                .any(|entry| match entry.strip_prefix("fleet:") {
+                    Some(fleet) => registry
+                        .find_fleet(fleet)
+                        .is_some_and(|fleet| fleet.name == agent.fleet),
+                    None => *entry == agent.id,
+                }))
+}
+
+/// The ids of the agents this worker answers for, sorted as the registry keeps them.
+fn served_agents(registry: &Registry, serve: &[String]) -> Vec<String> {
+    registry
+        .agents()
+        .iter()
+        .filter(|agent| serves(registry, serve, agent))
+        .map(|agent| agent.id.clone())
+        .collect()
 }
 
 impl Processor for AgentWorker {
@@ -606,12 +602,7 @@ impl AgentsService {
         let serve = options.serve.clone();
         let heartbeats = Heartbeats::new(
             memory,
-            Arc::new(move || {
-                let mut agents: Vec<String> =
-                    served_agents(&live.current(), &serve).into_iter().collect();
-                agents.sort();
-                agents
-            }),
+            Arc::new(move || served_agents(&live.current(), &serve)),
             options.heartbeat_interval,
             worker_id,
         );
