@@ -89,6 +89,20 @@ impl Up {
         chatgptd_testkit::http_client_with_token(&token)
     }
 
+    /// Waits until `/readyz` says every worker is ready.
+    pub(crate) async fn wait_ready(&self) {
+        let http = self.info()["http"].as_str().unwrap().to_string();
+        let client = self.client();
+        wait_until(WAIT, "/readyz to say ready", || {
+            let request = client.get(format!("{http}/readyz")).send();
+            async move {
+                let body: Value = request.await.ok()?.json().await.ok()?;
+                (body["ready"] == true).then_some(())
+            }
+        })
+        .await;
+    }
+
     pub(crate) fn info(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.data_dir.join("embedded.json")).unwrap())
             .unwrap()
@@ -134,15 +148,7 @@ async fn up_serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
     assert_eq!(open.status(), 401);
     let agents = client.get(format!("{http}/agents")).send().await.unwrap();
     assert_eq!(agents.status(), 200);
-    wait_until(WAIT, "/readyz to say ready", || {
-        let request = client.get(format!("{http}/readyz")).send();
-        async move {
-            let response = request.await.ok()?;
-            let body: Value = response.json().await.ok()?;
-            (body["ready"] == true).then_some(())
-        }
-    })
-    .await;
+    up.wait_ready().await;
     let search = client
         .get(format!("{http}/search?q=login%20AND%20(sso"))
         .send()
@@ -505,14 +511,7 @@ async fn the_readme_agent_and_workflow_commands_work_against_up() {
     let data_dir = up.data_dir.clone();
     let http = up.info()["http"].as_str().unwrap().to_string();
     let client = up.client();
-    wait_until(WAIT, "/readyz to say ready", || {
-        let request = client.get(format!("{http}/readyz")).send();
-        async move {
-            let body: Value = request.await.ok()?.json().await.ok()?;
-            (body["ready"] == true).then_some(())
-        }
-    })
-    .await;
+    up.wait_ready().await;
     let run_tool = |args: &[&str]| {
         let output = tool(&data_dir, args);
         assert!(

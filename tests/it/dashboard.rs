@@ -13,11 +13,7 @@ use crate::support::browser::Browser;
 /// Data for each section: an answered message, an enriched ticket, a dead letter.
 async fn with_data(up: &Up, http: &str) {
     let client = up.client();
-    wait_until(WAIT, "/readyz to say ready", || {
-        let request = client.get(format!("{http}/readyz")).send();
-        async move { request.await.ok()?.status().is_success().then_some(()) }
-    })
-    .await;
+    up.wait_ready().await;
     let answered: Value = client
         .post(format!("{http}/agents/wanderweave/messages"))
         .json(&json!({"body": "hello from the test", "wait": true}))
