@@ -47,7 +47,7 @@ fn key(owner: &str, repo: &str) -> Key {
 }
 
 fn sha(state: &mut Trackers) -> String {
-    format!("{:040x}", 0xc0ffee_0000_u64 + state.next_id())
+    format!("{:040x}", 0x00c0_ffee_0000_u64 + state.next_id())
 }
 
 // The repository half of `FakeTrackers`' test API.
