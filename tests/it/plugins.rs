@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use chatgptd_node::Role;
-use chatgptd_testkit::fake_openai::{FakeOpenAi, Scripted};
+use chatgptd_testkit::fake_openai::{FakeOpenAi, Scripted, ScriptedCall};
 use chatgptd_testkit::fake_trackers::{Api, FakeTrackers, GITHUB_TOKEN};
 use chatgptd_testkit::wait_until;
 use chatgptd_types::records::{ActionAudit, ApprovalRequest};
@@ -246,21 +246,34 @@ async fn an_http_action_without_its_endpoint_is_refused_naming_the_secret() {
     node.stop().await.unwrap();
 }
 
-/// A file read from GitHub reaches the model in its next turn; GitHub's rate limit on the
-/// first try makes the call wait for the reset, not fail.
+/// A file, an issue with its comments and a code search read from GitHub reach the model in
+/// its next turn; GitHub's rate limit on the first try makes the call wait for the reset,
+/// not fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_file_read_from_github_reaches_the_model_after_a_rate_limit() {
     let github = FakeTrackers::start().await;
     github.add_github_repo("acme", "site", "main");
     let policy = "TLS 1.0 and 1.1 are disabled on every public endpoint.";
     github.add_github_file("acme", "site", "main", "docs/tls.md", policy);
+    github.add_github_issue("acme", "site", 7);
+    github.add_github_comment("acme", "site", 7, "Scanner still sees TLS 1.0 on api.");
     github.rate_limit_github(1, Duration::from_secs(1));
     let fake = FakeOpenAi::start().await;
     fake.script([
-        Scripted::tool_call(
-            "github_read_file",
-            json!({"repository": "acme/site", "path": "docs/tls.md"}),
-        ),
+        Scripted::tool_calls([
+            ScriptedCall::new(
+                "github_read_file",
+                json!({"repository": "acme/site", "path": "docs/tls.md"}),
+            ),
+            ScriptedCall::new(
+                "github_read_issue",
+                json!({"repository": "acme/site", "number": 7}),
+            ),
+            ScriptedCall::new(
+                "github_search_code",
+                json!({"query": "tls disabled", "repository": "acme/site"}),
+            ),
+        ]),
         Scripted::text("Read it."),
     ]);
     let fleet = fleet("plugins-gh-read", &fake, None, Some(&github));
@@ -270,23 +283,31 @@ async fn a_file_read_from_github_reaches_the_model_after_a_rate_limit() {
     assert_eq!(answer["body"], "Read it.", "{answer}");
     let result = second_turn_result(&fake);
     assert!(result.contains(policy), "{result}");
+    assert!(result.contains("Scanner still sees TLS 1.0"), "{result}");
+    assert!(result.contains("acme/site:docs/tls.md"), "{result}");
     assert_eq!(fake.request_count(), 2, "the model was not asked again");
 
     let calls = github.calls_to(Api::GitHub);
     let statuses: Vec<u16> = calls.iter().map(|c| c.status).collect();
+    let lines = chatgptd_testkit::fake_trackers::lines(&calls);
+    assert_eq!(statuses, [403, 200, 200, 200, 200], "{lines:?}");
     assert_eq!(
-        statuses,
-        [403, 200],
-        "{:?}",
-        chatgptd_testkit::fake_trackers::lines(&calls)
+        calls[4].query_param("q"),
+        Some("tls disabled repo:acme/site")
     );
     assert_eq!(calls[1].path, "/repos/acme/site/contents/docs/tls.md");
     assert_eq!(
         calls[1].header("authorization"),
         Some(format!("Bearer {GITHUB_TOKEN}").as_str())
     );
-    let audit: Vec<ActionAudit> = fleet.records(names::AGENT_AUDIT, 2).await;
-    assert_eq!(events(&audit, "github_read_file"), ["decided", "executed"]);
+    let audit: Vec<ActionAudit> = fleet.records(names::AGENT_AUDIT, 6).await;
+    for action in [
+        "github_read_file",
+        "github_read_issue",
+        "github_search_code",
+    ] {
+        assert_eq!(events(&audit, action), ["decided", "executed"], "{action}");
+    }
     node.stop().await.unwrap();
 }
 

@@ -130,9 +130,16 @@ impl AgentWorker {
             "conversation": cx.message.conversation_id,
         });
         let body = match &call.body {
-            Some(template) => Some(render_body(template, &context).map_err(|err| {
-                ProcessError::permanent("action_http_body", format!("`{action}`: {err}"))
-            })?),
+            // The template was checked at load, so this is a bug worth telling the model
+            // about rather than a record to dead-letter.
+            Some(template) => match render_body(template, &context) {
+                Ok(body) => Some(body),
+                Err(err) => {
+                    return Ok(Started::Now(Outcome::Failed {
+                        error: format!("the body template did not render: {err}"),
+                    }));
+                }
+            },
             None if matches!(method.as_str(), "GET" | "DELETE") => None,
             None => Some(arguments.clone()),
         };
