@@ -12,7 +12,7 @@ use chatgptd_node::Role;
 use chatgptd_testkit::fake_openai::{FakeOpenAi, Scripted, ScriptedCall};
 use chatgptd_testkit::fake_trackers::{Api, FakeTrackers, GITHUB_TOKEN};
 use chatgptd_testkit::wait_until;
-use chatgptd_types::records::{ActionAudit, ApprovalRequest};
+use chatgptd_types::records::{ActionAudit, AgentMessage, ApprovalRequest};
 use chatgptd_types::topics::names;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -314,7 +314,8 @@ async fn a_file_read_from_github_reaches_the_model_after_a_rate_limit() {
 /// Opening a pull request waits for approval; approved, it commits the files to a branch
 /// named after the action and opens one pull request. The answer to its creation is lost
 /// (the effect happened, the worker saw a 502), so the record is tried again: the retry
-/// finds the branch, the file and the pull request, and opens no second one.
+/// finds the branch, the file and the pull request, and opens no second one. Delivered again
+/// afterwards, the message and its decision replay what the ledger recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_approved_pull_request_opens_once_across_a_lost_answer() {
     let github = FakeTrackers::start().await;
@@ -385,6 +386,20 @@ async fn an_approved_pull_request_opens_once_across_a_lost_answer() {
     );
     let result = second_turn_result(&fake);
     assert!(result.contains("pull request #1"), "{result}");
+
+    let messages: Vec<AgentMessage> = fleet.records(names::AGENT_MESSAGES, 3).await;
+    let again = messages
+        .iter()
+        .filter(|m| m.id == id || m.kind == "approval");
+    for message in again.cloned().collect::<Vec<_>>() {
+        fleet
+            .produce(names::AGENT_MESSAGES, &message.to, &message)
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(github.github_pulls("acme", "site").len(), 1);
+    let after = chatgptd_testkit::fake_trackers::lines(&github.calls_to(Api::GitHub));
+    assert_eq!(after, lines, "nothing was called again");
     let audit: Vec<ActionAudit> = fleet.records(names::AGENT_AUDIT, 4).await;
     assert_eq!(
         events(&audit, "github_open_pull_request"),

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use super::execute::Started;
 use super::http::{excerpt, not_configured};
+use crate::telemetry::PluginRequest;
 use crate::worker::AgentWorker;
 
 /// The most directory entries, comments or search results given to the model.
@@ -89,12 +90,25 @@ impl GitHub<'_> {
             request = request.json(body);
         }
         let response = request.send().await.map_err(|err| {
+            let status = PluginRequest::failure_of(&err);
+            PluginRequest {
+                kind: "github",
+                action,
+                status,
+            }
+            .emit();
             ProcessError::unavailable(
                 "github_unavailable",
                 format!("`{action}`: GitHub did not answer: {}", err.without_url()),
             )
         })?;
         let status = response.status().as_u16();
+        PluginRequest {
+            kind: "github",
+            action,
+            status: PluginRequest::status_of(status),
+        }
+        .emit();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(|err| {
             ProcessError::retryable(

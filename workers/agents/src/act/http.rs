@@ -27,6 +27,7 @@ use sha2::Sha256;
 
 use super::Conversation;
 use super::execute::Started;
+use crate::telemetry::PluginRequest;
 use crate::worker::AgentWorker;
 
 /// The most characters of an answer's body the model is given.
@@ -171,12 +172,17 @@ impl AgentWorker {
             Ok(response) => response,
             Err(err) => {
                 // Down or too slow: waiting is right, and calling again is safe with the key.
-                let what = if err.is_timeout() {
-                    "timed out"
-                } else if err.is_connect() {
-                    "could not connect"
-                } else {
-                    "failed"
+                let status = PluginRequest::failure_of(&err);
+                PluginRequest {
+                    kind: "http",
+                    action,
+                    status,
+                }
+                .emit();
+                let what = match status {
+                    "timeout" => "timed out",
+                    "connect" => "could not connect",
+                    _ => "failed",
                 };
                 return Err(ProcessError::unavailable(
                     "action_http_unavailable",
@@ -185,6 +191,12 @@ impl AgentWorker {
             }
         };
         let status = response.status().as_u16();
+        PluginRequest {
+            kind: "http",
+            action,
+            status: PluginRequest::status_of(status),
+        }
+        .emit();
         let wait = response
             .headers()
             .get("retry-after")
@@ -192,7 +204,6 @@ impl AgentWorker {
             .and_then(|v| chatgptd_types::backoff::parse_retry_after(v, SystemTime::now()));
         let text = response.text().await.unwrap_or_default();
         let excerpt = excerpt(&text);
-        tracing::debug!(action, status, "declared HTTP action answered");
         let message = format!("`{action}`: {method} answered HTTP {status}: {excerpt}");
         let error = match call.statuses.class_of(status) {
             StatusClass::Done => {
