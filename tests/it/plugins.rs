@@ -407,3 +407,38 @@ async fn an_approved_pull_request_opens_once_across_a_lost_answer() {
     );
     node.stop().await.unwrap();
 }
+
+/// An answer the declaration classes as `fail` (spend_budget: any 4xx) ends the call once:
+/// the receiver is reached once, the model reads why, and nothing is tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rejected_http_action_fails_once_and_the_model_is_told() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        Scripted::tool_call(
+            "spend_budget",
+            json!({"amount": 240, "currency": "EUR", "purpose": "two nights in Porto"}),
+        ),
+        Scripted::text("The booking was refused."),
+    ]);
+    let receiver = Receiver::start(vec![422]).await;
+    let fleet = fleet("plugins-http-fail", &fake, Some(&receiver), None);
+    let node = fleet.start(&ROLES).await;
+    let id = send(&node, "hotel-optimizer-x", "book the Porto hotel").await;
+    let approval = pending(&node).await;
+    approve(&node, &approval).await;
+    let answer = answer_to(&node, &id).await;
+    assert_eq!(answer["body"], "The booking was refused.", "{answer}");
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path, "/spend");
+    let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(body["amount"], 240, "a number stays a number: {body}");
+    let result = second_turn_result(&fake);
+    assert!(result.starts_with("failed: HTTP 422"), "{result}");
+    let audit: Vec<ActionAudit> = fleet.records(names::AGENT_AUDIT, 4).await;
+    assert_eq!(
+        events(&audit, "spend_budget"),
+        ["decided", "approval_requested", "approved", "failed"]
+    );
+    node.stop().await.unwrap();
+}
