@@ -102,6 +102,16 @@ pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
             for warning in registry.warnings() {
                 println!("  warning: {warning}");
             }
+            // Whether a secret is set is the deploying environment's business, so a missing
+            // one is a warning (the action is refused until it is set), named, never shown.
+            let secrets = chatgptd_types::Secrets::env();
+            let missing =
+                chatgptd_registry::executor::missing_secrets(registry.actions(), |name| {
+                    secrets.get(name).is_some()
+                });
+            for line in missing {
+                println!("  warning: actions.yaml: {line}");
+            }
             match config.workflow_definitions(&registry) {
                 Ok(workflows) => {
                     println!("workflows: {}", workflows.list().len());

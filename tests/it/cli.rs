@@ -752,6 +752,72 @@ fn config_check_names_bad_keys_and_bad_topics() {
     assert!(stdout(&output).contains("data_dir = \"elsewhere\""));
 }
 
+/// `config check` names the secrets declared actions need and the environment lacks (a
+/// warning: the action is refused until they are set), never a value; a declaration that
+/// cannot work is a problem naming its file and action.
+#[test]
+fn config_check_names_missing_action_secrets_and_bad_executors() {
+    let output = chatgptd()
+        .args(["config", "check"])
+        .env("ACTIONS_BASE_URL", "http://publish.internal.example")
+        .env("ACTIONS_TOKEN", "tok-visible-only-if-leaked")
+        .env_remove("ACTIONS_SIGNING_KEY")
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains(
+            "action `publish_content`: secret ACTIONS_SIGNING_KEY (the signing key) is not set"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("action `github_open_pull_request`: secret GITHUB_TOKEN"),
+        "{out}"
+    );
+    assert!(!out.contains("secret ACTIONS_BASE_URL"), "it is set: {out}");
+    assert!(!out.contains("ACTIONS_TOKEN ("), "it is set: {out}");
+    assert!(!out.contains("tok-visible"), "a value was printed: {out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agents");
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if path.ends_with("actions.yaml") {
+            text = text.replace("      url: /spend\n", "      url: spend\n");
+        }
+        std::fs::write(agents.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let config = dir.path().join("chatgptd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agents]\nregistry_dir = {:?}\n",
+            agents.display().to_string()
+        ),
+    )
+    .unwrap();
+    let output = chatgptd()
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("actions.yaml")
+            && stderr.contains("action `spend_budget`")
+            && stderr.contains("url is a path starting with `/`"),
+        "{stderr}"
+    );
+}
+
 /// `topics apply` against a real Kafka-protocol broker (tansu): it creates what is missing,
 /// reports how an existing topic differs without touching it, and a second run creates
 /// nothing; `topics list` shows every topic with its key.

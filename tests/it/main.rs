@@ -13,6 +13,7 @@ mod index;
 mod knowledge;
 mod limits;
 mod openapi;
+mod plugins;
 mod registry;
 mod steps;
 mod subscriptions;

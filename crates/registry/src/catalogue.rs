@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::executor::Executor;
 use crate::policy::{PolicyOptions, RiskRule};
 
 /// The action whose call is the model's final answer: never offered as a tool.
@@ -63,6 +64,11 @@ pub struct ActionSpec {
     /// What in a call's arguments raises its risk score, e.g. an amount over a limit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RiskRule>,
+
+    /// What carries the action out when chatgptd does not do it itself: a declared HTTP
+    /// request, GitHub's API (see [`crate::executor`]). Unset: a built-in action, or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<Executor>,
 }
 
 /// How much harm a wrong use of an action can do.

@@ -20,6 +20,58 @@ pub mod metric {
     /// made up), `decision` (allowed, needs_approval, refused, invalid) and `outcome`
     /// (executed, refused, failed, denied, expired).
     pub const ACTIONS: &str = "chatgptd_agent_actions_total";
+    /// Requests of declared executors, by `kind` (http, github), `action` (a catalogued
+    /// id) and `status` (2xx, 3xx, 4xx, 5xx, timeout, connect, error).
+    pub const PLUGIN_REQUESTS: &str = "chatgptd_agent_plugin_requests_total";
+}
+
+/// A declared executor's request was answered, or could not be.
+pub(crate) struct PluginRequest<'a> {
+    /// `http` or `github`.
+    pub kind: &'static str,
+    /// The action's catalogue id.
+    pub action: &'a str,
+    /// See [`PluginRequest::status_of`] and [`PluginRequest::failure_of`].
+    pub status: &'static str,
+}
+
+impl PluginRequest<'_> {
+    /// The status class of an answer.
+    pub(crate) fn status_of(status: u16) -> &'static str {
+        match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        }
+    }
+
+    /// Why a request got no answer.
+    pub(crate) fn failure_of(err: &reqwest::Error) -> &'static str {
+        if err.is_timeout() {
+            "timeout"
+        } else if err.is_connect() {
+            "connect"
+        } else {
+            "error"
+        }
+    }
+
+    pub(crate) fn emit(&self) {
+        debug!(
+            kind = self.kind,
+            action = self.action,
+            status = self.status,
+            "plugin request"
+        );
+        metrics::counter!(
+            metric::PLUGIN_REQUESTS,
+            "kind" => self.kind,
+            "action" => self.action.to_string(),
+            "status" => self.status
+        )
+        .increment(1);
+    }
 }
 
 /// A tool call settled: its outcome is recorded.

@@ -86,6 +86,13 @@ impl AgentWorker {
         self
     }
 
+    /// Reads the secrets of outbound actions from `secrets` (the process's, from its worker
+    /// context) instead of none.
+    fn with_secrets(mut self, secrets: chatgptd_types::Secrets) -> Self {
+        self.act = self.act.with_secrets(secrets);
+        self
+    }
+
     /// The registry as it stands now: read once per record, so one record sees one version.
     pub(crate) fn registry(&self) -> Arc<Registry> {
         self.live.current()
@@ -597,7 +604,8 @@ impl AgentsService {
             memory.clone(),
             retriever,
         )
-        .with_codec(context.codec.clone());
+        .with_codec(context.codec.clone())
+        .with_secrets(context.secrets.clone());
         let worker_id = format!("agents-{}", uuid::Uuid::new_v4());
         let serve = options.serve.clone();
         let heartbeats = Heartbeats::new(

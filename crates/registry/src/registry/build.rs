@@ -149,6 +149,11 @@ fn check_actions(
             problem("declared twice".into());
             continue;
         }
+        if let Some(executor) = &action.executor {
+            for message in executor.problems(&action) {
+                problem(format!("executor: {message}"));
+            }
+        }
         policy::check_action(path, &item, &action, problems);
         kept.push(action);
     }

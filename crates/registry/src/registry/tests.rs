@@ -474,3 +474,87 @@ fn an_unreadable_directory_is_an_io_error_naming_it() {
     assert!(matches!(err, Error::Io { .. }));
     assert!(err.to_string().contains("/nonexistent/agents"), "{err}");
 }
+
+#[test]
+fn the_shipped_plugins_are_declared_executors_that_still_wait_for_approval() {
+    use crate::executor::{Executor, GithubOperation, missing_secrets};
+    let registry = Registry::builtin();
+    for id in ["publish_content", "modify_access", "spend_budget"] {
+        let action = registry.action(id).unwrap();
+        assert!(action.approval, "{id} is approval-gated");
+        let Some(Executor::Http(call)) = &action.executor else {
+            panic!("{id} is a declared HTTP action");
+        };
+        assert_eq!(call.base_url_env.as_deref(), Some("ACTIONS_BASE_URL"));
+        assert!(call.signature.is_some(), "{id} is signed");
+    }
+    let push = registry.action("github_open_pull_request").unwrap();
+    assert!(push.approval, "a pull request waits for approval");
+    assert!(matches!(
+        &push.executor,
+        Some(Executor::Github(call)) if call.operation == GithubOperation::OpenPullRequest
+    ));
+    let shield = registry.get("shield-core").unwrap();
+    assert!(
+        shield
+            .actions
+            .iter()
+            .any(|a| a == "github_open_pull_request")
+    );
+
+    // Every required secret of every executor is named when unset, none when set.
+    let missing = missing_secrets(registry.actions(), |_| false).join("\n");
+    for name in [
+        "ACTIONS_BASE_URL",
+        "ACTIONS_TOKEN",
+        "ACTIONS_SIGNING_KEY",
+        "GITHUB_TOKEN",
+    ] {
+        assert!(missing.contains(name), "{name}: {missing}");
+    }
+    assert!(!missing.contains("GITHUB_API_URL"), "it has a default");
+    assert!(missing_secrets(registry.actions(), |_| true).is_empty());
+}
+
+#[test]
+fn executor_declarations_are_checked_at_load() {
+    let actions = format!(
+        "{ACTIONS}  - id: notify
+    description: Tell the pager.
+    risk: medium
+    parameters: {{type: object, properties: {{text: {{type: string}}}}, additionalProperties: false}}
+    executor: {{kind: http, url: /page, body: {{msg: '{{{{ arguments.txt }}}}'}}}}
+  - id: read_repo
+    description: Read a file.
+    risk: low
+    parameters: {{type: object, properties: {{repository: {{type: string}}}}, additionalProperties: false}}
+    executor: {{kind: github, operation: read_file}}
+"
+    );
+    let problems = load_fixture(&[("actions.yaml", &actions)]);
+    assert_problem(
+        &problems,
+        "actions.yaml",
+        "action `notify`",
+        "not an http(s) URL",
+    );
+    assert_problem(
+        &problems,
+        "actions.yaml",
+        "action `notify`",
+        "no argument `txt`",
+    );
+    assert_problem(
+        &problems,
+        "actions.yaml",
+        "action `read_repo`",
+        "argument `path`",
+    );
+
+    // A kind nothing executes does not load at all.
+    let actions = format!(
+        "{ACTIONS}  - {{id: launch, description: d, risk: low, parameters: {{type: object}}, executor: {{kind: rocket}}}}\n"
+    );
+    let problems = load_fixture(&[("actions.yaml", &actions)]);
+    assert_problem(&problems, "actions.yaml", "", "unknown variant `rocket`");
+}

@@ -27,7 +27,11 @@
 //!   `per_page`, `page`; create, 201) and `POST .../labels` (200, every label of the issue);
 //!   `GET`/`POST /repos/{owner}/{repo}/issues` (list by `state`, newest first unless
 //!   `direction=asc`; create, 201), `GET`/`PATCH .../issues/{number}` and `POST
-//!   .../assignees`.
+//!   .../assignees`. For agents' GitHub actions (`github_repos.rs`): contents, git refs,
+//!   pull requests (listed by `head`) and code search, over repositories a test adds
+//!   ([`FakeTrackers::add_github_repo`]); [`FakeTrackers::rate_limit_github`] answers as
+//!   GitHub's primary rate limit does (403, `x-ratelimit-remaining: 0`,
+//!   `x-ratelimit-reset`).
 //!
 //! Tickets exist only once a test adds them ([`FakeTrackers::add_jira_issue`], ...) or a
 //! client creates them; others get each API's 404. A Jira project or GitHub repository
@@ -36,7 +40,9 @@
 //! decoded query, headers, JSON body, status) for exact assertions, and state (comments,
 //! journal, labels) is kept so that listing after posting shows what was posted. Failures
 //! are scriptable per API: [`FakeTrackers::fail_next`] answers the next calls with a status
-//! (and a `Retry-After`), [`FakeTrackers::delay_next`] holds them before answering.
+//! (and a `Retry-After`), [`FakeTrackers::delay_next`] holds them before answering, and
+//! [`FakeTrackers::lose_next_answer`] serves a call but answers it with an error, as a
+//! connection lost after the effect looks to a client.
 //!
 //! Timestamps use the APIs' formats; GitHub's `since` compares them as text, which orders
 //! correctly because they are all `YYYY-MM-DDTHH:MM:SSZ`.
@@ -59,6 +65,7 @@ use base64::Engine;
 use serde_json::Value;
 
 mod github;
+mod github_repos;
 mod jira;
 mod jira_issues;
 mod servicenow;
@@ -69,6 +76,7 @@ pub use jira::{JIRA_API_TOKEN, JIRA_EMAIL};
 pub use servicenow::{SERVICENOW_PASSWORD, SERVICENOW_USER};
 
 use github::{GitHubIssue, github, github_error};
+use github_repos::{Repo, github_repos};
 use jira::{JiraIssue, jira, jira_error};
 use servicenow::{Incident, servicenow, servicenow_error};
 
@@ -150,11 +158,17 @@ enum FaultKind {
         retry_after: Option<Duration>,
     },
     Delay(Duration),
+    /// GitHub's primary rate limit, resetting this long from now.
+    RateLimited(Duration),
+    /// Served, then answered with this status instead.
+    AfterServing(u16),
 }
 
 #[derive(Debug, Clone)]
 struct Fault {
     method: Option<Method>,
+    /// Only calls whose path (below the API's prefix) ends so.
+    path_suffix: Option<String>,
     remaining: usize,
     kind: FaultKind,
 }
@@ -166,6 +180,7 @@ struct Trackers {
     jira: Vec<JiraIssue>,
     servicenow: HashMap<String, Incident>,
     github: HashMap<(String, String, u64), GitHubIssue>,
+    repos: HashMap<(String, String), Repo>,
     next_id: u64,
 }
 
@@ -176,11 +191,14 @@ impl Trackers {
     }
 
     /// Takes the next scripted fault for this call, if any.
-    fn take_fault(&mut self, api: Api, method: &Method) -> Option<FaultKind> {
+    fn take_fault(&mut self, api: Api, method: &Method, path: &str) -> Option<FaultKind> {
         let queue = self.faults.get_mut(&api)?;
-        let index = queue
-            .iter()
-            .position(|f| f.method.as_ref().is_none_or(|m| m == method))?;
+        let index = queue.iter().position(|f| {
+            f.method.as_ref().is_none_or(|m| m == method)
+                && f.path_suffix
+                    .as_ref()
+                    .is_none_or(|s| path.ends_with(s.as_str()))
+        })?;
         let fault = &mut queue[index];
         fault.remaining -= 1;
         let kind = fault.kind.clone();
@@ -282,6 +300,28 @@ impl FakeTrackers {
         );
     }
 
+    /// Answers the next `times` GitHub calls as GitHub's primary rate limit does: 403,
+    /// `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch seconds) `reset_in` from now.
+    pub fn rate_limit_github(&self, times: usize, reset_in: Duration) {
+        self.script(Api::GitHub, None, times, FaultKind::RateLimited(reset_in));
+    }
+
+    /// Serves the next call to `api` with `method` whose path ends with `path_suffix`, then
+    /// answers it with `status`: the effect happened, the client thinks it failed.
+    pub fn lose_next_answer(&self, api: Api, method: &str, path_suffix: &str, status: u16) {
+        let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        self.state()
+            .faults
+            .entry(api)
+            .or_default()
+            .push_back(Fault {
+                method: Some(method),
+                path_suffix: Some(path_suffix.to_string()),
+                remaining: 1,
+                kind: FaultKind::AfterServing(status),
+            });
+    }
+
     /// Like [`fail_next`](Self::fail_next), for calls with this method only.
     pub fn fail_next_on(
         &self,
@@ -318,6 +358,7 @@ impl FakeTrackers {
             .or_default()
             .push_back(Fault {
                 method,
+                path_suffix: None,
                 remaining: times,
                 kind,
             });
@@ -376,15 +417,17 @@ async fn handle(
         .unwrap_or_default();
     let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
 
-    let fault = lock(&shared.state).take_fault(api, &method);
-    let response = match fault {
+    let prefix_len = api.prefix().len() + 1;
+    let fault = lock(&shared.state).take_fault(api, &method, &path[prefix_len..]);
+    let mut response = match fault {
         Some(FaultKind::Status {
             status,
             retry_after,
         }) => fault_response(api, status, retry_after),
-        other => {
+        Some(FaultKind::RateLimited(reset_in)) => rate_limited(reset_in),
+        ref other => {
             if let Some(FaultKind::Delay(delay)) = other {
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(*delay).await;
             }
             if !authorized(api, &headers) {
                 unauthorized(api)
@@ -402,13 +445,17 @@ async fn handle(
                 match api {
                     Api::Jira => jira(&mut state, &request),
                     Api::ServiceNow => servicenow(&mut state, &request),
-                    Api::GitHub => github(&mut state, &request),
+                    Api::GitHub => match github_repos(&mut state, &request) {
+                        Some(response) => response,
+                        None => github(&mut state, &request),
+                    },
                 }
             }
         }
     };
-
-    let prefix_len = api.prefix().len() + 1;
+    if let Some(FaultKind::AfterServing(status)) = fault {
+        response = fault_response(api, status, None);
+    }
     lock(&shared.state).calls.push(Call {
         api,
         method: method.to_string(),
@@ -490,6 +537,28 @@ fn fault_response(api: Api, status: u16, retry_after: Option<Duration>) -> Respo
         let seconds = wait.as_secs_f64().ceil() as u64;
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
             response.headers_mut().insert("retry-after", value);
+        }
+    }
+    response
+}
+
+/// GitHub's primary rate limit, as its docs show it.
+fn rate_limited(reset_in: Duration) -> Response {
+    let reset = (now_ms() / 1000) as u64 + reset_in.as_secs_f64().ceil() as u64;
+    let mut response = github_error(
+        StatusCode::FORBIDDEN,
+        "API rate limit exceeded for user ID 41898282.",
+    );
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit", "5000".to_string()),
+        ("x-ratelimit-remaining", "0".to_string()),
+        ("x-ratelimit-used", "5000".to_string()),
+        ("x-ratelimit-resource", "core".to_string()),
+        ("x-ratelimit-reset", reset.to_string()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
         }
     }
     response

@@ -3,9 +3,11 @@
 //! Effects inside chatgptd are records (messages to agents, escalations, workflow starts)
 //! whose ids derive from the action's id, so producing them again on a redelivery produces
 //! the same records, which their consumers take once. An action with nothing to execute it
-//! here is refused with the reason, never reported done.
+//! here is refused with the reason, never reported done. An action the catalogue gives an
+//! `executor` runs through it instead (`http.rs`, `github.rs`).
 
 use chatgptd_actions::{ActionId, Outcome, WaitOn};
+use chatgptd_registry::Executor;
 use chatgptd_runtime::{OutputRecord, ProcessError};
 use chatgptd_search::retrieve::Retrieval;
 use chatgptd_types::records::{AgentMessage, Escalation, TicketAction, WorkflowStep};
@@ -37,6 +39,20 @@ impl AgentWorker {
         outputs: &mut Vec<OutputRecord>,
     ) -> Result<Started, ProcessError> {
         let text = |name: &str| arguments.get(name).and_then(Value::as_str).unwrap_or("");
+        // A declared executor first: a catalogue entry can give any action one.
+        let executor = self
+            .registry()
+            .action(action)
+            .and_then(|a| a.executor.clone());
+        match executor {
+            Some(Executor::Http(call)) => {
+                return self.execute_http(cx, id, action, &call, arguments).await;
+            }
+            Some(Executor::Github(call)) => {
+                return self.execute_github(id, action, &call, arguments).await;
+            }
+            None => {}
+        }
         match action {
             "search_memory" => Ok(Started::Now(
                 self.search_memory(text("query"), arguments).await,

@@ -19,6 +19,8 @@ pub(crate) use arrive::{DECISION_KIND, WAKE_KIND};
 pub(crate) use audit::decision_name;
 pub(crate) use settle::{Checked, check};
 mod execute;
+mod github;
+mod http;
 mod settle;
 
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub(crate) struct Act {
     pub(crate) approvals: Approvals,
     /// Workflow definitions, for `start_workflow`; `None` refuses it.
     pub(crate) workflows: Option<Arc<Workflows>>,
+    /// The client and secrets of declared HTTP and GitHub actions.
+    pub(crate) outbound: http::Outbound,
 }
 
 /// One run of the loop: an agent answering one message, during one record's processing.
@@ -261,6 +265,12 @@ pub(crate) fn origin_of(meta: &chatgptd_runtime::RecordMeta) -> String {
 }
 
 impl Act {
+    /// Outbound actions read their secrets (tokens, signing keys, base URLs) from `secrets`.
+    pub(crate) fn with_secrets(mut self, secrets: chatgptd_types::Secrets) -> Self {
+        self.outbound = http::Outbound::new(secrets);
+        self
+    }
+
     /// The stores of the tool loop in `memory`, kept as long as a conversation may wait.
     pub(crate) fn new(
         options: &crate::options::AgentsOptions,
@@ -273,6 +283,7 @@ impl Act {
             waits: Waits::new(memory.clone(), ttl),
             approvals: Approvals::new(memory, ttl),
             workflows,
+            outbound: http::Outbound::default(),
         }
     }
 }
