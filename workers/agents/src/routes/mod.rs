@@ -177,11 +177,11 @@ async fn list(State(state): State<AgentsApi>) -> Response {
     Json(json!({"agents": agents})).into_response()
 }
 
-/// One agent, with its prompt, model, limits and the worker that runs it.
+/// One agent, with its prompt, model, limits, the worker that runs it and its usage today.
 #[utoipa::path(get, path = "/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "the agent id", example = "wanderweave")),
     responses(
-        (status = 200, description = "the agent", body = serde_json::Value),
+        (status = 200, description = "the agent, with `usage_today` as `GET /usage` counts it (null when memory cannot say)", body = serde_json::Value),
         (status = 404, description = "no such agent", body = ErrorBody),
     ))]
 async fn show(State(state): State<AgentsApi>, Path(id): Path<String>) -> Response {
