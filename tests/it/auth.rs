@@ -83,6 +83,7 @@ fn routes() -> Vec<Case> {
         )
         .body(json!({"dry_run": true}))
         .status(200),
+        case(M::GET, "/dead-letters", "/dead-letters?limit=5", S(Read)),
         // Webhooks: their signature is their check (none configured here: 401 of their own).
         case(M::POST, "/webhooks/jira", "/webhooks/jira", Public).status(401),
         case(
@@ -149,6 +150,7 @@ fn routes() -> Vec<Case> {
         )
         .body(message.clone()),
         case(M::GET, "/fleets", "/fleets", S(Read)),
+        case(M::GET, "/usage", "/usage", S(Read)),
         case(
             M::POST,
             "/fleets/{name}/messages",
@@ -199,6 +201,7 @@ fn routes() -> Vec<Case> {
             S(Send),
         )
         .body(json!({"input": {"question": "Night trains?"}})),
+        case(M::GET, "/runs", "/runs?limit=5", S(Read)),
         case(M::GET, "/runs/{id}", "/runs/r-1", S(Read)).status(404),
         case(M::POST, "/runs/{id}/resume", "/runs/r-1/resume", S(Approve)).status(404),
         case(

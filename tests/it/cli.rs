@@ -45,6 +45,15 @@ impl Up {
         Self::start_with(&[]).await
     }
 
+    /// Starts `chatgptd up` with `toml` as its `./chatgptd.toml`.
+    pub(crate) async fn start_with_config(toml: &str) -> Up {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("chatgptd.toml"), toml).unwrap();
+        let mut up = Self::start_in(dir.path(), &[]).await;
+        up._dir = Some(dir);
+        up
+    }
+
     /// Starts `chatgptd up` with extra environment variables.
     async fn start_with(env: &[(&str, &str)]) -> Up {
         let dir = tempfile::tempdir().unwrap();

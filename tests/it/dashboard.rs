@@ -115,9 +115,25 @@ async fn the_session_cookie_authenticates_and_unsafe_calls_need_the_csrf_header(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dashboard_in_a_browser_shows_sends_approves_and_follows_a_run() {
-    let up = Up::start().await;
+    // A price for the offline model (made up for the test), so the fleet view shows a cost.
+    let up = Up::start_with_config(
+        "[model.prices.offline-1]\ninput_per_million = 1000.0\noutput_per_million = 3000.0\n",
+    )
+    .await;
     let http = up.info()["http"].as_str().unwrap().to_string();
     with_data(&up, &http).await;
+    // A run started over the API, not from the page: the runs view lists it all the same.
+    let started: Value = up
+        .client()
+        .post(format!("{http}/workflows/research/runs"))
+        .json(&json!({"input": {"question": "Ferries or flights to the islands?"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api_run = started["run_id"].as_str().unwrap().to_string();
     let browser = Browser::start().await;
     browser.client.goto(&format!("{http}/")).await.unwrap();
 
@@ -136,6 +152,30 @@ async fn the_dashboard_in_a_browser_shows_sends_approves_and_follows_a_run() {
     // Fleets with their agents and today's usage; tickets; dead letters; search.
     browser.wait_text("#fleet-list", "Wanderweave").await;
     browser.wait_text("#usage", "offline-1").await;
+    // The cost the server counts (the run above still adds to it), as the page writes it.
+    let client = up.client();
+    let (page, usage_url) = (&browser, format!("{http}/usage"));
+    wait_until(WAIT, "the fleet view to show the server's cost", || async {
+        let usage: Value = client
+            .get(&usage_url)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let total = usage["totals"]["cost"]
+            .as_f64()
+            .filter(|cost| *cost > 0.0)?;
+        let agents = usage["agents"].as_array()?;
+        let wanderweave = agents.iter().find(|a| a["agent"] == "wanderweave")?;
+        let own = wanderweave["cost"].as_f64()?;
+        let shown = page.text("#usage").await?;
+        let row = page.text("#fleet-list tr[data-agent=wanderweave]").await?;
+        (shown.contains(&format!("${total:.6}")) && row.contains(&format!("${own:.6}")))
+            .then_some(())
+    })
+    .await;
     browser.wait_text("#ticket-list", "PROJ-7").await;
     browser
         .wait_text("#deadletter-list", "no ticket key in the payload")
@@ -220,6 +260,14 @@ async fn the_dashboard_in_a_browser_shows_sends_approves_and_follows_a_run() {
         "{seen:?}"
     );
     assert_eq!(browser.eval("return window.dashboardMarker;").await, 1);
+    browser.wait_text("#run-status", "succeeded").await;
+
+    // The run started over the API (not from this page) is listed, and opens.
+    browser.wait_text("#run-list", &api_run[..8]).await;
+    browser
+        .click(&format!("#run-list button[data-run=\"{api_run}\"]"))
+        .await;
+    browser.wait_text("#run-title", &api_run).await;
     browser.wait_text("#run-status", "succeeded").await;
 }
 

@@ -12,6 +12,7 @@ mod faults;
 mod index;
 mod knowledge;
 mod limits;
+mod listings;
 mod openapi;
 mod plugins;
 mod registry;

@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const TOPICS = "agents.messages,workflows.steps,agents.approvals,tickets.enriched,tickets.actions,chatgptd.deadletter";
-const state = { agents: [], fleets: [], run: null, runs: [], runStream: null, events: null, usage: {}, decided: new Set() };
+const state = { agents: [], fleets: [], run: null, runStream: null, events: null, usage: null, decided: new Set(), later: {} };
 
 // --- small helpers -------------------------------------------------------------------------
 
@@ -49,6 +49,14 @@ async function api(method, path, body, headers) {
   return json;
 }
 
+// Runs `work` once `ms` after the last call: a burst of events makes one request.
+function soon(name, work, ms = 500) {
+  clearTimeout(state.later[name]);
+  state.later[name] = setTimeout(() => work().catch(() => {}), ms);
+}
+
+const money = (usd) => (usd === null || usd === undefined ? "no price" : `$${usd.toFixed(6)}`);
+
 function showError(err) { $("error").textContent = err ? String(err.message || err) : ""; }
 
 function activity(text) {
@@ -85,16 +93,17 @@ async function start() {
   $("signin-panel").hidden = true;
   $("app").hidden = false;
   $("signout").hidden = false;
-  await Promise.allSettled([loadFleets(), loadWorkflows(), loadApprovals()]);
+  await Promise.allSettled([loadFleets(), loadWorkflows(), loadRuns(), loadApprovals(), loadDeadLetters()]);
   follow();
 }
 
 // --- fleets, agents and usage ---------------------------------------------------------------
 
 async function loadFleets() {
-  const [fleets, agents] = await Promise.all([api("GET", "/fleets"), api("GET", "/agents")]);
+  const [fleets, agents, usage] = await Promise.all([api("GET", "/fleets"), api("GET", "/agents"), api("GET", "/usage")]);
   state.fleets = fleets.fleets;
   state.agents = agents.agents;
+  state.usage = usage;
   const select = $("agent-select");
   const chosen = select.value;
   select.replaceChildren(...state.agents.map((a) => el("option", { value: a.id }, `${a.name} (${a.id})`)));
@@ -102,39 +111,41 @@ async function loadFleets() {
   renderFleets();
 }
 
+async function loadUsage() {
+  state.usage = await api("GET", "/usage");
+  renderFleets();
+}
+
+const tokens = (usage) => usage.models.reduce((n, m) => n + m.input_tokens + m.output_tokens, 0);
+
+// Today's usage is counted by the server (GET /usage): messages, tokens by model, and the
+// cost of each model at the configured price.
 function renderFleets() {
   const byId = Object.fromEntries(state.agents.map((a) => [a.id, a]));
+  const usage = state.usage || { agents: [], totals: { messages: 0, models: [], cost: null, unpriced_models: [] } };
+  const byAgent = Object.fromEntries(usage.agents.map((a) => [a.agent, a]));
   $("fleet-list").replaceChildren(...state.fleets.map((fleet) => el("div", { class: "card fleet", "data-fleet": fleet.id },
     el("h3", {}, fleet.name, " ", el("span", { class: "muted" }, `${fleet.enabled} enabled`)),
     el("p", { class: "muted" }, fleet.description || ""),
-    el("table", {}, el("tr", {}, ["agent", "status", "last heartbeat", "messages today", "tokens today"].map((h) => el("th", {}, h))),
+    el("table", {}, el("tr", {}, ["agent", "status", "last heartbeat", "messages today", "tokens today", "cost today"].map((h) => el("th", {}, h))),
       fleet.agents.map((id) => {
         const agent = byId[id] || { id, status: "unknown" };
-        const usage = state.usage[id] || { messages: 0, tokens: 0 };
+        const used = byAgent[id] || { messages: 0, models: [], cost: null };
         return el("tr", { class: "agent", "data-agent": id },
           el("td", {}, agent.name || id), el("td", {}, pill(agent.status)),
-          el("td", {}, ago(agent.last_heartbeat_ms)), el("td", {}, usage.messages), el("td", {}, usage.tokens));
+          el("td", {}, ago(agent.last_heartbeat_ms)), el("td", {}, used.messages), el("td", {}, tokens(used)),
+          el("td", {}, used.models.length ? money(used.cost) : ""));
       })))));
-  const models = {};
-  for (const usage of Object.values(state.usage)) {
-    for (const [model, tokens] of Object.entries(usage.models)) models[model] = (models[model] || 0) + tokens;
-  }
-  const rows = Object.entries(models);
-  $("usage").replaceChildren(rows.length
-    ? el("div", { class: "card" }, el("strong", {}, "Tokens today by model: "),
-      rows.map(([model, tokens]) => `${model}: ${tokens}`).join(" · "),
-      el("span", { class: "muted" }, " (cost is the provider's price times these)"))
+  const totals = usage.totals;
+  $("usage").replaceChildren(totals.models.length
+    ? el("div", { class: "card" },
+      el("p", {}, el("strong", {}, `Today (${usage.day}, UTC): `), `${totals.messages} messages · cost `,
+        el("strong", { class: "cost" }, money(totals.cost)),
+        totals.unpriced_models.length ? el("span", { class: "muted" }, ` (no price set for ${totals.unpriced_models.join(", ")})`) : ""),
+      el("table", { class: "models" }, el("tr", {}, ["model", "input tokens", "output tokens", "cost"].map((h) => el("th", {}, h))),
+        totals.models.map((m) => el("tr", { "data-model": m.model },
+          el("td", {}, m.model), el("td", {}, m.input_tokens), el("td", {}, m.output_tokens), el("td", {}, money(m.cost))))))
     : el("p", { class: "muted" }, "No replies yet today."));
-}
-
-function countUsage(message) {
-  if (!message.provenance || !message.from) return;
-  const usage = state.usage[message.from] || (state.usage[message.from] = { messages: 0, tokens: 0, models: {} });
-  const tokens = message.provenance.total_tokens || 0;
-  usage.messages += 1;
-  usage.tokens += tokens;
-  const model = message.provenance.model || "unknown";
-  usage.models[model] = (usage.models[model] || 0) + tokens;
 }
 
 // --- conversation ---------------------------------------------------------------------------
@@ -202,19 +213,20 @@ async function startRun(event) {
   try {
     const input = JSON.parse($("workflow-input").value || "{}");
     const started = await api("POST", `/workflows/${encodeURIComponent($("workflow-select").value)}/runs`, { input });
-    rememberRun(started.run_id);
     await openRun(started.run_id);
+    soon("runs", loadRuns);
   } catch (err) {
     showError(err);
   }
 }
 
-function rememberRun(id) {
-  if (state.runs.includes(id)) return;
-  state.runs.unshift(id);
-  state.runs = state.runs.slice(0, 20);
-  $("run-list").replaceChildren(el("span", { class: "muted" }, "Recent runs: "),
-    ...state.runs.map((run) => el("button", { class: "secondary run-link", "data-run": run, onclick: () => openRun(run) }, run.slice(0, 8))));
+// The runs, newest first, from the server (GET /runs): those started here, over the API,
+// from the command line or by a ticket alike.
+async function loadRuns() {
+  const page = await api("GET", "/runs?limit=20");
+  $("run-list").replaceChildren(el("span", { class: "muted" }, page.runs.length ? "Recent runs: " : "No runs yet."),
+    ...page.runs.map((run) => el("button", { class: "secondary run-link", "data-run": run.id, title: `${run.workflow}, started ${when(run.started_at_ms)}`, onclick: () => openRun(run.id) },
+      `${run.workflow} ${run.id.slice(0, 8)} `, pill(run.state), ` ${run.steps_done}/${run.steps_total}`)));
 }
 
 async function openRun(id) {
@@ -317,13 +329,12 @@ function follow() {
   events.addEventListener("ready", () => activity("Following the event streams."));
   events.addEventListener("AgentMessage", (e) => {
     const m = JSON.parse(e.data).value;
-    countUsage(m);
-    renderFleets();
+    if (m.kind === "reply") soon("usage", loadUsage, 1000);
     activity(`${m.from} → ${m.to}: ${m.kind} "${String(m.body).slice(0, 80)}"`);
   });
   events.addEventListener("WorkflowStep", (e) => {
     const s = JSON.parse(e.data).value;
-    rememberRun(s.run_id);
+    soon("runs", loadRuns);
     activity(`Run ${s.run_id.slice(0, 8)} (${s.workflow}): step ${s.step_id} ${s.kind}, attempt ${s.attempt}`);
   });
   events.addEventListener("ApprovalRequest", (e) => {
@@ -348,15 +359,22 @@ function follow() {
     activity(`Written back to ${a.ticket || a.source}: ${line.slice(0, 80)}`);
   });
   events.addEventListener("DeadLetter", (e) => {
-    const record = JSON.parse(e.data);
-    const d = record.value;
-    $("deadletter-list").prepend(el("div", { class: "card deadletter" },
-      el("h3", {}, `${d.source_topic}/${d.source_partition}@${d.source_offset}`),
-      el("p", {}, pill(d.error_class), " ", d.error_message),
-      el("p", { class: "muted" }, `worker ${d.worker} · ${d.attempts} attempts · ${when(d.failed_at_ms)} · replayed ${d.replay_count}×`)));
+    const d = JSON.parse(e.data).value;
+    soon("deadletters", loadDeadLetters);
     activity(`Dead letter from ${d.source_topic}: ${d.error_message}`);
   });
   events.onerror = () => activity("Event stream interrupted; the browser reconnects where it stopped.");
+}
+
+// The newest dead letters, read by the server (GET /dead-letters).
+async function loadDeadLetters() {
+  const found = await api("GET", "/dead-letters?limit=50");
+  $("deadletter-list").replaceChildren(...(found.dead_letters.length
+    ? found.dead_letters.map((d) => el("div", { class: "card deadletter" },
+      el("h3", {}, `${d.source_topic}/${d.source_partition}@${d.source_offset}`, d.key ? ` · key ${d.key}` : ""),
+      el("p", {}, pill(d.error_class), " ", d.error_message),
+      el("p", { class: "muted" }, `worker ${d.worker} · ${d.attempts} attempts · ${when(d.failed_at_ms)} · replayed ${d.replay_count}×`)))
+    : [el("p", { class: "muted" }, "No dead letters.")]));
 }
 
 async function replay(event) {
@@ -370,6 +388,7 @@ async function replay(event) {
     $("replay-result").textContent = `${r.matched.length} ${verb}, ${r.filtered_out} filtered out, ` +
       `${r.too_many_replays} replayed too often, ${r.left_in_place + r.without_value} left in place.`;
     if (!r.dry_run) activity(`Replayed ${r.matched.length} dead letter(s)`);
+    soon("deadletters", loadDeadLetters);
     showError(null);
   } catch (err) {
     $("replay-result").textContent = "";
@@ -405,6 +424,8 @@ function showTab(name) {
   if (name === "conversation") loadConversation().catch(showError);
   if (name === "approvals") loadApprovals().catch(showError);
   if (name === "fleets") loadFleets().catch(showError);
+  if (name === "workflows") loadRuns().catch(showError);
+  if (name === "deadletters") loadDeadLetters().catch(showError);
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -93,6 +93,22 @@ pub struct HistoryLimits {
     pub ttl: Option<Duration>,
 }
 
+/// One member of a sorted index and its score (a run and its start time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub member: String,
+    pub score: i64,
+}
+
+/// What [`Memory::index_add`] keeps of an index, so it cannot grow forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexBounds {
+    /// The most members kept: the highest scores win.
+    pub cap: usize,
+    /// Members scored below this are dropped (an age limit when scores are times).
+    pub min_score: Option<i64>,
+}
+
 /// The memory interface. All keys are namespaced by the backend (`MemoryOptions::namespace`),
 /// so callers use short keys such as `dedupe:github:<delivery>`.
 ///
@@ -164,6 +180,26 @@ pub trait Memory: Send + Sync + Debug + 'static {
 
     /// The members of the set at `key`, sorted.
     async fn join_members(&self, key: &str) -> Result<Vec<String>, Error>;
+
+    /// Adds `member` with `score` to the sorted index at `key` unless it is there already
+    /// (its score then stays: a redelivered add changes nothing), then drops what `bounds`
+    /// leave out. Returns whether it added. Atomic across replicas.
+    async fn index_add(
+        &self,
+        key: &str,
+        member: &str,
+        score: i64,
+        bounds: IndexBounds,
+    ) -> Result<bool, Error>;
+
+    /// At most `limit` members of the index at `key`, highest score first (equal scores by
+    /// member, descending), starting after `after` (a page's last entry) when given.
+    async fn index_page(
+        &self,
+        key: &str,
+        after: Option<&IndexEntry>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, Error>;
 
     /// Checks the backend answers.
     async fn ping(&self) -> Result<(), Error>;

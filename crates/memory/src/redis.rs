@@ -13,6 +13,7 @@
 //! | `{ns}:kv:<key>`                       | string     | `put` / `put_if_absent` values         |
 //! | `{ns}:counter:<key>`                  | string     | `incr` counters                        |
 //! | `{ns}:join:<key>`                     | set        | `join` members                         |
+//! | `{ns}:index:<key>`                    | sorted set | `index_add` members, trimmed by it     |
 //!
 //! The owner in braces is a Redis Cluster hash tag: both history keys of an owner land in the
 //! same slot, as a script touching both requires.
@@ -50,7 +51,9 @@ use chatgptd_types::Secrets;
 use self::connection::{connection_info, display_url};
 use self::errors::classify;
 use crate::codec::{from_json, to_json, ttl_millis};
-use crate::{Error, HistoryEntry, HistoryLimits, Memory, MemoryOptions, StateEntry};
+use crate::{
+    Error, HistoryEntry, HistoryLimits, IndexBounds, IndexEntry, Memory, MemoryOptions, StateEntry,
+};
 
 /// The backend's name, for `/readyz`, logs and errors.
 const BACKEND: &str = "redis";
@@ -343,6 +346,66 @@ impl Memory for RedisMemory {
         let mut members: Vec<String> = self.query("join_members", command).await?;
         members.sort();
         Ok(members)
+    }
+
+    async fn index_add(
+        &self,
+        key: &str,
+        member: &str,
+        score: i64,
+        bounds: IndexBounds,
+    ) -> Result<bool, Error> {
+        let mut invocation = scripts::INDEX_ADD.prepare_invoke();
+        invocation
+            .key(self.key("index", key))
+            .arg(member)
+            .arg(score)
+            .arg(bounds.cap)
+            .arg(
+                bounds
+                    .min_score
+                    .map_or("-inf".to_string(), |min| min.to_string()),
+            );
+        let mut connection = self.connection();
+        let added: i64 = self
+            .call("index_add", invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(added == 1)
+    }
+
+    async fn index_page(
+        &self,
+        key: &str,
+        after: Option<&IndexEntry>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut invocation = scripts::INDEX_PAGE.prepare_invoke();
+        invocation
+            .key(self.key("index", key))
+            .arg(after.map_or("+inf".to_string(), |entry| entry.score.to_string()))
+            .arg(after.map_or("", |entry| entry.member.as_str()))
+            .arg(limit);
+        let mut connection = self.connection();
+        let flat: Vec<String> = self
+            .call("index_page", invocation.invoke_async(&mut connection))
+            .await?;
+        flat.chunks(2)
+            .map(|pair| {
+                let score = pair.get(1).map(String::as_str).unwrap_or_default();
+                // Scores are doubles in Redis; the ones written here are whole numbers.
+                let score = score
+                    .parse::<i64>()
+                    .or_else(|_| score.parse::<f64>().map(|s| s as i64))
+                    .map_err(|err| Error::Backend(format!("index {key}: bad score: {err}")))?;
+                Ok(IndexEntry {
+                    member: pair[0].clone(),
+                    score,
+                })
+            })
+            .collect()
     }
 
     async fn ping(&self) -> Result<(), Error> {

@@ -13,6 +13,7 @@
 //! - `state (owner) -> version, value, expires_at_ms`.
 //! - `kv (key) -> value, expires_at_ms`; `counters (key) -> value, expires_at_ms`.
 //! - `join_sets (key) -> expires_at_ms` and `join_members (key, member)`.
+//! - `sorted_index (key, member) -> score`: bounded by `index_add`, not by expiry.
 //!
 //! # Atomicity and expiry
 //!
@@ -38,7 +39,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode};
 
 use crate::codec::{from_json, to_json, ttl_millis};
-use crate::{Error, HistoryEntry, HistoryLimits, Memory, StateEntry};
+use crate::{Error, HistoryEntry, HistoryLimits, IndexBounds, IndexEntry, Memory, StateEntry};
 
 /// Writes between two sweeps of expired rows.
 const SWEEP_EVERY: u64 = 1000;
@@ -276,6 +277,42 @@ impl Memory for SqliteMemory {
             ops::join_members(connection, &key, now)
         })
         .await
+    }
+
+    async fn index_add(
+        &self,
+        key: &str,
+        member: &str,
+        score: i64,
+        bounds: IndexBounds,
+    ) -> Result<bool, Error> {
+        let key = self.key(key);
+        let member = member.to_string();
+        let bounds = (clamp(bounds.cap), bounds.min_score);
+        self.write("index_add", move |connection, _| {
+            ops::index_add(connection, &key, &member, score, bounds)
+        })
+        .await
+    }
+
+    async fn index_page(
+        &self,
+        key: &str,
+        after: Option<&IndexEntry>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, Error> {
+        let key = self.key(key);
+        let after = after.map(|entry| (entry.score, entry.member.clone()));
+        let limit = clamp(limit);
+        let rows = self
+            .run("index_page", move |connection, _| {
+                ops::index_page(connection, &key, after, limit)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(member, score)| IndexEntry { member, score })
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), Error> {

@@ -316,7 +316,9 @@ impl ModelClient {
         }
     }
 
-    fn model_for(&self, request: &ChatRequest) -> String {
+    /// The model `request` goes to: the name limits and prices are keyed by (the provider may
+    /// answer with a dated variant of it).
+    pub fn model_for(&self, request: &ChatRequest) -> String {
         match &self.inner.provider {
             Provider::Offline => offline::MODEL.to_string(),
             Provider::OpenAi(_) => request

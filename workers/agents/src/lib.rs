@@ -19,6 +19,7 @@ mod messages;
 mod options;
 mod routes;
 pub mod telemetry;
+mod usage;
 mod worker;
 
 pub use approvals::{ApprovalError, ApprovalsClient};

@@ -39,7 +39,7 @@ pub struct AgentWorker {
     /// The files with the run-time registrations over them.
     pub(crate) live: Arc<LiveRegistry>,
     pub(crate) brain: Brain,
-    memory: Arc<dyn Memory>,
+    pub(crate) memory: Arc<dyn Memory>,
     inbox: Inbox,
     pub(crate) retriever: Retriever,
     pub(crate) options: AgentsOptions,
@@ -243,6 +243,9 @@ impl AgentWorker {
             }
             Ended::Answered(reply) => *reply,
         };
+        crate::usage::count_message(self.memory.as_ref(), &agent.id, &message.id)
+            .await
+            .map_err(ProcessError::classified)?;
         let mut provenance = reply.provenance;
         provenance.source_topic = cx.source.topic.clone();
         provenance.source_partition = cx.source.partition;
@@ -595,6 +598,7 @@ impl AgentsService {
             codec: context.codec.clone(),
             memory_topic: options.memory_topic.clone(),
             retriever: retriever.clone(),
+            prices: Arc::new(brain.model().options().prices.clone()),
         };
         let worker = AgentWorker::new(
             options.clone(),

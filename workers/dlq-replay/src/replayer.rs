@@ -28,7 +28,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, letter: &DeadLetter) -> bool {
+    pub(crate) fn matches(&self, letter: &DeadLetter) -> bool {
         let key = letter.key.as_deref().map(String::from_utf8_lossy);
         self.source_topic
             .as_ref()

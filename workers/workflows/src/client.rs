@@ -121,6 +121,14 @@ impl WorkflowsClient {
             .ok_or_else(|| ClientError::UnknownRun(run.to_string()))
     }
 
+    /// The runs `query` asks for, newest first.
+    pub async fn runs(
+        &self,
+        query: &crate::list::RunsQuery,
+    ) -> Result<crate::list::RunsPage, ClientError> {
+        Ok(crate::list::list(&self.store, &self.workflows, query).await?)
+    }
+
     /// Waits up to `timeout` for a run to finish (or to wait for an approval); returns it as
     /// it is then. A run not recorded yet (its start record still on its way) is waited for.
     pub async fn wait(&self, run: &str, timeout: Duration) -> Result<RunView, ClientError> {

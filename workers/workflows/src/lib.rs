@@ -20,6 +20,7 @@
 
 mod client;
 mod engine;
+mod list;
 mod options;
 mod routes;
 mod state;
@@ -28,6 +29,7 @@ mod trigger;
 
 pub use client::{ClientError, WorkflowsClient};
 pub use engine::{Engine, WorkflowsService, start_record};
+pub use list::{ListedState, RunSummary, RunsPage, RunsQuery};
 pub use options::WorkflowsOptions;
 pub use routes::router;
 pub use state::{RunState, RunStatus, RunStore, RunView, StepState, StepStatus, StepView};

@@ -4,17 +4,20 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chatgptd_runtime::http::openapi::ErrorBody;
-use chatgptd_runtime::http::{Caller, Routes, Scope, error_response as error, json_body};
+use chatgptd_runtime::http::{
+    Caller, Routes, Scope, error_response as error, json_body, query_params,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use crate::client::{ClientError, WorkflowsClient};
+use crate::list::{ListedState, RunsPage, RunsQuery, parse_cursor};
 
 /// How long `POST /workflows/{name}/runs` waits when asked to, unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
@@ -30,6 +33,7 @@ pub fn router(client: WorkflowsClient) -> Routes {
         .get("/workflows", Scope::Read, list)
         .get("/workflows/{name}", Scope::Read, show)
         .post("/workflows/{name}/runs", Scope::Send, start)
+        .get("/runs", Scope::Read, runs)
         .get("/runs/{id}", Scope::Read, run)
         .post("/runs/{id}/resume", Scope::Approve, resume)
         .post("/runs/{id}/steps/{step}/approve", Scope::Approve, approve)
@@ -38,7 +42,7 @@ pub fn router(client: WorkflowsClient) -> Routes {
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list, show, start, run, resume, approve),
+    paths(list, show, start, runs, run, resume, approve),
     tags((name = "workflows", description = "Workflow definitions and their runs"))
 )]
 struct WorkflowsApi;
@@ -169,6 +173,85 @@ async fn start(
             Json(json!({"run_id": run_id, "status": "starting"})),
         )
             .into_response(),
+        Err(err) => client_error(err),
+    }
+}
+
+/// The longest page of `GET /runs`.
+const MAX_RUNS: usize = 500;
+
+/// The query of `GET /runs`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct RunsParams {
+    /// Only runs of this workflow.
+    #[param(example = "research")]
+    workflow: Option<String>,
+    /// Only runs in this state: running, waiting (for a person), succeeded or failed.
+    state: Option<String>,
+    /// How many runs (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The runs, newest first: each one's state and how many of its steps are done. A page may
+/// hold fewer than `limit` runs when a filter leaves many out; `next_cursor` reads on.
+#[utoipa::path(get, path = "/runs", tag = "workflows",
+    params(RunsParams),
+    responses(
+        (status = 200, description = "a page of runs", body = RunsPage),
+        (status = 400, description = "an invalid filter, limit or cursor", body = ErrorBody),
+        (status = 503, description = "memory is unavailable", body = ErrorBody),
+    ))]
+async fn runs(
+    State(client): State<WorkflowsClient>,
+    params: Result<Query<RunsParams>, QueryRejection>,
+) -> Response {
+    let params = match query_params(params) {
+        Ok(params) => params,
+        Err(response) => return *response,
+    };
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=MAX_RUNS).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "limit out of range",
+            json!({"detail": format!("limit must be from 1 to {MAX_RUNS}; got {limit}")}),
+        );
+    }
+    let cursor = match params.cursor.as_deref().map(parse_cursor) {
+        None => None,
+        Some(Some(cursor)) => Some(cursor),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid cursor",
+                json!({"detail": "pass the next_cursor of a page as it was given"}),
+            );
+        }
+    };
+    let state = match params.state.as_deref().map(ListedState::parse) {
+        None => None,
+        Some(Some(state)) => Some(state),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "unknown run state",
+                json!({"state": params.state, "expected": ListedState::NAMES}),
+            );
+        }
+    };
+    let query = RunsQuery {
+        workflow: params.workflow,
+        state,
+        limit,
+        cursor,
+    };
+    match client.runs(&query).await {
+        Ok(page) => Json(page).into_response(),
         Err(err) => client_error(err),
     }
 }

@@ -6,6 +6,10 @@
 //! that finished), `...:leaves` (the final steps that finished), `...:claim:<step>` (who runs
 //! a step now), `...:approved:<step>`.
 //!
+//! `workflow-runs` and `workflow-runs:<workflow>` index the runs by start time, newest first
+//! (`GET /runs`); each keeps at most `RUN_INDEX_CAP` runs and none started longer than
+//! `run_ttl` ago (their states are gone by then), trimmed as runs are added.
+//!
 //! Not `run:<id>`: that is the memory owner of a run's step results, whose latest state the
 //! memory writer keeps.
 
@@ -13,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatgptd_fleet::StepCall;
-use chatgptd_memory::{Memory, StateEntry};
+use chatgptd_memory::{IndexBounds, IndexEntry, Memory, StateEntry};
 use chatgptd_registry::Workflows;
 use chatgptd_types::records::{ApprovalRequest, ApprovalState};
 use serde::{Deserialize, Serialize};
@@ -134,6 +138,10 @@ type Result<T> = std::result::Result<T, chatgptd_memory::Error>;
 
 /// The prefix of every key of a run.
 const RUN: &str = "workflow-run";
+/// The index of every run by start time; `<RUN_INDEX>:<workflow>` holds one workflow's.
+const RUN_INDEX: &str = "workflow-runs";
+/// The most runs an index keeps: enough for a busy day's runs, bounded whatever the rate.
+pub const RUN_INDEX_CAP: usize = 10_000;
 
 impl RunStore {
     /// Runs in `memory`, kept `ttl` after their last change.
@@ -173,6 +181,36 @@ impl RunStore {
     /// Records the run's state.
     pub async fn put_run(&self, run: &str, state: &RunState) -> Result<()> {
         self.write(run, &format!("{RUN}:{run}"), state).await
+    }
+
+    /// Lists the run in the indexes of runs (all, and its workflow's) at its start time. A
+    /// run already listed stays where it is, so a redelivered start lists it once.
+    pub async fn index_run(&self, run: &str, workflow: &str, started_at_ms: i64) -> Result<()> {
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let bounds = IndexBounds {
+            cap: RUN_INDEX_CAP,
+            min_score: Some(chatgptd_types::now_ms().saturating_sub(ttl_ms)),
+        };
+        for key in [RUN_INDEX.to_string(), format!("{RUN_INDEX}:{workflow}")] {
+            self.memory
+                .index_add(&key, run, started_at_ms, bounds)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A page of the runs index (of `workflow`'s runs if given), newest first, after `after`.
+    pub async fn runs_page(
+        &self,
+        workflow: Option<&str>,
+        after: Option<&IndexEntry>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>> {
+        let key = match workflow {
+            Some(workflow) => format!("{RUN_INDEX}:{workflow}"),
+            None => RUN_INDEX.to_string(),
+        };
+        self.memory.index_page(&key, after, limit).await
     }
 
     /// A step's state.
@@ -253,7 +291,7 @@ impl RunStore {
     }
 
     /// The approvals nobody decided yet, of every agent.
-    async fn pending_approvals(&self) -> Result<Vec<ApprovalRequest>> {
+    pub(crate) async fn pending_approvals(&self) -> Result<Vec<ApprovalRequest>> {
         let approvals = chatgptd_actions::Approvals::new(self.memory.clone(), self.ttl);
         let pending = ApprovalState::Pending.as_str();
         approvals
@@ -267,11 +305,21 @@ impl RunStore {
 
     /// A run with each of its steps, in the workflow's order, or `None` if unknown.
     pub async fn view(&self, workflows: &Workflows, run: &str) -> Result<Option<RunView>> {
+        self.view_with(workflows, run, &mut None).await
+    }
+
+    /// [`view`](Self::view) with the pending approvals read at most once into `pending`,
+    /// for a caller that views many runs.
+    pub(crate) async fn view_with(
+        &self,
+        workflows: &Workflows,
+        run: &str,
+        pending: &mut Option<Vec<ApprovalRequest>>,
+    ) -> Result<Option<RunView>> {
         let Some(state) = self.run(run).await? else {
             return Ok(None);
         };
         let mut steps = Vec::new();
-        let mut pending: Option<Vec<ApprovalRequest>> = None;
         if let Some(spec) = workflows.get(&state.workflow) {
             for step in spec.topological_order() {
                 let mut recorded = self.step(run, &step.id).await?;
@@ -281,7 +329,7 @@ impl RunStore {
                     .filter(|s| s.status == StepStatus::Running && s.sent > 0)
                 {
                     if pending.is_none() {
-                        pending = Some(self.pending_approvals().await?);
+                        *pending = Some(self.pending_approvals().await?);
                     }
                     let message = StepCall {
                         workflow: spec.name.clone(),

@@ -141,3 +141,56 @@ return 0
 ",
     )
 });
+
+/// Adds a member to a sorted index unless it is there, then trims it.
+///
+/// KEYS[1]: the index (sorted set, score = the caller's). ARGV: member, score, cap, min score
+/// (`-inf` for none). Returns 1 when added, 0 when it was there (its score stays).
+pub(super) static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local added = redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+if ARGV[4] ~= '-inf' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
+end
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if excess > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+end
+return added
+",
+    )
+});
+
+/// A page of a sorted index, highest score first, after a given entry.
+///
+/// KEYS[1]: the index. ARGV: the highest score to read (`+inf`, or the last entry's), the last
+/// entry's member (empty: none), limit. Redis orders equal scores by member, so from the
+/// highest score down, members of the last entry's score not below it were on the page
+/// before. Returns member, score, member, score, ...
+pub(super) static INDEX_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local max, after, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local out = {}
+local offset = 0
+while #out < 2 * limit do
+  local batch = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', 'WITHSCORES', 'LIMIT', offset, limit)
+  if #batch == 0 then
+    break
+  end
+  for i = 1, #batch, 2 do
+    if after == '' or tonumber(batch[i + 1]) ~= tonumber(max) or batch[i] < after then
+      out[#out + 1] = batch[i]
+      out[#out + 1] = batch[i + 1]
+      if #out >= 2 * limit then
+        break
+      end
+    end
+  end
+  offset = offset + limit
+end
+return out
+",
+    )
+});

@@ -302,3 +302,55 @@ pub(super) fn join_members(
         .query_map(params![key, now_ms], |row| row.get(0))?
         .collect()
 }
+
+/// Adds `member` unless it is there, then drops members below `min_score` and all but the
+/// `cap` highest. Returns whether it added.
+pub(super) fn index_add(
+    connection: &mut Connection,
+    key: &str,
+    member: &str,
+    score: i64,
+    (cap, min_score): (i64, Option<i64>),
+) -> rusqlite::Result<bool> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let added = tx.execute(
+        "INSERT OR IGNORE INTO sorted_index (key, member, score) VALUES (?1, ?2, ?3)",
+        params![key, member, score],
+    )? == 1;
+    if let Some(min_score) = min_score {
+        tx.execute(
+            "DELETE FROM sorted_index WHERE key = ?1 AND score < ?2",
+            params![key, min_score],
+        )?;
+    }
+    tx.execute(
+        "DELETE FROM sorted_index WHERE key = ?1 AND member IN (
+             SELECT member FROM sorted_index WHERE key = ?1
+             ORDER BY score DESC, member DESC LIMIT -1 OFFSET ?2)",
+        params![key, cap],
+    )?;
+    tx.commit()?;
+    Ok(added)
+}
+
+/// At most `limit` members, highest score first, after `after` (score, member) if given.
+pub(super) fn index_page(
+    connection: &Connection,
+    key: &str,
+    after: Option<(i64, String)>,
+    limit: i64,
+) -> rusqlite::Result<Vec<(String, i64)>> {
+    let bounded = after.is_some();
+    let (score, member) = after.unwrap_or((0, String::new()));
+    let mut statement = connection.prepare_cached(
+        "SELECT member, score FROM sorted_index
+         WHERE key = ?1 AND (?2 = 0 OR score < ?3 OR (score = ?3 AND member < ?4))
+         ORDER BY score DESC, member DESC LIMIT ?5",
+    )?;
+    statement
+        .query_map(
+            params![key, i64::from(bounded), score, member, limit],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?
+        .collect()
+}

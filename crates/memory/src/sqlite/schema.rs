@@ -67,6 +67,15 @@ CREATE TABLE IF NOT EXISTS join_members (
     member TEXT NOT NULL,
     PRIMARY KEY (key, member)
 ) WITHOUT ROWID;
+
+-- Sorted indexes (index_add, index_page): bounded by count and score, never by expiry.
+CREATE TABLE IF NOT EXISTS sorted_index (
+    key TEXT NOT NULL,
+    member TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    PRIMARY KEY (key, member)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sorted_index_by_score ON sorted_index (key, score, member);
 ";
 
 /// Opens (or creates) the file, sets WAL mode and the busy timeout, creates the schema and

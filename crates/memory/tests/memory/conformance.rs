@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chatgptd_memory::{HistoryLimits, StateEntry};
+use chatgptd_memory::{HistoryLimits, IndexBounds, IndexEntry, StateEntry};
 use serde_json::json;
 
 use crate::fixture::{Backend, PAST_SHORT_TTL, SHORT_TTL, entry, ids};
@@ -53,6 +53,7 @@ conformance!(
     join_set_expires,
     namespaces_isolate,
     ping_and_backend_name,
+    index_adds_once_pages_newest_first_and_trims,
 );
 
 const LIMITS: HistoryLimits = HistoryLimits { cap: 10, ttl: None };
@@ -574,4 +575,47 @@ async fn ping_and_backend_name(backend: &Backend) {
         Backend::Sqlite(_) => "sqlite",
     };
     assert_eq!(memory.backend(), expected);
+}
+
+async fn index_adds_once_pages_newest_first_and_trims(backend: &Backend) {
+    let memory = backend.open("test").await;
+    let bounds = IndexBounds {
+        cap: 4,
+        min_score: Some(100),
+    };
+    // Two members share a score: the page boundary must fall between them without losing one.
+    for (member, score) in [("a", 100), ("b", 200), ("c", 200), ("d", 300)] {
+        assert!(
+            memory
+                .index_add("runs", member, score, bounds)
+                .await
+                .unwrap()
+        );
+    }
+    // A redelivered add neither duplicates nor moves it.
+    assert!(!memory.index_add("runs", "b", 999, bounds).await.unwrap());
+    let names = |page: &[IndexEntry]| page.iter().map(|e| e.member.clone()).collect::<Vec<_>>();
+    let first = memory.index_page("runs", None, 2).await.unwrap();
+    assert_eq!(names(&first), ["d", "c"]);
+    assert_eq!(first[1].score, 200);
+    let second = memory.index_page("runs", first.last(), 2).await.unwrap();
+    assert_eq!(names(&second), ["b", "a"]);
+    assert!(
+        memory
+            .index_page("runs", second.last(), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Past the cap the lowest score goes; below the minimum score, too.
+    assert!(memory.index_add("runs", "e", 400, bounds).await.unwrap());
+    let all = memory.index_page("runs", None, 10).await.unwrap();
+    assert_eq!(names(&all), ["e", "d", "c", "b"]);
+    let aged = IndexBounds {
+        cap: 10,
+        min_score: Some(250),
+    };
+    memory.index_add("runs", "f", 500, aged).await.unwrap();
+    let all = memory.index_page("runs", None, 10).await.unwrap();
+    assert_eq!(names(&all), ["f", "e", "d"]);
 }

@@ -164,6 +164,11 @@ impl AgentWorker {
                         .map_err(classified)?
                 }
             };
+            let model = self.brain.model().model_for(&request);
+            let turn = format!("{run}:{step}");
+            crate::usage::count_turn(self.memory.as_ref(), &agent.id, &model, &turn, &reply)
+                .await
+                .map_err(ProcessError::classified)?;
             spent += reply.usage.total as i64;
             if reply.tool_calls.is_empty() {
                 return Ok((Ended::Answered(Box::new(reply)), outputs));

@@ -25,6 +25,7 @@ use crate::approvals::ApprovalsClient;
 mod actions;
 mod memory;
 mod registrations;
+mod usage;
 
 pub(crate) use memory::NOTE_KIND;
 
@@ -48,6 +49,8 @@ pub(crate) struct AgentsApi {
     pub(crate) memory_topic: String,
     /// Where `GET /agents/{id}/memory` searches: the index the prompts search.
     pub(crate) retriever: chatgptd_search::Retriever,
+    /// The models' prices (`model.prices`), for the cost in `GET /usage`.
+    pub(crate) prices: Arc<std::collections::BTreeMap<String, chatgptd_model::Price>>,
 }
 
 /// `/agents`, `/fleets`, `/messages` and `/approvals` over `state`, each with the scope a
@@ -70,6 +73,7 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
         .get("/agents/{id}/memory", Scope::Read, memory::search)
         .post("/agents/{id}/memory", Scope::Send, memory::remember)
         .get("/fleets", Scope::Read, fleets)
+        .get("/usage", Scope::Read, usage::usage)
         .post("/fleets/{name}/messages", Scope::Send, send_to_fleet)
         .get("/messages/{id}", Scope::Read, answers)
         .post("/agents/{id}/actions", Scope::Send, actions::take)
@@ -90,7 +94,7 @@ pub(crate) fn router(state: AgentsApi) -> Routes {
         actions::take, actions::check, actions::approvals, actions::approval,
         actions::approve, actions::deny,
         registrations::register, registrations::patch, registrations::disable,
-        registrations::heartbeat,
+        registrations::heartbeat, usage::usage,
     ),
     tags(
         (name = "agents", description = "The fleet, its agents and messages to them"),
@@ -134,6 +138,29 @@ async fn describe(state: &AgentsApi, agent: &AgentSpec, full: bool) -> Value {
         value["token_budget"] = json!(agent.token_budget);
         value["max_hops"] = json!(agent.max_hops);
         value["worker"] = json!(health.and_then(|h| h.worker));
+        // Today's usage, as `GET /usage` counts it; null when memory cannot say.
+        let today = crate::usage::today();
+        let registry = state.registry();
+        let usage = crate::usage::day_usage(
+            state.memory.as_ref(),
+            &registry,
+            &state.prices,
+            &today,
+            Some(&agent.id),
+        )
+        .await
+        .ok()
+        .map(|day| {
+            day.agents
+                .into_iter()
+                .next()
+                .map_or_else(Default::default, |agent| agent.usage)
+        });
+        value["usage_today"] = json!(usage.map(|usage| {
+            let mut usage = json!(usage);
+            usage["day"] = json!(today);
+            usage
+        }));
     }
     value
 }
@@ -150,11 +177,11 @@ async fn list(State(state): State<AgentsApi>) -> Response {
     Json(json!({"agents": agents})).into_response()
 }
 
-/// One agent, with its prompt, model, limits and the worker that runs it.
+/// One agent, with its prompt, model, limits, the worker that runs it and its usage today.
 #[utoipa::path(get, path = "/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "the agent id", example = "wanderweave")),
     responses(
-        (status = 200, description = "the agent", body = serde_json::Value),
+        (status = 200, description = "the agent, with `usage_today` as `GET /usage` counts it (null when memory cannot say)", body = serde_json::Value),
         (status = 404, description = "no such agent", body = ErrorBody),
     ))]
 async fn show(State(state): State<AgentsApi>, Path(id): Path<String>) -> Response {

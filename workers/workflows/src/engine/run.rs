@@ -29,7 +29,15 @@ impl Engine {
             .await
             .map_err(ProcessError::classified)?;
         let input = match (&existing, spec.prepare_input(&given)) {
-            (Some(state), _) => state.input.clone(),
+            (Some(state), _) => {
+                // Listed again in case a crash came between recording and listing it; a run
+                // already listed stays listed once.
+                self.store
+                    .index_run(run, &state.workflow, state.started_at_ms)
+                    .await
+                    .map_err(ProcessError::classified)?;
+                state.input.clone()
+            }
             (None, Ok(input)) => {
                 let state = RunState {
                     workflow: spec.name.clone(),
@@ -44,6 +52,10 @@ impl Engine {
                 };
                 self.store
                     .put_run(run, &state)
+                    .await
+                    .map_err(ProcessError::classified)?;
+                self.store
+                    .index_run(run, &state.workflow, state.started_at_ms)
                     .await
                     .map_err(ProcessError::classified)?;
                 info!(run = %run, workflow = %spec.name, started_by = %record.step_id, "run started");
@@ -64,6 +76,10 @@ impl Engine {
                 };
                 self.store
                     .put_run(run, &state)
+                    .await
+                    .map_err(ProcessError::classified)?;
+                self.store
+                    .index_run(run, &state.workflow, state.started_at_ms)
                     .await
                     .map_err(ProcessError::classified)?;
                 return Ok(Vec::new());

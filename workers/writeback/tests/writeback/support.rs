@@ -289,6 +289,25 @@ impl Memory for FlakyMemory {
         self.inner.join_members(key).await
     }
 
+    async fn index_add(
+        &self,
+        key: &str,
+        member: &str,
+        score: i64,
+        bounds: chatgptd_memory::IndexBounds,
+    ) -> Result<bool, MemoryError> {
+        self.inner.index_add(key, member, score, bounds).await
+    }
+
+    async fn index_page(
+        &self,
+        key: &str,
+        after: Option<&chatgptd_memory::IndexEntry>,
+        limit: usize,
+    ) -> Result<Vec<chatgptd_memory::IndexEntry>, MemoryError> {
+        self.inner.index_page(key, after, limit).await
+    }
+
     async fn ping(&self) -> Result<(), MemoryError> {
         self.inner.ping().await
     }
