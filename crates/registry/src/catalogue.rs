@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::executor::{Executor, McpServerSpec};
 use crate::policy::{PolicyOptions, RiskRule};
 
 /// The action whose call is the model's final answer: never offered as a tool.
@@ -21,6 +22,11 @@ pub struct ActionsFile {
 
     /// The catalogue. An agent's `actions` may only name actions listed here.
     pub actions: Vec<ActionSpec>,
+
+    /// MCP servers whose tools actions may call (`executor: {kind: mcp, server, tool}`).
+    /// A server's tool is an action only when an action here names it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<McpServerSpec>,
 }
 
 /// One catalogued action.
@@ -58,7 +64,15 @@ pub struct ActionSpec {
     /// The JSON Schema of the action's arguments: an object schema with
     /// `additionalProperties: false` and its required arguments in `required`. It is the
     /// tool's `parameters` for the model, and what a call's arguments are checked against.
+    /// An MCP action may leave it out: the server's `inputSchema` (`tools/list`) is used,
+    /// closed to arguments it does not declare.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub parameters: serde_json::Value,
+
+    /// What executes it, when not one of the agent worker's built-in executors: e.g.
+    /// `{kind: mcp, server: docs, tool: lookup}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<Executor>,
 
     /// What in a call's arguments raises its risk score, e.g. an amount over a limit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -75,6 +89,16 @@ pub enum Risk {
     Medium,
     /// Changes access, spends money, or cannot easily be undone.
     High,
+}
+
+impl ActionSpec {
+    /// The MCP server and tool that execute it, if an MCP tool does.
+    pub fn mcp_tool(&self) -> Option<(&str, &str)> {
+        match &self.executor {
+            Some(Executor::Mcp { server, tool }) => Some((server, tool)),
+            None => None,
+        }
+    }
 }
 
 impl Risk {

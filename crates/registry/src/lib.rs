@@ -19,6 +19,7 @@
 pub mod agent;
 pub mod catalogue;
 pub mod check;
+pub mod executor;
 pub mod policy;
 pub mod registry;
 pub mod status;
@@ -34,6 +35,7 @@ pub use agent::{AgentSpec, AgentState, LimitOptions, ModelSpec, Tier};
 pub use catalogue::{ActionSpec, FleetSpec, FleetSummary, REPLY, Risk};
 pub use check::{Report, check, check_dirs};
 pub use error::{Error, Problem};
+pub use executor::{Executor, McpServerSpec};
 pub use policy::{Assessment, PolicyOptions};
 pub use registry::{ActionDecision, Registry};
 pub use status::{AgentStatus, status_of};
