@@ -36,6 +36,18 @@ impl AgentWorker {
         arguments: &Value,
         outputs: &mut Vec<OutputRecord>,
     ) -> Result<Started, ProcessError> {
+        let executor = self
+            .registry()
+            .action(action)
+            .and_then(|spec| spec.executor.clone());
+        if let Some(executor) = executor {
+            return match executor {
+                chatgptd_registry::Executor::Mcp { server, tool } => {
+                    self.call_mcp(id, &cx.origin, &server, &tool, arguments)
+                        .await
+                }
+            };
+        }
         let text = |name: &str| arguments.get(name).and_then(Value::as_str).unwrap_or("");
         match action {
             "search_memory" => Ok(Started::Now(

@@ -48,6 +48,8 @@ pub(crate) struct AgentsApi {
     pub(crate) memory_topic: String,
     /// Where `GET /agents/{id}/memory` searches: the index the prompts search.
     pub(crate) retriever: chatgptd_search::Retriever,
+    /// The MCP servers' tool lists, for what `actions/check` offers.
+    pub(crate) mcp: crate::McpClients,
 }
 
 /// `/agents`, `/fleets`, `/messages` and `/approvals` over `state`, each with the scope a
