@@ -12,6 +12,7 @@ mod faults;
 mod index;
 mod knowledge;
 mod limits;
+mod mcp;
 mod openapi;
 mod registry;
 mod steps;

@@ -17,7 +17,9 @@ use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
 use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClientTransportConfig, StreamableHttpError,
+};
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Map, Value};
 
@@ -25,9 +27,12 @@ use serde_json::{Map, Value};
 /// yet, so running out of it means the server is down, not that a call is in doubt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a server that could not be reached is not asked again for its tools, so a
-/// conversation does not wait on a dead server at every turn.
-const LIST_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a server that was slow to fail is not asked again for its tools, so a
+/// conversation does not wait on a hanging server at every turn.
+const LIST_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A failure to list that took this long backs off for [`LIST_BACKOFF`].
+const SLOW_FAILURE: Duration = Duration::from_millis(500);
 
 type Session = RunningService<RoleClient, ()>;
 
@@ -105,11 +110,16 @@ impl McpClients {
                 ));
             }
         }
+        let started = Instant::now();
         match self.list(server).await {
             Ok(_) => Ok(()),
             Err(err) => {
-                let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-                failed.insert(server.id.clone(), Instant::now());
+                // A refused connection costs nothing: asking again next turn finds a server
+                // that just came back. Only a slow failure (a hanging server) backs off.
+                if started.elapsed() >= SLOW_FAILURE {
+                    let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                    failed.insert(server.id.clone(), Instant::now());
+                }
                 Err(err)
             }
         }
@@ -265,6 +275,13 @@ fn refused(err: &rmcp::ServiceError) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(err) = source {
         if let Some(err) = err.downcast_ref::<reqwest::Error>()
+            && err.is_connect()
+        {
+            return true;
+        }
+        // The SDK's HTTP error keeps reqwest's error as a field, not as its source.
+        if let Some(StreamableHttpError::Client(err)) =
+            err.downcast_ref::<StreamableHttpError<reqwest::Error>>()
             && err.is_connect()
         {
             return true;
