@@ -279,3 +279,72 @@ async fn an_mcp_client_lists_the_fleets_tools_asks_an_agent_and_searches_memory(
     );
     node.stop().await.unwrap();
 }
+
+/// `config check` with a registry directory declaring `docs` at `addr`: `docs_lookup`
+/// (a tool the server has) and `docs_missing` (one it does not).
+fn config_check(dir: &Path, addr: SocketAddr) -> std::process::Output {
+    let agents = dir.join("agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("agents");
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if path.ends_with("actions.yaml") {
+            text = format!(
+                "mcp_servers:\n  - id: docs\n    url: http://{addr}/mcp\n{text}\
+                 \n  - id: docs_lookup\n    description: Look a topic up.\n    risk: low\n    executor: {{kind: mcp, server: docs, tool: lookup}}\n\
+                 \n  - id: docs_missing\n    description: A tool the server lacks.\n    risk: low\n    executor: {{kind: mcp, server: docs, tool: nothing_here}}\n"
+            );
+        }
+        std::fs::write(agents.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let config = dir.join("chatgptd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agents]\nregistry_dir = {:?}\n",
+            agents.display().to_string()
+        ),
+    )
+    .unwrap();
+    crate::support::chatgptd()
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_confirms_declared_mcp_tools_with_their_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+
+    // Down: nothing can be confirmed, which is said, and is no problem of the files.
+    let output = config_check(dir.path(), addr);
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("docs_lookup: lookup not confirmed"),
+        "{stdout}"
+    );
+
+    // Up: the tool it lacks is a problem; the one it has is listed.
+    let _server = start_docs_server(addr, &dir.path().join("calls.txt")).await;
+    let output = config_check(dir.path(), addr);
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("docs_lookup: lookup (listed by the server)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("does not list the tool `nothing_here` of action `docs_missing`"),
+        "{stderr}"
+    );
+}

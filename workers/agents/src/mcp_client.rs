@@ -220,6 +220,9 @@ impl McpClients {
     async fn open(&self, server: &McpServerSpec) -> Result<Session, String> {
         let id = &server.id;
         if let Some(url) = &server.url {
+            // reqwest is built without a default TLS provider: the process's one, installed
+            // once (a command such as `config check` may not have a model client to do it).
+            chatgptd_model::install_crypto_provider();
             let mut headers = HashMap::new();
             for (name, value) in &server.headers {
                 let value = expand_secrets(value, |name| self.secrets.get(name)).map_err(|missing| {
