@@ -125,7 +125,8 @@ impl McpClients {
         }
     }
 
-    fn listed(&self, server: &str) -> bool {
+    /// Whether `server`'s tools have been listed.
+    pub fn listed(&self, server: &str) -> bool {
         let tools = self.tools.lock().unwrap_or_else(|e| e.into_inner());
         tools.contains_key(server)
     }

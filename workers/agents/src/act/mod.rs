@@ -146,6 +146,10 @@ impl AgentWorker {
         }
         let registry = self.registry();
         let (server, _) = registry.action(name)?.mcp_tool()?;
+        if self.mcp.listed(server) {
+            // Listed without the tool: a deployment error, refused as not offered.
+            return None;
+        }
         Some(ProcessError::unavailable(
             "mcp_unavailable",
             format!("mcp server `{server}` has not listed the tool of `{name}` yet"),
