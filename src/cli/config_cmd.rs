@@ -23,7 +23,7 @@ pub enum ConfigCommand {
     },
 }
 
-pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
     let ConfigCommand::Check { show } = command;
     let config = &loaded.config;
     let mut problems: Vec<String> = Vec::new();
@@ -112,6 +112,7 @@ pub fn run(loaded: Loaded, command: ConfigCommand) -> anyhow::Result<ExitCode> {
             for line in missing {
                 println!("  warning: actions.yaml: {line}");
             }
+            problems.extend(mcp_problems(&registry).await);
             match config.workflow_definitions(&registry) {
                 Ok(workflows) => {
                     println!("workflows: {}", workflows.list().len());
@@ -161,6 +162,51 @@ fn token_problems(config: &chatgptd_node::Config) -> Vec<String> {
         println!("api tokens: none (a loopback listener keeps one in <data_dir>/api-token)");
     } else {
         println!("api tokens: {}", http.tokens.len());
+    }
+    problems
+}
+
+/// The declared MCP tools, each confirmed with its server's `tools/list`: a tool the server
+/// does not have is a problem; a server that cannot be reached now is a warning (it may be
+/// down only here), since its tools cannot be confirmed.
+async fn mcp_problems(registry: &chatgptd_registry::Registry) -> Vec<String> {
+    let mut problems = Vec::new();
+    if registry.mcp_servers().is_empty() {
+        return problems;
+    }
+    let clients = chatgptd_worker_agents::McpClients::new(chatgptd_types::Secrets::env());
+    for server in registry.mcp_servers() {
+        let declared: Vec<(&str, &str)> = registry
+            .actions()
+            .iter()
+            .filter_map(|action| match action.mcp_tool() {
+                Some((id, tool)) if id == server.id => Some((action.id.as_str(), tool)),
+                _ => None,
+            })
+            .collect();
+        let listed = clients.list(server).await;
+        println!(
+            "mcp server {}: {} declared tool(s)",
+            server.id,
+            declared.len()
+        );
+        for (action, tool) in declared {
+            match &listed {
+                Ok(tools) if tools.contains_key(tool) => {
+                    println!("  {action}: {tool} (listed by the server)");
+                }
+                Ok(_) => problems.push(format!(
+                    "mcp server `{}` does not list the tool `{tool}` of action `{action}`",
+                    server.id
+                )),
+                Err(_) => println!(
+                    "  warning: {action}: {tool} not confirmed: the server could not be reached"
+                ),
+            }
+        }
+        if let Err(err) = &listed {
+            println!("  warning: {err}");
+        }
     }
     problems
 }

@@ -149,7 +149,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workflow(command) => workflow::run(loaded.config, command).await,
         Command::Approvals(command) => approvals::run(loaded.config, command).await,
         Command::Topics(command) => topics::run(loaded.config, command).await,
-        Command::Config(command) => config_cmd::run(loaded, command),
+        Command::Config(command) => config_cmd::run(loaded, command).await,
         Command::Produce(args) => produce::run(loaded.config, args).await,
         Command::Tail(args) => tail::run(loaded.config, args).await,
         Command::Dlq(command) => dlq::run(loaded.config, command).await,

@@ -174,6 +174,11 @@ fn routes() -> Vec<Case> {
         )
         .body(action)
         .status(200),
+        // MCP (crates/mcp): the route needs `read`, each tool checks its own scope. Without
+        // `Accept: application/json, text/event-stream` the protocol answers 406.
+        case(M::POST, "/mcp", "/mcp", S(Read))
+            .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .status(406),
         case(M::GET, "/approvals", "/approvals", S(Read)),
         case(M::GET, "/approvals/{id}", "/approvals/act-1", S(Read)).status(404),
         case(

@@ -13,6 +13,7 @@ mod index;
 mod knowledge;
 mod limits;
 mod listings;
+mod mcp;
 mod openapi;
 mod plugins;
 mod registry;

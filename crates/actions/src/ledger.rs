@@ -50,6 +50,11 @@ impl Ledger {
         Ledger { memory, ttl }
     }
 
+    /// How long entries are kept.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// The memory backend, for the stores that share it.
     pub fn memory(&self) -> &Arc<dyn Memory> {
         &self.memory

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::executor::Executor;
+use crate::executor::{Executor, McpServerSpec};
 use crate::policy::{PolicyOptions, RiskRule};
 
 /// The action whose call is the model's final answer: never offered as a tool.
@@ -22,6 +22,11 @@ pub struct ActionsFile {
 
     /// The catalogue. An agent's `actions` may only name actions listed here.
     pub actions: Vec<ActionSpec>,
+
+    /// MCP servers whose tools actions may call (`executor: {kind: mcp, server, tool}`).
+    /// A server's tool is an action only when an action here names it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<McpServerSpec>,
 }
 
 /// One catalogued action.
@@ -59,6 +64,9 @@ pub struct ActionSpec {
     /// The JSON Schema of the action's arguments: an object schema with
     /// `additionalProperties: false` and its required arguments in `required`. It is the
     /// tool's `parameters` for the model, and what a call's arguments are checked against.
+    /// An MCP action may leave it out: the server's `inputSchema` (`tools/list`) is used,
+    /// closed to arguments it does not declare.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub parameters: serde_json::Value,
 
     /// What in a call's arguments raises its risk score, e.g. an amount over a limit.
@@ -66,7 +74,8 @@ pub struct ActionSpec {
     pub rules: Vec<RiskRule>,
 
     /// What carries the action out when chatgptd does not do it itself: a declared HTTP
-    /// request, GitHub's API (see [`crate::executor`]). Unset: a built-in action, or none.
+    /// request, GitHub's API, an MCP server's tool (see [`crate::executor`]). Unset: a
+    /// built-in action, or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<Executor>,
 }
@@ -81,6 +90,16 @@ pub enum Risk {
     Medium,
     /// Changes access, spends money, or cannot easily be undone.
     High,
+}
+
+impl ActionSpec {
+    /// The MCP server and tool that execute it, if an MCP tool does.
+    pub fn mcp_tool(&self) -> Option<(&str, &str)> {
+        match &self.executor {
+            Some(Executor::Mcp { server, tool }) => Some((server, tool)),
+            _ => None,
+        }
+    }
 }
 
 impl Risk {

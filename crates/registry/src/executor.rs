@@ -6,12 +6,15 @@
 //! - `http` ([`HttpCall`]): one declared HTTP request, for systems with no richer plugin.
 //! - `github` ([`GithubCall`]): reading a repository as context, or proposing a change as a
 //!   pull request, through GitHub's REST API.
+//! - `mcp`: a tool of an MCP server declared in the catalogue's `mcp_servers`
+//!   ([`McpServerSpec`]); the server's declaration carries its transport and secrets.
 //!
 //! Secrets (tokens, signing keys, base URLs) are named by the environment variable that
 //! holds them, never written here; [`Executor::secrets`] lists them for `config check`.
 
 mod github;
 mod http;
+mod mcp;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +22,8 @@ use crate::catalogue::ActionSpec;
 
 pub use github::{GITHUB_API, GithubCall, GithubOperation};
 pub use http::{HeaderSpec, HttpCall, Signature, StatusClass, StatusClasses, render_body};
+pub(crate) use mcp::check_servers;
+pub use mcp::{McpServerSpec, expand_secrets};
 
 /// What executes an action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +33,13 @@ pub enum Executor {
     Http(HttpCall),
     /// GitHub's REST API.
     Github(GithubCall),
+    /// A tool of an MCP server declared in the catalogue's `mcp_servers`.
+    Mcp {
+        /// The server's `id` in `mcp_servers`.
+        server: String,
+        /// The tool's name as the server lists it (`tools/list`).
+        tool: String,
+    },
 }
 
 /// A secret an executor reads, and whether the action can run without it.
@@ -47,6 +59,8 @@ impl Executor {
         match self {
             Executor::Http(call) => call.secrets(),
             Executor::Github(call) => call.secrets(),
+            // Its secrets belong to the server's declaration (`McpServerSpec::secret_names`).
+            Executor::Mcp { .. } => Vec::new(),
         }
     }
 
@@ -55,6 +69,8 @@ impl Executor {
         match self {
             Executor::Http(call) => call.problems(action),
             Executor::Github(call) => call.problems(action),
+            // Checked against the declared servers where the catalogue is built.
+            Executor::Mcp { .. } => Vec::new(),
         }
     }
 }

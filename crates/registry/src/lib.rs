@@ -35,7 +35,7 @@ pub use agent::{AgentSpec, AgentState, LimitOptions, ModelSpec, Tier};
 pub use catalogue::{ActionSpec, FleetSpec, FleetSummary, REPLY, Risk};
 pub use check::{Report, check, check_dirs};
 pub use error::{Error, Problem};
-pub use executor::Executor;
+pub use executor::{Executor, McpServerSpec};
 pub use policy::{Assessment, PolicyOptions};
 pub use registry::{ActionDecision, Registry};
 pub use status::{AgentStatus, status_of};

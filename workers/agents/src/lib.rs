@@ -15,6 +15,7 @@
 
 mod act;
 pub mod approvals;
+pub mod mcp_client;
 mod messages;
 mod options;
 mod routes;
@@ -23,5 +24,6 @@ mod usage;
 mod worker;
 
 pub use approvals::{ApprovalError, ApprovalsClient};
+pub use mcp_client::McpClients;
 pub use options::AgentsOptions;
 pub use worker::{AgentWorker, AgentsService};

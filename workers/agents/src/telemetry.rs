@@ -23,6 +23,33 @@ pub mod metric {
     /// Requests of declared executors, by `kind` (http, github), `action` (a catalogued
     /// id) and `status` (2xx, 3xx, 4xx, 5xx, timeout, connect, error).
     pub const PLUGIN_REQUESTS: &str = "chatgptd_agent_plugin_requests_total";
+    /// MCP tool calls, by `server` (a declared server's id) and `outcome` (ok, tool_error,
+    /// unreachable, in_doubt, rejected).
+    pub const MCP_CALLS: &str = "chatgptd_agent_mcp_calls_total";
+    /// How long MCP tool calls took, by `server`.
+    pub const MCP_CALL_SECONDS: &str = "chatgptd_agent_mcp_call_seconds";
+}
+
+/// An MCP tool call returned, or failed to.
+pub(crate) struct McpCalled<'a> {
+    pub server: &'a str,
+    pub outcome: &'static str,
+    pub elapsed: std::time::Duration,
+}
+
+impl McpCalled<'_> {
+    pub(crate) fn emit(&self) {
+        debug!(
+            server = self.server,
+            outcome = self.outcome,
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            "mcp tool called"
+        );
+        metrics::counter!(metric::MCP_CALLS, "server" => self.server.to_string(), "outcome" => self.outcome)
+            .increment(1);
+        metrics::histogram!(metric::MCP_CALL_SECONDS, "server" => self.server.to_string())
+            .record(self.elapsed.as_secs_f64());
+    }
 }
 
 /// A declared executor's request was answered, or could not be.

@@ -46,6 +46,8 @@ pub struct AgentWorker {
     pub(crate) codec: Codec,
     /// The ledger, waits and approvals of the tool loop.
     pub(crate) act: Act,
+    /// Sessions with the MCP servers of MCP actions, and their tools.
+    pub(crate) mcp: crate::McpClients,
 }
 
 impl std::fmt::Debug for AgentWorker {
@@ -77,7 +79,15 @@ impl AgentWorker {
             retriever,
             options,
             codec: Codec::builtin(),
+            mcp: crate::McpClients::default(),
         }
+    }
+
+    /// Calls MCP servers through `mcp` (whose secrets fill their headers) instead of clients
+    /// with no secrets.
+    pub fn with_mcp(mut self, mcp: crate::McpClients) -> Self {
+        self.mcp = mcp;
+        self
     }
 
     /// Encodes with `codec` (the process's, from its worker context) instead of the built-in.
@@ -584,7 +594,9 @@ impl AgentsService {
             context.producer.clone(),
             context.codec.clone(),
         );
+        let mcp = crate::McpClients::new(context.secrets.clone());
         let api = AgentsApi {
+            mcp: mcp.clone(),
             live: live.clone(),
             memory: memory.clone(),
             approvals: approvals.clone(),
@@ -609,7 +621,8 @@ impl AgentsService {
             retriever,
         )
         .with_codec(context.codec.clone())
-        .with_secrets(context.secrets.clone());
+        .with_secrets(context.secrets.clone())
+        .with_mcp(mcp);
         let worker_id = format!("agents-{}", uuid::Uuid::new_v4());
         let serve = options.serve.clone();
         let heartbeats = Heartbeats::new(

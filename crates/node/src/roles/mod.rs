@@ -5,6 +5,7 @@ mod agents;
 mod enrich;
 mod indexer;
 mod ingest;
+mod mcp;
 mod memory_writer;
 mod subscriptions;
 mod workflows;
@@ -107,6 +108,10 @@ pub async fn prepare(
             tasks.push((built.name, built.task));
             routes.push(built.routes);
         }
+    }
+    if roles.contains(&Role::Agents) {
+        // Where the agents are answered, the fleet is offered to MCP clients too.
+        routes.push(mcp::routes(stack, shutdown.clone()).await?);
     }
     let routes = crate::http::routes(stack, shutdown, routes)?;
     Ok(Prepared { tasks, routes })

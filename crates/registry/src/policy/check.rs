@@ -60,6 +60,29 @@ pub(crate) fn check_policy(path: &str, policy: &PolicyOptions, problems: &mut Ve
     }
 }
 
+/// Checks what of an action's `approval_expiry` and `rules` can be checked without its
+/// `parameters` (an MCP action whose schema comes from its server at run time).
+pub(crate) fn check_rules_alone(
+    path: &str,
+    item: &str,
+    action: &ActionSpec,
+    problems: &mut Vec<Problem>,
+) {
+    let mut problem = |message: String| problems.push(Problem::new(path, item, message));
+    if let Some(message) = action.approval_expiry.and_then(expiry_problem) {
+        problem(format!("approval_expiry {message}"));
+    }
+    for (index, rule) in action.rules.iter().enumerate() {
+        let at = format!("rules[{index}] (`{}`)", rule.when.argument);
+        if rule.reason.trim().is_empty() {
+            problem(format!("{at}: reason is empty"));
+        }
+        if !(1..=100).contains(&rule.add) {
+            problem(format!("{at}: add {} is outside 1 to 100", rule.add));
+        }
+    }
+}
+
 /// Checks one action's `approval_expiry`, `parameters` and `rules`.
 pub(crate) fn check_action(
     path: &str,

@@ -7,6 +7,7 @@ use super::Registry;
 use crate::Problem;
 use crate::agent::{AgentSpec, AgentsFile, Tier};
 use crate::catalogue::{ActionSpec, ActionsFile, FleetSpec, FleetsFile, Risk};
+use crate::executor::{self, McpServerSpec};
 use crate::names::{is_kebab_case, is_snake_case};
 use crate::policy::{self, PolicyOptions};
 use crate::source::Source;
@@ -21,14 +22,17 @@ pub(crate) const FLEETS_FILE: &str = "fleets.yaml";
 pub(crate) fn build(sources: &[Source]) -> (Registry, Vec<Problem>) {
     let mut problems = Vec::new();
 
-    let (actions, policy) = match declaration::<ActionsFile>(sources, ACTIONS_FILE, &mut problems) {
-        Some((source, file)) => {
-            policy::check_policy(&source.path, &file.policy, &mut problems);
-            let actions = check_actions(&source.path, file.actions, &mut problems);
-            (Some(actions), file.policy)
-        }
-        None => (None, PolicyOptions::default()),
-    };
+    let (actions, policy, mcp_servers) =
+        match declaration::<ActionsFile>(sources, ACTIONS_FILE, &mut problems) {
+            Some((source, file)) => {
+                policy::check_policy(&source.path, &file.policy, &mut problems);
+                executor::check_servers(&source.path, &file.mcp_servers, &mut problems);
+                let actions =
+                    check_actions(&source.path, file.actions, &file.mcp_servers, &mut problems);
+                (Some(actions), file.policy, file.mcp_servers)
+            }
+            None => (None, PolicyOptions::default(), Vec::new()),
+        };
     let fleets = declaration::<FleetsFile>(sources, FLEETS_FILE, &mut problems)
         .map(|(source, file)| check_fleets(&source.path, file.fleets, &mut problems));
 
@@ -86,6 +90,7 @@ pub(crate) fn build(sources: &[Source]) -> (Registry, Vec<Problem>) {
     let registry = Registry {
         fleets,
         actions: actions.unwrap_or_default(),
+        mcp_servers,
         policy,
         agents,
         warnings,
@@ -129,6 +134,7 @@ fn sibling_path(sources: &[Source], file_name: &str) -> String {
 fn check_actions(
     path: &str,
     actions: Vec<ActionSpec>,
+    servers: &[McpServerSpec],
     problems: &mut Vec<Problem>,
 ) -> Vec<ActionSpec> {
     let mut seen = BTreeSet::new();
@@ -152,6 +158,22 @@ fn check_actions(
         if let Some(executor) = &action.executor {
             for message in executor.problems(&action) {
                 problem(format!("executor: {message}"));
+            }
+        }
+        if let Some((server, tool)) = action.mcp_tool() {
+            if !servers.iter().any(|s| s.id == server) {
+                problem(format!(
+                    "executor names mcp server `{server}`, which `mcp_servers` does not declare"
+                ));
+            }
+            if tool.trim().is_empty() {
+                problem("executor's tool is empty".into());
+            }
+            if action.parameters.is_null() {
+                // The server's schema, known at run time: only the rules' own fields here.
+                policy::check_rules_alone(path, &item, &action, problems);
+                kept.push(action);
+                continue;
             }
         }
         policy::check_action(path, &item, &action, problems);

@@ -28,6 +28,8 @@ pub struct Registry {
     fleets: Vec<FleetSpec>,
     /// The action catalogue, in file order.
     actions: Vec<ActionSpec>,
+    /// The MCP servers the catalogue's MCP actions call.
+    mcp_servers: Vec<crate::McpServerSpec>,
     /// How calls of the actions are scored and decided.
     policy: PolicyOptions,
     /// Every agent, sorted by id (lookups binary-search it).
@@ -128,6 +130,16 @@ impl Registry {
     /// The action catalogue.
     pub fn actions(&self) -> &[ActionSpec] {
         &self.actions
+    }
+
+    /// The declared MCP servers.
+    pub fn mcp_servers(&self) -> &[crate::McpServerSpec] {
+        &self.mcp_servers
+    }
+
+    /// The declared MCP server `id`.
+    pub fn mcp_server(&self, id: &str) -> Option<&crate::McpServerSpec> {
+        self.mcp_servers.iter().find(|server| server.id == id)
     }
 
     /// The catalogued action with this id.

@@ -35,6 +35,8 @@ use crate::telemetry::ApiRequest;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     name: Arc<str>,
+    /// The token's scopes; `None` when the API checks no tokens (everything is allowed).
+    scopes: Option<Arc<[Scope]>>,
 }
 
 impl Caller {
@@ -44,6 +46,14 @@ impl Caller {
     /// The token's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the caller's token holds `scope` (or `admin`): for a route that serves
+    /// operations of several scopes (`/mcp`'s tools) and checks each one itself.
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes
+            .as_ref()
+            .is_none_or(|scopes| scopes.contains(&Scope::Admin) || scopes.contains(&scope))
     }
 }
 
@@ -166,6 +176,7 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
         AuthMode::None => {
             request.extensions_mut().insert(Caller {
                 name: Caller::ANONYMOUS.into(),
+                scopes: None,
             });
             (Caller::ANONYMOUS.to_string(), next.run(request).await)
         }
@@ -191,6 +202,7 @@ pub async fn authorize(State(auth): State<Auth>, mut request: Request, next: Nex
                         _ => {
                             request.extensions_mut().insert(Caller {
                                 name: token.name.clone(),
+                                scopes: Some(token.scopes.clone().into()),
                             });
                             (name, next.run(request).await)
                         }

@@ -38,12 +38,11 @@ impl AgentWorker {
         arguments: &Value,
         outputs: &mut Vec<OutputRecord>,
     ) -> Result<Started, ProcessError> {
-        let text = |name: &str| arguments.get(name).and_then(Value::as_str).unwrap_or("");
         // A declared executor first: a catalogue entry can give any action one.
         let executor = self
             .registry()
             .action(action)
-            .and_then(|a| a.executor.clone());
+            .and_then(|spec| spec.executor.clone());
         match executor {
             Some(Executor::Http(call)) => {
                 return self.execute_http(cx, id, action, &call, arguments).await;
@@ -51,8 +50,14 @@ impl AgentWorker {
             Some(Executor::Github(call)) => {
                 return self.execute_github(id, action, &call, arguments).await;
             }
+            Some(Executor::Mcp { server, tool }) => {
+                return self
+                    .call_mcp(id, &cx.origin, &server, &tool, arguments)
+                    .await;
+            }
             None => {}
         }
+        let text = |name: &str| arguments.get(name).and_then(Value::as_str).unwrap_or("");
         match action {
             "search_memory" => Ok(Started::Now(
                 self.search_memory(text("query"), arguments).await,

@@ -21,6 +21,7 @@ pub(crate) use settle::{Checked, check};
 mod execute;
 mod github;
 mod http;
+mod mcp;
 mod settle;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use chatgptd_runtime::{OutputRecord, ProcessError};
 use chatgptd_types::records::AgentMessage;
 use chatgptd_types::waiting;
 
+use crate::mcp_client::{McpClients, closed_schema};
 use crate::worker::AgentWorker;
 
 /// What the loop acts through, besides the worker's brain, registry and memory.
@@ -95,13 +97,68 @@ pub(crate) enum Settled {
 }
 
 /// The model's view of the agent's actions: every action it holds but `reply` (its final
-/// text answer is the reply).
-pub(crate) fn tools_for(registry: &Registry, agent: &AgentSpec) -> Vec<Tool> {
+/// text answer is the reply). An MCP action that leaves its `parameters` to its server is
+/// offered once the server has listed the tool (`mcp`), never before: a tool whose schema is
+/// unknown cannot be checked. A server's tools no action declares are never offered.
+pub(crate) fn tools_for(registry: &Registry, agent: &AgentSpec, mcp: &McpClients) -> Vec<Tool> {
     registry
         .tools_for(agent)
         .into_iter()
-        .map(|action| Tool::new(&action.id, &action.description, action.parameters.clone()))
+        .filter_map(|action| {
+            let parameters = match action.mcp_tool() {
+                Some((server, tool)) if action.parameters.is_null() => {
+                    closed_schema(&mcp.tool(server, tool)?.input_schema)
+                }
+                _ => action.parameters.clone(),
+            };
+            Some(Tool::new(&action.id, &action.description, parameters))
+        })
         .collect()
+}
+
+impl AgentWorker {
+    /// Lists the tools of the servers of `agent`'s MCP actions whose schemas are not known
+    /// yet; a server that cannot be reached leaves its actions unoffered for this turn.
+    async fn list_mcp_tools(&self, agent: &AgentSpec) {
+        let registry = self.registry();
+        for action in registry.tools_for(agent) {
+            let Some((server, tool)) = action.mcp_tool() else {
+                continue;
+            };
+            if !action.parameters.is_null() || self.mcp.tool(server, tool).is_some() {
+                continue;
+            }
+            if let Some(spec) = registry.mcp_server(server)
+                && let Err(err) = self.mcp.ensure_listed(spec).await
+            {
+                tracing::debug!(server, error = %err, "mcp tools not listed");
+            }
+        }
+    }
+
+    /// For a recorded call of an MCP action `agent` holds but that is not offered now (its
+    /// server's schema unknown, e.g. after a restart while the server is down): the record
+    /// waits for the server instead of refusing a call the model was offered.
+    fn unlisted_mcp_call(
+        &self,
+        agent: &AgentSpec,
+        name: &str,
+        tools: &[Tool],
+    ) -> Option<ProcessError> {
+        if tools.iter().any(|tool| tool.name == name) || !agent.actions.iter().any(|a| a == name) {
+            return None;
+        }
+        let registry = self.registry();
+        let (server, _) = registry.action(name)?.mcp_tool()?;
+        if self.mcp.listed(server) {
+            // Listed without the tool: a deployment error, refused as not offered.
+            return None;
+        }
+        Some(ProcessError::unavailable(
+            "mcp_unavailable",
+            format!("mcp server `{server}` has not listed the tool of `{name}` yet"),
+        ))
+    }
 }
 
 fn classified(err: chatgptd_actions::Error) -> ProcessError {
@@ -118,7 +175,8 @@ impl AgentWorker {
         mut request: ChatRequest,
     ) -> Result<(Ended, Vec<OutputRecord>), ProcessError> {
         let run = cx.run_id();
-        let tools = tools_for(&self.registry(), cx.agent);
+        self.list_mcp_tools(cx.agent).await;
+        let tools = tools_for(&self.registry(), cx.agent, &self.mcp);
         request.messages = self
             .act
             .ledger
@@ -179,6 +237,9 @@ impl AgentWorker {
             ));
             for (index, call) in reply.tool_calls.iter().enumerate() {
                 let id = cx.action_id(step, index);
+                if let Some(unavailable) = self.unlisted_mcp_call(cx.agent, &call.name, &tools) {
+                    return Err(unavailable);
+                }
                 match self.settle(cx, &id, call, &tools, &mut outputs).await? {
                     Settled::Waiting => return Ok((Ended::Parked, outputs)),
                     Settled::Outcome(outcome) => {

@@ -78,7 +78,7 @@ pub(super) async fn check(
     let Some(agent) = registry.get(&id) else {
         return error(StatusCode::NOT_FOUND, "unknown agent", json!({"agent": id}));
     };
-    let tools = tools_for(&registry, agent);
+    let tools = tools_for(&registry, agent, &state.mcp);
     let arguments = proposed.arguments.to_string();
     let checked = check_call(&registry, agent, &tools, &proposed.action, &arguments);
     let assessment = match &checked {

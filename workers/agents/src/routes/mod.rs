@@ -51,6 +51,8 @@ pub(crate) struct AgentsApi {
     pub(crate) retriever: chatgptd_search::Retriever,
     /// The models' prices (`model.prices`), for the cost in `GET /usage`.
     pub(crate) prices: Arc<std::collections::BTreeMap<String, chatgptd_model::Price>>,
+    /// The MCP servers' tool lists, for what `actions/check` offers.
+    pub(crate) mcp: crate::McpClients,
 }
 
 /// `/agents`, `/fleets`, `/messages` and `/approvals` over `state`, each with the scope a

@@ -99,7 +99,49 @@ fn parameters_must_be_a_closed_object_schema_that_compiles() {
         );
     }
     let missing = ACTIONS.replacen(&format!("    parameters: {reply}\n"), "", 1);
-    assert_problems(&missing, &[("", "missing field `parameters`")]);
+    // Only an MCP action may leave them to its server.
+    assert_problems(&missing, &[("action `reply`", "must be an object schema")]);
+}
+
+#[test]
+fn an_mcp_action_names_a_declared_server_and_may_take_its_schema_from_it() {
+    let servers = "mcp_servers:\n  - {id: docs, url: 'http://127.0.0.1:9/mcp', headers: {Authorization: 'Bearer ${DOCS_TOKEN}'}}\n  - {id: both, url: 'http://x/mcp', command: run}\n  - {id: Bad_Id, command: run, headers: {a: b}}\n";
+    let action = |id: &str, server: &str| {
+        format!(
+            "  - id: {id}\n    description: d\n    risk: low\n    executor: {{kind: mcp, server: {server}, tool: lookup}}\n"
+        )
+    };
+    let text = format!(
+        "{servers}{}{}{}",
+        ACTIONS,
+        action("look_up", "docs"),
+        action("nowhere", "absent")
+    );
+    let (registry, problems) = build_with(&text);
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let has = |item: &str, message: &str| {
+        lines
+            .iter()
+            .any(|line| line.contains(item) && line.contains(message))
+    };
+    assert!(has("action `nowhere`", "does not declare"), "{lines:#?}");
+    assert!(has("mcp server `both`", "exactly one of"), "{lines:#?}");
+    assert!(has("mcp server `Bad_Id`", "kebab-case"), "{lines:#?}");
+    assert!(
+        has("mcp server `Bad_Id`", "headers go with `url`"),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|line| line.contains("look_up")),
+        "{lines:#?}"
+    );
+    let action = registry.action("look_up").unwrap();
+    assert_eq!(action.mcp_tool(), Some(("docs", "lookup")));
+    assert!(action.parameters.is_null());
+    assert_eq!(
+        registry.mcp_server("docs").unwrap().secret_names(),
+        ["DOCS_TOKEN"]
+    );
 }
 
 #[test]
