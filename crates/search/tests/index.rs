@@ -368,3 +368,73 @@ async fn knowledge_is_chunked_replaced_by_source_and_shared_with_every_agent() {
     assert!(owners.contains(&"knowledge:guide.md"), "{owners:?}");
     assert!(!owners.contains(&"agent:b"), "{owners:?}");
 }
+
+/// More matches than the count's cap: the total stops at the cap and says it is a lower
+/// bound; the page is still the best by score, across shards searched at once. A narrower
+/// query below the cap is counted exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_past_the_cap_are_lower_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = ShardSet::new(dir.path(), TOPIC, options());
+    let stop = CancellationToken::new();
+    let committer = tokio::spawn(shards.clone().run_committer(stop.clone().cancelled_owned()));
+    let per_shard = chatgptd_search::COUNT_CAP / 2 + 100;
+    let mut writers = Vec::new();
+    for partition in 0..2 {
+        shards.open(partition).unwrap();
+        let shards = shards.clone();
+        writers.push(tokio::spawn(async move {
+            let records: Vec<_> = (0..per_shard)
+                .map(|i| {
+                    let text = if i % 100 == 7 {
+                        "login login login sso"
+                    } else {
+                        "login once"
+                    };
+                    let id = format!("p{partition}-{i}");
+                    (
+                        i as i64,
+                        record(&id, "ticket:jira:1", "ticket", text, i as i64),
+                    )
+                })
+                .collect();
+            // Many records in flight at once, as the runtime sends them.
+            let mut pending = Vec::new();
+            let mut previous = None;
+            for (offset, record) in records {
+                let shards = shards.clone();
+                pending.push(tokio::spawn(async move {
+                    shards.index(partition, record, offset, previous).await
+                }));
+                previous = Some(offset);
+            }
+            for task in pending {
+                task.await.unwrap().unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    let service = SearchService::new(&dir.path().join(TOPIC));
+    let results = service.search(&SearchQuery::text("login")).unwrap();
+    assert_eq!(results.total, chatgptd_search::COUNT_CAP);
+    assert!(results.total_is_lower_bound);
+    assert_eq!(results.hits.len(), 10);
+    assert!(
+        results
+            .hits
+            .iter()
+            .all(|hit| hit.text.starts_with("login login")),
+        "the repeated logins rank first: {:?}",
+        results.hits.iter().map(|h| &h.text).collect::<Vec<_>>()
+    );
+
+    let results = service.search(&SearchQuery::text("sso")).unwrap();
+    assert_eq!(results.total, 2 * per_shard.div_ceil(100));
+    assert!(!results.total_is_lower_bound);
+
+    stop.cancel();
+    committer.await.unwrap();
+}
