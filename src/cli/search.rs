@@ -80,8 +80,14 @@ pub async fn run(config: Config, args: SearchArgs) -> anyhow::Result<ExitCode> {
         SearchFormat::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         SearchFormat::Text => {
             let bold = color_wanted(std::io::stdout().is_terminal());
+            // A capped count is a lower bound: say "1000+" rather than a false exact number.
+            let plus = if results.total_is_lower_bound {
+                "+"
+            } else {
+                ""
+            };
             println!(
-                "{} match(es) in {} shard(s) under {}",
+                "{}{plus} match(es) in {} shard(s) under {}",
                 results.total,
                 results.shards,
                 dir.display()

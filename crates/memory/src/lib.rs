@@ -109,6 +109,20 @@ pub struct IndexBounds {
     pub min_score: Option<i64>,
 }
 
+/// One record's writes to its owner's memory, as the memory writer makes them: a history
+/// append, then a versioned state. [`Memory::write_records`] takes many at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordWrite {
+    /// Whose memory.
+    pub owner: String,
+    /// Appended as [`Memory::append_history`] does.
+    pub entry: HistoryEntry,
+    pub limits: HistoryLimits,
+    /// Stored as [`Memory::put_state`] does.
+    pub state: StateEntry,
+    pub state_ttl: Option<Duration>,
+}
+
 /// The memory interface. All keys are namespaced by the backend (`MemoryOptions::namespace`),
 /// so callers use short keys such as `dedupe:github:<delivery>`.
 ///
@@ -141,6 +155,28 @@ pub trait Memory: Send + Sync + Debug + 'static {
         state: &StateEntry,
         ttl: Option<Duration>,
     ) -> Result<bool, Error>;
+
+    /// Applies `writes` in order, each as `append_history` then `put_state`, and returns one
+    /// result per write. A backend may send them together (Redis pipelines them, one round
+    /// trip for the lot); each write keeps its own atomicity and its own outcome, so a write
+    /// that fails does not fail the others. Writes of one owner apply in the order given.
+    async fn write_records(&self, writes: &[RecordWrite]) -> Vec<Result<(), Error>> {
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            let result = match self
+                .append_history(&write.owner, &write.entry, write.limits)
+                .await
+            {
+                Ok(_) => self
+                    .put_state(&write.owner, &write.state, write.state_ttl)
+                    .await
+                    .map(|_| ()),
+                Err(err) => Err(err),
+            };
+            results.push(result);
+        }
+        results
+    }
 
     /// `owner`'s latest state.
     async fn state(&self, owner: &str) -> Result<Option<StateEntry>, Error>;

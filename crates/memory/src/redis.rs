@@ -26,6 +26,10 @@
 //! replica's. `put_if_absent` is a single `SET NX PX`; `delete_if_equals` is a script (a GET
 //! then a DEL would delete a value another replica set in between).
 //!
+//! `write_records` sends the scripts of many records as one pipeline on one connection: one
+//! round trip for the lot instead of one per script. Each script stays its own atomic step
+//! (no script spans owners), and Redis runs a connection's commands in the order sent.
+//!
 //! # Connections
 //!
 //! `pool_size` multiplexed [`ConnectionManager`]s, used round-robin. A manager whose
@@ -34,6 +38,7 @@
 //! A call whose connection dropped under it is not resent here: its outcome is unknown (an
 //! `incr` may have applied), so the caller, which retries idempotent work, decides.
 
+mod batch;
 mod connection;
 mod errors;
 mod scripts;
@@ -44,7 +49,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, Cmd, FromRedisValue, RedisResult};
+use ::redis::{Client, Cmd, FromRedisValue, RedisResult, ScriptInvocation};
 use async_trait::async_trait;
 use chatgptd_types::Secrets;
 
@@ -52,7 +57,8 @@ use self::connection::{connection_info, display_url};
 use self::errors::classify;
 use crate::codec::{from_json, to_json, ttl_millis};
 use crate::{
-    Error, HistoryEntry, HistoryLimits, IndexBounds, IndexEntry, Memory, MemoryOptions, StateEntry,
+    Error, HistoryEntry, HistoryLimits, IndexBounds, IndexEntry, Memory, MemoryOptions,
+    RecordWrite, StateEntry,
 };
 
 /// The backend's name, for `/readyz`, logs and errors.
@@ -144,6 +150,44 @@ impl RedisMemory {
         )
     }
 
+    /// The history append script with its keys and arguments.
+    fn append_invocation(
+        &self,
+        owner: &str,
+        entry: &HistoryEntry,
+        limits: HistoryLimits,
+    ) -> Result<ScriptInvocation<'static>, Error> {
+        let json = to_json(entry)?;
+        let (list, ids) = self.history_keys(owner);
+        let mut invocation = scripts::APPEND_HISTORY.prepare_invoke();
+        invocation
+            .key(list)
+            .key(ids)
+            .arg(&entry.id)
+            .arg(json)
+            .arg(limits.cap)
+            .arg(limits.cap.saturating_mul(2))
+            .arg(ttl_millis(limits.ttl));
+        Ok(invocation)
+    }
+
+    /// The versioned state script with its key and arguments.
+    fn state_invocation(
+        &self,
+        owner: &str,
+        state: &StateEntry,
+        ttl: Option<Duration>,
+    ) -> Result<ScriptInvocation<'static>, Error> {
+        let value = to_json(&state.value)?;
+        let mut invocation = scripts::PUT_STATE.prepare_invoke();
+        invocation
+            .key(self.key("state", owner))
+            .arg(state.version.to_string())
+            .arg(value)
+            .arg(ttl_millis(ttl));
+        Ok(invocation)
+    }
+
     /// Sends `command` on the next connection of the pool.
     async fn query<T: FromRedisValue>(
         &self,
@@ -196,17 +240,7 @@ impl Memory for RedisMemory {
         if limits.cap == 0 {
             return Ok(false);
         }
-        let json = to_json(entry)?;
-        let (list, ids) = self.history_keys(owner);
-        let mut invocation = scripts::APPEND_HISTORY.prepare_invoke();
-        invocation
-            .key(list)
-            .key(ids)
-            .arg(&entry.id)
-            .arg(json)
-            .arg(limits.cap)
-            .arg(limits.cap.saturating_mul(2))
-            .arg(ttl_millis(limits.ttl));
+        let invocation = self.append_invocation(owner, entry, limits)?;
         let mut connection = self.connection();
         let appended: i64 = self
             .call("append_history", invocation.invoke_async(&mut connection))
@@ -233,18 +267,16 @@ impl Memory for RedisMemory {
         state: &StateEntry,
         ttl: Option<Duration>,
     ) -> Result<bool, Error> {
-        let value = to_json(&state.value)?;
-        let mut invocation = scripts::PUT_STATE.prepare_invoke();
-        invocation
-            .key(self.key("state", owner))
-            .arg(state.version.to_string())
-            .arg(value)
-            .arg(ttl_millis(ttl));
+        let invocation = self.state_invocation(owner, state, ttl)?;
         let mut connection = self.connection();
         let stored: i64 = self
             .call("put_state", invocation.invoke_async(&mut connection))
             .await?;
         Ok(stored == 1)
+    }
+
+    async fn write_records(&self, writes: &[RecordWrite]) -> Vec<Result<(), Error>> {
+        batch::write_records(self, writes).await
     }
 
     async fn state(&self, owner: &str) -> Result<Option<StateEntry>, Error> {

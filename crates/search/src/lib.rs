@@ -13,7 +13,9 @@
 //!   re-adds anything. Documents are upserted by id besides, so reading a record twice is
 //!   harmless.
 //! - [`SearchService`] is the reading side: BM25 ranking, owner/kind/time filters, highlighted
-//!   snippets, pagination across shards. A query syntax error reports its position.
+//!   snippets, pagination across shards. Shards are searched in parallel, top-k with
+//!   block-max WAND, the total counted up to [`COUNT_CAP`]. A query syntax error reports its
+//!   position.
 //! - [`knowledge`] chunks documents of the knowledge base; the shard replaces a source's
 //!   chunks when it is ingested again.
 //! - [`retrieve`] picks the most relevant memory for a prompt, within a token budget.
@@ -28,13 +30,14 @@ mod schema;
 mod search;
 mod shard;
 mod shards;
+mod top;
 
 pub use chain::Positions;
 pub use error::Error;
 pub use query::{SearchQuery, parse_since};
 pub use retriever::Retriever;
 pub use schema::Hit;
-pub use search::{SearchResults, SearchService};
+pub use search::{COUNT_CAP, SearchResults, SearchService};
 pub use shards::{IndexerOptions, ShardSet};
 
 /// The directory of one topic's shards under an index root.

@@ -100,6 +100,19 @@ impl SearchQuery {
             text.map(|q| q.box_clone())
                 .unwrap_or_else(|| Box::new(AllQuery)),
         )];
+        clauses.extend(self.filter_clauses(fields));
+        Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// The filters alone (`None`: none), for checking documents the text query ranks.
+    pub(crate) fn filter_query(&self, fields: &Fields) -> Option<Box<dyn Query>> {
+        let clauses = self.filter_clauses(fields);
+        (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+    }
+
+    /// Owner, kinds and since, each a required clause.
+    fn filter_clauses(&self, fields: &Fields) -> Vec<(Occur, Box<dyn Query>)> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if let Some(owner) = &self.owner {
             let term = Term::from_field_text(fields.owner, owner);
             let owned: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::Basic));
@@ -138,7 +151,7 @@ impl SearchQuery {
             );
             clauses.push((Occur::Must, Box::new(range)));
         }
-        Box::new(BooleanQuery::new(clauses))
+        clauses
     }
 }
 

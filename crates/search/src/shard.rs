@@ -2,18 +2,27 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chatgptd_types::records::MemoryRecord;
 use tantivy::{Index, IndexWriter, Term, directory::MmapDirectory};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::debug;
 
 use crate::Error;
 use crate::chain::{Chain, Positions};
 use crate::knowledge;
 use crate::schema::Fields;
+
+/// Commits made by every shard of this process: searchers of this process reload when it
+/// moves (`search.rs`), so a search sees what was committed before it, at once.
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+/// Commits made by this process's shards so far.
+pub(crate) fn commits() -> u64 {
+    COMMITS.load(Ordering::SeqCst)
+}
 
 /// A partition's shard: a Tantivy index and its writer.
 ///
@@ -40,6 +49,18 @@ pub(crate) struct Shard {
     /// while a source's chunks are replaced: records are indexed concurrently, and an older
     /// version of a document must not replace a newer one.
     knowledge: Mutex<HashMap<String, i64>>,
+    /// Records waiting for their document to be added, in arrival order.
+    queue: Mutex<Vec<Queued>>,
+    /// A blocking task is adding what is queued.
+    adding: AtomicBool,
+}
+
+/// A record waiting to be added, and who waits for its generation.
+struct Queued {
+    record: MemoryRecord,
+    offset: i64,
+    previous: Option<i64>,
+    added: oneshot::Sender<Result<u64, Error>>,
 }
 
 struct ShardState {
@@ -86,12 +107,60 @@ impl Shard {
             start,
             committed_position: AtomicI64::new(start.unwrap_or(-1)),
             knowledge: Mutex::new(HashMap::new()),
+            queue: Mutex::new(Vec::new()),
+            adding: AtomicBool::new(false),
         })
     }
 
     /// Where the last commit says reading must resume (`None`: nothing committed).
     pub fn start(&self) -> Option<i64> {
         self.start
+    }
+
+    /// Queues a record's document; the receiver resolves with its commit generation once it
+    /// is added. One blocking task adds everything queued, as a batch, instead of a blocking
+    /// task per record: adding a document takes microseconds, handing it to a thread more.
+    pub fn enqueue(
+        self: &Arc<Self>,
+        record: MemoryRecord,
+        offset: i64,
+        previous: Option<i64>,
+    ) -> oneshot::Receiver<Result<u64, Error>> {
+        let (added, receiver) = oneshot::channel();
+        self.lock_queue().push(Queued {
+            record,
+            offset,
+            previous,
+            added,
+        });
+        if !self.adding.swap(true, Ordering::AcqRel) {
+            let shard = self.clone();
+            tokio::task::spawn_blocking(move || shard.add_queued());
+        }
+        receiver
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds what is queued until the queue stays empty. Blocking.
+    fn add_queued(&self) {
+        loop {
+            let batch = std::mem::take(&mut *self.lock_queue());
+            if batch.is_empty() {
+                self.adding.store(false, Ordering::Release);
+                // A record queued between the take and the store saw `adding` still set.
+                if self.lock_queue().is_empty() || self.adding.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
+            for queued in batch {
+                let result = self.add(&queued.record, queued.offset, queued.previous);
+                let _ = queued.added.send(result);
+            }
+        }
     }
 
     /// Adds (or replaces, by id) the document of a record. Returns its commit generation.
@@ -211,6 +280,7 @@ impl Shard {
             self.committed_position
                 .store(positions.next_offset, Ordering::SeqCst);
         }
+        COMMITS.fetch_add(1, Ordering::SeqCst);
         self.committed.send_replace(generation);
         Ok(Some(generation))
     }

@@ -117,10 +117,10 @@ impl ShardSet {
             .get(&partition)
             .cloned()
             .ok_or(Error::NotOpen(partition))?;
-        let adding = shard.clone();
-        let generation = tokio::task::spawn_blocking(move || adding.add(&record, offset, previous))
+        let generation = shard
+            .enqueue(record, offset, previous)
             .await
-            .map_err(|err| Error::Index(err.to_string()))??;
+            .map_err(|_| Error::Index("the shard's adding task ended".to_string()))??;
         if shard.uncommitted() >= self.options.max_uncommitted_docs {
             self.commit_soon.notify_one();
         }

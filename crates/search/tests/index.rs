@@ -368,3 +368,233 @@ async fn knowledge_is_chunked_replaced_by_source_and_shared_with_every_agent() {
     assert!(owners.contains(&"knowledge:guide.md"), "{owners:?}");
     assert!(!owners.contains(&"agent:b"), "{owners:?}");
 }
+
+/// More matches than the count's cap: the total stops at the cap and says it is a lower
+/// bound; the page is still the best by score, across shards searched at once. A narrower
+/// query below the cap is counted exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_past_the_cap_are_lower_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = ShardSet::new(dir.path(), TOPIC, options());
+    let stop = CancellationToken::new();
+    let committer = tokio::spawn(shards.clone().run_committer(stop.clone().cancelled_owned()));
+    let per_shard = chatgptd_search::COUNT_CAP / 2 + 100;
+    let mut writers = Vec::new();
+    for partition in 0..2 {
+        shards.open(partition).unwrap();
+        let shards = shards.clone();
+        writers.push(tokio::spawn(async move {
+            let records: Vec<_> = (0..per_shard)
+                .map(|i| {
+                    let text = if i % 100 == 7 {
+                        "login login login sso"
+                    } else {
+                        "login once"
+                    };
+                    let id = format!("p{partition}-{i}");
+                    (
+                        i as i64,
+                        record(&id, "ticket:jira:1", "ticket", text, i as i64),
+                    )
+                })
+                .collect();
+            // Many records in flight at once, as the runtime sends them.
+            let mut pending = Vec::new();
+            let mut previous = None;
+            for (offset, record) in records {
+                let shards = shards.clone();
+                pending.push(tokio::spawn(async move {
+                    shards.index(partition, record, offset, previous).await
+                }));
+                previous = Some(offset);
+            }
+            for task in pending {
+                task.await.unwrap().unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    let service = SearchService::new(&dir.path().join(TOPIC));
+    let results = service.search(&SearchQuery::text("login")).unwrap();
+    assert_eq!(results.total, chatgptd_search::COUNT_CAP);
+    assert!(results.total_is_lower_bound);
+    assert_eq!(results.hits.len(), 10);
+    assert!(
+        results
+            .hits
+            .iter()
+            .all(|hit| hit.text.starts_with("login login")),
+        "the repeated logins rank first: {:?}",
+        results.hits.iter().map(|h| &h.text).collect::<Vec<_>>()
+    );
+
+    let results = service.search(&SearchQuery::text("sso")).unwrap();
+    assert_eq!(results.total, 2 * per_shard.div_ceil(100));
+    assert!(!results.total_is_lower_bound);
+
+    stop.cancel();
+    committer.await.unwrap();
+}
+
+/// A quick look at the figures `cargo bench --bench memory` measures, at a smaller size:
+/// `cargo nextest run --cargo-profile release -p chatgptd-search --run-ignored only`
+/// (`SEARCH_RECORDS`, default 200,000). Prints; asserts only that search answers.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a check"]
+async fn search_and_indexing_against_bare_tantivy() {
+    const WORDS: [&str; 32] = [
+        "login", "password", "reset", "sso", "error", "timeout", "invoice", "refund", "charge",
+        "crash", "mobile", "android", "checkout", "payment", "card", "email", "delay", "export",
+        "report", "slow", "api", "token", "admin", "account", "billing", "plan", "upgrade",
+        "search", "upload", "sync", "vpn", "audit",
+    ];
+    let records: usize = std::env::var("SEARCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let mut seed = 11_u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    let mut sentence = |n: usize| {
+        (0..n)
+            .map(|_| WORDS[next() % WORDS.len()])
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let texts: Vec<String> = (0..records).map(|_| sentence(24)).collect();
+    let queries: Vec<String> = (0..500).map(|i| sentence(1 + i % 3)).collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let shards = ShardSet::new(
+        dir.path(),
+        TOPIC,
+        IndexerOptions {
+            commit_interval: Duration::from_secs(3600),
+            max_uncommitted_docs: usize::MAX,
+            ..IndexerOptions::default()
+        },
+    );
+    for partition in 0..6 {
+        shards.open(partition).unwrap();
+    }
+    let started = std::time::Instant::now();
+    for (batch, chunk) in texts.chunks(60_000).enumerate() {
+        let mut pending = Vec::new();
+        for (i, text) in chunk.iter().enumerate() {
+            let n = batch * 60_000 + i;
+            let (partition, offset) = ((n % 6) as i32, (n / 6) as i64);
+            let previous = (offset > 0).then(|| offset - 1);
+            let record = record(
+                &format!("r{n}"),
+                &format!("o{}", n % 5000),
+                "ticket",
+                text,
+                n as i64,
+            );
+            let shards = shards.clone();
+            pending.push(tokio::spawn(async move {
+                shards.index(partition, record, offset, previous).await
+            }));
+        }
+        while pending.iter().any(|p| !p.is_finished()) {
+            let set = shards.clone();
+            tokio::task::spawn_blocking(move || set.commit_all())
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+        for task in pending {
+            task.await.unwrap().unwrap();
+        }
+    }
+    let ours_index = records as f64 / started.elapsed().as_secs_f64();
+
+    let bare_dir = tempfile::tempdir().unwrap();
+    let bare_index = {
+        let mut builder = tantivy::schema::Schema::builder();
+        let text = builder.add_text_field("text", tantivy::schema::TEXT | tantivy::schema::STORED);
+        let id = builder.add_text_field("id", tantivy::schema::STRING | tantivy::schema::STORED);
+        let index = tantivy::Index::create_in_dir(bare_dir.path(), builder.build()).unwrap();
+        let mut writer: tantivy::IndexWriter =
+            index.writer_with_num_threads(1, 32 * 1024 * 1024).unwrap();
+        let started = std::time::Instant::now();
+        for (n, t) in texts.iter().enumerate() {
+            writer
+                .add_document(tantivy::doc!(text => t.clone(), id => format!("r{n}")))
+                .unwrap();
+            if (n + 1) % 60_000 == 0 {
+                writer.commit().unwrap();
+            }
+        }
+        writer.commit().unwrap();
+        records as f64 / started.elapsed().as_secs_f64()
+    };
+
+    let topic_dir = dir.path().join(TOPIC);
+    let service = SearchService::new(&topic_dir);
+    service.search(&SearchQuery::text("login")).unwrap();
+    let mut ours = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        let mut query = SearchQuery::text(q.clone());
+        if i % 4 == 0 {
+            query.kinds = vec!["ticket".into(), "enrichment".into()];
+        }
+        let started = std::time::Instant::now();
+        let results = service.search(&query).unwrap();
+        ours.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(results.hits.len() <= 10);
+    }
+    let bare_shards: Vec<(tantivy::Index, tantivy::IndexReader)> = std::fs::read_dir(&topic_dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| {
+            let index = tantivy::Index::open_in_dir(entry.path()).unwrap();
+            let reader = index.reader().unwrap();
+            (index, reader)
+        })
+        .collect();
+    let mut bare = Vec::new();
+    for q in &queries {
+        let started = std::time::Instant::now();
+        for (index, reader) in &bare_shards {
+            let text = index.schema().get_field("text").unwrap();
+            let parsed = tantivy::query::QueryParser::for_index(index, vec![text])
+                .parse_query(q)
+                .unwrap();
+            reader
+                .searcher()
+                .search(
+                    &parsed,
+                    &tantivy::collector::TopDocs::with_limit(10).order_by_score(),
+                )
+                .unwrap();
+        }
+        bare.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let at = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 * q) as usize).min(v.len() - 1)]
+    };
+    println!(
+        "indexing {records}: shard writer (6 shards) {ours_index:.0}/s, bare (1 writer) {bare_index:.0}/s, ratio {:.3}",
+        ours_index / bare_index
+    );
+    let (op50, op99, bp50, bp99) = (
+        at(&mut ours, 0.5),
+        at(&mut ours, 0.99),
+        at(&mut bare, 0.5),
+        at(&mut bare, 0.99),
+    );
+    println!(
+        "search over {records}: SearchService p50 {op50:.2} ms p99 {op99:.2} ms; bare top-10 loop p50 {bp50:.2} ms p99 {bp99:.2} ms; ratios {:.3} / {:.3}",
+        op50 / bp50,
+        op99 / bp99
+    );
+}

@@ -6,11 +6,18 @@
 //! version is the record's offset (an owner's records share a partition, so offsets order
 //! them). A redelivered record therefore changes nothing. While the backend is unreachable
 //! the record is retried without limit and no offset is stored: nothing is lost or skipped.
+//!
+//! The writes of the records in flight are batched (`batch.rs`): on Redis one pipeline
+//! carries many records' scripts, one round trip instead of two per record.
+
+mod batch;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use chatgptd_memory::{HistoryEntry, HistoryLimits, Memory, MemoryOptions, StateEntry};
+use chatgptd_memory::{
+    HistoryEntry, HistoryLimits, Memory, MemoryOptions, RecordWrite, StateEntry,
+};
 use chatgptd_runtime::{
     ConsumerOptions, ConsumerRuntime, Incoming, OutputRecord, ProcessError, Processor, Service,
     WorkerContext,
@@ -45,14 +52,18 @@ impl Default for MemoryWriterOptions {
 /// Writes MemoryRecords to the memory backend.
 #[derive(Debug)]
 pub struct MemoryWriter {
-    memory: Arc<dyn Memory>,
+    batcher: Arc<batch::Batcher>,
     limits: MemoryOptions,
 }
 
 impl MemoryWriter {
-    /// A writer into `memory`, capping and expiring by `limits`.
+    /// A writer into `memory`, capping and expiring by `limits`. As many batches are out at
+    /// once as the backend has connections (`pool_size`).
     pub fn new(memory: Arc<dyn Memory>, limits: MemoryOptions) -> Self {
-        MemoryWriter { memory, limits }
+        MemoryWriter {
+            batcher: batch::Batcher::new(memory, limits.pool_size),
+            limits,
+        }
     }
 
     async fn write(&self, record: &MemoryRecord, offset: i64) -> Result<(), ProcessError> {
@@ -70,10 +81,6 @@ impl MemoryWriter {
             cap: self.limits.history_cap,
             ttl,
         };
-        self.memory
-            .append_history(&record.owner, &entry, limits)
-            .await
-            .map_err(ProcessError::classified)?;
         let state = StateEntry {
             version: offset,
             value: serde_json::json!({
@@ -86,11 +93,17 @@ impl MemoryWriter {
                 "source": format!("{}/{}@{}", record.source_topic, record.source_partition, record.source_offset),
             }),
         };
-        self.memory
-            .put_state(&record.owner, &state, ttl)
+        let write = RecordWrite {
+            owner: record.owner.clone(),
+            entry,
+            limits,
+            state,
+            state_ttl: ttl,
+        };
+        self.batcher
+            .write(write)
             .await
-            .map_err(ProcessError::classified)?;
-        Ok(())
+            .map_err(ProcessError::classified)
     }
 }
 

@@ -35,9 +35,13 @@ if newest[2] then
   seq = tonumber(newest[2]) + 1
 end
 redis.call('ZADD', KEYS[2], seq, id)
-redis.call('RPUSH', KEYS[1], entry)
-redis.call('LTRIM', KEYS[1], -cap, -1)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', seq - window)
+-- Trim only what is over: each call costs about as much as a SET.
+if redis.call('RPUSH', KEYS[1], entry) > cap then
+  redis.call('LTRIM', KEYS[1], -cap, -1)
+end
+if seq > window then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', seq - window)
+end
 if ttl > 0 then
   -- An entry with a shorter life never shortens the history's.
   if left ~= -1 then

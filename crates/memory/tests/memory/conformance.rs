@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chatgptd_memory::{HistoryLimits, IndexBounds, IndexEntry, StateEntry};
+use chatgptd_memory::{HistoryLimits, IndexBounds, IndexEntry, RecordWrite, StateEntry};
 use serde_json::json;
 
 use crate::fixture::{Backend, PAST_SHORT_TTL, SHORT_TTL, entry, ids};
@@ -54,6 +54,7 @@ conformance!(
     namespaces_isolate,
     ping_and_backend_name,
     index_adds_once_pages_newest_first_and_trims,
+    write_records_apply_in_order_once,
 );
 
 const LIMITS: HistoryLimits = HistoryLimits { cap: 10, ttl: None };
@@ -618,4 +619,46 @@ async fn index_adds_once_pages_newest_first_and_trims(backend: &Backend) {
     memory.index_add("runs", "f", 500, aged).await.unwrap();
     let all = memory.index_page("runs", None, 10).await.unwrap();
     assert_eq!(names(&all), ["f", "e", "d"]);
+}
+
+/// The memory writer's batch: many owners' writes at once, one owner's in the order given,
+/// and the same batch again (a redelivery) changes nothing.
+async fn write_records_apply_in_order_once(backend: &Backend) {
+    let memory = backend.open("test").await;
+    let write = |owner: &str, id: &str, version: i64, cap: usize| RecordWrite {
+        owner: owner.to_string(),
+        entry: entry(id),
+        limits: HistoryLimits { cap, ttl: None },
+        state: StateEntry {
+            version,
+            value: json!({ "id": id }),
+        },
+        state_ttl: None,
+    };
+    let writes = [
+        write("a", "a1", 1, 2),
+        write("b", "b1", 5, 2),
+        write("a", "a2", 2, 2),
+        write("a", "a3", 3, 2),
+        write("c", "c1", 7, 0),
+    ];
+    for round in 0..2 {
+        let results = memory.write_records(&writes).await;
+        assert_eq!(results.len(), writes.len());
+        assert!(
+            results.iter().all(Result::is_ok),
+            "round {round}: {results:?}"
+        );
+        let history = memory.history("a", 10).await.unwrap();
+        assert_eq!(ids(&history), ["a2", "a3"], "round {round}");
+        assert_eq!(ids(&memory.history("b", 10).await.unwrap()), ["b1"]);
+        assert!(
+            memory.history("c", 10).await.unwrap().is_empty(),
+            "cap 0 keeps no history"
+        );
+        let state = memory.state("a").await.unwrap().unwrap();
+        assert_eq!((state.version, state.value), (3, json!({ "id": "a3" })));
+        assert_eq!(memory.state("c").await.unwrap().unwrap().version, 7);
+    }
+    assert!(memory.write_records(&[]).await.is_empty());
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use chatgptd_memory::{HistoryLimits, Memory, MemoryOptions, RedisMemory};
+use chatgptd_memory::{HistoryLimits, Memory, MemoryOptions, RecordWrite, RedisMemory, StateEntry};
 use chatgptd_testkit::redis::RedisServer;
 use chatgptd_testkit::wait_until;
 use chatgptd_types::Secrets;
@@ -203,4 +203,53 @@ async fn errors_retrying_does_not_fix_are_backend_errors() {
     assert!(!err.is_unavailable(), "{err}");
     // The connection is fine after errors.
     memory.ping().await.unwrap();
+}
+
+/// One pipeline carries many records' writes: a write whose key holds something else fails
+/// alone, and scripts Redis forgot (a restart, SCRIPT FLUSH) are loaded again.
+#[tokio::test]
+async fn a_batch_of_writes_fails_write_by_write_and_survives_a_script_flush() {
+    let server = RedisServer::start().await;
+    let memory = RedisMemory::connect(&options(&server), &Secrets::env())
+        .await
+        .unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut other = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("chatgptd:state:taken")
+        .arg("not a hash")
+        .query_async(&mut other)
+        .await
+        .unwrap();
+    let write = |owner: &str, version: i64| RecordWrite {
+        owner: owner.to_string(),
+        entry: entry(&format!("{owner}-{version}")),
+        limits: HistoryLimits { cap: 5, ttl: None },
+        state: StateEntry {
+            version,
+            value: serde_json::json!(version),
+        },
+        state_ttl: None,
+    };
+    let writes = [write("one", 1), write("taken", 2), write("three", 3)];
+
+    let results = memory.write_records(&writes).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    let err = results[1].as_ref().unwrap_err();
+    assert!(
+        !err.is_unavailable() && err.to_string().contains("WRONGTYPE"),
+        "{err}"
+    );
+    assert_eq!(memory.state("three").await.unwrap().unwrap().version, 3);
+
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut other)
+        .await
+        .unwrap();
+    let again = [write("four", 4), write("one", 5)];
+    let results = memory.write_records(&again).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(memory.state("one").await.unwrap().unwrap().version, 5);
+    assert_eq!(memory.history("one", 10).await.unwrap().len(), 2);
 }
