@@ -107,6 +107,9 @@ async fn main() {
     let mcp = McpClients::new(chatgptd_types::Secrets::from_map(
         Vec::<(String, String)>::new(),
     ));
+    // reqwest has no TLS provider of its own; the worker's clients install it, this one
+    // is built first.
+    chatgptd_model::install_crypto_provider();
     let http = reqwest::Client::new();
     let arguments = json!({"topic": "printers"});
     let url = format!("http://{addr}/lookup");

@@ -52,7 +52,7 @@ impl Default for Outbound {
 
 impl Outbound {
     pub(crate) fn new(secrets: Secrets) -> Self {
-        install_crypto_provider();
+        chatgptd_model::install_crypto_provider();
         // Timeouts are per request (each declaration has its own); redirects are not
         // followed, so a signed body and its token never travel to another host.
         let client = reqwest::Client::builder()
@@ -242,15 +242,6 @@ pub(super) fn excerpt(text: &str) -> String {
     }
     let cut: String = one_line.chars().take(MAX_ANSWER_TEXT).collect();
     format!("{cut}…")
-}
-
-/// reqwest is built without a TLS crypto provider: install ring's once for the process (an
-/// error means another one is installed, which serves as well).
-fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 #[cfg(test)]
