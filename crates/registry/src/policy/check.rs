@@ -60,46 +60,30 @@ pub(crate) fn check_policy(path: &str, policy: &PolicyOptions, problems: &mut Ve
     }
 }
 
-/// Checks what of an action's `approval_expiry` and `rules` can be checked without its
-/// `parameters` (an MCP action whose schema comes from its server at run time).
-pub(crate) fn check_rules_alone(
-    path: &str,
-    item: &str,
-    action: &ActionSpec,
-    problems: &mut Vec<Problem>,
-) {
-    let mut problem = |message: String| problems.push(Problem::new(path, item, message));
-    if let Some(message) = action.approval_expiry.and_then(expiry_problem) {
-        problem(format!("approval_expiry {message}"));
-    }
-    for (index, rule) in action.rules.iter().enumerate() {
-        let at = format!("rules[{index}] (`{}`)", rule.when.argument);
-        if rule.reason.trim().is_empty() {
-            problem(format!("{at}: reason is empty"));
-        }
-        if !(1..=100).contains(&rule.add) {
-            problem(format!("{at}: add {} is outside 1 to 100", rule.add));
-        }
-    }
-}
-
-/// Checks one action's `approval_expiry`, `parameters` and `rules`.
+/// Checks one action's `approval_expiry`, `parameters` and `rules`. With `schema_later`
+/// (an MCP action without `parameters`, whose schema its server lists at run time) the
+/// rules are checked for what they say alone, not against the arguments.
 pub(crate) fn check_action(
     path: &str,
     item: &str,
     action: &ActionSpec,
+    schema_later: bool,
     problems: &mut Vec<Problem>,
 ) {
     let mut problem = |message: String| problems.push(Problem::new(path, item, message));
     if let Some(message) = action.approval_expiry.and_then(expiry_problem) {
         problem(format!("approval_expiry {message}"));
     }
-    let properties = match check_parameters(&action.parameters) {
-        Ok(properties) => properties,
-        Err(message) => {
-            problem(format!("parameters: {message}"));
-            // Without a usable schema the rules cannot be checked against it.
-            return;
+    let properties = if schema_later {
+        None
+    } else {
+        match check_parameters(&action.parameters) {
+            Ok(properties) => Some(properties),
+            Err(message) => {
+                problem(format!("parameters: {message}"));
+                // Without a usable schema the rules cannot be checked against it.
+                return;
+            }
         }
     };
     for (index, rule) in action.rules.iter().enumerate() {
@@ -111,6 +95,9 @@ pub(crate) fn check_action(
         if !(1..=100).contains(&rule.add) {
             problem(format!("{at}: add {} is outside 1 to 100", rule.add));
         }
+        let Some(properties) = properties else {
+            continue;
+        };
         let Some(declared) = properties.get(argument) else {
             problem(format!(
                 "{at}: `{argument}` is not an argument of the action's parameters"

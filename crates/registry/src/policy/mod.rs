@@ -23,7 +23,7 @@ use crate::agent::{AgentSpec, Tier};
 use crate::catalogue::{ActionSpec, REPLY, Risk};
 use crate::registry::{ActionDecision, Registry};
 
-pub(crate) use check::{check_action, check_policy, check_rules_alone};
+pub(crate) use check::{check_action, check_policy};
 pub use options::{PolicyOptions, RiskScores, TierAdjustments};
 pub use rules::{Condition, Pattern, RiskRule, Test};
 

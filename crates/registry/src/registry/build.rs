@@ -169,14 +169,10 @@ fn check_actions(
             if tool.trim().is_empty() {
                 problem("executor's tool is empty".into());
             }
-            if action.parameters.is_null() {
-                // The server's schema, known at run time: only the rules' own fields here.
-                policy::check_rules_alone(path, &item, &action, problems);
-                kept.push(action);
-                continue;
-            }
         }
-        policy::check_action(path, &item, &action, problems);
+        // An MCP action may leave its schema to the server's `tools/list`.
+        let schema_later = action.mcp_tool().is_some() && action.parameters.is_null();
+        policy::check_action(path, &item, &action, schema_later, problems);
         kept.push(action);
     }
     kept
