@@ -75,6 +75,14 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// A rate limit's reset given as epoch seconds (GitHub's `x-ratelimit-reset`): how long
+/// from `now` until then (a reset in the past means now). `None` for anything else.
+pub fn parse_epoch_reset(value: &str, now: SystemTime) -> Option<Duration> {
+    let reset: u64 = value.trim().parse().ok()?;
+    let now = now.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(Duration::from_secs(reset).saturating_sub(now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

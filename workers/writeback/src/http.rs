@@ -27,7 +27,7 @@
 //! access is granted.
 
 use std::num::NonZeroU32;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -240,9 +240,7 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
 
 /// GitHub's primary limit: `x-ratelimit-reset` is when the window resets, in epoch seconds.
 fn github_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let reset: u64 = header(headers, "x-ratelimit-reset")?.trim().parse().ok()?;
-    let now = now.duration_since(UNIX_EPOCH).ok()?;
-    Some(Duration::from_secs(reset).saturating_sub(now))
+    chatgptd_types::backoff::parse_epoch_reset(header(headers, "x-ratelimit-reset")?, now)
 }
 
 /// The start of an error body, on one line, for error messages and dead-letter headers.
@@ -269,6 +267,7 @@ fn install_crypto_provider() {
 mod tests {
     use super::*;
     use chatgptd_runtime::ErrorKind;
+    use std::time::UNIX_EPOCH;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

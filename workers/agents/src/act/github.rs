@@ -13,7 +13,7 @@
 //! a 5xx is retried. Other answers (404, 422, a 403 without a limit) fail the call, and the
 //! model is told why.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use chatgptd_actions::{ActionId, Outcome};
@@ -149,11 +149,7 @@ fn rate_limited(status: u16, headers: &HeaderMap, now: SystemTime) -> Option<Opt
     if !limited {
         return None;
     }
-    let reset = || {
-        let reset: u64 = header("x-ratelimit-reset")?.trim().parse().ok()?;
-        let now = now.duration_since(UNIX_EPOCH).ok()?;
-        Some(Duration::from_secs(reset).saturating_sub(now))
-    };
+    let reset = || chatgptd_types::backoff::parse_epoch_reset(header("x-ratelimit-reset")?, now);
     Some(retry_after.or_else(reset))
 }
 
@@ -545,6 +541,7 @@ async fn open_pull_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
