@@ -6,10 +6,13 @@
 //! 2. A processor that sleeps 100 ms, one partition, 1,000 distinct keys: the runtime keeps
 //!    `max_in_flight_per_partition` records in flight, so it should approach bound / 0.1 s.
 //!
-//! Figures are printed, the ratio last. `BENCH_RECORDS` scales scenario 1 (default 20000),
+//! Figures are printed, the ratio last, with the process's resident memory (it holds the
+//! broker too, when embedded). `BENCH_RECORDS` scales scenario 1 (default 20000),
 //! `BENCH_IN_FLIGHT` sets its in-flight bound per partition (default 64, as configured).
-//! The broker is the embedded mock cluster with the fetch wait `chatgptd up` gives it;
-//! `BENCH_BROKERS=host:port` runs against a real one (tansu) instead, and
+//! The broker is the mock cluster with the fetch wait `chatgptd up` gave it before it
+//! embedded tansu; `BENCH_EMBEDDED=durable` runs against the broker `chatgptd up` embeds now
+//! (tansu, SQLite, in this process) with librdkafka's default fetch wait;
+//! `BENCH_BROKERS=host:port` runs against an external one instead, and
 //! `BENCH_FETCH_WAIT_MS` overrides `fetch.wait.max.ms`.
 
 use std::future::Future;
@@ -222,6 +225,18 @@ async fn through_runtime(
     elapsed
 }
 
+/// The process's resident memory now and at its peak, from `/proc/self/status`.
+fn memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map_or("?".to_string(), |v| v.trim().to_string())
+    };
+    format!("RSS {}, peak RSS {}", field("VmRSS:"), field("VmHWM:"))
+}
+
 /// Creates a topic on an external broker, waiting for the answer.
 fn create_external_topic(brokers: &str, name: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -251,7 +266,22 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     // `BENCH_BROKERS` runs against a real broker (tansu) instead of the embedded one.
-    let external = std::env::var("BENCH_BROKERS").ok();
+    let dir = tempfile::tempdir().unwrap();
+    let durable = match std::env::var("BENCH_EMBEDDED").as_deref() {
+        Ok("durable") => Some(
+            chatgptd_broker::Broker::start(
+                &dir.path().join("broker"),
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                chatgptd_broker::Members::Forget,
+            )
+            .await
+            .unwrap(),
+        ),
+        _ => None,
+    };
+    let external = std::env::var("BENCH_BROKERS")
+        .ok()
+        .or_else(|| durable.as_ref().map(|b| b.bootstrap_servers().to_string()));
     let embedded = match external {
         Some(_) => None,
         None => Some(EmbeddedKafka::start(1).unwrap()),
@@ -283,7 +313,9 @@ async fn main() {
     // A consumer refuses to start without its dead-letter topic.
     create_topic(&ConsumerOptions::default().dead_letter_topic, 1);
     let broker_name = if embedded.is_some() {
-        "embedded broker"
+        "mock cluster"
+    } else if durable.is_some() {
+        "embedded tansu, SQLite"
     } else {
         "external broker"
     };
@@ -328,6 +360,7 @@ async fn main() {
         "runtime, pass-through processor:  {runtime_rate:>9.0} records/s ({:.2} s)",
         runtime.as_secs_f64()
     );
+    println!("memory after pass-through:        {}", memory());
 
     println!();
     let slow_records = 3_000;
@@ -357,6 +390,7 @@ async fn main() {
     println!(
         "ideal (bound / 0.1 s):            {ideal:>9.0} records/s; one at a time would be 10/s"
     );
+    println!("memory after the slow run:        {}", memory());
 
     println!();
     println!(

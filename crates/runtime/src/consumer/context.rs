@@ -4,8 +4,9 @@
 //! so a revoke may block here while in-flight records drain: processing runs on the tokio
 //! runtime and keeps completing meanwhile.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use rdkafka::consumer::{
@@ -16,9 +17,10 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{error, info, warn};
 
-use super::coordinator::{Coordinator, TopicPartition};
+use super::coordinator::{Coordinator, Queue, TopicPartition};
 use super::offsets;
 use super::options::OffsetReset;
+use super::wake::Wake;
 use crate::health::Readiness;
 use crate::processor::StartAt;
 use crate::telemetry::{self, metric};
@@ -40,6 +42,11 @@ pub struct RuntimeContext {
     /// Set when librdkafka reports an offset it cannot fetch from; the polling thread, which
     /// holds the consumer, then finds and stops the partition.
     pub(crate) offset_reset_reported: AtomicBool,
+    /// The consumer itself, to split partition queues off it (which needs its `Arc`). Weak:
+    /// the consumer owns this context.
+    pub(crate) consumer: OnceLock<Weak<BaseConsumer<RuntimeContext>>>,
+    /// Wakes the polling thread when a partition's queue gets records.
+    pub(crate) wake: Arc<Wake>,
 }
 
 impl RuntimeContext {
@@ -50,6 +57,49 @@ impl RuntimeContext {
 }
 
 impl RuntimeContext {
+    /// Splits each partition of `assignment` onto a queue of its own, before the assignment
+    /// is applied so that no record of it reaches the consumer's queue. librdkafka keeps
+    /// the split across later assignments; a new queue handle is taken each time.
+    fn split_queues(&self, assignment: &TopicPartitionList) -> HashMap<TopicPartition, Queue> {
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            return HashMap::new();
+        };
+        partitions_of(assignment)
+            .into_iter()
+            .filter_map(|partition| {
+                let mut queue = consumer.split_partition_queue(&partition.0, partition.1)?;
+                let wake = self.wake.clone();
+                queue.set_nonempty_callback(move || wake.notify());
+                Some((partition, queue))
+            })
+            .collect()
+    }
+
+    /// The assignment was applied: the coordinator takes the partitions and their queues.
+    fn assigned(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        assigned: &TopicPartitionList,
+        queues: HashMap<TopicPartition, Queue>,
+    ) {
+        metrics::counter!(metric::REBALANCES, "worker" => self.worker.clone(), "kind" => "assign")
+            .increment(1);
+        self.coordinator.assign(consumer, assigned, queues);
+        // Before the first fetch: not every broker answers a fetch out of range with
+        // the error librdkafka reports (tansu waits for records there instead).
+        if self.offset_reset == OffsetReset::Error {
+            offsets::stop_out_of_range(consumer, &self.coordinator, &self.worker);
+        }
+        let total = consumer.assignment().map(|list| list.count()).unwrap_or(0);
+        info!(worker = %self.worker, added = assigned.count(), total, "partitions assigned");
+        // An empty assignment is still a member in good standing (more replicas than
+        // partitions): ready means "joined the group".
+        self.readiness
+            .set(true, &format!("{total} partitions assigned"));
+        // Records may already wait in the new queues.
+        self.wake.notify();
+    }
+
     /// Applies the processor's own start positions to an assignment before it takes effect.
     fn apply_start_offsets(&self, assignment: &mut TopicPartitionList) {
         let partitions = partitions_of(assignment);
@@ -107,6 +157,7 @@ impl ConsumerContext for RuntimeContext {
                 if self.offset_reset == OffsetReset::Error {
                     offsets::start_uncommitted_at_beginning(consumer, &self.worker, partitions);
                 }
+                let queues = self.split_queues(partitions);
                 let assigned = if cooperative {
                     consumer.incremental_assign(partitions)
                 } else {
@@ -115,7 +166,7 @@ impl ConsumerContext for RuntimeContext {
                 if let Err(err) = assigned {
                     error!(worker = %self.worker, %err, "could not apply the assignment");
                 }
-                self.post_rebalance(consumer, &Rebalance::Assign(partitions));
+                self.assigned(consumer, partitions, queues);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.pre_rebalance(consumer, &Rebalance::Revoke(partitions));
@@ -156,7 +207,7 @@ impl ConsumerContext for RuntimeContext {
         let lost = consumer.assignment_lost();
         let drained = self
             .coordinator
-            .drain(&partitions, self.drain_timeout, lost);
+            .drain(consumer, &partitions, self.drain_timeout, lost);
         let abandoned = drained.abandoned;
         if !drained.partitions.is_empty() {
             self.hooks.partitions_revoked(&drained.partitions);
@@ -167,28 +218,6 @@ impl ConsumerContext for RuntimeContext {
         }
         commit_stored(consumer, &self.worker);
         info!(worker = %self.worker, partitions = partitions.len(), abandoned, "partitions revoked after draining");
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(assigned) => {
-                metrics::counter!(metric::REBALANCES, "worker" => self.worker.clone(), "kind" => "assign").increment(1);
-                self.coordinator.assign(consumer, assigned);
-                // Before the first fetch: not every broker answers a fetch out of range with
-                // the error librdkafka reports (tansu waits for records there instead).
-                if self.offset_reset == OffsetReset::Error {
-                    offsets::stop_out_of_range(consumer, &self.coordinator, &self.worker);
-                }
-                let total = consumer.assignment().map(|list| list.count()).unwrap_or(0);
-                info!(worker = %self.worker, added = assigned.count(), total, "partitions assigned");
-                // An empty assignment is still a member in good standing (more replicas than
-                // partitions): ready means "joined the group".
-                self.readiness
-                    .set(true, &format!("{total} partitions assigned"));
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(err) => warn!(worker = %self.worker, %err, "rebalance error"),
-        }
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {

@@ -1,14 +1,23 @@
 //! State shared by the polling thread, the rebalance callbacks and the record tasks.
 //!
-//! The polling thread admits records; record tasks complete them; rebalance callbacks (which
-//! librdkafka runs on the polling thread) drain partitions. One mutex guards it all: every
-//! critical section is a few map operations, and `store_offsets`, `pause` and `resume` are
-//! local librdkafka calls that do not wait on the network.
+//! Each assigned partition has its own librdkafka queue (split off before the assignment is
+//! applied), read only while the partition has room below its in-flight bound. Backpressure
+//! is simply not reading: librdkafka keeps prefetching into that queue up to its own limits
+//! (`queued.max.messages.kbytes`, per partition once queues are split), so a partition with
+//! room again has records at hand instead of waiting for a fresh fetch, which brokers that
+//! hold empty fetches (the mock cluster, tansu) answer only after `fetch.wait.max.ms`.
+//!
+//! The polling thread reads partitions when librdkafka says a queue has records; a record
+//! task that completes a record reads its partition's next records itself, with no hop
+//! through the polling thread. Completed offsets are handed to librdkafka once per polling
+//! round, not per record. One mutex guards it all: every critical section is a few map
+//! operations and local librdkafka calls that do not wait on the network.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -22,6 +31,9 @@ use crate::telemetry::metric;
 
 /// Topic and partition.
 pub(crate) type TopicPartition = (String, i32);
+
+/// A partition's own librdkafka queue.
+pub(crate) type Queue = PartitionQueue<RuntimeContext>;
 
 /// What a drain did.
 #[derive(Debug, Default)]
@@ -64,6 +76,81 @@ struct Assigned {
     /// Why the partition was stopped for good (its offset out of range), if it was: paused
     /// and never resumed while this member holds it.
     stopped: Option<String>,
+    /// The partition's own queue. `None` only if it could not be split off (the consumer was
+    /// closing): its records then come through the consumer's queue, and the partition is
+    /// paused at its bound instead.
+    queue: Option<Queue>,
+    /// The committable offset not yet handed to librdkafka.
+    unstored: Option<i64>,
+}
+
+impl Assigned {
+    /// Reads the partition's queue while it has room. Returns the records that may start and
+    /// how many were admitted.
+    fn read(
+        &mut self,
+        partition: &TopicPartition,
+        max_in_flight: usize,
+        ordered_by_key: bool,
+        starts: &mut Vec<LaneStart>,
+    ) -> usize {
+        if self.revoking || self.stopped.is_some() {
+            return 0;
+        }
+        let mut admitted = 0;
+        while self.state.in_flight() < max_in_flight {
+            let Some(queue) = &self.queue else {
+                break;
+            };
+            let message = match queue.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(message)) => message.detach(),
+                Some(Err(err)) => {
+                    warn!(%err, topic = %partition.0, partition = partition.1, "consumer error");
+                    continue;
+                }
+            };
+            match self.admit(partition, message, ordered_by_key) {
+                Some(start) => {
+                    admitted += 1;
+                    starts.extend(start);
+                }
+                None => continue,
+            }
+        }
+        admitted
+    }
+
+    /// Admits one record. `None`: seen before, ignored; `Some(None)`: queued behind its key.
+    fn admit(
+        &mut self,
+        partition: &TopicPartition,
+        message: OwnedMessage,
+        ordered_by_key: bool,
+    ) -> Option<Option<LaneStart>> {
+        let offset = message.offset();
+        let key = if ordered_by_key { message.key() } else { None };
+        let lane = LaneKey::of(key, offset);
+        let previous_offset = self.state.last_admitted();
+        let admitted = Admitted {
+            message,
+            previous_offset,
+        };
+        match self.state.admit(offset, lane.clone(), admitted) {
+            Admission::Start(admitted) => Some(Some(LaneStart {
+                partition: partition.clone(),
+                epoch: self.epoch,
+                lane,
+                admitted,
+                cancel: self.cancel.clone(),
+            })),
+            Admission::Queued => Some(None),
+            Admission::Duplicate => {
+                debug!(topic = %partition.0, partition = partition.1, offset, "record seen before, ignored");
+                None
+            }
+        }
+    }
 }
 
 /// A partition fetching, as the out-of-range check needs it.
@@ -78,6 +165,8 @@ struct Inner {
     partitions: HashMap<TopicPartition, Assigned>,
     next_epoch: u64,
     in_flight: usize,
+    /// Drains waiting for completions: only then is `completed` signalled.
+    draining: usize,
 }
 
 /// See the module docs.
@@ -129,13 +218,23 @@ impl Coordinator {
     /// it would never be fetched again. So every newly assigned partition is resumed here
     /// (a no-op for one that was not paused). Only the partitions named: under the
     /// cooperative protocol the ones kept across the rebalance keep their live state.
-    pub fn assign(&self, consumer: &BaseConsumer<RuntimeContext>, partitions: &TopicPartitionList) {
+    /// `queues` are the partitions' own queues, split off before the assignment was applied.
+    pub fn assign(
+        &self,
+        consumer: &BaseConsumer<RuntimeContext>,
+        partitions: &TopicPartitionList,
+        mut queues: HashMap<TopicPartition, Queue>,
+    ) {
         let mut inner = self.lock();
         for element in partitions.elements() {
             inner.next_epoch += 1;
             let epoch = inner.next_epoch;
             let key = (element.topic().to_string(), element.partition());
             let mut state = PartitionState::default();
+            let queue = queues.remove(&key);
+            if queue.is_none() {
+                warn!(topic = %key.0, partition = key.1, "the partition has no queue of its own: it is paused at its in-flight bound instead");
+            }
             if let Err(err) = consumer.resume(&single(&key)) {
                 // The gauge then shows the partition as what it still is: paused.
                 error!(%err, topic = %key.0, partition = key.1, "could not resume a newly assigned partition; it may stay paused");
@@ -150,6 +249,8 @@ impl Coordinator {
                     revoking: false,
                     start: element.offset(),
                     stopped: None,
+                    queue,
+                    unstored: None,
                 },
             );
         }
@@ -209,52 +310,24 @@ impl Coordinator {
         true
     }
 
-    /// Takes a polled record: returns it if it may start now; queues it behind its key
-    /// otherwise. Pauses the partition at its in-flight bound.
+    /// Takes a record that came through the consumer's queue (a partition without a queue of
+    /// its own): returns it if it may start now; queues it behind its key otherwise. Pauses
+    /// the partition at its in-flight bound.
     pub fn admit(
         &self,
         consumer: &BaseConsumer<RuntimeContext>,
         message: OwnedMessage,
     ) -> Option<LaneStart> {
         let partition = (message.topic().to_string(), message.partition());
-        let offset = message.offset();
-        let key = if self.ordered_by_key {
-            message.key()
-        } else {
-            None
-        };
-        let lane = LaneKey::of(key, offset);
         let mut inner = self.lock();
         let Some(assigned) = inner.partitions.get_mut(&partition) else {
-            debug!(topic = %partition.0, partition = partition.1, offset, "record for an unassigned partition dropped");
+            debug!(topic = %partition.0, partition = partition.1, offset = message.offset(), "record for an unassigned partition dropped");
             return None;
         };
         if assigned.revoking {
             return None;
         }
-        let previous_offset = assigned.state.last_admitted();
-        let admission = assigned.state.admit(
-            offset,
-            lane.clone(),
-            Admitted {
-                message,
-                previous_offset,
-            },
-        );
-        let start = match admission {
-            Admission::Start(admitted) => Some(LaneStart {
-                partition: partition.clone(),
-                epoch: assigned.epoch,
-                lane,
-                admitted,
-                cancel: assigned.cancel.clone(),
-            }),
-            Admission::Queued => None,
-            Admission::Duplicate => {
-                debug!(topic = %partition.0, partition = partition.1, offset, "record seen before, ignored");
-                return None;
-            }
-        };
+        let start = assigned.admit(&partition, message, self.ordered_by_key)?;
         if assigned.state.should_pause(self.max_in_flight) {
             match consumer.pause(&single(&partition)) {
                 Ok(()) => {
@@ -267,12 +340,31 @@ impl Coordinator {
             }
         }
         inner.in_flight += 1;
-        self.report_gauges(&inner);
         start
     }
 
-    /// A record finished (outputs acknowledged, or dead-lettered). Stores the offset that is
-    /// now safe to commit and returns the next record of the same key, if one waits.
+    /// Reads every partition's own queue while the partition has room; returns the records
+    /// that may start now.
+    pub fn fill(&self) -> Vec<LaneStart> {
+        let mut inner = self.lock();
+        let mut starts = Vec::new();
+        let mut admitted = 0;
+        for (partition, assigned) in &mut inner.partitions {
+            admitted += assigned.read(
+                partition,
+                self.max_in_flight,
+                self.ordered_by_key,
+                &mut starts,
+            );
+        }
+        inner.in_flight += admitted;
+        starts
+    }
+
+    /// A record finished (outputs acknowledged, or dead-lettered). Notes the offset that is
+    /// now safe to commit (see [`store_completed`](Self::store_completed)), and returns the
+    /// next record of the same key, if one waits, and the records the room it left lets
+    /// start.
     pub fn complete(
         &self,
         consumer: Option<&BaseConsumer<RuntimeContext>>,
@@ -280,38 +372,58 @@ impl Coordinator {
         epoch: u64,
         offset: i64,
         lane: &LaneKey,
-    ) -> Option<Admitted> {
+    ) -> (Option<Admitted>, Vec<LaneStart>) {
+        let mut starts = Vec::new();
         let mut inner = self.lock();
-        let assigned = inner.partitions.get_mut(partition)?;
+        let Some(assigned) = inner.partitions.get_mut(partition) else {
+            return (None, starts);
+        };
         if assigned.epoch != epoch {
-            return None;
+            return (None, starts);
         }
         let before = assigned.state.in_flight();
         let (commit, next) = assigned.state.complete(offset, lane);
         let completed = before - assigned.state.in_flight();
-        if let (Some(commit), Some(consumer)) = (commit, consumer) {
-            let mut list = TopicPartitionList::new();
-            // store_offsets stores exactly what it is given: the next offset to read.
-            if let Err(err) = list
-                .add_partition_offset(&partition.0, partition.1, Offset::Offset(commit))
-                .and_then(|()| consumer.store_offsets(&list))
+        if commit.is_some() {
+            assigned.unstored = commit;
+        }
+        let admitted = if assigned.queue.is_some() {
+            assigned.read(
+                partition,
+                self.max_in_flight,
+                self.ordered_by_key,
+                &mut starts,
+            )
+        } else {
+            if assigned.state.should_resume(self.max_in_flight)
+                && !assigned.revoking
+                && assigned.stopped.is_none()
+                && let Some(consumer) = consumer
             {
-                warn!(%err, topic = %partition.0, partition = partition.1, commit, "could not store offset");
+                resume(consumer, partition, assigned.state.next_offset());
+                assigned.state.paused = false;
+            }
+            0
+        };
+        inner.in_flight = inner.in_flight + admitted - completed;
+        if inner.draining > 0 {
+            self.completed.notify_all();
+        }
+        (next.map(|(_, admitted)| admitted), starts)
+    }
+
+    /// Hands every partition's newly committable offset to librdkafka, in one call, and
+    /// updates the gauges. The polling thread calls it once per round.
+    pub fn store_completed(&self, consumer: &BaseConsumer<RuntimeContext>) {
+        let mut inner = self.lock();
+        let mut list = TopicPartitionList::new();
+        for (partition, assigned) in &mut inner.partitions {
+            if let Some(commit) = assigned.unstored.take() {
+                add_offset(&mut list, partition, commit);
             }
         }
-        if assigned.state.should_resume(self.max_in_flight)
-            && !assigned.revoking
-            && assigned.stopped.is_none()
-            && let Some(consumer) = consumer
-        {
-            resume(consumer, partition, assigned.state.next_offset());
-            assigned.state.paused = false;
-        }
-        inner.in_flight -= completed;
+        store(consumer, &list);
         self.report_gauges(&inner);
-        drop(inner);
-        self.completed.notify_all();
-        next.map(|(_, admitted)| admitted)
     }
 
     /// Stops starting records of `partitions`, waits up to `deadline` for their in-flight
@@ -319,9 +431,16 @@ impl Coordinator {
     /// cancels whatever still runs and forgets the partitions. Returns the partitions it held
     /// (a final revoke at close names partitions already drained) and how many records were
     /// abandoned; those were not committed and will be redelivered.
-    pub fn drain(&self, partitions: &[TopicPartition], deadline: Duration, lost: bool) -> Drained {
+    pub fn drain(
+        &self,
+        consumer: &BaseConsumer<RuntimeContext>,
+        partitions: &[TopicPartition],
+        deadline: Duration,
+        lost: bool,
+    ) -> Drained {
         let started = Instant::now();
         let mut inner = self.lock();
+        inner.draining += 1;
         for partition in partitions {
             if let Some(assigned) = inner.partitions.get_mut(partition) {
                 assigned.revoking = true;
@@ -344,16 +463,23 @@ impl Coordinator {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
         }
+        inner.draining -= 1;
         let mut drained = Drained::default();
+        // What completed is committed with the revoke; a lost assignment commits nothing.
+        let mut completed = TopicPartitionList::new();
         let mut was_stopped = false;
         for partition in partitions {
             if let Some(assigned) = inner.partitions.remove(partition) {
+                if let (Some(commit), false) = (assigned.unstored, lost) {
+                    add_offset(&mut completed, partition, commit);
+                }
                 assigned.cancel.cancel();
                 drained.abandoned += assigned.state.in_flight();
                 drained.partitions.push(partition.clone());
                 was_stopped |= assigned.stopped.is_some();
             }
         }
+        store(consumer, &completed);
         inner.in_flight -= drained.abandoned.min(inner.in_flight);
         self.report_gauges(&inner);
         // Whoever holds it next finds its offset out of range again, and says so.
@@ -416,6 +542,21 @@ fn resume(
         )
     {
         debug!(%err, topic = %partition.0, partition = partition.1, "seek after resume failed; fetching resumes on the next wake-up");
+    }
+}
+
+fn add_offset(list: &mut TopicPartitionList, partition: &TopicPartition, commit: i64) {
+    // store_offsets stores exactly what it is given: the next offset to read.
+    if let Err(err) = list.add_partition_offset(&partition.0, partition.1, Offset::Offset(commit)) {
+        warn!(%err, topic = %partition.0, partition = partition.1, commit, "could not note offset");
+    }
+}
+
+fn store(consumer: &BaseConsumer<RuntimeContext>, list: &TopicPartitionList) {
+    if list.count() > 0
+        && let Err(err) = consumer.store_offsets(list)
+    {
+        warn!(%err, "could not store offsets");
     }
 }
 

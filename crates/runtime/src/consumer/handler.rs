@@ -9,6 +9,7 @@ use chatgptd_types::avro::Codec;
 use chatgptd_types::trace::TraceContext;
 use chatgptd_types::waiting;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use tokio_util::sync::CancellationToken;
@@ -46,35 +47,63 @@ pub(crate) struct RecordHandler<P: Processor> {
     pub coordinator: Arc<Coordinator>,
     /// Set once the consumer exists. Weak, so record tasks never keep a closed consumer alive.
     pub consumer: OnceLock<Weak<BaseConsumer<RuntimeContext>>>,
+    /// Looked up once: a lookup per record costs a key allocation and a map search.
+    pub processing_seconds: metrics::Histogram,
 }
 
 impl<P: Processor> RecordHandler<P> {
     /// Runs a key's lane: the record it starts with, then each record that queued behind it.
-    pub async fn run_lane(self: Arc<Self>, start: LaneStart) {
-        let LaneStart {
-            partition,
-            epoch,
-            lane,
-            admitted,
-            cancel,
-        } = start;
-        let mut next = Some(admitted);
-        while let Some(Admitted {
-            message,
-            previous_offset,
-        }) = next.take()
-        {
+    /// When the lane ends, the task goes on with a record its completion let start, rather
+    /// than ending and spawning another; further ones get tasks of their own.
+    ///
+    /// Boxed, because the future spawns futures of its own type.
+    pub fn run_lane(self: Arc<Self>, start: LaneStart) -> BoxFuture<'static, ()> {
+        Box::pin(self.lane(start))
+    }
+
+    async fn lane(self: Arc<Self>, start: LaneStart) {
+        let mut current = start;
+        loop {
+            let LaneStart {
+                partition,
+                epoch,
+                lane,
+                admitted:
+                    Admitted {
+                        message,
+                        previous_offset,
+                    },
+                cancel,
+            } = current;
             let offset = message.offset();
             let started = Instant::now();
             if let Outcome::Cancelled = self.handle(&message, previous_offset, &cancel).await {
                 return;
             }
-            metrics::histogram!(metric::PROCESSING_SECONDS, "worker" => self.worker.clone())
+            drop(message);
+            self.processing_seconds
                 .record(started.elapsed().as_secs_f64());
             let consumer = self.consumer.get().and_then(Weak::upgrade);
-            next = self
-                .coordinator
-                .complete(consumer.as_deref(), &partition, epoch, offset, &lane);
+            let (next, mut starts) =
+                self.coordinator
+                    .complete(consumer.as_deref(), &partition, epoch, offset, &lane);
+            drop(consumer);
+            current = match next {
+                Some(admitted) => LaneStart {
+                    partition,
+                    epoch,
+                    lane,
+                    admitted,
+                    cancel,
+                },
+                None => match starts.pop() {
+                    Some(start) => start,
+                    None => return,
+                },
+            };
+            for start in starts {
+                tokio::spawn(self.clone().run_lane(start));
+            }
         }
     }
 

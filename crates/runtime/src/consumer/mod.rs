@@ -1,15 +1,17 @@
 //! The consumer runtime: runs a [`Processor`] over a Kafka consumer group, at least once.
 //!
 //! ```text
-//!  polling thread ──admit──▶ Coordinator ──start──▶ record tasks (tokio) ──complete──▶ Coordinator
-//!   (BaseConsumer::poll,      per partition:        decode, process,                  store the
-//!    rebalance callbacks)     offsets + key lanes   produce, ack / DLQ                committable offset
+//!  polling thread ──fill──▶ Coordinator ──start──▶ record tasks (tokio) ──complete──▶ Coordinator
+//!   (rebalance callbacks,   per partition: its     decode, process,       notes the committable
+//!    woken by librdkafka    own queue, offsets,    produce, ack / DLQ     offset, reads the
+//!    when a queue fills)    key lanes                                     partition's next records
 //! ```
 //!
 //! - A dedicated thread polls, so the consumer keeps polling however slow processing is, and
 //!   rebalance callbacks may block while in-flight records drain.
 //! - Records with the same key run in order; different keys run concurrently, up to
-//!   `max_in_flight_per_partition` per partition, beyond which the partition is paused.
+//!   `max_in_flight_per_partition` per partition. A partition at its bound is not read:
+//!   its records wait in its own librdkafka queue, bounded by `queued.max.messages.kbytes`.
 //! - An offset is stored only when its record and all earlier records of its partition are
 //!   done: outputs acknowledged by the broker, or the record dead-lettered.
 //! - On revoke and shutdown: no new records, in-flight ones get `drain_timeout`, then a
@@ -21,6 +23,7 @@ mod handler;
 mod offsets;
 mod options;
 pub mod partition;
+mod wake;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -40,13 +43,23 @@ use self::context::commit_stored;
 use self::coordinator::Coordinator;
 use self::handler::RecordHandler;
 use self::options::{AUTO_OFFSET_RESET, auto_offset_reset_is_an_option};
+use self::wake::Wake;
 use crate::health::Readiness;
 use crate::kafka::{KafkaOptions, millis};
+
+const QUEUED_KBYTES: &str = "queued.max.messages.kbytes";
 use crate::processor::Processor;
 use crate::{Error, WorkerContext};
 
-/// How long one poll blocks; bounds how quickly the thread notices shutdown.
+/// How long the polling thread sleeps when nothing wakes it; bounds how quickly it notices
+/// shutdown, and how long a completed offset may wait to be stored.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// librdkafka prefetches up to this much per partition (its own default, 64 MiB, applies per
+/// partition once queues are split): enough to keep a partition busy across fetches,
+/// bounded whatever the input rate. `properties` may set another.
+const QUEUED_KBYTES_PER_PARTITION: &str = "4096";
+/// Consumer events handled per round before the partitions are read again.
+const EVENTS_PER_ROUND: usize = 64;
 /// How long to wait for cluster metadata when checking topics at start.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -82,6 +95,8 @@ impl<P: Processor> ConsumerRuntime<P> {
             processor.ordered_by_key(),
             context.health.register(format!("partitions:{worker}")),
         ));
+        // Handles kept by the runtime bind to the recorder installed when they are made.
+        crate::telemetry::install_prometheus();
         let handler = Arc::new(RecordHandler {
             worker: worker.to_string(),
             processor,
@@ -90,6 +105,7 @@ impl<P: Processor> ConsumerRuntime<P> {
             options,
             coordinator,
             consumer: OnceLock::new(),
+            processing_seconds: metrics::histogram!(crate::telemetry::metric::PROCESSING_SECONDS, "worker" => worker.to_string()),
         });
         let readiness = context.health.register(format!("consumer:{worker}"));
         Ok(ConsumerRuntime {
@@ -114,6 +130,9 @@ impl<P: Processor> ConsumerRuntime<P> {
         }
         if config.get(AUTO_OFFSET_RESET).is_some() {
             return Err(auto_offset_reset_is_an_option());
+        }
+        if config.get(QUEUED_KBYTES).is_none() {
+            config.set(QUEUED_KBYTES, QUEUED_KBYTES_PER_PARTITION);
         }
         config
             .set("group.id", &options.group_id)
@@ -141,13 +160,19 @@ impl<P: Processor> ConsumerRuntime<P> {
             hooks: self.handler.clone(),
             offset_reset: self.handler.options.offset_reset,
             offset_reset_reported: AtomicBool::new(false),
+            consumer: OnceLock::new(),
+            wake: Arc::new(Wake::default()),
         };
-        let consumer: BaseConsumer<RuntimeContext> = self
+        let mut consumer: BaseConsumer<RuntimeContext> = self
             .consumer_config()?
             .create_with_context(context)
             .map_err(Error::kafka("creating the consumer"))?;
+        // Rebalances and errors arrive on the consumer's own queue.
+        let wake = consumer.context().wake.clone();
+        consumer.set_nonempty_callback(move || wake.notify());
         let consumer = Arc::new(consumer);
         let _ = self.handler.consumer.set(Arc::downgrade(&consumer));
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
 
         let checked = consumer.clone();
         // The outputs and the dead-letter topic too: without them the first record that
@@ -207,23 +232,38 @@ fn poll_loop<P: Processor>(
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) {
+    let coordinator = &handler.coordinator;
+    let wake = consumer.context().wake.clone();
     while !stop.load(Ordering::SeqCst) {
-        match consumer.poll(POLL_INTERVAL) {
-            None => {}
-            Some(Ok(message)) => {
-                if let Some(start) = handler.coordinator.admit(consumer, message.detach()) {
-                    runtime.spawn(handler.clone().run_lane(start));
+        // Events (rebalances run here) and the records of any partition without its own queue.
+        let mut busy = false;
+        for _ in 0..EVENTS_PER_ROUND {
+            match consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(message)) => {
+                    busy = true;
+                    if let Some(start) = coordinator.admit(consumer, message.detach()) {
+                        runtime.spawn(handler.clone().run_lane(start));
+                    }
                 }
+                // rdkafka 0.39 reports it to the context's error callback; as a consumer error
+                // in case another version hands it over here.
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    offsets::reset_error(consumer, coordinator, &handler.worker);
+                }
+                Some(Err(err)) => warn!(worker = %handler.worker, %err, "consumer error"),
             }
-            // rdkafka 0.39 reports it to the context's error callback; as a consumer error
-            // in case another version hands it over here.
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
-                offsets::reset_error(consumer, &handler.coordinator, &handler.worker);
-            }
-            Some(Err(err)) => warn!(worker = %handler.worker, %err, "consumer error"),
         }
+        for start in coordinator.fill() {
+            busy = true;
+            runtime.spawn(handler.clone().run_lane(start));
+        }
+        coordinator.store_completed(consumer);
         if consumer.context().take_offset_reset() {
-            offsets::reset_error(consumer, &handler.coordinator, &handler.worker);
+            offsets::reset_error(consumer, coordinator, &handler.worker);
+        }
+        if !busy {
+            wake.wait(POLL_INTERVAL);
         }
     }
 }
@@ -240,9 +280,10 @@ fn shut_down<P: Processor>(
         let _ = consumer.pause(&assignment);
     }
     let partitions = handler.coordinator.assigned();
-    let drained = handler
-        .coordinator
-        .drain(&partitions, handler.options.drain_timeout, false);
+    let drained =
+        handler
+            .coordinator
+            .drain(&consumer, &partitions, handler.options.drain_timeout, false);
     handler.processor.partitions_revoked(&drained.partitions);
     let abandoned = drained.abandoned;
     if abandoned > 0 {

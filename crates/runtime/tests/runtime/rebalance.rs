@@ -112,12 +112,14 @@ async fn rebalance_between_two_consumers(cluster: &impl TestCluster) {
     second.stop().await.unwrap();
 }
 
-/// A partition paused at its in-flight bound, revoked, and assigned back to the same member
-/// is read again: librdkafka keeps a partition's pause flag across unassign and assign, so
-/// unless the runtime resumes it on assign it is never fetched again. Two partitions, both
-/// paused by the first member; a second member joins, and under the (eager) default protocol
-/// the first gets one of them back, whichever it is. Before that, the lag of partitions the
-/// group never committed is reported.
+/// A partition at its in-flight bound, revoked, and assigned back to the same member is read
+/// again. Two ways it could stay silent: its own queue is split off anew at each assignment
+/// and must be read from the start, though nothing completes to trigger a read; and
+/// librdkafka keeps a partition's pause flag across unassign and assign, so a partition the
+/// runtime ever paused (one without a queue of its own, or stopped) must be resumed on
+/// assign. Two partitions, both at their bound with the first member; a second member
+/// joins, and under the (eager) default protocol the first gets one of them back, whichever
+/// it is. Before that, the lag of partitions the group never committed is reported.
 async fn a_paused_partition_assigned_back_is_read_again(cluster: &impl TestCluster) {
     chatgptd_runtime::telemetry::install_prometheus();
     let (input, output, group) = (unique("in"), unique("out"), unique("group"));
