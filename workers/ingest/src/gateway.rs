@@ -27,6 +27,10 @@ use crate::rate_limit::RateLimit;
 use crate::secrets::{Secret, SigningSecrets};
 use crate::source::{Source, route};
 
+const LINGER_MS: &str = "linger.ms";
+/// The ingest producer's default `linger.ms` (the shared producer's is 5).
+const INGEST_LINGER_MS: &str = "0";
+
 /// The webhook ingest gateway. Cheap to clone; every clone serves the same state.
 #[derive(Clone)]
 pub struct Ingest {
@@ -139,6 +143,13 @@ impl Ingest {
         // 503 could still land later, and the sender's retry would land it a second time.
         let mut kafka = context.kafka.clone();
         kafka.delivery_timeout = options.ack_timeout;
+        // Every request waits for its own ack, so a linger is latency each sender pays;
+        // under load librdkafka batches what queues while earlier requests are in flight
+        // anyway. An operator's `linger.ms` wins.
+        kafka
+            .properties
+            .entry(LINGER_MS.to_string())
+            .or_insert_with(|| INGEST_LINGER_MS.to_string());
         let producer = Producer::new(&kafka, "ingest", &context.health, &context.secrets)?;
         // Ready in /readyz once it reaches a broker, not at its first statistics.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -21,16 +21,14 @@ pub(super) fn append_history(
 ) -> rusqlite::Result<bool> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let owner_row: Option<(i64, Option<i64>)> = tx
-        .query_row(
-            "SELECT last_seq, expires_at_ms FROM history_owners WHERE owner = ?1",
-            params![owner],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT last_seq, expires_at_ms FROM history_owners WHERE owner = ?1")?
+        .query_row(params![owner], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let (last_seq, expires_at_ms) = match owner_row {
         Some((_, Some(expires))) if expires <= now_ms => {
             // The whole history expired: it starts over.
-            tx.execute("DELETE FROM history WHERE owner = ?1", params![owner])?;
+            tx.prepare_cached("DELETE FROM history WHERE owner = ?1")?
+                .execute(params![owner])?;
             (0, expires_at_ms)
         }
         // An entry with a shorter life never shortens the history's (`None`: no expiry).
@@ -44,11 +42,8 @@ pub(super) fn append_history(
         None => (0, expires_at_ms),
     };
     let known = tx
-        .query_row(
-            "SELECT 1 FROM history WHERE owner = ?1 AND id = ?2",
-            params![owner, id],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM history WHERE owner = ?1 AND id = ?2")?
+        .query_row(params![owner, id], |_| Ok(()))
         .optional()?
         .is_some();
     if known {
@@ -57,26 +52,22 @@ pub(super) fn append_history(
     }
 
     let seq = last_seq + 1;
-    tx.execute(
-        "INSERT INTO history (owner, id, seq, entry) VALUES (?1, ?2, ?3, ?4)",
-        params![owner, id, seq, entry_json],
-    )?;
-    tx.execute(
+    tx.prepare_cached("INSERT INTO history (owner, id, seq, entry) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![owner, id, seq, entry_json])?;
+    tx.prepare_cached(
         "INSERT INTO history_owners (owner, last_seq, expires_at_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (owner) DO UPDATE
          SET last_seq = excluded.last_seq, expires_at_ms = excluded.expires_at_ms",
-        params![owner, seq, expires_at_ms],
-    )?;
+    )?
+    .execute(params![owner, seq, expires_at_ms])?;
     // Sequence numbers are contiguous (only the oldest ever leave), so the newest `cap` are
     // exactly those above `seq - cap`.
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE history SET entry = NULL WHERE owner = ?1 AND seq <= ?2 AND entry IS NOT NULL",
-        params![owner, seq - cap],
-    )?;
-    tx.execute(
-        "DELETE FROM history WHERE owner = ?1 AND seq <= ?2",
-        params![owner, seq - cap.saturating_mul(2)],
-    )?;
+    )?
+    .execute(params![owner, seq - cap])?;
+    tx.prepare_cached("DELETE FROM history WHERE owner = ?1 AND seq <= ?2")?
+        .execute(params![owner, seq - cap.saturating_mul(2)])?;
     tx.commit()?;
     Ok(true)
 }
@@ -111,15 +102,16 @@ pub(super) fn put_state(
     expires_at_ms: Option<i64>,
     now_ms: i64,
 ) -> rusqlite::Result<bool> {
-    let changed = connection.execute(
-        "INSERT INTO state (owner, version, value, expires_at_ms) VALUES (?1, ?3, ?4, ?5)
+    let changed = connection
+        .prepare_cached(
+            "INSERT INTO state (owner, version, value, expires_at_ms) VALUES (?1, ?3, ?4, ?5)
          ON CONFLICT (owner) DO UPDATE
          SET version = excluded.version, value = excluded.value,
              expires_at_ms = excluded.expires_at_ms
          WHERE state.version < excluded.version
             OR (state.expires_at_ms IS NOT NULL AND state.expires_at_ms <= ?2)",
-        params![owner, now_ms, version, value_json, expires_at_ms],
-    )?;
+        )?
+        .execute(params![owner, now_ms, version, value_json, expires_at_ms])?;
     Ok(changed == 1)
 }
 
@@ -130,11 +122,10 @@ pub(super) fn state(
     now_ms: i64,
 ) -> rusqlite::Result<Option<(i64, String)>> {
     connection
-        .query_row(
-            &format!("SELECT version, value FROM state WHERE owner = ?1 AND {LIVE}"),
-            params![owner, now_ms],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached(&format!(
+            "SELECT version, value FROM state WHERE owner = ?1 AND {LIVE}"
+        ))?
+        .query_row(params![owner, now_ms], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
 }
 
@@ -146,13 +137,14 @@ pub(super) fn put_if_absent(
     expires_at_ms: Option<i64>,
     now_ms: i64,
 ) -> rusqlite::Result<bool> {
-    let changed = connection.execute(
-        "INSERT INTO kv (key, value, expires_at_ms) VALUES (?1, ?3, ?4)
+    let changed = connection
+        .prepare_cached(
+            "INSERT INTO kv (key, value, expires_at_ms) VALUES (?1, ?3, ?4)
          ON CONFLICT (key) DO UPDATE
          SET value = excluded.value, expires_at_ms = excluded.expires_at_ms
          WHERE kv.expires_at_ms IS NOT NULL AND kv.expires_at_ms <= ?2",
-        params![key, now_ms, value, expires_at_ms],
-    )?;
+        )?
+        .execute(params![key, now_ms, value, expires_at_ms])?;
     Ok(changed == 1)
 }
 
@@ -163,12 +155,13 @@ pub(super) fn put(
     value: &[u8],
     expires_at_ms: Option<i64>,
 ) -> rusqlite::Result<()> {
-    connection.execute(
-        "INSERT INTO kv (key, value, expires_at_ms) VALUES (?1, ?2, ?3)
+    connection
+        .prepare_cached(
+            "INSERT INTO kv (key, value, expires_at_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE
          SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
-        params![key, value, expires_at_ms],
-    )?;
+        )?
+        .execute(params![key, value, expires_at_ms])?;
     Ok(())
 }
 
@@ -179,17 +172,16 @@ pub(super) fn get(
     now_ms: i64,
 ) -> rusqlite::Result<Option<Vec<u8>>> {
     connection
-        .query_row(
-            &format!("SELECT value FROM kv WHERE key = ?1 AND {LIVE}"),
-            params![key, now_ms],
-            |row| row.get(0),
-        )
+        .prepare_cached(&format!("SELECT value FROM kv WHERE key = ?1 AND {LIVE}"))?
+        .query_row(params![key, now_ms], |row| row.get(0))
         .optional()
 }
 
 /// Removes the key.
 pub(super) fn delete(connection: &Connection, key: &str) -> rusqlite::Result<()> {
-    connection.execute("DELETE FROM kv WHERE key = ?1", params![key])?;
+    connection
+        .prepare_cached("DELETE FROM kv WHERE key = ?1")?
+        .execute(params![key])?;
     Ok(())
 }
 
@@ -201,10 +193,11 @@ pub(super) fn delete_if_equals(
     expected: &[u8],
     now_ms: i64,
 ) -> rusqlite::Result<bool> {
-    let deleted = connection.execute(
-        &format!("DELETE FROM kv WHERE key = ?1 AND value = ?3 AND {LIVE}"),
-        params![key, now_ms, expected],
-    )?;
+    let deleted = connection
+        .prepare_cached(&format!(
+            "DELETE FROM kv WHERE key = ?1 AND value = ?3 AND {LIVE}"
+        ))?
+        .execute(params![key, now_ms, expected])?;
     Ok(deleted == 1)
 }
 
@@ -219,11 +212,10 @@ pub(super) fn incr(
 ) -> rusqlite::Result<i64> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let live: Option<(i64, Option<i64>)> = tx
-        .query_row(
-            &format!("SELECT value, expires_at_ms FROM counters WHERE key = ?1 AND {LIVE}"),
-            params![key, now_ms],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached(&format!(
+            "SELECT value, expires_at_ms FROM counters WHERE key = ?1 AND {LIVE}"
+        ))?
+        .query_row(params![key, now_ms], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let (value, expires_at_ms) = match live {
         Some((value, expires)) => {
@@ -236,12 +228,12 @@ pub(super) fn incr(
         }
         None => (by, expires_at_ms),
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO counters (key, value, expires_at_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE
          SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
-        params![key, value, expires_at_ms],
-    )?;
+    )?
+    .execute(params![key, value, expires_at_ms])?;
     tx.commit()?;
     Ok(value)
 }
@@ -257,31 +249,26 @@ pub(super) fn join(
 ) -> rusqlite::Result<usize> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let expired = tx
-        .query_row(
+        .prepare_cached(
             "SELECT 1 FROM join_sets
              WHERE key = ?1 AND expires_at_ms IS NOT NULL AND expires_at_ms <= ?2",
-            params![key, now_ms],
-            |_| Ok(()),
-        )
+        )?
+        .query_row(params![key, now_ms], |_| Ok(()))
         .optional()?
         .is_some();
     if expired {
-        tx.execute("DELETE FROM join_members WHERE key = ?1", params![key])?;
-        tx.execute("DELETE FROM join_sets WHERE key = ?1", params![key])?;
+        tx.prepare_cached("DELETE FROM join_members WHERE key = ?1")?
+            .execute(params![key])?;
+        tx.prepare_cached("DELETE FROM join_sets WHERE key = ?1")?
+            .execute(params![key])?;
     }
-    tx.execute(
-        "INSERT OR IGNORE INTO join_sets (key, expires_at_ms) VALUES (?1, ?2)",
-        params![key, expires_at_ms],
-    )?;
-    tx.execute(
-        "INSERT OR IGNORE INTO join_members (key, member) VALUES (?1, ?2)",
-        params![key, member],
-    )?;
-    let size: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM join_members WHERE key = ?1",
-        params![key],
-        |row| row.get(0),
-    )?;
+    tx.prepare_cached("INSERT OR IGNORE INTO join_sets (key, expires_at_ms) VALUES (?1, ?2)")?
+        .execute(params![key, expires_at_ms])?;
+    tx.prepare_cached("INSERT OR IGNORE INTO join_members (key, member) VALUES (?1, ?2)")?
+        .execute(params![key, member])?;
+    let size: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM join_members WHERE key = ?1")?
+        .query_row(params![key], |row| row.get(0))?;
     tx.commit()?;
     // A count is never negative.
     Ok(usize::try_from(size).unwrap_or(0))
@@ -313,22 +300,22 @@ pub(super) fn index_add(
     (cap, min_score): (i64, Option<i64>),
 ) -> rusqlite::Result<bool> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let added = tx.execute(
-        "INSERT OR IGNORE INTO sorted_index (key, member, score) VALUES (?1, ?2, ?3)",
-        params![key, member, score],
-    )? == 1;
+    let added = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO sorted_index (key, member, score) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![key, member, score])?
+        == 1;
     if let Some(min_score) = min_score {
-        tx.execute(
-            "DELETE FROM sorted_index WHERE key = ?1 AND score < ?2",
-            params![key, min_score],
-        )?;
+        tx.prepare_cached("DELETE FROM sorted_index WHERE key = ?1 AND score < ?2")?
+            .execute(params![key, min_score])?;
     }
-    tx.execute(
+    tx.prepare_cached(
         "DELETE FROM sorted_index WHERE key = ?1 AND member IN (
              SELECT member FROM sorted_index WHERE key = ?1
              ORDER BY score DESC, member DESC LIMIT -1 OFFSET ?2)",
-        params![key, cap],
-    )?;
+    )?
+    .execute(params![key, cap])?;
     tx.commit()?;
     Ok(added)
 }
