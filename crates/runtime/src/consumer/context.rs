@@ -122,6 +122,9 @@ impl RuntimeContext {
 impl ClientContext for RuntimeContext {
     fn stats_raw(&self, statistics: &[u8]) {
         telemetry::record_consumer_lag(&self.worker, statistics);
+        // Handling an event ends a zero-timeout poll: another round serves any event queued
+        // behind it, which raises no new callback (see `poll_loop`).
+        self.wake.notify();
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -145,6 +148,8 @@ impl ConsumerContext for RuntimeContext {
         err: RDKafkaRespErr,
         partitions: &mut TopicPartitionList,
     ) {
+        // Another round of the polling thread serves any event queued behind this one.
+        self.wake.notify();
         let cooperative = matches!(
             consumer.rebalance_protocol(),
             RebalanceProtocol::Cooperative
@@ -221,6 +226,7 @@ impl ConsumerContext for RuntimeContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        self.wake.notify();
         match result {
             Ok(()) => {
                 tracing::trace!(worker = %self.worker, partitions = offsets.count(), "offsets committed")

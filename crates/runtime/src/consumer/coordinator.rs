@@ -76,9 +76,9 @@ struct Assigned {
     /// Why the partition was stopped for good (its offset out of range), if it was: paused
     /// and never resumed while this member holds it.
     stopped: Option<String>,
-    /// The partition's own queue. `None` only if it could not be split off (the consumer was
-    /// closing): its records then come through the consumer's queue, and the partition is
-    /// paused at its bound instead.
+    /// The partition's own queue. `None` only if it could not be split off, which happens
+    /// only while the consumer closes: a partition never split before then sends its records
+    /// through the consumer's queue, and is paused at its bound instead.
     queue: Option<Queue>,
     /// The committable offset not yet handed to librdkafka.
     unstored: Option<i64>,
@@ -105,8 +105,9 @@ impl Assigned {
             let message = match queue.poll(Duration::ZERO) {
                 None => break,
                 Some(Ok(message)) => message.detach(),
+                // librdkafka reports it to the context's error callback too.
                 Some(Err(err)) => {
-                    warn!(%err, topic = %partition.0, partition = partition.1, "consumer error");
+                    debug!(%err, topic = %partition.0, partition = partition.1, "consumer error on the partition's queue");
                     continue;
                 }
             };
@@ -240,6 +241,11 @@ impl Coordinator {
                 error!(%err, topic = %key.0, partition = key.1, "could not resume a newly assigned partition; it may stay paused");
                 state.paused = true;
             }
+            // A stale entry (an earlier assignment that failed to apply): its tasks stop.
+            if let Some(stale) = inner.partitions.remove(&key) {
+                stale.cancel.cancel();
+                inner.in_flight -= stale.state.in_flight().min(inner.in_flight);
+            }
             inner.partitions.insert(
                 key,
                 Assigned {
@@ -328,7 +334,8 @@ impl Coordinator {
             return None;
         }
         let start = assigned.admit(&partition, message, self.ordered_by_key)?;
-        if assigned.state.should_pause(self.max_in_flight) {
+        // A partition with a queue of its own is never paused for room: nothing resumes it.
+        if assigned.queue.is_none() && assigned.state.should_pause(self.max_in_flight) {
             match consumer.pause(&single(&partition)) {
                 Ok(()) => {
                     assigned.state.paused = true;
@@ -422,7 +429,13 @@ impl Coordinator {
                 add_offset(&mut list, partition, commit);
             }
         }
-        store(consumer, &list);
+        // An offset librdkafka did not take is tried again next round rather than forgotten:
+        // the partition may complete nothing more until it is revoked.
+        for (partition, commit) in store(consumer, &list) {
+            if let Some(assigned) = inner.partitions.get_mut(&partition) {
+                assigned.unstored.get_or_insert(commit);
+            }
+        }
         self.report_gauges(&inner);
     }
 
@@ -479,6 +492,7 @@ impl Coordinator {
                 was_stopped |= assigned.stopped.is_some();
             }
         }
+        // Not kept on failure: the partitions are gone, and their records are redelivered.
         store(consumer, &completed);
         inner.in_flight -= drained.abandoned.min(inner.in_flight);
         self.report_gauges(&inner);
@@ -552,12 +566,31 @@ fn add_offset(list: &mut TopicPartitionList, partition: &TopicPartition, commit:
     }
 }
 
-fn store(consumer: &BaseConsumer<RuntimeContext>, list: &TopicPartitionList) {
-    if list.count() > 0
-        && let Err(err) = consumer.store_offsets(list)
-    {
+/// Stores the offsets of `list`; returns those librdkafka did not take (it answers `Ok` when
+/// any partition succeeded, and marks each element).
+fn store(
+    consumer: &BaseConsumer<RuntimeContext>,
+    list: &TopicPartitionList,
+) -> Vec<(TopicPartition, i64)> {
+    if list.count() == 0 {
+        return Vec::new();
+    }
+    if let Err(err) = consumer.store_offsets(list) {
         warn!(%err, "could not store offsets");
     }
+    list.elements()
+        .iter()
+        .filter_map(|element| {
+            let Err(err) = element.error() else {
+                return None;
+            };
+            let Offset::Offset(commit) = element.offset() else {
+                return None;
+            };
+            warn!(%err, topic = element.topic(), partition = element.partition(), commit, "could not store offset; trying again");
+            Some(((element.topic().to_string(), element.partition()), commit))
+        })
+        .collect()
 }
 
 fn single(partition: &TopicPartition) -> TopicPartitionList {

@@ -275,7 +275,8 @@ fn shut_down<P: Processor>(
     readiness: &Readiness,
 ) {
     readiness.set(false, "shutting down");
-    // No new records: the poll loop has stopped, and paused partitions fetch nothing.
+    // No new fetches: the poll loop has stopped, and paused partitions fetch nothing; records
+    // already in a partition's queue may still start until the drain below marks it.
     if let Ok(assignment) = consumer.assignment() {
         let _ = consumer.pause(&assignment);
     }
@@ -290,8 +291,13 @@ fn shut_down<P: Processor>(
         warn!(worker = %handler.worker, abandoned, "drain deadline passed: unfinished records will be redelivered");
     }
     commit_stored(&consumer, &handler.worker);
-    // Record tasks only hold weak references, so this is the last one: dropping closes the
-    // consumer, which runs the final (now empty) revoke and leaves the group.
+    // Record tasks hold only weak references, upgraded for a moment while they complete a
+    // record: once those moments pass, this is the last one, and dropping it here closes the
+    // consumer (the final, now empty, revoke; leaving the group) before `run` returns.
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while Arc::strong_count(&consumer) > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     drop(consumer);
 }
 
