@@ -121,7 +121,11 @@ impl KafkaOptions {
     ) -> Result<ClientConfig, Error> {
         let mut config = ClientConfig::new();
         config.set("message.timeout.ms", millis(self.delivery_timeout));
-        config.set("linger.ms", "5");
+        // A record's offset waits for its outputs' acks, and a partition holds a bounded
+        // number of records in flight: every millisecond of linger is a millisecond of each
+        // record's slot (measured: a 100 ms processor at bound 64 reached 0.947 of bound /
+        // 0.1 s with 5 ms). Under load, batches still form behind in-flight requests.
+        config.set("linger.ms", "1");
         // A typo in a topic name must fail, not create a topic.
         config.set("allow.auto.create.topics", "false");
         self.apply_base(&mut config, client_suffix, secrets)?;

@@ -28,7 +28,7 @@ use crate::secrets::{Secret, SigningSecrets};
 use crate::source::{Source, route};
 
 const LINGER_MS: &str = "linger.ms";
-/// The ingest producer's default `linger.ms` (the shared producer's is 5).
+/// The ingest producer's default `linger.ms` (the shared producer's is 1).
 const INGEST_LINGER_MS: &str = "0";
 
 /// The webhook ingest gateway. Cheap to clone; every clone serves the same state.
