@@ -7,7 +7,7 @@
 //!    `max_in_flight_per_partition` records in flight, so it should approach bound / 0.1 s.
 //!
 //! Figures are printed, the ratio last, with the process's resident memory (it holds the
-//! broker too, when embedded). `BENCH_RECORDS` scales scenario 1 (default 20000),
+//! broker too, when embedded). `BENCH_RECORDS` scales scenario 1 (default 50000),
 //! `BENCH_IN_FLIGHT` sets its in-flight bound per partition (default 64, as configured).
 //! The broker is the mock cluster with the fetch wait `chatgptd up` gave it before it
 //! embedded tansu; `BENCH_EMBEDDED=durable` runs against the broker `chatgptd up` embeds now
@@ -112,7 +112,8 @@ fn end_offset_sum(brokers: &str, topic: &str, partitions: i32) -> i64 {
         .sum()
 }
 
-async fn wait_for_outputs(brokers: &str, topic: &str, partitions: i32, expected: i64) {
+/// Waits until `topic` holds at least `expected` records; returns how many it holds then.
+async fn wait_for_outputs(brokers: &str, topic: &str, partitions: i32, expected: i64) -> i64 {
     loop {
         let (brokers, topic) = (brokers.to_string(), topic.to_string());
         let done =
@@ -120,7 +121,7 @@ async fn wait_for_outputs(brokers: &str, topic: &str, partitions: i32, expected:
                 .await
                 .unwrap();
         if done >= expected {
-            return;
+            return done;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -187,7 +188,7 @@ async fn through_runtime(
     records: usize,
     sleep: Option<Duration>,
     max_in_flight: usize,
-) -> Duration {
+) -> (usize, Duration) {
     let health = Health::default();
     let context = WorkerContext::new(kafka, &health, &Secrets::env()).unwrap();
     let options = ConsumerOptions {
@@ -211,18 +212,24 @@ async fn through_runtime(
     let shutdown = CancellationToken::new();
     let mut running = tokio::spawn(runtime.run(shutdown.clone()));
     // Joining the group (the mock cluster waits 3 s before the first rebalance) is not part
-    // of the measurement: time starts with the first output. A runtime that stops before
-    // (a missing topic) ends the bench instead of leaving it waiting.
-    tokio::select! {
-        () = wait_for_outputs(&kafka.brokers, output, 1, 1) => {}
+    // of the measurement: time starts when outputs are first seen, and what was already
+    // there by then is not counted. A runtime that stops before (a missing topic) ends the
+    // bench instead of leaving it waiting.
+    let seen = tokio::select! {
+        seen = wait_for_outputs(&kafka.brokers, output, partitions, 1) => seen,
         ended = &mut running => panic!("the runtime stopped before its first output: {ended:?}"),
-    }
+    };
     let started = Instant::now();
     wait_for_outputs(&kafka.brokers, output, partitions, records as i64).await;
     let elapsed = started.elapsed();
     shutdown.cancel();
     running.await.unwrap().unwrap();
-    elapsed
+    let counted = records - seen as usize;
+    assert!(
+        counted >= records / 2,
+        "{seen} of {records} outputs were there before the clock started: raise BENCH_RECORDS"
+    );
+    (counted, elapsed)
 }
 
 /// The process's resident memory now and at its peak, from `/proc/self/status`.
@@ -264,7 +271,7 @@ async fn main() {
     let records: usize = std::env::var("BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(50_000);
     // `BENCH_BROKERS` runs against a real broker (tansu) instead of the embedded one.
     let dir = tempfile::tempdir().unwrap();
     let durable = match std::env::var("BENCH_EMBEDDED").as_deref() {
@@ -340,12 +347,11 @@ async fn main() {
         raw.as_secs_f64()
     );
 
-    // The first output is excluded from the runtime's clock, one record less to count.
     let in_flight: usize = std::env::var("BENCH_IN_FLIGHT")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
-    let runtime = through_runtime(
+    let (counted, runtime) = through_runtime(
         &kafka,
         "in",
         "out-runtime",
@@ -355,7 +361,7 @@ async fn main() {
         in_flight,
     )
     .await;
-    let runtime_rate = (records - 1) as f64 / runtime.as_secs_f64();
+    let runtime_rate = counted as f64 / runtime.as_secs_f64();
     println!(
         "runtime, pass-through processor:  {runtime_rate:>9.0} records/s ({:.2} s)",
         runtime.as_secs_f64()
@@ -371,7 +377,7 @@ async fn main() {
     create_topic("slow-in", 1);
     create_topic("slow-out", 1);
     fill(&brokers, "slow-in", slow_records, 1000).await;
-    let slow = through_runtime(
+    let (slow_counted, slow) = through_runtime(
         &kafka,
         "slow-in",
         "slow-out",
@@ -381,7 +387,7 @@ async fn main() {
         bound,
     )
     .await;
-    let slow_rate = (slow_records - 1) as f64 / slow.as_secs_f64();
+    let slow_rate = slow_counted as f64 / slow.as_secs_f64();
     let ideal = bound as f64 / 0.1;
     println!(
         "runtime:                          {slow_rate:>9.0} records/s ({:.2} s)",
