@@ -127,8 +127,10 @@ fn record(rng: &mut StdRng, i: usize) -> MemoryRecord {
     }
 }
 
-/// Indexes `count` records into `shards` partitions through the shard writer, committing
-/// every `commit_every`. Returns the elapsed time.
+/// Indexes `count` records into `shards` partitions through the shard writer, as the indexer
+/// does: every record a task awaiting its commit, the set's own committer committing a shard
+/// once it holds `commit_every / partitions` documents (the baseline's batch), and a last
+/// commit for what remains. Returns the elapsed time.
 async fn index_through_shards(
     root: &std::path::Path,
     count: usize,
@@ -137,16 +139,20 @@ async fn index_through_shards(
 ) -> Duration {
     let options = IndexerOptions {
         commit_interval: Duration::from_secs(3600),
-        max_uncommitted_docs: usize::MAX,
+        max_uncommitted_docs: commit_every / partitions as usize,
         ..IndexerOptions::default()
     };
     let shards = ShardSet::new(root, TOPIC, options);
     for partition in 0..partitions {
         shards.open(partition).unwrap();
     }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let committer = tokio::spawn(shards.clone().run_committer(async move {
+        let _ = stopped.await;
+    }));
     let mut rng = StdRng::seed_from_u64(7);
     let started = Instant::now();
-    let mut pending = Vec::new();
+    let mut pending = Vec::with_capacity(count);
     let mut previous = vec![None; partitions as usize];
     for i in 0..count {
         let partition = (i % partitions as usize) as i32;
@@ -157,22 +163,28 @@ async fn index_through_shards(
             set.index(partition, record, offset, prev).await
         }));
         previous[partition as usize] = Some(offset);
-        if (i + 1) % commit_every == 0 || i + 1 == count {
-            let set = shards.clone();
-            // Let the adds land before committing; waiters resolve with the commit.
-            while pending.iter().any(|p| !p.is_finished()) {
-                let set = set.clone();
-                tokio::task::spawn_blocking(move || set.commit_all())
-                    .await
-                    .unwrap();
-                tokio::task::yield_now().await;
-            }
-            for task in pending.drain(..) {
-                task.await.unwrap().unwrap();
-            }
-        }
     }
-    started.elapsed()
+    // What is left below a full batch waits for a last commit, made once nothing else
+    // finishes (as the baseline's final commit).
+    let mut finished = 0;
+    while finished < pending.len() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = pending.iter().filter(|p| p.is_finished()).count();
+        if now == finished {
+            let set = shards.clone();
+            tokio::task::spawn_blocking(move || set.commit_all())
+                .await
+                .unwrap();
+        }
+        finished = now;
+    }
+    for task in pending {
+        task.await.unwrap().unwrap();
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(());
+    committer.await.unwrap();
+    elapsed
 }
 
 /// The baseline: the same documents straight into one Tantivy writer, one commit per batch.
