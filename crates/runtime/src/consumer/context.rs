@@ -5,8 +5,8 @@
 //! runtime and keeps completing meanwhile.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use rdkafka::consumer::{
@@ -42,9 +42,6 @@ pub struct RuntimeContext {
     /// Set when librdkafka reports an offset it cannot fetch from; the polling thread, which
     /// holds the consumer, then finds and stops the partition.
     pub(crate) offset_reset_reported: AtomicBool,
-    /// The consumer itself, to split partition queues off it (which needs its `Arc`). Weak:
-    /// the consumer owns this context.
-    pub(crate) consumer: OnceLock<Weak<BaseConsumer<RuntimeContext>>>,
     /// Wakes the polling thread when a partition's queue gets records.
     pub(crate) wake: Arc<Wake>,
 }
@@ -61,7 +58,8 @@ impl RuntimeContext {
     /// is applied so that no record of it reaches the consumer's queue. librdkafka keeps
     /// the split across later assignments; a new queue handle is taken each time.
     fn split_queues(&self, assignment: &TopicPartitionList) -> HashMap<TopicPartition, Queue> {
-        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+        // Splitting needs the consumer's `Arc`.
+        let Some(consumer) = self.coordinator.consumer() else {
             return HashMap::new();
         };
         partitions_of(assignment)

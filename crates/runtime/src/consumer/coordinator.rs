@@ -14,7 +14,7 @@
 //! operations and local librdkafka calls that do not wait on the network.
 
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -181,6 +181,10 @@ pub(crate) struct Coordinator {
     completed: Condvar,
     /// Not ready while a partition is stopped, saying which and why.
     stopped_readiness: Readiness,
+    /// The consumer, once it exists, for record tasks and rebalance callbacks alike. Weak:
+    /// the consumer owns its context, which holds this, and tasks must never keep a closed
+    /// consumer alive.
+    consumer: OnceLock<Weak<BaseConsumer<RuntimeContext>>>,
 }
 
 impl Coordinator {
@@ -197,9 +201,20 @@ impl Coordinator {
             inner: Mutex::new(Inner::default()),
             completed: Condvar::new(),
             stopped_readiness,
+            consumer: OnceLock::new(),
         };
         coordinator.report_stopped(&coordinator.lock());
         coordinator
+    }
+
+    /// Records the consumer (once, when it is created).
+    pub fn set_consumer(&self, consumer: &Arc<BaseConsumer<RuntimeContext>>) {
+        let _ = self.consumer.set(Arc::downgrade(consumer));
+    }
+
+    /// The consumer, unless it is closed or not created yet.
+    pub fn consumer(&self) -> Option<Arc<BaseConsumer<RuntimeContext>>> {
+        self.consumer.get().and_then(Weak::upgrade)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatgptd_types::avro::Codec;
@@ -10,12 +10,11 @@ use chatgptd_types::trace::TraceContext;
 use chatgptd_types::waiting;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info_span, warn};
 
-use super::context::{PartitionHooks, RuntimeContext};
+use super::context::PartitionHooks;
 use super::coordinator::{Admitted, Coordinator, LaneStart};
 use super::options::ConsumerOptions;
 use crate::dead_letter::{Failure, dead_letter_record, dead_letter_without_value};
@@ -45,8 +44,6 @@ pub(crate) struct RecordHandler<P: Processor> {
     pub codec: Codec,
     pub options: ConsumerOptions,
     pub coordinator: Arc<Coordinator>,
-    /// Set once the consumer exists. Weak, so record tasks never keep a closed consumer alive.
-    pub consumer: OnceLock<Weak<BaseConsumer<RuntimeContext>>>,
     /// Looked up once: a lookup per record costs a key allocation and a map search.
     pub processing_seconds: metrics::Histogram,
 }
@@ -83,7 +80,7 @@ impl<P: Processor> RecordHandler<P> {
             drop(message);
             self.processing_seconds
                 .record(started.elapsed().as_secs_f64());
-            let consumer = self.consumer.get().and_then(Weak::upgrade);
+            let consumer = self.coordinator.consumer();
             let (next, mut starts) =
                 self.coordinator
                     .complete(consumer.as_deref(), &partition, epoch, offset, &lane);

@@ -25,8 +25,8 @@ mod options;
 pub mod partition;
 mod wake;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chatgptd_types::Secrets;
@@ -46,14 +46,14 @@ use self::options::{AUTO_OFFSET_RESET, auto_offset_reset_is_an_option};
 use self::wake::Wake;
 use crate::health::Readiness;
 use crate::kafka::{KafkaOptions, millis};
-
-const QUEUED_KBYTES: &str = "queued.max.messages.kbytes";
 use crate::processor::Processor;
 use crate::{Error, WorkerContext};
 
 /// How long the polling thread sleeps when nothing wakes it; bounds how quickly it notices
 /// shutdown, and how long a completed offset may wait to be stored.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// librdkafka's bound on what it prefetches, per partition once queues are split.
+const QUEUED_KBYTES: &str = "queued.max.messages.kbytes";
 /// librdkafka prefetches up to this much per partition (its own default, 64 MiB, applies per
 /// partition once queues are split): enough to keep a partition busy across fetches,
 /// bounded whatever the input rate. `properties` may set another.
@@ -104,7 +104,6 @@ impl<P: Processor> ConsumerRuntime<P> {
             codec: context.codec.clone(),
             options,
             coordinator,
-            consumer: OnceLock::new(),
             processing_seconds: metrics::histogram!(crate::telemetry::metric::PROCESSING_SECONDS, "worker" => worker.to_string()),
         });
         let readiness = context.health.register(format!("consumer:{worker}"));
@@ -160,7 +159,6 @@ impl<P: Processor> ConsumerRuntime<P> {
             hooks: self.handler.clone(),
             offset_reset: self.handler.options.offset_reset,
             offset_reset_reported: AtomicBool::new(false),
-            consumer: OnceLock::new(),
             wake: Arc::new(Wake::default()),
         };
         let mut consumer: BaseConsumer<RuntimeContext> = self
@@ -171,8 +169,7 @@ impl<P: Processor> ConsumerRuntime<P> {
         let wake = consumer.context().wake.clone();
         consumer.set_nonempty_callback(move || wake.notify());
         let consumer = Arc::new(consumer);
-        let _ = self.handler.consumer.set(Arc::downgrade(&consumer));
-        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+        self.handler.coordinator.set_consumer(&consumer);
 
         let checked = consumer.clone();
         // The outputs and the dead-letter topic too: without them the first record that
