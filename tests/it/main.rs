@@ -17,6 +17,7 @@ mod mcp;
 mod openapi;
 mod plugins;
 mod registry;
+mod replicas;
 mod steps;
 mod subscriptions;
 mod support;

@@ -11,7 +11,7 @@ use chatgptd_model::ModelClient;
 use chatgptd_registry::{Registry, Workflows};
 use chatgptd_runtime::embedded::EmbeddedKafka;
 use chatgptd_runtime::{Health, KafkaOptions, WorkerContext};
-use chatgptd_search::{Retriever, SearchService};
+use chatgptd_search::{Remote, Retriever, SearchService};
 use chatgptd_types::Secrets;
 use tokio::sync::OnceCell;
 
@@ -219,25 +219,28 @@ impl Stack {
     }
 
     /// Where `worker`'s prompts find relevant memory: an indexer's `/search` when
-    /// `search_url` is set (with the API token in the secret `token_env`, if named), else
-    /// this process's index (its own, or one in the data directory).
+    /// `search_url` is set (several replicas separated by commas: the first that answers),
+    /// with the API token in the secret `token_env` if named; else this process's index (its
+    /// own, or one in the data directory).
     pub fn retriever(&self, worker: &str, search_url: &str, token_env: &str) -> Retriever {
         if !search_url.is_empty() {
             chatgptd_model::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
+                // A replica whose host is gone must not hold a search for the whole timeout.
+                .connect_timeout(std::time::Duration::from_secs(1))
                 .default_headers(crate::auth::bearer_headers(
                     worker,
                     &self.secrets,
                     token_env,
                 ))
                 .build();
-            return match client {
-                Ok(client) => Retriever::Remote {
-                    client,
-                    base_url: search_url.to_string(),
-                },
-                Err(_) => Retriever::None,
+            return match client
+                .ok()
+                .and_then(|client| Remote::new(client, search_url))
+            {
+                Some(replicas) => Retriever::Remote(Arc::new(replicas)),
+                None => Retriever::None,
             };
         }
         if self.search.get().is_some() || self.index_dir().exists() {

@@ -35,7 +35,7 @@ mod top;
 pub use chain::Positions;
 pub use error::Error;
 pub use query::{SearchQuery, parse_since};
-pub use retriever::Retriever;
+pub use retriever::{Remote, Retriever};
 pub use schema::Hit;
 pub use search::{COUNT_CAP, SearchResults, SearchService};
 pub use shards::{IndexerOptions, ShardSet};

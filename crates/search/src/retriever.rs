@@ -1,7 +1,12 @@
 //! Where a worker's prompt finds relevant memory: the index in this process's data
 //! directory, or an indexer's `GET /search` when the index lives elsewhere.
+//!
+//! Several indexers that each keep a full copy of the index (each in a consumer group of its
+//! own, on its own disk) serve one search together: a search goes to the replica that last
+//! answered and moves on to the next when one is down, so it answers while any replica is up.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing::warn;
 
@@ -15,11 +20,58 @@ pub enum Retriever {
     None,
     /// The index in this process's data directory.
     Local(Arc<SearchService>),
-    /// An indexer's HTTP API, e.g. `http://indexer:8080`.
-    Remote {
-        client: reqwest::Client,
-        base_url: String,
-    },
+    /// Indexers' HTTP APIs, e.g. `http://indexer:8080`: replicas with a full copy each.
+    Remote(Arc<Remote>),
+}
+
+/// Indexer replicas answering `GET /search`, tried in turn.
+pub struct Remote {
+    client: reqwest::Client,
+    base_urls: Vec<String>,
+    /// The replica that answered last: searches start there, so a replica that is down costs
+    /// one failed attempt when it goes down, not one per search.
+    current: AtomicUsize,
+}
+
+impl Remote {
+    /// Replicas at `urls`, separated by commas (`http://indexer-a:8080,http://indexer-b:8080`).
+    /// `None` when `urls` names none.
+    pub fn new(client: reqwest::Client, urls: &str) -> Option<Remote> {
+        let base_urls = base_urls(urls);
+        (!base_urls.is_empty()).then_some(Remote {
+            client,
+            base_urls,
+            current: AtomicUsize::new(0),
+        })
+    }
+
+    /// The replicas' base URLs.
+    pub fn base_urls(&self) -> &[String] {
+        &self.base_urls
+    }
+
+    /// `query` on the first replica that answers, starting with the one that answered last.
+    /// A refused query (400) is the query's fault, not the replica's: it is not tried again.
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, Error> {
+        let first = self.current.load(Ordering::Relaxed);
+        let mut unavailable = Vec::new();
+        for turn in 0..self.base_urls.len() {
+            let at = (first + turn) % self.base_urls.len();
+            match remote_search(&self.client, &self.base_urls[at], query).await {
+                Err(Error::Index(err)) => {
+                    if self.base_urls.len() > 1 {
+                        warn!(%err, "an indexer replica did not answer; trying the next");
+                    }
+                    unavailable.push(err);
+                }
+                answer => {
+                    self.current.store(at, Ordering::Relaxed);
+                    return answer;
+                }
+            }
+        }
+        Err(Error::Index(unavailable.join("; ")))
+    }
 }
 
 impl std::fmt::Debug for Retriever {
@@ -27,7 +79,7 @@ impl std::fmt::Debug for Retriever {
         match self {
             Retriever::None => f.write_str("None"),
             Retriever::Local(_) => f.write_str("Local"),
-            Retriever::Remote { base_url, .. } => write!(f, "Remote({base_url})"),
+            Retriever::Remote(remote) => write!(f, "Remote({})", remote.base_urls.join(",")),
         }
     }
 }
@@ -42,9 +94,7 @@ impl Retriever {
                 let result = tokio::task::spawn_blocking(move || service.search(&query)).await;
                 Some(result.unwrap_or_else(|err| Err(Error::Index(err.to_string()))))
             }
-            Retriever::Remote { client, base_url } => {
-                Some(remote_search(client, base_url, &query).await)
-            }
+            Retriever::Remote(remote) => Some(remote.search(&query).await),
         }
     }
 
@@ -61,9 +111,7 @@ impl Retriever {
                     .map_err(|err| err.to_string())
                     .and_then(|found| found.map_err(|err| err.to_string()))
             }
-            Retriever::Remote { client, base_url } => {
-                remote(client, base_url, text, retrieval).await
-            }
+            Retriever::Remote(replicas) => remote(replicas, text, retrieval).await,
         };
         result.unwrap_or_else(|err| {
             warn!(%err, "relevant memory unavailable; prompting without it");
@@ -72,19 +120,24 @@ impl Retriever {
     }
 }
 
-async fn remote(
-    client: &reqwest::Client,
-    base_url: &str,
-    text: &str,
-    retrieval: &Retrieval,
-) -> Result<Vec<Hit>, String> {
+async fn remote(replicas: &Remote, text: &str, retrieval: &Retrieval) -> Result<Vec<Hit>, String> {
     let Some(query) = retrieve::query_for(text, retrieval) else {
         return Ok(Vec::new());
     };
-    let results = remote_search(client, base_url, &query)
+    let results = replicas
+        .search(&query)
         .await
         .map_err(|err| err.to_string())?;
     Ok(retrieve::select(results.hits, retrieval))
+}
+
+/// The base URLs in a comma-separated list, without trailing slashes.
+fn base_urls(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .map(|url| url.trim().trim_end_matches('/'))
+        .filter(|url| !url.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// `query` through an indexer's `GET /search`.
@@ -107,7 +160,7 @@ async fn remote_search(
     if query.knowledge {
         params.push(("knowledge", "true".to_string()));
     }
-    let url = format!("{}/search", base_url.trim_end_matches('/'));
+    let url = format!("{base_url}/search");
     let unavailable = |err: String| Error::Index(format!("{url}: {err}"));
     let response = client
         .get(&url)
@@ -132,4 +185,19 @@ async fn remote_search(
         .json()
         .await
         .map_err(|err| unavailable(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_listed_with_commas() {
+        assert_eq!(
+            base_urls(" http://a:8080/ , ,http://b:8080"),
+            ["http://a:8080", "http://b:8080"]
+        );
+        assert_eq!(base_urls("http://a:8080"), ["http://a:8080"]);
+        assert!(base_urls(" , ").is_empty());
+    }
 }
