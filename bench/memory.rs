@@ -2,12 +2,15 @@
 //! `cargo bench --bench memory`.
 //!
 //! 1. Indexing: records/s through the indexer's shard writer (upsert by id, resume-position
-//!    tracking, a commit with its payload) vs bare Tantivy `add_document` + `commit`.
+//!    tracking, a commit with its payload) vs bare Tantivy `add_document` + `commit` of a
+//!    two-field document, and vs bare Tantivy writing the indexer's own documents (its schema,
+//!    upsert by id): what the shard writer costs apart from what its documents cost.
 //! 2. Search over 1,000,000 generated records in 6 shards: p50/p99 of `SearchService`
 //!    (BM25 top-k on every shard at once, a count capped at 1,000, snippets for the page, the
 //!    merge) vs bare Tantivy's top-10 loop over the same shards, one after the other.
 //! 3. Redis: the memory writer's write rate (history append + versioned state, two scripts
-//!    per record) vs `redis-benchmark -t set -P 16` on the same redis-server.
+//!    per record) vs `redis-benchmark -t set -P 16` on the same redis-server, and vs
+//!    `redis-benchmark` running those two scripts 16 deep: what Redis itself does with them.
 //!
 //! `BENCH_SEARCH_RECORDS` (default 1000000) and `BENCH_INDEX_RECORDS` (default 100000)
 //! scale the runs.
@@ -210,6 +213,31 @@ fn index_bare(dir: &std::path::Path, count: usize, commit_every: usize) -> Durat
     started.elapsed()
 }
 
+/// The same documents as the shard writer writes them (its schema: stemming, positions, every
+/// stored field; an upsert by id), straight into one Tantivy writer, one commit per batch:
+/// what the schema costs, without the shard writer's queue, commit chain and waiting tasks.
+fn index_bare_same_documents(dir: &std::path::Path, count: usize, commit_every: usize) -> Duration {
+    let (schema, documents) = chatgptd_search::Documents::new();
+    let index = tantivy::Index::create_in_dir(dir, schema).unwrap();
+    let mut writer: tantivy::IndexWriter =
+        index.writer_with_num_threads(1, 32 * 1024 * 1024).unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let started = Instant::now();
+    for i in 0..count {
+        let r = record(&mut rng, i);
+        writer.delete_term(documents.id_term(&r.id));
+        let source = format!("{TOPIC}/0@{i}");
+        writer
+            .add_document(documents.document(&r, &source))
+            .unwrap();
+        if (i + 1) % commit_every == 0 {
+            writer.commit().unwrap();
+        }
+    }
+    writer.commit().unwrap();
+    started.elapsed()
+}
+
 fn queries(count: usize) -> Vec<SearchQuery> {
     let mut rng = StdRng::seed_from_u64(11);
     (0..count)
@@ -257,6 +285,83 @@ async fn redis_benchmark_set(redis: &RedisServer) -> f64 {
         .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
         .next_back()
         .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"))
+}
+
+/// `redis-benchmark` running `args` 16 deep: its requests per second.
+async fn redis_benchmark(redis: &RedisServer, args: Vec<String>) -> f64 {
+    let port = redis.port().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("redis-benchmark")
+            .args(["-h", "127.0.0.1", "-p", &port, "-P", "16", "-q"])
+            .args(args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("redis-benchmark (Debian package redis-tools)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "SET: 123456.79 requests per second, p50=..." (a custom command is named by itself).
+    text.split(['\r', '\n'])
+        .filter_map(|line| {
+            line.split_once(": ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .next_back()
+        .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"))
+}
+
+/// What Redis itself does with the memory writer's two scripts: each run by `redis-benchmark`
+/// 16 deep on random owners, with an entry and a state the size of the bench's records.
+/// Returns records/s (one of each script per record).
+async fn redis_benchmark_scripts(redis: &RedisServer) -> f64 {
+    let entry = serde_json::json!({
+        "id": "r__rand_int__", "role": "user", "at_ms": 1_700_000_000_000_i64,
+        "text": "x".repeat(150), "attributes": {"ticket_key": "PROJ-1"},
+    })
+    .to_string();
+    let state = serde_json::json!({"id": "r__rand_int__", "text": "x".repeat(150)}).to_string();
+    let mut seconds_per_record = 0.0;
+    for (lua, keys) in chatgptd_memory::redis_writer_scripts() {
+        let port = redis.port().to_string();
+        let loaded = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &port, "SCRIPT", "LOAD", lua])
+                .output()
+        })
+        .await
+        .unwrap()
+        .expect("redis-cli (Debian package redis-tools)");
+        let sha = String::from_utf8_lossy(&loaded.stdout).trim().to_string();
+        let mut args: Vec<String> = ["-n", "100000", "-r", "50000", "EVALSHA", &sha]
+            .map(String::from)
+            .to_vec();
+        args.push(keys.to_string());
+        if keys == 2 {
+            // history list, id set; id, entry, cap, window, ttl ms
+            for arg in [
+                "bench:h:__rand_int__",
+                "bench:i:__rand_int__",
+                "r__rand_int__",
+            ] {
+                args.push(arg.into());
+            }
+            args.extend([entry.clone(), "50".into(), "100".into(), "0".into()]);
+        } else {
+            // state; version, value, ttl ms
+            args.extend([
+                "bench:s:__rand_int__".into(),
+                "__rand_int__".into(),
+                state.clone(),
+            ]);
+            args.push("0".into());
+        }
+        seconds_per_record += 1.0 / redis_benchmark(redis, args).await;
+    }
+    1.0 / seconds_per_record
 }
 
 async fn memory_writer_rate(redis: &RedisServer, records: usize, concurrency: usize) -> f64 {
@@ -387,6 +492,17 @@ async fn main() {
     .unwrap();
     let bare_rate = index_records as f64 / bare.as_secs_f64();
     println!("bare tantivy (1 writer):            {bare_rate:>10.0} records/s");
+    let same = tokio::task::spawn_blocking({
+        let path = dir.path().join("same");
+        std::fs::create_dir_all(&path).unwrap();
+        move || index_bare_same_documents(&path, index_records, 10_000)
+    })
+    .await
+    .unwrap();
+    let same_rate = index_records as f64 / same.as_secs_f64();
+    println!(
+        "bare tantivy, the indexer's documents: {same_rate:>7.0} records/s (its schema, upsert by id)"
+    );
     let ours = index_through_shards(&dir.path().join("ours"), index_records, 1, 10_000).await;
     let ours_rate = index_records as f64 / ours.as_secs_f64();
     println!("indexer shard writer (1 shard):     {ours_rate:>10.0} records/s");
@@ -454,6 +570,11 @@ async fn main() {
     let redis = RedisServer::start().await;
     let baseline = redis_benchmark_set(&redis).await;
     println!("redis-benchmark -t set -P 16:       {baseline:>10.0} SET/s");
+    let ceiling = redis_benchmark_scripts(&redis).await;
+    println!(
+        "redis-benchmark, the writer's 2 scripts -P 16: {ceiling:>6.0} records/s = {:.0} scripts/s",
+        ceiling * 2.0
+    );
     let records = env_usize("BENCH_REDIS_RECORDS", 20_000);
     let rate = memory_writer_rate(&redis, records, 64).await;
     println!(
@@ -472,6 +593,14 @@ async fn main() {
         ours_rate / bare_rate
     );
     println!(
+        "ratio indexing, shard writer / bare, same documents: {:>7.3}",
+        ours_rate / same_rate
+    );
+    println!(
+        "ratio indexing, bare same documents / bare:    {:>7.3}",
+        same_rate / bare_rate
+    );
+    println!(
         "ratio search p50, SearchService / bare:        {:>7.3}",
         percentile(&ours_latency, 0.5) / percentile(&bare_latency, 0.5)
     );
@@ -486,5 +615,9 @@ async fn main() {
     println!(
         "ratio Redis, unbatched scripts / SET -P16:     {:>7.3}",
         unbatched * 2.0 / baseline
+    );
+    println!(
+        "ratio Redis, memory writer / its scripts -P16: {:>7.3}",
+        rate / ceiling
     );
 }

@@ -30,6 +30,16 @@ pub use crate::sqlite::SqliteMemory;
 pub use error::Error;
 pub use options::MemoryOptions;
 
+/// The Lua of the two scripts the memory writer runs on Redis per record, history append
+/// (2 keys) then versioned state (1 key), as `(lua, number of keys)`: for measuring what Redis
+/// itself does with them (`bench/memory.rs` runs them through `redis-benchmark`).
+pub fn redis_writer_scripts() -> [(&'static str, usize); 2] {
+    [
+        (crate::redis::APPEND_HISTORY_LUA, 2),
+        (crate::redis::PUT_STATE_LUA, 1),
+    ]
+}
+
 /// Opens the configured backend: Redis when `options.redis_url` is set (checked with a PING,
 /// so a start with Redis down fails with [`Error::Unavailable`] naming the URL without
 /// credentials), else SQLite at `options.sqlite_path` or `<data_dir>/memory.db` (creating

@@ -43,6 +43,8 @@ mod connection;
 mod errors;
 mod scripts;
 
+pub(crate) use scripts::{APPEND_HISTORY_LUA, PUT_STATE_LUA};
+
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -40,6 +40,37 @@ pub use schema::Hit;
 pub use search::{COUNT_CAP, SearchResults, SearchService};
 pub use shards::{IndexerOptions, ShardSet};
 
+/// How the indexer turns a record into a document, without its machinery (queue, commit
+/// chain, positions): for tools that measure or reproduce its writes. `bench/memory.rs`
+/// indexes the same documents through a bare Tantivy writer with it, to tell the shard
+/// writer's own cost from the schema's.
+#[derive(Debug, Clone, Copy)]
+pub struct Documents {
+    fields: schema::Fields,
+}
+
+impl Documents {
+    /// Every shard's schema, and the documents of it.
+    pub fn new() -> (tantivy::schema::Schema, Documents) {
+        let (schema, fields) = schema::Fields::schema();
+        (schema, Documents { fields })
+    }
+
+    /// The document of `record`, read from `source` (`topic/partition@offset`).
+    pub fn document(
+        &self,
+        record: &chatgptd_types::records::MemoryRecord,
+        source: &str,
+    ) -> tantivy::TantivyDocument {
+        self.fields.document(record, source)
+    }
+
+    /// The term a record's upsert deletes by.
+    pub fn id_term(&self, id: &str) -> tantivy::Term {
+        tantivy::Term::from_field_text(self.fields.id, id)
+    }
+}
+
 /// The directory of one topic's shards under an index root.
 pub fn topic_dir(index_root: &std::path::Path, topic: &str) -> std::path::PathBuf {
     index_root.join(topic)

@@ -19,9 +19,11 @@ use redis::Script;
 /// The id set remembers the last `window` (= 2 x cap) ids while the list keeps the last `cap`
 /// entries, so a redelivery of an entry trimmed not long ago is still recognised and ignored
 /// instead of coming back as the newest entry. Returns 1 when appended, 0 for a duplicate.
-pub(super) static APPEND_HISTORY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+pub(super) static APPEND_HISTORY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(APPEND_HISTORY_LUA));
+
+/// The Lua of [`APPEND_HISTORY`].
+pub(crate) const APPEND_HISTORY_LUA: &str = r"
 local id, entry = ARGV[1], ARGV[2]
 local cap, window, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if redis.call('ZSCORE', KEYS[2], id) then
@@ -54,17 +56,16 @@ else
   redis.call('PERSIST', KEYS[2])
 end
 return 1
-",
-    )
-});
+";
 
 /// Stores a state if its version is greater than the stored one.
 ///
 /// KEYS[1]: the state (hash with `version` and `value`). ARGV: version (decimal), value JSON,
 /// ttl ms. Returns 1 when stored, 0 when the stored version is not lower.
-pub(super) static PUT_STATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+pub(super) static PUT_STATE: LazyLock<Script> = LazyLock::new(|| Script::new(PUT_STATE_LUA));
+
+/// The Lua of [`PUT_STATE`].
+pub(crate) const PUT_STATE_LUA: &str = r"
 -- Compares two canonical decimal integers exactly (no doubles): -1, 0 or 1.
 local function compare(a, b)
   local a_negative, b_negative = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
@@ -94,9 +95,7 @@ else
   redis.call('PERSIST', KEYS[1])
 end
 return 1
-",
-    )
-});
+";
 
 /// Adds to a counter, setting the expiry only when this call created it.
 ///
