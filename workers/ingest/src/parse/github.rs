@@ -49,7 +49,8 @@ pub fn parse(envelope: Envelope<'_>) -> Result<Parsed, ParseError> {
 
     let mut event = new_event(
         Source::GitHub,
-        envelope,
+        envelope.raw,
+        envelope.received_at_ms,
         delivery_id,
         event_type,
         ticket_id,

@@ -42,7 +42,8 @@ pub fn parse(envelope: Envelope<'_>) -> Result<Parsed, ParseError> {
 
     let mut event = new_event(
         Source::Jira,
-        envelope,
+        envelope.raw,
+        envelope.received_at_ms,
         delivery_id,
         event_type,
         ticket_id,

@@ -78,6 +78,22 @@ impl ParseError {
         }
     }
 
+    /// The body is not UTF-8 or not JSON.
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        ParseError {
+            error: "malformed_json",
+            detail: detail.into(),
+        }
+    }
+
+    /// The body is JSON but not an object.
+    pub fn not_an_object() -> Self {
+        ParseError {
+            error: "invalid_payload",
+            detail: "the body is not a JSON object".into(),
+        }
+    }
+
     /// A required payload field is absent, empty or of the wrong type.
     pub fn missing_field(pointer: &str) -> Self {
         ParseError {
@@ -110,17 +126,12 @@ pub fn parse_body(
     received_at_ms: i64,
     servicenow_instance_url: &str,
 ) -> Result<Parsed, ParseError> {
-    let malformed = |detail: String| ParseError {
-        error: "malformed_json",
-        detail,
-    };
-    let raw = std::str::from_utf8(body).map_err(|_| malformed("the body is not UTF-8".into()))?;
-    let payload: Value = serde_json::from_str(raw).map_err(|err| malformed(err.to_string()))?;
+    let raw = std::str::from_utf8(body)
+        .map_err(|_| ParseError::malformed_json("the body is not UTF-8"))?;
+    let payload: Value =
+        serde_json::from_str(raw).map_err(|err| ParseError::malformed_json(err.to_string()))?;
     if !payload.is_object() {
-        return Err(ParseError {
-            error: "invalid_payload",
-            detail: "the body is not a JSON object".into(),
-        });
+        return Err(ParseError::not_an_object());
     }
     let envelope = Envelope {
         headers,
@@ -134,7 +145,8 @@ pub fn parse_body(
 /// A TicketEvent with its identity set and everything else empty.
 pub(crate) fn new_event(
     source: Source,
-    envelope: Envelope<'_>,
+    raw: &str,
+    received_at_ms: i64,
     delivery_id: String,
     event_type: String,
     ticket_id: String,
@@ -155,8 +167,8 @@ pub(crate) fn new_event(
         reporter: None,
         actor: None,
         url: None,
-        received_at_ms: envelope.received_at_ms,
-        raw_payload: envelope.raw.to_string(),
+        received_at_ms,
+        raw_payload: raw.to_string(),
     }
 }
 
@@ -181,7 +193,12 @@ pub(crate) fn text_at(value: &Value, pointer: &str) -> Option<String> {
 
 /// An id at a JSON pointer: a non-empty string, or a number (GitHub ids, some Jira ids).
 pub(crate) fn id_at(value: &Value, pointer: &str) -> Option<String> {
-    match value.pointer(pointer)? {
+    value.pointer(pointer).and_then(id_of)
+}
+
+/// An id: a non-empty string, trimmed, or a number.
+pub(crate) fn id_of(value: &Value) -> Option<String> {
+    match value {
         Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
         Value::Number(number) => Some(number.to_string()),
         _ => None,

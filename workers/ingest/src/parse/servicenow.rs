@@ -43,7 +43,8 @@ pub fn parse(envelope: Envelope<'_>, instance_url: &str) -> Result<Parsed, Parse
     let delivery_id = format!("{sys_id}:{updated_on}");
     let mut event = new_event(
         Source::ServiceNow,
-        envelope,
+        envelope.raw,
+        envelope.received_at_ms,
         delivery_id,
         event_type,
         sys_id.clone(),
