@@ -12,24 +12,41 @@
 //! `pull_request`, ...) are answered 200 and recorded in logs and metrics, nothing produced:
 //! a hook subscribed to more events than it needs must not fail its deliveries.
 
-use serde_json::Value;
+#[cfg(test)]
+mod agreement;
+#[cfg(test)]
+mod oracle;
+mod payload;
 
-use super::{Envelope, ParseError, Parsed, Ticket, header, id_at, new_event, text_at};
+use axum::http::HeaderMap;
+
+use super::lenient::Object;
+use super::{Envelope, ParseError, Parsed, Ticket, header, id_of, new_event};
 use crate::source::{GITHUB_DELIVERY_HEADER, GITHUB_EVENT_HEADER, Source};
 
-/// Parses a GitHub webhook.
+/// Parses a GitHub webhook from `envelope.raw`.
 pub fn parse(envelope: Envelope<'_>) -> Result<Parsed, ParseError> {
-    let delivery_id = header(envelope.headers, GITHUB_DELIVERY_HEADER)
+    parse_raw(envelope.headers, envelope.raw, envelope.received_at_ms)
+}
+
+/// Parses a GitHub webhook body, known to be UTF-8.
+pub(super) fn parse_raw(
+    headers: &HeaderMap,
+    raw: &str,
+    received_at_ms: i64,
+) -> Result<Parsed, ParseError> {
+    // The body first: malformed JSON is a `malformed_json` even without the headers.
+    let payload = payload::read(raw)?;
+    let delivery_id = header(headers, GITHUB_DELIVERY_HEADER)
         .ok_or_else(|| ParseError::missing_header("X-GitHub-Delivery"))?
         .to_string();
-    let event_name = header(envelope.headers, GITHUB_EVENT_HEADER)
+    let event_name = header(headers, GITHUB_EVENT_HEADER)
         .ok_or_else(|| ParseError::missing_header("X-GitHub-Event"))?;
-    let payload = envelope.payload;
-    let event_type = match text_at(payload, "/action") {
+    let event_type = match payload.action.trimmed() {
         Some(action) => format!("{event_name}.{action}"),
         None => event_name.to_string(),
     };
-    let Some(issue) = payload.get("issue").filter(|issue| issue.is_object()) else {
+    let Object(Some(issue)) = payload.issue else {
         if matches!(event_name, "issues" | "issue_comment") {
             return Err(ParseError::missing_field("issue"));
         }
@@ -38,52 +55,42 @@ pub fn parse(envelope: Envelope<'_>) -> Result<Parsed, ParseError> {
             event_type,
         });
     };
-    let ticket_id = text_at(issue, "/node_id")
-        .or_else(|| id_at(issue, "/id"))
+    let ticket_id = issue
+        .node_id
+        .trimmed()
+        .or_else(|| id_of(&issue.id))
         .ok_or_else(|| ParseError::missing_field("issue.node_id"))?;
-    let number =
-        id_at(issue, "/number").ok_or_else(|| ParseError::missing_field("issue.number"))?;
-    let repository = text_at(payload, "/repository/full_name")
-        .or_else(|| repository_from_url(issue))
+    let number = id_of(&issue.number).ok_or_else(|| ParseError::missing_field("issue.number"))?;
+    let repository = (payload.repository.0)
+        .and_then(|repository| repository.full_name.trimmed())
+        .or_else(|| repository_from_url(&issue.repository_url.trimmed()?))
         .ok_or_else(|| ParseError::missing_field("repository.full_name"))?;
 
     let mut event = new_event(
         Source::GitHub,
-        envelope.raw,
-        envelope.received_at_ms,
+        raw,
+        received_at_ms,
         delivery_id,
         event_type,
         ticket_id,
         format!("{repository}#{number}"),
     );
-    event.title = text_at(issue, "/title").unwrap_or_default();
-    event.description = issue
-        .get("body")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    event.status = text_at(issue, "/state");
-    event.labels = issue
-        .get("labels")
-        .and_then(Value::as_array)
-        .map(|labels| {
-            labels
-                .iter()
-                .filter_map(|label| text_at(label, "/name"))
-                .collect()
-        })
-        .unwrap_or_default();
+    event.title = issue.title.trimmed().unwrap_or_default();
+    event.description = issue.body.as_str().unwrap_or_default().to_string();
+    event.status = issue.state.trimmed();
+    event.labels = (issue.labels.0.into_iter().flatten())
+        .filter_map(|label| label.0?.name.trimmed())
+        .collect();
     event.priority = event.labels.iter().find_map(|label| label_priority(label));
-    event.reporter = text_at(issue, "/user/login");
-    event.actor = text_at(payload, "/sender/login");
-    event.url = text_at(issue, "/html_url");
+    event.reporter = issue.user.0.and_then(|user| user.login.trimmed());
+    event.actor = payload.sender.0.and_then(|sender| sender.login.trimmed());
+    event.url = issue.html_url.trimmed();
     let actor_ids = event.actor.iter().cloned().collect();
     Ok(Parsed::Ticket(Box::new(Ticket { event, actor_ids })))
 }
 
 /// `owner/repo` from the issue's `repository_url`, for payloads without `repository`.
-fn repository_from_url(issue: &Value) -> Option<String> {
-    let url = text_at(issue, "/repository_url")?;
+fn repository_from_url(url: &str) -> Option<String> {
     let (_, path) = url.split_once("/repos/")?;
     let mut parts = path.trim_end_matches('/').splitn(3, '/');
     let (owner, repo) = (parts.next()?, parts.next()?);
@@ -107,8 +114,6 @@ fn label_priority(label: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
@@ -125,13 +130,13 @@ mod tests {
 
     #[test]
     fn the_repository_can_come_from_the_issue() {
-        let issue =
-            json!({"repository_url": "https://api.github.com/repos/Codertocat/Hello-World"});
         assert_eq!(
-            repository_from_url(&issue).as_deref(),
+            repository_from_url("https://api.github.com/repos/Codertocat/Hello-World").as_deref(),
             Some("Codertocat/Hello-World")
         );
-        let bad = json!({"repository_url": "https://api.github.com/repos/only-owner"});
-        assert_eq!(repository_from_url(&bad), None);
+        assert_eq!(
+            repository_from_url("https://api.github.com/repos/only-owner"),
+            None
+        );
     }
 }

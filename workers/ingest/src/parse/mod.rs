@@ -1,10 +1,12 @@
-//! Payload to [`TicketEvent`]: one module per source. Payloads are read as
-//! `serde_json::Value` so unknown fields (Jira's site-specific custom fields) never fail a
-//! webhook; only what a TicketEvent needs is required.
+//! Payload to [`TicketEvent`]: one module per source. Jira and ServiceNow payloads are read
+//! as `serde_json::Value` so unknown fields (Jira's site-specific custom fields) never fail a
+//! webhook; GitHub's, mostly a `repository` it uses one field of, are read with [`lenient`]
+//! readers that skip what they do not use. Only what a TicketEvent needs is required.
 
 pub mod adf;
 pub mod github;
 pub mod jira;
+mod lenient;
 #[cfg(test)]
 mod proptests;
 pub mod servicenow;
@@ -31,7 +33,7 @@ pub fn event_id(source: Source, delivery_id: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct Envelope<'a> {
     pub headers: &'a HeaderMap,
-    /// The parsed body (a JSON object).
+    /// The parsed body (a JSON object), for Jira and ServiceNow; GitHub reads `raw`.
     pub payload: &'a Value,
     /// The body as received, kept in the event.
     pub raw: &'a str,
@@ -103,7 +105,7 @@ impl ParseError {
     }
 }
 
-/// Parses a payload of `source`.
+/// Parses a payload of `source`. GitHub's parser reads `envelope.raw`, not the `Value`.
 pub fn parse(
     source: Source,
     envelope: Envelope<'_>,
@@ -128,6 +130,9 @@ pub fn parse_body(
 ) -> Result<Parsed, ParseError> {
     let raw = std::str::from_utf8(body)
         .map_err(|_| ParseError::malformed_json("the body is not UTF-8"))?;
+    if let Source::GitHub = source {
+        return github::parse_raw(headers, raw, received_at_ms);
+    }
     let payload: Value =
         serde_json::from_str(raw).map_err(|err| ParseError::malformed_json(err.to_string()))?;
     if !payload.is_object() {

@@ -69,7 +69,7 @@ pub(crate) const FIXTURES: &[(Source, &str, &[u8])] = &[
 ];
 
 /// The headers a real sender of `source` sets (signatures are checked before parsing).
-fn sender_headers(source: Source, github_event: &str) -> HeaderMap {
+pub(super) fn sender_headers(source: Source, github_event: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     match source {
         Source::Jira => {
@@ -140,7 +140,7 @@ fn source() -> impl Strategy<Value = Source> {
     ]
 }
 
-fn text() -> impl Strategy<Value = String> {
+pub(super) fn text() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "\\PC{0,16}",
         1 => any::<String>(),
@@ -156,7 +156,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 /// Object keys: mostly the ones the parsers read, so random JSON reaches deep code.
-fn key() -> impl Strategy<Value = String> {
+pub(super) fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => proptest::sample::select(vec![
             "webhookEvent", "issue", "id", "key", "self", "fields", "summary", "description",
@@ -172,7 +172,7 @@ fn key() -> impl Strategy<Value = String> {
     ]
 }
 
-fn number() -> impl Strategy<Value = Value> {
+pub(super) fn number() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
@@ -184,7 +184,7 @@ fn number() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn json() -> impl Strategy<Value = Value> {
+pub(super) fn json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -202,7 +202,7 @@ fn json() -> impl Strategy<Value = Value> {
 
 /// Headers from what a sender sets, plus arbitrary names and values (any bytes a
 /// `HeaderValue` holds: obs-text, empty, spaces).
-fn headers() -> impl Strategy<Value = HeaderMap> {
+pub(super) fn headers() -> impl Strategy<Value = HeaderMap> {
     let name = prop_oneof![
         proptest::sample::select(vec![
             JIRA_DELIVERY_HEADER,
@@ -234,7 +234,7 @@ fn headers() -> impl Strategy<Value = HeaderMap> {
     })
 }
 
-fn github_event() -> impl Strategy<Value = &'static str> {
+pub(super) fn github_event() -> impl Strategy<Value = &'static str> {
     proptest::sample::select(vec![
         "issues",
         "issue_comment",
@@ -246,7 +246,7 @@ fn github_event() -> impl Strategy<Value = &'static str> {
 
 /// A change to a JSON payload at a random node.
 #[derive(Debug, Clone)]
-enum Edit {
+pub(super) enum Edit {
     /// The node replaced by another value.
     Replace(Index, Value),
     /// A key removed from an object node.
@@ -255,7 +255,7 @@ enum Edit {
     Insert(Index, String, Value),
 }
 
-fn edit() -> impl Strategy<Value = Edit> {
+pub(super) fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<Index>(), json()).prop_map(|(at, value)| Edit::Replace(at, value)),
         (any::<Index>(), any::<Index>()).prop_map(|(at, key)| Edit::Remove(at, key)),
@@ -282,7 +282,7 @@ fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
     out.push(at);
 }
 
-fn apply(payload: &mut Value, edit: Edit) {
+pub(super) fn apply(payload: &mut Value, edit: Edit) {
     let mut all = Vec::new();
     pointers(payload, String::new(), &mut all);
     match edit {
@@ -307,14 +307,14 @@ fn apply(payload: &mut Value, edit: Edit) {
 
 /// A change to the bytes of a payload.
 #[derive(Debug, Clone)]
-enum ByteEdit {
+pub(super) enum ByteEdit {
     FlipBit(Index, u8),
     SetByte(Index, u8),
     Truncate(Index),
     Insert(Index, Vec<u8>),
 }
 
-fn byte_edit() -> impl Strategy<Value = ByteEdit> {
+pub(super) fn byte_edit() -> impl Strategy<Value = ByteEdit> {
     prop_oneof![
         (any::<Index>(), 0u8..8).prop_map(|(at, bit)| ByteEdit::FlipBit(at, bit)),
         (
@@ -334,7 +334,7 @@ fn byte_edit() -> impl Strategy<Value = ByteEdit> {
     ]
 }
 
-fn apply_bytes(body: &mut Vec<u8>, edit: ByteEdit) {
+pub(super) fn apply_bytes(body: &mut Vec<u8>, edit: ByteEdit) {
     let len = body.len();
     if len == 0 && !matches!(edit, ByteEdit::Insert(..)) {
         return;
