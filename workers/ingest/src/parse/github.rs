@@ -17,6 +17,8 @@ mod agreement;
 #[cfg(test)]
 mod oracle;
 mod payload;
+#[cfg(test)]
+mod speed;
 
 use axum::http::HeaderMap;
 
