@@ -97,14 +97,11 @@ async fn fill(brokers: &str, topic: &str, records: usize, keys: usize) {
     }
 }
 
-fn end_offset_sum(brokers: &str, topic: &str, partitions: i32) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
+/// Sums the ends (high watermarks) of `topic`'s partitions.
+fn end_offset_sum(client: &BaseConsumer, topic: &str, partitions: i32) -> i64 {
     (0..partitions)
         .map(|p| {
-            consumer
+            client
                 .fetch_watermarks(topic, p, Duration::from_secs(5))
                 .map(|(_, high)| high)
                 .unwrap_or(0)
@@ -113,13 +110,20 @@ fn end_offset_sum(brokers: &str, topic: &str, partitions: i32) -> i64 {
 }
 
 /// Waits until `topic` holds at least `expected` records; returns how many it holds then.
+/// One client for every check: a client made per check (threads, a connection, metadata)
+/// would take CPU from the runtime being measured, which the raw loop never pays.
 async fn wait_for_outputs(brokers: &str, topic: &str, partitions: i32, expected: i64) -> i64 {
+    let client: std::sync::Arc<BaseConsumer> = std::sync::Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .create()
+            .unwrap(),
+    );
     loop {
-        let (brokers, topic) = (brokers.to_string(), topic.to_string());
-        let done =
-            tokio::task::spawn_blocking(move || end_offset_sum(&brokers, &topic, partitions))
-                .await
-                .unwrap();
+        let (client, topic) = (client.clone(), topic.to_string());
+        let done = tokio::task::spawn_blocking(move || end_offset_sum(&client, &topic, partitions))
+            .await
+            .unwrap();
         if done >= expected {
             return done;
         }

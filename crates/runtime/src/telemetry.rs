@@ -104,6 +104,37 @@ impl ApiRequest<'_> {
     }
 }
 
+/// One worker's counter of `name` per topic, each looked up once: `metrics::counter!` per
+/// record costs label allocations and a registry search, a few percent of a record's time.
+pub(crate) struct TopicCounters {
+    name: &'static str,
+    worker: String,
+    by_topic: std::sync::Mutex<HashMap<String, metrics::Counter>>,
+}
+
+impl TopicCounters {
+    pub(crate) fn new(name: &'static str, worker: &str) -> TopicCounters {
+        TopicCounters {
+            name,
+            worker: worker.to_string(),
+            by_topic: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds one to `topic`'s counter.
+    pub(crate) fn increment(&self, topic: &str) {
+        let mut by_topic = self.by_topic.lock().unwrap_or_else(|p| p.into_inner());
+        match by_topic.get(topic) {
+            Some(counter) => counter.increment(1),
+            None => {
+                let counter = metrics::counter!(self.name, "worker" => self.worker.clone(), "topic" => topic.to_string());
+                counter.increment(1);
+                by_topic.insert(topic.to_string(), counter);
+            }
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Stats {
     #[serde(default)]

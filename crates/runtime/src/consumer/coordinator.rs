@@ -172,7 +172,6 @@ struct Inner {
 
 /// See the module docs.
 pub(crate) struct Coordinator {
-    worker: String,
     max_in_flight: usize,
     /// Same-key records wait for each other; false gives every record a lane of its own.
     ordered_by_key: bool,
@@ -185,6 +184,15 @@ pub(crate) struct Coordinator {
     /// the consumer owns its context, which holds this, and tasks must never keep a closed
     /// consumer alive.
     consumer: OnceLock<Weak<BaseConsumer<RuntimeContext>>>,
+    /// Looked up once: they are set every polling round.
+    gauges: Gauges,
+}
+
+/// The worker's partition gauges.
+struct Gauges {
+    in_flight: metrics::Gauge,
+    paused: metrics::Gauge,
+    stopped: metrics::Gauge,
 }
 
 impl Coordinator {
@@ -195,13 +203,17 @@ impl Coordinator {
         stopped_readiness: Readiness,
     ) -> Self {
         let coordinator = Coordinator {
-            worker: worker.to_string(),
             max_in_flight,
             ordered_by_key,
             inner: Mutex::new(Inner::default()),
             completed: Condvar::new(),
             stopped_readiness,
             consumer: OnceLock::new(),
+            gauges: Gauges {
+                in_flight: metrics::gauge!(metric::IN_FLIGHT, "worker" => worker.to_string()),
+                paused: metrics::gauge!(metric::PAUSED_PARTITIONS, "worker" => worker.to_string()),
+                stopped: metrics::gauge!(metric::STOPPED_PARTITIONS, "worker" => worker.to_string()),
+            },
         };
         coordinator.report_stopped(&coordinator.lock());
         coordinator
@@ -519,16 +531,15 @@ impl Coordinator {
     }
 
     fn report_gauges(&self, inner: &Inner) {
-        let labels = [("worker", self.worker.clone())];
-        metrics::gauge!(metric::IN_FLIGHT, &labels).set(inner.in_flight as f64);
+        self.gauges.in_flight.set(inner.in_flight as f64);
         let paused = inner.partitions.values().filter(|a| a.state.paused).count();
-        metrics::gauge!(metric::PAUSED_PARTITIONS, &labels).set(paused as f64);
+        self.gauges.paused.set(paused as f64);
         let stopped = inner
             .partitions
             .values()
             .filter(|a| a.stopped.is_some())
             .count();
-        metrics::gauge!(metric::STOPPED_PARTITIONS, &labels).set(stopped as f64);
+        self.gauges.stopped.set(stopped as f64);
     }
 
     fn report_stopped(&self, inner: &Inner) {

@@ -22,7 +22,7 @@ use crate::processor::{
     Decode, ErrorKind, Incoming, OutputRecord, ProcessError, Processor, RecordMeta, StartAt,
 };
 use crate::producer::Producer;
-use crate::telemetry::metric;
+use crate::telemetry::{TopicCounters, metric};
 
 /// The longest `Retry-After` an unavailable dependency is waited for at once; a longer ask
 /// is probably a mistake, and asking again costs one request.
@@ -46,6 +46,8 @@ pub(crate) struct RecordHandler<P: Processor> {
     pub coordinator: Arc<Coordinator>,
     /// Looked up once: a lookup per record costs a key allocation and a map search.
     pub processing_seconds: metrics::Histogram,
+    pub records_in: TopicCounters,
+    pub records_out: TopicCounters,
 }
 
 impl<P: Processor> RecordHandler<P> {
@@ -130,8 +132,7 @@ impl<P: Processor> RecordHandler<P> {
         meta: RecordMeta,
         cancel: &CancellationToken,
     ) -> Outcome {
-        metrics::counter!(metric::RECORDS_IN, "worker" => self.worker.clone(), "topic" => meta.topic.clone())
-            .increment(1);
+        self.records_in.increment(&meta.topic);
         let trace = meta.trace;
         let payload = message.payload().unwrap_or_default();
         let value = match <P::Input as Decode>::decode(&self.codec, payload) {
@@ -263,8 +264,7 @@ impl<P: Processor> RecordHandler<P> {
             }
         })?;
         for output in &outputs {
-            metrics::counter!(metric::RECORDS_OUT, "worker" => self.worker.clone(), "topic" => output.topic.clone())
-                .increment(1);
+            self.records_out.increment(&output.topic);
         }
         Ok(())
     }

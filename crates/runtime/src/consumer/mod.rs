@@ -89,14 +89,14 @@ impl<P: Processor> ConsumerRuntime<P> {
         if let Some(warning) = options.poll_interval_warning() {
             warn!(worker, "{warning}");
         }
+        // Handles kept by the runtime bind to the recorder installed when they are made.
+        crate::telemetry::install_prometheus();
         let coordinator = Arc::new(Coordinator::new(
             worker,
             options.max_in_flight_per_partition,
             processor.ordered_by_key(),
             context.health.register(format!("partitions:{worker}")),
         ));
-        // Handles kept by the runtime bind to the recorder installed when they are made.
-        crate::telemetry::install_prometheus();
         let handler = Arc::new(RecordHandler {
             worker: worker.to_string(),
             processor,
@@ -105,6 +105,14 @@ impl<P: Processor> ConsumerRuntime<P> {
             options,
             coordinator,
             processing_seconds: metrics::histogram!(crate::telemetry::metric::PROCESSING_SECONDS, "worker" => worker.to_string()),
+            records_in: crate::telemetry::TopicCounters::new(
+                crate::telemetry::metric::RECORDS_IN,
+                worker,
+            ),
+            records_out: crate::telemetry::TopicCounters::new(
+                crate::telemetry::metric::RECORDS_OUT,
+                worker,
+            ),
         });
         let readiness = context.health.register(format!("consumer:{worker}"));
         Ok(ConsumerRuntime {
