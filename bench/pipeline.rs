@@ -46,7 +46,7 @@ use chatgptd_types::Secrets;
 use chatgptd_types::topics::TopicsFile;
 use chatgptd_worker_enrich::EnrichOptions;
 use chatgptd_worker_ingest::Source;
-use chatgptd_worker_ingest::parse::{self, Envelope, Parsed};
+use chatgptd_worker_ingest::parse::{self, Parsed};
 use chatgptd_worker_ingest::signature::sign_hex;
 use chatgptd_worker_ingest::source::route;
 use hdrhistogram::Histogram;
@@ -394,15 +394,14 @@ async fn inline(
             HeaderValue::from_str(&webhook.delivery_id).expect("header"),
         );
         headers.insert("x-github-event", HeaderValue::from_static("issues"));
-        let raw = std::str::from_utf8(&webhook.body).expect("UTF-8");
-        let payload: Value = serde_json::from_str(raw).expect("JSON");
-        let envelope = Envelope {
-            headers: &headers,
-            payload: &payload,
-            raw,
-            received_at_ms: chatgptd_types::now_ms(),
-        };
-        let Ok(Parsed::Ticket(ticket)) = parse::parse(Source::GitHub, envelope, "") else {
+        let parsed = parse::parse_body(
+            Source::GitHub,
+            &headers,
+            &webhook.body,
+            chatgptd_types::now_ms(),
+            "",
+        );
+        let Ok(Parsed::Ticket(ticket)) = parsed else {
             panic!("the payload is a ticket");
         };
         let event = ticket.event;
