@@ -109,3 +109,81 @@ async fn search_answers_while_one_full_copy_replica_is_down() {
     let b_url = &urls[a_url.len() + 1..];
     assert!(err.contains(&a_url) && err.contains(b_url), "{err}");
 }
+
+/// A stand-in indexer on 127.0.0.1 answering `GET /search` with `status` and `body`, counting
+/// the searches it gets.
+async fn stub(
+    status: u16,
+    body: serde_json::Value,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().route(
+        "/search",
+        axum::routing::get(move || {
+            let (counted, body) = (counted.clone(), body.clone());
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let status = axum::http::StatusCode::from_u16(status).unwrap();
+                (status, axum::Json(body))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+/// What fails a search over to the next replica: a replica's error (5xx, an answer that is
+/// not results) does, a refused query (400) does not, and the next search starts at the
+/// replica that answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_error_fails_over_and_a_refused_query_does_not() {
+    use std::sync::atomic::Ordering;
+    let results =
+        serde_json::json!({"total": 3, "hits": [], "offset": 0, "limit": 10, "shards": 1});
+    let (broken, broken_hits) = stub(500, serde_json::json!({"error": "boom"})).await;
+    let (garbled, garbled_hits) = stub(200, serde_json::json!({"not": "results"})).await;
+    let (healthy, healthy_hits) = stub(200, results).await;
+    let remote = chatgptd_search::Remote::new(
+        chatgptd_testkit::http_client(),
+        &format!("{broken},{garbled},{healthy}"),
+    )
+    .unwrap();
+    let retriever = Retriever::Remote(std::sync::Arc::new(remote));
+
+    assert_eq!(total(&retriever).await, Some(Ok(3)));
+    assert_eq!(total(&retriever).await, Some(Ok(3)));
+    let counts =
+        || [&broken_hits, &garbled_hits, &healthy_hits].map(|hits| hits.load(Ordering::SeqCst));
+    assert_eq!(
+        counts(),
+        [1, 1, 2],
+        "the second search started at the replica that answered"
+    );
+
+    let (refusing, refusing_hits) = stub(
+        400,
+        serde_json::json!({"error": "invalid_query", "detail": "bad syntax"}),
+    )
+    .await;
+    let remote = chatgptd_search::Remote::new(
+        chatgptd_testkit::http_client(),
+        &format!("{refusing},{healthy}"),
+    )
+    .unwrap();
+    let retriever = Retriever::Remote(std::sync::Arc::new(remote));
+    let refused = retriever.search(SearchQuery::default()).await.unwrap();
+    assert!(
+        matches!(&refused, Err(chatgptd_search::Error::Query(detail)) if detail == "bad syntax"),
+        "{refused:?}"
+    );
+    assert_eq!(refusing_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        healthy_hits.load(Ordering::SeqCst),
+        2,
+        "a refused query is not asked again elsewhere"
+    );
+}

@@ -79,7 +79,10 @@ impl std::fmt::Debug for Retriever {
         match self {
             Retriever::None => f.write_str("None"),
             Retriever::Local(_) => f.write_str("Local"),
-            Retriever::Remote(remote) => write!(f, "Remote({})", remote.base_urls.join(",")),
+            Retriever::Remote(remote) => {
+                let urls: Vec<String> = remote.base_urls.iter().map(|u| redacted(u)).collect();
+                write!(f, "Remote({})", urls.join(","))
+            }
         }
     }
 }
@@ -161,13 +164,16 @@ async fn remote_search(
         params.push(("knowledge", "true".to_string()));
     }
     let url = format!("{base_url}/search");
-    let unavailable = |err: String| Error::Index(format!("{url}: {err}"));
+    // Errors are logged and answered: they name the replica without credentials, and
+    // reqwest's own URL (with the query, the prompt's words) is left out of them.
+    let shown = redacted(&url);
+    let unavailable = |err: String| Error::Index(format!("{shown}: {err}"));
     let response = client
         .get(&url)
         .query(&params)
         .send()
         .await
-        .map_err(|err| unavailable(err.to_string()))?;
+        .map_err(|err| unavailable(err.without_url().to_string()))?;
     let status = response.status();
     if status == reqwest::StatusCode::BAD_REQUEST {
         let body: serde_json::Value = response.json().await.unwrap_or_default();
@@ -184,7 +190,19 @@ async fn remote_search(
     response
         .json()
         .await
-        .map_err(|err| unavailable(err.to_string()))
+        .map_err(|err| unavailable(err.without_url().to_string()))
+}
+
+/// `url` without the user name and password it may carry, for logs and errors.
+fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -199,5 +217,17 @@ mod tests {
         );
         assert_eq!(base_urls("http://a:8080"), ["http://a:8080"]);
         assert!(base_urls(" , ").is_empty());
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_not_shown() {
+        assert_eq!(
+            redacted("http://reader:s3cret@indexer:8080/search"),
+            "http://indexer:8080/search"
+        );
+        assert_eq!(
+            redacted("http://indexer:8080/search"),
+            "http://indexer:8080/search"
+        );
     }
 }

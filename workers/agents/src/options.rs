@@ -46,7 +46,8 @@ pub struct AgentsOptions {
     /// An indexer's base URL (`http://indexer:8080`) to find relevant memory through its
     /// `/search` when this process has no index of its own; empty uses the local index if
     /// there is one. Indexer replicas that each keep a full copy are listed with commas:
-    /// a search goes to the first that answers.
+    /// a search goes to the one that answered last, and on to the next when it does not
+    /// answer.
     pub search_url: String,
     /// The environment variable holding an API token (with `read`) sent to `search_url`;
     /// empty sends none.
