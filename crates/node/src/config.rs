@@ -378,6 +378,28 @@ mod tests {
         });
     }
 
+    /// docker-compose's full-copy indexers: a group id of its own per replica, and the
+    /// workers' list of replicas, both from the environment.
+    #[test]
+    fn compose_configures_search_replicas_from_the_environment() {
+        Jail::expect_with(|jail| {
+            let urls = "http://indexer:8080,http://indexer-b:8080";
+            jail.set_env("CHATGPTD_AGENTS__SEARCH_URL", urls);
+            jail.set_env("CHATGPTD_ENRICH__SEARCH_URL", urls);
+            jail.set_env("CHATGPTD_INDEXER__CONSUMER__GROUP_ID", "chatgptd-indexer-b");
+            let loaded = load(None, &Overrides::default()).unwrap();
+            assert_eq!(loaded.config.agents.search_url, urls);
+            assert_eq!(loaded.config.enrich.search_url, urls);
+            let consumer = &loaded.config.indexer.consumer;
+            assert_eq!(consumer.group_id, "chatgptd-indexer-b");
+            assert_eq!(
+                consumer.max_in_flight_per_partition, 4096,
+                "the rest stays default"
+            );
+            Ok(())
+        });
+    }
+
     #[test]
     fn the_readme_demo_configures_ingest_from_the_environment() {
         Jail::expect_with(|jail| {
