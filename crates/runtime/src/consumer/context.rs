@@ -160,6 +160,7 @@ impl ConsumerContext for RuntimeContext {
                 if self.offset_reset == OffsetReset::Error {
                     offsets::start_uncommitted_at_beginning(consumer, &self.worker, partitions);
                 }
+                self.coordinator.forget_stale(partitions);
                 let queues = self.split_queues(partitions);
                 let assigned = if cooperative {
                     consumer.incremental_assign(partitions)
