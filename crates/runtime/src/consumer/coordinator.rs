@@ -170,6 +170,16 @@ struct Inner {
     draining: usize,
 }
 
+impl Inner {
+    /// Drops a partition's entry, if any: its tasks stop and its records leave the count.
+    fn forget(&mut self, partition: &TopicPartition) {
+        if let Some(entry) = self.partitions.remove(partition) {
+            entry.cancel.cancel();
+            self.in_flight -= entry.state.in_flight().min(self.in_flight);
+        }
+    }
+}
+
 /// See the module docs.
 pub(crate) struct Coordinator {
     max_in_flight: usize,
@@ -237,6 +247,18 @@ impl Coordinator {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Forgets what an earlier assignment of `partitions` left behind (one whose revoke never
+    /// came, as when applying it failed): its tasks stop. Called before the partitions' queues
+    /// are split again, because dropping the old queue handle turns off the non-empty callback
+    /// of the queue the new handle shares, and the partition would then be read only on the
+    /// polling thread's round.
+    pub fn forget_stale(&self, partitions: &TopicPartitionList) {
+        let mut inner = self.lock();
+        for element in partitions.elements() {
+            inner.forget(&(element.topic().to_string(), element.partition()));
+        }
+    }
+
     /// Partitions were assigned to this member (and the assignment applied): each starts
     /// afresh, unpaused.
     ///
@@ -247,22 +269,6 @@ impl Coordinator {
     /// (a no-op for one that was not paused). Only the partitions named: under the
     /// cooperative protocol the ones kept across the rebalance keep their live state.
     /// `queues` are the partitions' own queues, split off before the assignment was applied.
-    /// Forgets what an earlier assignment of `partitions` left behind (one whose revoke never
-    /// came, as when applying it failed): its tasks stop. Called before the partitions' queues
-    /// are split again, because dropping the old queue handle turns off the non-empty callback
-    /// of the queue the new handle shares, and the partition would then be read only on the
-    /// polling thread's round.
-    pub fn forget_stale(&self, partitions: &TopicPartitionList) {
-        let mut inner = self.lock();
-        for element in partitions.elements() {
-            let key = (element.topic().to_string(), element.partition());
-            if let Some(stale) = inner.partitions.remove(&key) {
-                stale.cancel.cancel();
-                inner.in_flight -= stale.state.in_flight().min(inner.in_flight);
-            }
-        }
-    }
-
     pub fn assign(
         &self,
         consumer: &BaseConsumer<RuntimeContext>,
@@ -284,11 +290,8 @@ impl Coordinator {
                 error!(%err, topic = %key.0, partition = key.1, "could not resume a newly assigned partition; it may stay paused");
                 state.paused = true;
             }
-            // A stale entry [`forget_stale`](Self::forget_stale) did not see: its tasks stop.
-            if let Some(stale) = inner.partitions.remove(&key) {
-                stale.cancel.cancel();
-                inner.in_flight -= stale.state.in_flight().min(inner.in_flight);
-            }
+            // A stale entry [`forget_stale`](Self::forget_stale) did not see.
+            inner.forget(&key);
             inner.partitions.insert(
                 key,
                 Assigned {
