@@ -219,7 +219,7 @@ impl Stack {
     }
 
     /// Where `worker`'s prompts find relevant memory: an indexer's `/search` when
-    /// `search_url` is set (several replicas separated by commas: the first that answers),
+    /// `search_url` is set (several replicas separated by commas: see [`Remote`]),
     /// with the API token in the secret `token_env` if named; else this process's index (its
     /// own, or one in the data directory).
     pub fn retriever(&self, worker: &str, search_url: &str, token_env: &str) -> Retriever {
