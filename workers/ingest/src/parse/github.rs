@@ -23,20 +23,11 @@ mod speed;
 use axum::http::HeaderMap;
 
 use super::lenient::Object;
-use super::{Envelope, ParseError, Parsed, Ticket, header, id_of, new_event};
+use super::{ParseError, Parsed, Ticket, header, id_of, new_event};
 use crate::source::{GITHUB_DELIVERY_HEADER, GITHUB_EVENT_HEADER, Source};
 
-/// Parses a GitHub webhook from `envelope.raw`.
-pub fn parse(envelope: Envelope<'_>) -> Result<Parsed, ParseError> {
-    parse_raw(envelope.headers, envelope.raw, envelope.received_at_ms)
-}
-
 /// Parses a GitHub webhook body, known to be UTF-8.
-pub(super) fn parse_raw(
-    headers: &HeaderMap,
-    raw: &str,
-    received_at_ms: i64,
-) -> Result<Parsed, ParseError> {
+pub fn parse(headers: &HeaderMap, raw: &str, received_at_ms: i64) -> Result<Parsed, ParseError> {
     // The body first: malformed JSON is a `malformed_json` even without the headers.
     let payload = payload::read(raw)?;
     let delivery_id = header(headers, GITHUB_DELIVERY_HEADER)

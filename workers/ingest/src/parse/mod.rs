@@ -114,7 +114,7 @@ pub fn parse(
     match source {
         Source::Jira => jira::parse(envelope),
         Source::ServiceNow => servicenow::parse(envelope, servicenow_instance_url),
-        Source::GitHub => github::parse(envelope),
+        Source::GitHub => github::parse(envelope.headers, envelope.raw, envelope.received_at_ms),
     }
 }
 
@@ -131,7 +131,7 @@ pub fn parse_body(
     let raw = std::str::from_utf8(body)
         .map_err(|_| ParseError::malformed_json("the body is not UTF-8"))?;
     if let Source::GitHub = source {
-        return github::parse_raw(headers, raw, received_at_ms);
+        return github::parse(headers, raw, received_at_ms);
     }
     let payload: Value =
         serde_json::from_str(raw).map_err(|err| ParseError::malformed_json(err.to_string()))?;

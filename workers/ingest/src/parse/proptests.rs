@@ -334,7 +334,16 @@ pub(super) fn byte_edit() -> impl Strategy<Value = ByteEdit> {
     ]
 }
 
-pub(super) fn apply_bytes(body: &mut Vec<u8>, edit: ByteEdit) {
+/// `body` with `edits` applied in turn.
+pub(super) fn mangled(body: &[u8], edits: Vec<ByteEdit>) -> Vec<u8> {
+    let mut body = body.to_vec();
+    for edit in edits {
+        apply_bytes(&mut body, edit);
+    }
+    body
+}
+
+fn apply_bytes(body: &mut Vec<u8>, edit: ByteEdit) {
     let len = body.len();
     if len == 0 && !matches!(edit, ByteEdit::Insert(..)) {
         return;
@@ -484,10 +493,7 @@ proptest! {
         headers in headers(),
         real_headers in any::<bool>(),
     ) {
-        let mut body = body.to_vec();
-        for edit in edits {
-            apply_bytes(&mut body, edit);
-        }
+        let body = mangled(body, edits);
         let headers = if real_headers { sender_headers(source, "issues") } else { headers };
         parse_and_check(source, &headers, &body).ok();
     }

@@ -7,8 +7,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::super::proptests::{
-    apply, apply_bytes, byte_edit, edit, github_event, headers, json, key, number, sender_headers,
-    text,
+    apply, byte_edit, edit, github_event, headers, json, key, mangled, number, sender_headers, text,
 };
 use super::super::{Parsed, parse_body};
 use super::oracle;
@@ -372,10 +371,7 @@ proptest! {
         headers in headers(),
         real_headers in any::<bool>(),
     ) {
-        let mut body = FIXTURE.to_vec();
-        for edit in edits {
-            apply_bytes(&mut body, edit);
-        }
+        let body = mangled(FIXTURE, edits);
         let headers = if real_headers { issues() } else { headers };
         agree(&headers, &body).ok();
     }

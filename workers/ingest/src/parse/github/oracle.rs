@@ -29,7 +29,7 @@ pub(crate) fn parse_body(
     })
 }
 
-/// Parses a GitHub webhook: the parser before [`super::parse_raw`], verbatim.
+/// Parses a GitHub webhook: the parser before [`super::parse`], verbatim.
 pub fn parse(envelope: Envelope<'_>) -> Result<Parsed, ParseError> {
     let delivery_id = header(envelope.headers, GITHUB_DELIVERY_HEADER)
         .ok_or_else(|| ParseError::missing_header("X-GitHub-Delivery"))?
