@@ -190,34 +190,31 @@ async fn index_through_shards(
     elapsed
 }
 
-/// The baseline: the same documents straight into one Tantivy writer, one commit per batch.
-fn index_bare(dir: &std::path::Path, count: usize, commit_every: usize) -> Duration {
+/// What a bare Tantivy baseline writes.
+#[derive(Clone, Copy)]
+enum Bare {
+    /// Each record's text and id: a two-field document.
+    TwoFields,
+    /// The indexer's own documents (its schema: stemming, positions, every stored field),
+    /// upserted by id: what the documents cost without the shard writer's queue, commit
+    /// chain and waiting tasks.
+    IndexerDocuments,
+}
+
+/// The bench's records straight into one Tantivy writer under `dir`, one commit per batch.
+/// Returns records/s.
+fn index_bare(dir: &std::path::Path, count: usize, commit_every: usize, bare: Bare) -> f64 {
     let mut builder = tantivy::schema::Schema::builder();
     let text = builder.add_text_field("text", tantivy::schema::TEXT | tantivy::schema::STORED);
     let id = builder.add_text_field("id", tantivy::schema::STRING | tantivy::schema::STORED);
-    let index = tantivy::Index::create_in_dir(dir, builder.build()).unwrap();
-    let mut writer: tantivy::IndexWriter =
-        index.writer_with_num_threads(1, 32 * 1024 * 1024).unwrap();
-    let mut rng = StdRng::seed_from_u64(7);
-    let started = Instant::now();
-    for i in 0..count {
-        let r = record(&mut rng, i);
-        writer
-            .add_document(tantivy::doc!(text => r.text, id => r.id))
-            .unwrap();
-        if (i + 1) % commit_every == 0 {
-            writer.commit().unwrap();
+    let (schema, documents) = match bare {
+        Bare::TwoFields => (builder.build(), None),
+        Bare::IndexerDocuments => {
+            let (schema, documents) = chatgptd_search::Documents::new();
+            (schema, Some(documents))
         }
-    }
-    writer.commit().unwrap();
-    started.elapsed()
-}
-
-/// The same documents as the shard writer writes them (its schema: stemming, positions, every
-/// stored field; an upsert by id), straight into one Tantivy writer, one commit per batch:
-/// what the schema costs, without the shard writer's queue, commit chain and waiting tasks.
-fn index_bare_same_documents(dir: &std::path::Path, count: usize, commit_every: usize) -> Duration {
-    let (schema, documents) = chatgptd_search::Documents::new();
+    };
+    std::fs::create_dir_all(dir).unwrap();
     let index = tantivy::Index::create_in_dir(dir, schema).unwrap();
     let mut writer: tantivy::IndexWriter =
         index.writer_with_num_threads(1, 32 * 1024 * 1024).unwrap();
@@ -225,17 +222,20 @@ fn index_bare_same_documents(dir: &std::path::Path, count: usize, commit_every: 
     let started = Instant::now();
     for i in 0..count {
         let r = record(&mut rng, i);
-        writer.delete_term(documents.id_term(&r.id));
-        let source = format!("{TOPIC}/0@{i}");
-        writer
-            .add_document(documents.document(&r, &source))
-            .unwrap();
+        let document = match &documents {
+            None => tantivy::doc!(text => r.text, id => r.id),
+            Some(documents) => {
+                writer.delete_term(documents.id_term(&r.id));
+                documents.document(&r, &format!("{TOPIC}/0@{i}"))
+            }
+        };
+        writer.add_document(document).unwrap();
         if (i + 1) % commit_every == 0 {
             writer.commit().unwrap();
         }
     }
     writer.commit().unwrap();
-    started.elapsed()
+    count as f64 / started.elapsed().as_secs_f64()
 }
 
 fn queries(count: usize) -> Vec<SearchQuery> {
@@ -254,37 +254,6 @@ fn queries(count: usize) -> Vec<SearchQuery> {
 
 fn percentile(histogram: &Histogram<u64>, q: f64) -> f64 {
     histogram.value_at_quantile(q) as f64 / 1000.0
-}
-
-async fn redis_benchmark_set(redis: &RedisServer) -> f64 {
-    let port = redis.port().to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("redis-benchmark")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-t",
-                "set",
-                "-n",
-                "200000",
-                "-P",
-                "16",
-                "-q",
-            ])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("redis-benchmark (Debian package redis-tools)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    // "SET: 123456.79 requests per second, p50=..."
-    text.split(['\r', '\n'])
-        .filter_map(|line| line.strip_prefix("SET: "))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-        .next_back()
-        .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"))
 }
 
 /// `redis-benchmark` running `args` 16 deep: its requests per second.
@@ -317,13 +286,13 @@ async fn redis_benchmark(redis: &RedisServer, args: Vec<String>) -> f64 {
         .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"))
 }
 
+/// The expiry the scripts set in the ceiling run: the memory's default (30 days), in ms.
+const TTL_MS: &str = "2592000000";
+
 /// What Redis itself does with the memory writer's two scripts: each run by `redis-benchmark`
 /// (50 connections, 16 deep) on random owners, with an entry and a state the size of the
 /// bench's records and an expiry as the writer sets one. Returns records/s (one of each
 /// script per record).
-/// The expiry the scripts set in the ceiling run: the memory's default (30 days), in ms.
-const TTL_MS: &str = "2592000000";
-
 async fn redis_benchmark_scripts(redis: &RedisServer) -> f64 {
     let entry = serde_json::json!({
         "id": "r__rand_int__", "role": "user", "at_ms": 1_700_000_000_000_i64,
@@ -496,23 +465,13 @@ async fn main() {
 
     println!("# 1. indexing {index_records} records, a commit every 10000");
     let dir = tempfile::tempdir().unwrap();
-    let bare = tokio::task::spawn_blocking({
-        let path = dir.path().join("bare");
-        std::fs::create_dir_all(&path).unwrap();
-        move || index_bare(&path, index_records, 10_000)
-    })
-    .await
-    .unwrap();
-    let bare_rate = index_records as f64 / bare.as_secs_f64();
+    let bare_at = |name: &str, bare: Bare| {
+        let path = dir.path().join(name);
+        tokio::task::spawn_blocking(move || index_bare(&path, index_records, 10_000, bare))
+    };
+    let bare_rate = bare_at("bare", Bare::TwoFields).await.unwrap();
     println!("bare tantivy (1 writer):            {bare_rate:>10.0} records/s");
-    let same = tokio::task::spawn_blocking({
-        let path = dir.path().join("same");
-        std::fs::create_dir_all(&path).unwrap();
-        move || index_bare_same_documents(&path, index_records, 10_000)
-    })
-    .await
-    .unwrap();
-    let same_rate = index_records as f64 / same.as_secs_f64();
+    let same_rate = bare_at("same", Bare::IndexerDocuments).await.unwrap();
     println!(
         "bare tantivy, the indexer's documents: {same_rate:>7.0} records/s (its schema, upsert by id)"
     );
@@ -581,7 +540,8 @@ async fn main() {
 
     println!("\n# 3. Redis writes: the memory writer vs redis-benchmark on the same server");
     let redis = RedisServer::start().await;
-    let baseline = redis_benchmark_set(&redis).await;
+    let set = ["-t", "set", "-n", "200000"].map(String::from).to_vec();
+    let baseline = redis_benchmark(&redis, set).await;
     println!("redis-benchmark -t set -P 16:       {baseline:>10.0} SET/s");
     let ceiling = redis_benchmark_scripts(&redis).await;
     println!(
