@@ -30,8 +30,6 @@ struct Driver(Child);
 
 impl Browser {
     /// Starts chromedriver on a free port and opens a headless browser with a fresh profile.
-    /// A chromedriver that exits before it answers (its port, free when chosen, was taken
-    /// since by another test's process) is started again on another port.
     pub async fn start() -> Browser {
         for binary in [CHROMEDRIVER, CHROMIUM] {
             assert!(
@@ -39,8 +37,22 @@ impl Browser {
                 "{binary} is missing: `apt-get install chromium chromium-driver` (.ci/run does)"
             );
         }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own group: the browsers it starts are in it, and die with it.
+            .process_group(0)
+            .spawn()
+            .expect("start chromedriver");
+        let driver = Driver(driver);
         let profile = tempfile::tempdir().unwrap();
-        let log = profile.path().join("chromedriver.log");
+        let url = format!("http://127.0.0.1:{port}");
         let capabilities = json!({
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
@@ -48,55 +60,30 @@ impl Browser {
                     "--no-sandbox", "--disable-gpu", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--headless=new", "--disable-dev-shm-usage",
-                    format!("--user-data-dir={}", profile.path().join("chromium").display()),
+                    format!("--user-data-dir={}", profile.path().display()),
                 ],
             }
         });
         let Value::Object(capabilities) = capabilities else {
             unreachable!()
         };
-        for _attempt in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut driver = Driver(
-                Command::new(CHROMEDRIVER)
-                    .arg(format!("--port={port}"))
-                    .arg(format!("--log-path={}", log.display()))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    // Its own group: the browsers it starts are in it, and die with it.
-                    .process_group(0)
-                    .spawn()
-                    .expect("start chromedriver"),
-            );
-            let url = format!("http://127.0.0.1:{port}");
-            let started = std::time::Instant::now();
-            while started.elapsed() < PAGE_WAIT {
-                let connected =
-                    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                        .capabilities(capabilities.clone())
-                        .connect(&url)
-                        .await;
-                if let Ok(client) = connected {
-                    return Browser {
-                        client,
-                        _driver: driver,
-                        _profile: profile,
-                    };
-                }
-                if driver.0.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+        let client = wait_until(Duration::from_secs(30), "chromedriver to answer", || {
+            let capabilities = capabilities.clone();
+            let url = url.clone();
+            async move {
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(capabilities)
+                    .connect(&url)
+                    .await
+                    .ok()
             }
+        })
+        .await;
+        Browser {
+            client,
+            _driver: driver,
+            _profile: profile,
         }
-        let said = std::fs::read_to_string(&log).unwrap_or_default();
-        let lines: Vec<&str> = said.lines().collect();
-        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        panic!("chromedriver never opened a session (3 tries); its log ends:\n{tail}");
     }
 
     /// The text of the first element matching `css`, once it holds `wanted`. On timeout, says
