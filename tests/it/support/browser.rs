@@ -116,24 +116,42 @@ impl Browser {
 
     /// Types `text` into the element matching `css`, replacing what it held.
     pub async fn fill(&self, css: &str, text: &str) {
-        let element = self.client.find(Locator::Css(css)).await.unwrap();
-        element.clear().await.unwrap();
-        element.send_keys(text).await.unwrap();
+        let client = &self.client;
+        wait_until(PAGE_WAIT, &format!("{css} to fill"), || async move {
+            let element = client.find(Locator::Css(css)).await.ok()?;
+            let filled = async {
+                element.clear().await?;
+                element.send_keys(text).await
+            };
+            again_if_stale(filled.await, css)
+        })
+        .await;
     }
 
     /// Clicks the element matching `css`, once it is there.
     pub async fn click(&self, css: &str) {
         let client = &self.client;
-        let element = wait_until(PAGE_WAIT, &format!("{css} to click"), || async move {
-            client.find(Locator::Css(css)).await.ok()
+        wait_until(PAGE_WAIT, &format!("{css} to click"), || async move {
+            let element = client.find(Locator::Css(css)).await.ok()?;
+            again_if_stale(element.click().await, css)
         })
         .await;
-        element.click().await.unwrap();
     }
 
     /// Runs `script` in the page and returns its value.
     pub async fn eval(&self, script: &str) -> Value {
         self.client.execute(script, vec![]).await.unwrap()
+    }
+}
+
+/// `Some` when an action on the element matching `css` succeeded, `None` to find it again
+/// when it went stale first: the page re-renders lists as data arrives, so the element found
+/// may be replaced before it is acted on. Any other failure is the test's.
+fn again_if_stale(done: Result<(), fantoccini::error::CmdError>, css: &str) -> Option<()> {
+    match done {
+        Ok(()) => Some(()),
+        Err(err) if err.is_stale_element_reference() => None,
+        Err(err) => panic!("{css}: {err}"),
     }
 }
 
